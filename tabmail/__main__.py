@@ -1,0 +1,3 @@
+from tabmail.cli.main import main
+
+raise SystemExit(main())

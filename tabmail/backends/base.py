@@ -1,0 +1,78 @@
+"""The one protocol every sending backend follows (SMTP, SendGrid Web API, file).
+
+The outbox owns state; a backend only moves bytes. For each message the backend:
+1. awaits ``hooks.handing_over([ids])`` right before it starts handing those messages to the
+   provider (the outbox commits them as ``sending``; ids it returns False for are not sent:
+   e.g. an address flagged since queueing, or a cancelled run);
+2. reports exactly one ``SendResult`` per handed-over message through ``hooks.finished``.
+A backend never raises out of ``send``: every failure becomes a result with the server's words.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Protocol
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    TRANSIENT = "transient"  # try again later (4xx, timeout, reset before DATA, 429, 5xx API)
+    PERMANENT = "permanent"  # never retry (5xx per recipient, 400/403 API)
+    UNCERTAIN = "uncertain"  # the body was handed over but no answer came: never resend silently
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    id: str  # tabmail's own id (also in X-Tabmail-Id)
+    envelope_from: str
+    envelope_to: str
+    message: EmailMessage  # headers built with policy.default; the parts a Web API needs
+    raw: bytes  # the exact bytes, as stored; SMTP sends exactly these
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    message_id: str
+    outcome: Outcome
+    detail: str = ""  # the server's own words, for the director; never a secret
+    code: int | None = None  # SMTP reply code or HTTP status
+    provider_message_id: str | None = None  # SendGrid X-Message-Id
+    retry_after: float | None = None  # seconds, when the server said when to come back
+    flag_address: bool = False  # a permanent rejection of the address itself (550 user unknown)
+
+
+class SendHooks(Protocol):
+    async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
+        """Persist 'sending' for these ids; one bool per id, False: do not send it."""
+        ...
+
+    async def finished(self, result: SendResult) -> None:
+        """Persist one message's result."""
+        ...
+
+
+@dataclass(slots=True)
+class BackendInfo:
+    name: str  # "smtp", "sendgrid", "file"
+    description: str  # "smtp.example.org:587 (STARTTLS) as tab@..." — no secrets
+    is_sendgrid: bool = False  # SendGrid API, or SendGrid's SMTP relay (status polling works)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    info: BackendInfo
+
+    async def send(self, messages: Sequence[OutgoingMessage], hooks: SendHooks) -> None:
+        """Send every message, reporting each through hooks. Never raises (but may be cancelled)."""
+        ...
+
+    async def check(self) -> str:
+        """Test the settings (log in / sandbox send / scope check). Returns a plain-words summary;
+        raises TabmailError with a plain-words reason when the settings do not work."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,52 @@
+"""tabmail config set KEY VALUE | show"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tabmail.cli.common import open_context, print_json
+from tabmail.domain.config import SETTINGS
+from tabmail.store.secrets import SECRET_NAMES
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("config", help="show or change settings (secrets: tabmail secret set)")
+    csub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    s = csub.add_parser("set", help="change a setting")
+    s.add_argument("key", metavar="KEY")
+    s.add_argument("value", metavar="VALUE")
+    s.set_defaults(handler=_set)
+    sh = csub.add_parser("show", help="show every setting and where each secret comes from")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(handler=_show)
+
+
+def _set(args: argparse.Namespace) -> int:
+    ctx = open_context(args)
+    try:
+        value = ctx.settings.set_text(args.key, args.value)
+        print(f"{args.key} = {value}")
+        return 0
+    finally:
+        ctx.close()
+
+
+def _show(args: argparse.Namespace) -> int:
+    ctx = open_context(args)
+    try:
+        values = ctx.settings.all()
+        secrets = {name: ctx.secrets.source_of(name) for name in SECRET_NAMES}
+        if args.json:
+            print_json({"settings": values, "secrets": secrets, "database": ctx.db.describe()})
+            return 0
+        print(f"database: {ctx.db.describe()}")
+        for key in sorted(values):
+            print(f"{key:<30} {values[key]!s:<30} # {SETTINGS[key].help}")
+        if ctx.secrets.unavailable_reason:
+            print(ctx.secrets.unavailable_reason)
+        for name, source in secrets.items():
+            print(f"secret {name:<23} {source}")
+        return 0
+    finally:
+        ctx.close()

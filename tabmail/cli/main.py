@@ -1,0 +1,83 @@
+"""The ``tabmail`` command. Errors exit non-zero with one clear line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tabmail import __version__
+from tabmail.cli import config_cmds, data_cmds, import_cmds, secret_cmds
+from tabmail.domain.errors import TabmailError
+
+# Each command module adds its sub-commands; handlers are ``handler(args) -> int``.
+COMMAND_MODULES: list[Any] = [import_cmds, data_cmds, secret_cmds, config_cmds]
+
+try:  # later layers register themselves when present
+    from tabmail.cli import send_cmds
+
+    COMMAND_MODULES.append(send_cmds)
+except ImportError:  # pragma: no cover - during bring-up only
+    pass
+try:
+    from tabmail.cli import status_cmds
+
+    COMMAND_MODULES.append(status_cmds)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tabmail",
+        description="The tab room's notification dashboard. With no command, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"tabmail {__version__}")
+    parser.add_argument(
+        "--db", metavar="PATH_OR_URL", help="database file or SQLAlchemy URL (env TABMAIL_DB)"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--smoke-test", action="store_true", help="start the GUI, load, quit (for packaging)")
+    parser.add_argument(
+        "--no-demo", action="store_true", help="do not load the demo tournament into an empty database"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            if args.command is not None:
+                parser.parse_args([args.command, "--help"])
+            from tabmail.app import run_gui  # Qt only when the window is wanted
+
+            return run_gui(args)
+        return handler(args)
+    except KeyboardInterrupt:
+        print("tabmail: interrupted", file=sys.stderr)
+        return 130
+    except TabmailError as exc:
+        if args.debug:
+            raise
+        print(f"tabmail: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"tabmail: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            file=sys.stderr,
+        )
+        return 2

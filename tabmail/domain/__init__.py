@@ -1,0 +1,1 @@
+"""Pure dataclasses and enums. No I/O, no third-party imports."""

@@ -1,0 +1,100 @@
+"""The non-secret settings tabmail knows, with types, defaults and validation.
+
+Secrets (keys, passwords, tokens) are never settings: they live in the OS keyring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tabmail.domain.errors import TabmailError
+
+
+class SettingError(TabmailError, ValueError):
+    pass
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise SettingError(f"expected a whole number, got {text!r}") from exc
+        if not lo <= value <= hi:
+            raise SettingError(f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise SettingError(f"must be one of {', '.join(choices)}; got {text!r}")
+        return text
+
+    return parse
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+def _url(text: str) -> str:
+    text = text.strip().rstrip("/")
+    if not text.startswith(("http://", "https://")):
+        raise SettingError(f"must start with http:// or https://, got {text!r}")
+    return text
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(f"expected true or false, got {text!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    key: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: dict[str, SettingSpec] = {
+    s.key: s
+    for s in (
+        SettingSpec("backend", "file", _choice("smtp", "sendgrid", "file"), "how mail is sent"),
+        SettingSpec("from_address", "tab@example.org", _text, "the From address"),
+        SettingSpec("from_name", "", _text, "From display name; empty: '<tournament> Tab Room'"),
+        SettingSpec("reply_to", "", _text, "Reply-To address (empty: none)"),
+        SettingSpec("test_mode.reroute_to", "", _text, "test mode: send every message here instead"),
+        SettingSpec("smtp.host", "localhost", _text, "SMTP server host name"),
+        SettingSpec("smtp.port", 587, _int_range(1, 65535), "SMTP server port"),
+        SettingSpec("smtp.security", "starttls", _choice("starttls", "tls", "none"), "SMTP encryption"),
+        SettingSpec("smtp.username", "", _text, "SMTP login (empty: no AUTH)"),
+        SettingSpec("smtp.connections", 4, _int_range(1, 32), "parallel SMTP connections"),
+        SettingSpec("smtp.messages_per_connection", 100, _int_range(1, 10000), "reconnect after this many"),
+        SettingSpec("smtp.rate_per_minute", 0, _int_range(0, 100000), "messages per minute (0: no limit)"),
+        SettingSpec("smtp.daily_cap", 0, _int_range(0, 10000000), "messages per day (0: no limit)"),
+        SettingSpec("smtp.timeout", 30, _int_range(1, 600), "SMTP socket timeout in seconds"),
+        SettingSpec("sendgrid.base_url", "https://api.sendgrid.com", _url, "SendGrid API base URL"),
+        SettingSpec("sendgrid.sandbox", False, _bool, "SendGrid sandbox mode (nothing delivered)"),
+        SettingSpec("file.directory", "", _text, "dry run: folder for .eml files (empty: data folder)"),
+        SettingSpec("poll.interval_seconds", 60, _int_range(10, 86400), "status poll interval"),
+        SettingSpec("outbox.max_attempts", 8, _int_range(1, 100), "attempts before a transient error fails"),
+    )
+}
+
+
+def parse_setting(key: str, text: str) -> Any:
+    spec = SETTINGS.get(key)
+    if spec is None:
+        known = ", ".join(sorted(SETTINGS))
+        raise SettingError(f"unknown setting {key!r}; known settings: {known}")
+    return spec.parse(text)

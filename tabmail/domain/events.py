@@ -1,0 +1,53 @@
+"""Events published on the bus after each operation: small, frozen, past tense, ids only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TournamentImported:
+    tournament_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchQueued:
+    batch_id: int
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStateChanged:
+    message_id: str
+    batch_id: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxProgressed:
+    batch_id: int | None
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusesChanged:
+    message_ids: tuple[str, ...]
+    unmatched: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AddressFlagsChanged:
+    address_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PollFinished:
+    ok: bool
+    online: bool
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class PersonChanged:
+    person_id: int

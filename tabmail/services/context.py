@@ -1,0 +1,64 @@
+"""The composition root for everything but Qt: one object holding the app's services.
+
+Both the CLI and the GUI (through ``tabmail.app``) build exactly one ``AppContext``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keyring.backend
+
+from tabmail.services.bus import EventBus
+from tabmail.store.db import Database
+from tabmail.store.secrets import SecretStore
+from tabmail.store.settings import SettingsRepository
+from tabmail.store.tournaments import TournamentRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    db: Database
+    secrets: SecretStore
+    settings: SettingsRepository
+    tournaments: TournamentRepository
+    bus: EventBus = field(default_factory=EventBus)
+    user: str = ""
+
+    @classmethod
+    def open(
+        cls,
+        db_target: str | os.PathLike[str] | None = None,
+        keyring_backend: keyring.backend.KeyringBackend | None = None,
+        migrate: bool = True,
+    ) -> AppContext:
+        """Open (and migrate) the database and wire the repositories. Raises TabmailError."""
+        db = Database(db_target)
+        if migrate:
+            backup = db.migrate()
+            if backup:
+                log.info("database backed up to %s before upgrading", backup)
+        user = os.environ.get("USER") or os.environ.get("USERNAME") or ""
+        return cls(
+            db=db,
+            secrets=SecretStore(keyring_backend),
+            settings=SettingsRepository(db),
+            tournaments=TournamentRepository(db),
+            user=user,
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        if self.db.path is not None:
+            return self.db.path.parent
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir("tabmail", appauthor=False))
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,37 @@
+"""Import use cases: fetch or read a tournament, then upsert it in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tabmail.domain.events import TournamentImported
+from tabmail.domain.imported import ImportResult
+from tabmail.importers.csv_import import read_csv_folder
+from tabmail.importers.tabbycat import TabbycatClient
+from tabmail.services.context import AppContext
+
+Progress = Callable[[str, int, int], None]
+
+
+def import_tabbycat(
+    ctx: AppContext, url: str, slug: str, progress: Progress | None = None, token: str | None = None
+) -> ImportResult:
+    """Import (or re-import) a tournament from a Tabbycat site. Raises TabmailError."""
+    token = token or ctx.secrets.get("tabbycat-token")
+    client = TabbycatClient(url, token)
+    try:
+        bundle = client.fetch_tournament(slug, progress=progress)
+    finally:
+        client.close()
+    result = ctx.tournaments.apply_import(bundle)
+    ctx.bus.publish(TournamentImported(result.tournament_id))
+    return result
+
+
+def import_csv(ctx: AppContext, folder: Path, name: str | None = None) -> ImportResult:
+    """Import a folder of CSV files. Bad rows are reported in the result; a fatal error raises."""
+    bundle = read_csv_folder(folder, tournament_name=name)
+    result = ctx.tournaments.apply_import(bundle)
+    ctx.bus.publish(TournamentImported(result.tournament_id))
+    return result

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+
+# Before anything imports Qt.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.pop("TABMAIL_DB", None)
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tabmail.services.context import AppContext  # noqa: E402
+from tabmail.store.db import Database  # noqa: E402
+from tabmail.store.secrets import MemoryKeyring  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data missing: {path}")
+    return path
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "tabmail.sqlite3")
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def keyring_backend() -> MemoryKeyring:
+    return MemoryKeyring()
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, keyring_backend: MemoryKeyring) -> Iterator[AppContext]:
+    context = AppContext.open(tmp_path / "tabmail.sqlite3", keyring_backend=keyring_backend)
+    yield context
+    context.close()
