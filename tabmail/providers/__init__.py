@@ -1,0 +1,1 @@
+"""Thin clients for third-party HTTP APIs (SendGrid), shared by backends/ and status/."""
