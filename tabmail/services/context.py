@@ -14,6 +14,8 @@ import keyring.backend
 
 from tabmail.services.bus import EventBus
 from tabmail.store.db import Database
+from tabmail.store.flags import FlagRepository
+from tabmail.store.notifications import NotificationRepository
 from tabmail.store.secrets import SecretStore
 from tabmail.store.settings import SettingsRepository
 from tabmail.store.tournaments import TournamentRepository
@@ -27,6 +29,8 @@ class AppContext:
     secrets: SecretStore
     settings: SettingsRepository
     tournaments: TournamentRepository
+    notifications: NotificationRepository
+    flags: FlagRepository
     bus: EventBus = field(default_factory=EventBus)
     user: str = ""
 
@@ -49,6 +53,8 @@ class AppContext:
             secrets=SecretStore(keyring_backend),
             settings=SettingsRepository(db),
             tournaments=TournamentRepository(db),
+            notifications=NotificationRepository(db),
+            flags=FlagRepository(db),
             user=user,
         )
 

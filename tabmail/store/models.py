@@ -237,6 +237,10 @@ class MessageRow(Base):
     role: Mapped[str | None] = mapped_column(String(50))
     address: Mapped[str] = mapped_column(String(320))
     address_key: Mapped[str] = mapped_column(String(320), index=True)
+    envelope_from: Mapped[str] = mapped_column(String(320), default="")
+    envelope_to: Mapped[str] = mapped_column(String(320), default="")  # differs in test mode
+    send_despite_flag: Mapped[bool] = mapped_column(Boolean, default=False)  # the director's override
+    subject: Mapped[str] = mapped_column(Text, default="")
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)

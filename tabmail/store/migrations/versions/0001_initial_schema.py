@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 12:22:37.360419
+Create Date: 2026-11-24 12:30:16.722017
 """
 from __future__ import annotations
 
@@ -240,6 +240,10 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=50), nullable=True),
     sa.Column('address', sa.String(length=320), nullable=False),
     sa.Column('address_key', sa.String(length=320), nullable=False),
+    sa.Column('envelope_from', sa.String(length=320), nullable=False),
+    sa.Column('envelope_to', sa.String(length=320), nullable=False),
+    sa.Column('send_despite_flag', sa.Boolean(), nullable=False),
+    sa.Column('subject', sa.Text(), nullable=False),
     sa.Column('context', sa.JSON(), nullable=False),
     sa.Column('reasons', sa.JSON(), nullable=False),
     sa.Column('raw', sa.LargeBinary(), nullable=True),

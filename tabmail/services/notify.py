@@ -1,0 +1,269 @@
+"""Compose and enqueue: who gets what, validated for everyone before anything is queued.
+
+Flow: ``plan`` computes the recipients with their reasons and marks (already received,
+flagged as bouncing, no or invalid address); ``enqueue`` renders every template for every
+selected recipient, and only when all of them render writes the batch and all its messages
+as 'queued' in ONE transaction. Any rendering problem raises TemplateRenderError listing
+every problem, and nothing is queued.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tabmail.compose.message import build_email, make_message_id, new_tabmail_id, thread_anchor, to_bytes
+from tabmail.compose.recipients import Recipient, ballot_recipients, custom_recipients, draw_recipients
+from tabmail.compose.templates import TemplateRenderError, default_templates, render_all
+from tabmail.domain.errors import TabmailError
+from tabmail.domain.events import BatchQueued
+from tabmail.domain.notification import AddressFlag, Audience, Event, Templates
+from tabmail.domain.tournament import Round, Tournament
+from tabmail.services.context import AppContext
+from tabmail.services.sending import backend_name, is_sendgrid_relay, thread_key
+from tabmail.store.notifications import NewBatch, NewMessage
+
+
+class Mark(enum.StrEnum):
+    OK = "ok"
+    ALREADY_SENT = "already_sent"
+    FLAGGED = "flagged"
+    NO_ADDRESS = "no_address"
+    INVALID = "invalid"
+
+    @property
+    def sendable(self) -> bool:
+        return self in (Mark.OK, Mark.ALREADY_SENT, Mark.FLAGGED)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRecipient:
+    recipient: Recipient
+    mark: Mark
+    flag: AddressFlag | None = None
+
+    @property
+    def key(self) -> str:
+        """Selection key: the address key, or the person for those without a usable address."""
+        return self.recipient.address_key or f"person:{self.recipient.person_id}"
+
+    @property
+    def selected_by_default(self) -> bool:
+        return self.mark is Mark.OK
+
+
+@dataclass(slots=True)
+class Plan:
+    tournament: Tournament
+    round: Round | None
+    event: Event
+    audience: Audience | None
+    templates: Templates
+    recipients: list[PlannedRecipient] = field(default_factory=list)
+
+    def count(self, mark: Mark) -> int:
+        return sum(1 for r in self.recipients if r.mark is mark)
+
+    def default_selection(self) -> set[str]:
+        return {r.key for r in self.recipients if r.selected_by_default}
+
+    def summary(self) -> str:
+        parts = [f"{self.count(Mark.OK)} to send"]
+        for mark, words in (
+            (Mark.ALREADY_SENT, "already received this"),
+            (Mark.FLAGGED, "flagged as bouncing"),
+            (Mark.NO_ADDRESS, "without an address"),
+            (Mark.INVALID, "with an invalid address"),
+        ):
+            if n := self.count(mark):
+                parts.append(f"{n} {words}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    batch_id: int
+    queued: int
+    not_sendable: list[str]  # names of selected people without a usable address
+
+
+class NothingToSend(TabmailError):
+    pass
+
+
+def plan(
+    ctx: AppContext,
+    tournament_slug: str,
+    event: Event,
+    *,
+    round_seq: int | None = None,
+    audience: Audience | None = None,
+    person_ids: Collection[int] | None = None,
+    templates: Templates | None = None,
+) -> Plan:
+    """Compute the recipients and their marks. Raises TabmailError for unknown data."""
+    tournament = ctx.tournaments.get(tournament_slug)
+    rnd: Round | None = None
+    if event is Event.CUSTOM:
+        people = ctx.tournaments.people(tournament.id, include_inactive=False)
+        if audience is Audience.ADJUDICATORS:
+            people = [p for p in people if p.role.value == "adjudicator"]
+        elif audience is Audience.TEAMS:
+            people = [p for p in people if p.role.value == "speaker"]
+        if person_ids is not None:
+            wanted = set(person_ids)
+            unknown = wanted - {p.id for p in ctx.tournaments.people(tournament.id)}
+            if unknown:
+                raise TabmailError(
+                    f"no such people in {tournament.slug}: {', '.join(map(str, sorted(unknown)))}"
+                )
+            people = [p for p in ctx.tournaments.people(tournament.id) if p.id in wanted]
+        if round_seq is not None:
+            rnd = ctx.tournaments.get_round(tournament.id, round_seq)
+        recipients = custom_recipients(tournament, people)
+    else:
+        if round_seq is None:
+            raise TabmailError(f"a {event.value} notification needs a round")
+        draw = ctx.tournaments.draw(tournament.id, round_seq)
+        rnd = draw.round
+        if not draw.debates:
+            raise NothingToSend(f"{rnd.name} of {tournament.name} has no draw imported yet")
+        if event is Event.DRAW:
+            audience = audience or Audience.ALL
+            recipients = draw_recipients(draw, audience)
+        else:
+            recipients = ballot_recipients(draw)
+            if not recipients:
+                raise NothingToSend(f"{rnd.name} has no ballots imported yet")
+    received_people, received_keys = (
+        ctx.notifications.already_received(rnd.id if rnd else None, tournament.id, event)
+        if event is not Event.CUSTOM
+        else (set(), set())
+    )
+    keys = [r.address_key for r in recipients if r.address_key]
+    flags = ctx.flags.active(keys)
+    planned = []
+    for r in recipients:
+        if r.problem:
+            mark = Mark.NO_ADDRESS if not r.address else Mark.INVALID
+            planned.append(PlannedRecipient(r, mark))
+        elif r.address_key in flags:
+            planned.append(PlannedRecipient(r, Mark.FLAGGED, flags[r.address_key or ""]))
+        elif r.address_key in received_keys or r.person_id in received_people:
+            planned.append(PlannedRecipient(r, Mark.ALREADY_SENT))
+        else:
+            planned.append(PlannedRecipient(r, Mark.OK))
+    chosen = templates or default_templates(event, audience)
+    return Plan(tournament, rnd, event, audience, chosen, planned)
+
+
+def enqueue(
+    ctx: AppContext,
+    plan_: Plan,
+    *,
+    selected: Collection[str] | None = None,
+    templates: Templates | None = None,
+    triggered_by: str | None = None,
+    now: datetime | None = None,
+) -> EnqueueResult:
+    """Render for every selected recipient, then queue the whole batch in one transaction.
+
+    ``selected`` holds PlannedRecipient keys (default: the plan's default selection).
+    Raises TemplateRenderError (nothing queued) or NothingToSend.
+    """
+    templates = templates or plan_.templates
+    keys = plan_.default_selection() if selected is None else set(selected)
+    chosen = [p for p in plan_.recipients if p.key in keys]
+    not_sendable = [p.recipient.name for p in chosen if not p.mark.sendable]
+    chosen = [p for p in chosen if p.mark.sendable]
+    if not chosen:
+        raise NothingToSend("no recipient with a usable address is selected")
+    rendered, problems = render_all(templates, [p.recipient for p in chosen])
+    if problems:
+        raise TemplateRenderError(problems)
+    settings = ctx.settings.all()
+    from_address = str(settings["from_address"])
+    if "@" not in from_address:
+        raise TabmailError(
+            f"the From address {from_address!r} is not an address: tabmail config set from_address ..."
+        )
+    domain = from_address.rsplit("@", 1)[1]
+    from_name = str(settings["from_name"]) or f"{plan_.tournament.short_name} Tab Room"
+    reply_to = str(settings["reply_to"]) or None
+    reroute = str(settings["test_mode.reroute_to"]) or None
+    relay = is_sendgrid_relay(ctx)
+    key = thread_key(ctx)
+    now = now or datetime.now(UTC)
+    messages: list[NewMessage] = []
+    for planned, parts in zip(chosen, rendered, strict=True):
+        assert parts is not None
+        r = planned.recipient
+        assert r.address is not None and r.address_key is not None
+        tid = new_tabmail_id()
+        extra = {"X-SMTPAPI": json.dumps({"unique_args": {"tabmail_id": tid}})} if relay else None
+        msg = build_email(
+            tabmail_id=tid,
+            from_name=from_name,
+            from_address=from_address,
+            to_name=r.name,
+            to_address=r.address,
+            reply_to=reply_to,
+            parts=parts,
+            thread_anchor=thread_anchor(key, plan_.tournament.slug, r.address_key, domain),
+            date=now,
+            domain=domain,
+            reroute_to=reroute,
+            extra_headers=extra,
+        )
+        messages.append(
+            NewMessage(
+                id=tid,
+                person_id=r.person_id,
+                recipient_name=r.name,
+                role=r.role,
+                address=r.address,
+                address_key=r.address_key,
+                envelope_from=from_address,
+                envelope_to=reroute or r.address,
+                subject=parts.subject,
+                context=r.context,
+                reasons=r.reasons,
+                raw=to_bytes(msg),
+                message_id_header=str(msg["Message-ID"] or make_message_id(tid, domain)),
+                send_despite_flag=planned.mark is Mark.FLAGGED,
+            )
+        )
+    batch_id = ctx.notifications.create_batch(
+        NewBatch(
+            tournament_id=plan_.tournament.id,
+            round_id=plan_.round.id if plan_.round else None,
+            event=plan_.event,
+            audience=plan_.audience,
+            templates=templates,
+            backend=backend_name(ctx),
+            triggered_by=triggered_by if triggered_by is not None else ctx.user,
+            reroute_to=reroute,
+        ),
+        messages,
+    )
+    ctx.bus.publish(BatchQueued(batch_id, len(messages)))
+    return EnqueueResult(batch_id, len(messages), not_sendable)
+
+
+def selection_for(
+    plan_: Plan, *, include_already_sent: bool = False, include_flagged: bool = False
+) -> set[str]:
+    keys = set(plan_.default_selection())
+    for p in plan_.recipients:
+        if (include_already_sent and p.mark is Mark.ALREADY_SENT) or (
+            include_flagged and p.mark is Mark.FLAGGED
+        ):
+            keys.add(p.key)
+    return keys
+
+
+def recipients_preview(plan_: Plan) -> Sequence[PlannedRecipient]:
+    return plan_.recipients

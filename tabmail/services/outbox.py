@@ -1,0 +1,211 @@
+"""The outbox: hands queued messages to the backend, exactly once, and survives crashes.
+
+States: queued -> sending -> sent | retrying | failed | skipped | uncertain.
+- A message is committed as 'sending' (attempts + 1) right before the backend hands it over,
+  by an atomic compare-and-set, so two runs can never both send it.
+- A process killed while a message is 'sending' leaves it so; the next start turns it into
+  'uncertain' (shown to the director, never silently resent).
+- Transient failures retry with exponential backoff and full jitter, honouring the server's
+  retry-after; permanent ones fail at once with the server's words kept.
+The clock, the sleep and the random source are injected, so tests never really wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from tabmail.backends.base import Backend, Outcome, OutgoingMessage, SendResult
+from tabmail.domain.events import MessageStateChanged, OutboxProgressed
+from tabmail.domain.notification import FlagKind, MessageState
+from tabmail.services.bus import EventBus
+from tabmail.store.flags import FlagRepository
+from tabmail.store.notifications import NotificationRepository, OutboxItem
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with full jitter: base * 2**(attempt-1), capped, times U(0.5, 1)."""
+
+    base: float = 30.0
+    cap: float = 3600.0
+    max_attempts: int = 8
+
+    def delay(self, attempts: int, retry_after: float | None, rng: Callable[[], float]) -> float:
+        raw = min(self.cap, self.base * float(2 ** max(0, attempts - 1)))
+        delay = raw * (0.5 + 0.5 * rng())
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+
+@dataclass(slots=True)
+class OutboxReport:
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    skipped: int = 0
+    uncertain: int = 0
+    recovered_uncertain: list[str] = field(default_factory=list)
+
+    def total_done(self) -> int:
+        return self.sent + self.failed + self.skipped + self.uncertain
+
+
+class _Hooks:
+    def __init__(self, outbox: Outbox, report: OutboxReport, total: int, batch_id: int | None) -> None:
+        self.o = outbox
+        self.report = report
+        self.total = total
+        self.batch_id = batch_id
+        self.batch_of: dict[str, int] = {}
+
+    async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
+        o = self.o
+        if o.cancelled:
+            return [False] * len(ids)
+        keys = [o._keys.get(i, "") for i in ids]
+        flagged = set(o.flags.active(keys)) if keys else set()
+        result = o.repo.claim(ids, skip_keys=flagged)
+        for i, ok in zip(ids, result, strict=True):
+            if not ok and o._keys.get(i, "") in flagged:
+                self.report.skipped += 1
+                self._publish(i, MessageState.SKIPPED)
+        return result
+
+    async def finished(self, result: SendResult) -> None:
+        o = self.o
+        now = o.clock()
+        mid = result.message_id
+        words = result.detail or result.outcome.value
+        if result.code is not None and str(result.code) not in words:
+            words = f"{result.code} {words}"
+        if result.outcome is Outcome.SENT:
+            o.repo.mark_sent(mid, result.provider_message_id, result.detail, now)
+            self.report.sent += 1
+            state = MessageState.SENT
+        elif result.outcome is Outcome.UNCERTAIN:
+            o.repo.mark_unsent(mid, MessageState.UNCERTAIN, f"uncertain: {words}")
+            self.report.uncertain += 1
+            state = MessageState.UNCERTAIN
+        elif result.outcome is Outcome.TRANSIENT and o._attempts.get(mid, 0) + 1 < o.backoff.max_attempts:
+            delay = o.backoff.delay(o._attempts.get(mid, 0) + 1, result.retry_after, o.rng)
+            o.repo.mark_unsent(mid, MessageState.RETRYING, words, now + timedelta(seconds=delay))
+            self.report.retrying += 1
+            state = MessageState.RETRYING
+        else:
+            prefix = (
+                "gave up after repeated temporary failures: " if result.outcome is Outcome.TRANSIENT else ""
+            )
+            o.repo.mark_unsent(mid, MessageState.FAILED, prefix + words)
+            self.report.failed += 1
+            state = MessageState.FAILED
+            if result.flag_address and mid in o._addresses:
+                o.flags.add(o._addresses[mid], FlagKind.HARD, words, "smtp")
+        self._publish(mid, state)
+        o.bus.publish(OutboxProgressed(self.batch_id, self.report.total_done(), self.total))
+
+    def _publish(self, mid: str, state: MessageState) -> None:
+        self.o.bus.publish(MessageStateChanged(mid, self.o._batches.get(mid, 0), state.value))
+
+
+class Outbox:
+    """One per process. ``run`` may be called repeatedly; runs are serialised."""
+
+    def __init__(
+        self,
+        repo: NotificationRepository,
+        flags: FlagRepository,
+        backend_factory: Callable[[], Backend],
+        bus: EventBus,
+        *,
+        clock: Clock = utcnow,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+        backoff: Backoff | None = None,
+        chunk: int = 1000,
+    ) -> None:
+        self.repo = repo
+        self.flags = flags
+        self.backend_factory = backend_factory
+        self.bus = bus
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng
+        self.backoff = backoff or Backoff()
+        self.chunk = chunk
+        self.cancelled = False
+        self._lock = asyncio.Lock()
+        self._recovered = False
+        self._keys: dict[str, str] = {}
+        self._addresses: dict[str, str] = {}
+        self._batches: dict[str, int] = {}
+        self._attempts: dict[str, int] = {}
+
+    def cancel(self) -> None:
+        """Stop handing over new messages; what is in flight finishes and is recorded."""
+        self.cancelled = True
+
+    async def run(self, *, batch_id: int | None = None, wait_for_retries: bool = True) -> OutboxReport:
+        """Send what is due; with wait_for_retries, keep going until nothing is pending."""
+        async with self._lock:
+            self.cancelled = False
+            report = OutboxReport()
+            if not self._recovered:
+                report.recovered_uncertain = self.repo.recover_interrupted()
+                self._recovered = True
+            total = self.repo.pending_count(batch_id)
+            backend: Backend | None = None
+            try:
+                while not self.cancelled:
+                    items = self.repo.due(self.clock(), self.chunk, batch_id)
+                    if not items:
+                        if not wait_for_retries:
+                            break
+                        nxt = self.repo.next_retry_at(batch_id)
+                        if nxt is None:
+                            break
+                        wait = (nxt - self.clock()).total_seconds()
+                        await self.sleep(max(wait, 0.0))
+                        continue
+                    if backend is None:
+                        backend = self.backend_factory()
+                    await self._send(backend, items, report, total, batch_id)
+            finally:
+                if backend is not None:
+                    await backend.close()
+            return report
+
+    async def _send(
+        self,
+        backend: Backend,
+        items: list[OutboxItem],
+        report: OutboxReport,
+        total: int,
+        batch_id: int | None,
+    ) -> None:
+        outgoing = []
+        for it in items:
+            self._keys[it.id] = it.address_key
+            self._addresses[it.id] = it.envelope_to
+            self._batches[it.id] = it.batch_id
+            self._attempts[it.id] = it.attempts
+            msg = email.message_from_bytes(it.raw, policy=email.policy.default)
+            outgoing.append(OutgoingMessage(it.id, it.envelope_from, it.envelope_to, msg, it.raw))
+        hooks = _Hooks(self, report, total, batch_id)
+        await backend.send(outgoing, hooks)

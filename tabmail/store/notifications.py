@@ -1,0 +1,484 @@
+"""Send batches and their messages: the outbox's durable state.
+
+Every state change is one short transaction, so a process killed at any instant leaves each
+message in exactly one well-defined state. ``claim`` is an atomic compare-and-set, so two
+outbox runs (even in two processes) can never both hand the same message over.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from tabmail.domain.errors import TabmailError
+from tabmail.domain.notification import (
+    Audience,
+    BulkNotification,
+    DeliveryStatus,
+    Event,
+    Message,
+    MessageState,
+    Templates,
+)
+from tabmail.store.db import Database
+from tabmail.store.models import BatchRow, MessageRow, PersonRow, RoundRow, TournamentRow
+
+PENDING = (MessageState.QUEUED.value, MessageState.RETRYING.value)
+# States that count as "already got this event" for the default selection of a later send.
+RECEIVED_OR_ON_ITS_WAY = (
+    MessageState.QUEUED.value,
+    MessageState.SENDING.value,
+    MessageState.RETRYING.value,
+    MessageState.SENT.value,
+    MessageState.UNCERTAIN.value,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    tournament_id: int
+    round_id: int | None
+    event: Event
+    audience: Audience | None
+    templates: Templates
+    backend: str
+    triggered_by: str
+    reroute_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    id: str
+    person_id: int | None
+    recipient_name: str
+    role: str | None
+    address: str
+    address_key: str
+    envelope_from: str
+    envelope_to: str
+    subject: str
+    context: dict[str, Any]
+    reasons: tuple[str, ...]
+    raw: bytes
+    message_id_header: str
+    resend_of: str | None = None
+    send_despite_flag: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: str
+    batch_id: int
+    envelope_from: str
+    envelope_to: str
+    address_key: str
+    raw: bytes
+    attempts: int
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    batch: BulkNotification
+    tournament_slug: str
+    round_seq: int | None
+    total: int
+    states: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+class MessageNotFound(TabmailError, LookupError):
+    pass
+
+
+def message_from_row(r: MessageRow) -> Message:
+    return Message(
+        id=r.id,
+        batch_id=r.batch_id,
+        person_id=r.person_id,
+        recipient_name=r.recipient_name,
+        address=r.address,
+        state=MessageState(r.state),
+        attempts=r.attempts,
+        last_error=r.last_error,
+        message_id_header=r.message_id_header,
+        provider_message_id=r.provider_message_id,
+        sg_message_id=r.sg_message_id,
+        delivery_status=DeliveryStatus(r.delivery_status),
+        status_at=r.status_at,
+        status_reason=r.status_reason,
+        resend_of=r.resend_of,
+        reasons=tuple(r.reasons or ()),
+        context=dict(r.context or {}),
+        created_at=r.created_at,
+        sent_at=r.sent_at,
+        next_attempt_at=r.next_attempt_at,
+        role=r.role,
+    )
+
+
+def batch_from_row(r: BatchRow) -> BulkNotification:
+    return BulkNotification(
+        id=r.id,
+        tournament_id=r.tournament_id or 0,
+        round_id=r.round_id,
+        event=Event(r.event),
+        audience=Audience(r.audience) if r.audience else None,
+        created_at=r.created_at,
+        templates=Templates(r.subject_template, r.text_template, r.html_template),
+        backend=r.backend,
+        triggered_by=r.triggered_by,
+        reroute_to=r.reroute_to,
+    )
+
+
+class NotificationRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- enqueue --------------------------------------------------------------------
+    def create_batch(self, batch: NewBatch, messages: Sequence[NewMessage]) -> int:
+        """Write the batch and ALL its messages as queued in one transaction."""
+        with self._db.session() as s:
+            t = s.get(TournamentRow, batch.tournament_id)
+            r = s.get(RoundRow, batch.round_id) if batch.round_id else None
+            row = BatchRow(
+                tournament_id=batch.tournament_id,
+                round_id=batch.round_id,
+                tournament_slug=t.slug if t else "",
+                round_seq=r.seq if r else None,
+                event=batch.event.value,
+                audience=batch.audience.value if batch.audience else None,
+                created_at=_now(),
+                subject_template=batch.templates.subject,
+                text_template=batch.templates.text,
+                html_template=batch.templates.html,
+                backend=batch.backend,
+                triggered_by=batch.triggered_by,
+                reroute_to=batch.reroute_to,
+            )
+            s.add(row)
+            s.flush()
+            now = _now()
+            s.add_all(
+                MessageRow(
+                    id=m.id,
+                    batch_id=row.id,
+                    person_id=m.person_id,
+                    recipient_name=m.recipient_name,
+                    role=m.role,
+                    address=m.address,
+                    address_key=m.address_key,
+                    envelope_from=m.envelope_from,
+                    envelope_to=m.envelope_to,
+                    subject=m.subject,
+                    context=m.context,
+                    reasons=list(m.reasons),
+                    raw=m.raw,
+                    message_id_header=m.message_id_header,
+                    state=MessageState.QUEUED.value,
+                    attempts=0,
+                    created_at=now,
+                    delivery_status=DeliveryStatus.UNKNOWN.value,
+                    resend_of=m.resend_of,
+                    send_despite_flag=m.send_despite_flag,
+                )
+                for m in messages
+            )
+            return row.id
+
+    def add_messages(self, batch_id: int, messages: Sequence[NewMessage]) -> None:
+        """Append messages (resends) to an existing batch, in one transaction."""
+        with self._db.session() as s:
+            now = _now()
+            for m in messages:
+                s.add(
+                    MessageRow(
+                        id=m.id,
+                        batch_id=batch_id,
+                        person_id=m.person_id,
+                        recipient_name=m.recipient_name,
+                        role=m.role,
+                        address=m.address,
+                        address_key=m.address_key,
+                        envelope_from=m.envelope_from,
+                        envelope_to=m.envelope_to,
+                        subject=m.subject,
+                        context=m.context,
+                        reasons=list(m.reasons),
+                        raw=m.raw,
+                        message_id_header=m.message_id_header,
+                        state=MessageState.QUEUED.value,
+                        attempts=0,
+                        created_at=now,
+                        delivery_status=DeliveryStatus.UNKNOWN.value,
+                        resend_of=m.resend_of, send_despite_flag=m.send_despite_flag,
+                    )
+                )
+
+    def already_received(
+        self, round_id: int | None, tournament_id: int, event: Event
+    ) -> tuple[set[int], set[str]]:
+        """(person ids, address keys) that already got (or are getting) this event for this round."""
+        with self._db.session() as s:
+            q = (
+                select(MessageRow.person_id, MessageRow.address_key)
+                .join(BatchRow, BatchRow.id == MessageRow.batch_id)
+                .where(
+                    BatchRow.tournament_id == tournament_id,
+                    BatchRow.event == event.value,
+                    BatchRow.reroute_to.is_(None),
+                    MessageRow.state.in_(RECEIVED_OR_ON_ITS_WAY),
+                )
+            )
+            q = (
+                q.where(BatchRow.round_id == round_id)
+                if round_id is not None
+                else q.where(BatchRow.round_id.is_(None))
+            )
+            people: set[int] = set()
+            keys: set[str] = set()
+            for pid, key in s.execute(q):
+                if pid is not None:
+                    people.add(pid)
+                keys.add(key)
+            return people, keys
+
+    # -- outbox ---------------------------------------------------------------------
+    def recover_interrupted(self) -> list[str]:
+        """Messages left 'sending' by a process that died: their fate is unknown -> uncertain."""
+        with self._db.session() as s:
+            ids = list(s.scalars(select(MessageRow.id).where(MessageRow.state == MessageState.SENDING.value)))
+            if ids:
+                s.execute(
+                    update(MessageRow)
+                    .where(MessageRow.id.in_(ids), MessageRow.state == MessageState.SENDING.value)
+                    .values(
+                        state=MessageState.UNCERTAIN.value,
+                        last_error="tabmail stopped while this message was being handed to the server; "
+                        "it may or may not have been sent. Check before resending.",
+                    )
+                )
+            return ids
+
+    def due(self, now: datetime, limit: int = 500, batch_id: int | None = None) -> list[OutboxItem]:
+        with self._db.session() as s:
+            q = select(
+                MessageRow.id,
+                MessageRow.batch_id,
+                MessageRow.envelope_from,
+                MessageRow.envelope_to,
+                MessageRow.address_key,
+                MessageRow.raw,
+                MessageRow.attempts,
+            ).where(
+                (MessageRow.state == MessageState.QUEUED.value)
+                | ((MessageRow.state == MessageState.RETRYING.value) & (MessageRow.next_attempt_at <= now))
+            )
+            if batch_id is not None:
+                q = q.where(MessageRow.batch_id == batch_id)
+            q = q.order_by(MessageRow.created_at, MessageRow.id).limit(limit)
+            return [OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5] or b"", r[6]) for r in s.execute(q)]
+
+    def next_retry_at(self, batch_id: int | None = None) -> datetime | None:
+        with self._db.session() as s:
+            q = select(func.min(MessageRow.next_attempt_at)).where(
+                MessageRow.state == MessageState.RETRYING.value
+            )
+            if batch_id is not None:
+                q = q.where(MessageRow.batch_id == batch_id)
+            return s.scalar(q)
+
+    def pending_count(self, batch_id: int | None = None) -> int:
+        with self._db.session() as s:
+            q = select(func.count()).select_from(MessageRow).where(MessageRow.state.in_(PENDING))
+            if batch_id is not None:
+                q = q.where(MessageRow.batch_id == batch_id)
+            return int(s.scalar(q) or 0)
+
+    def claim(self, ids: Sequence[str], skip_keys: Iterable[str] = ()) -> list[bool]:
+        """Atomically move pending messages to 'sending' (attempts + 1). One bool per id.
+
+        Messages whose address key is in ``skip_keys`` (flagged since queueing) become 'skipped'.
+        """
+        skip = set(skip_keys)
+        with self._db.session() as s:
+            rows = {r.id: r for r in s.scalars(select(MessageRow).where(MessageRow.id.in_(list(ids))))}
+            def skipped(row: MessageRow) -> bool:
+                return row.address_key in skip and not row.send_despite_flag
+
+            to_claim = [i for i in ids if i in rows and not skipped(rows[i])]
+            to_skip = [i for i in ids if i in rows and skipped(rows[i])]
+            claimed: set[str] = set()
+            if to_claim:
+                res = s.execute(
+                    update(MessageRow)
+                    .where(MessageRow.id.in_(to_claim), MessageRow.state.in_(PENDING))
+                    .values(state=MessageState.SENDING.value, attempts=MessageRow.attempts + 1)
+                    .returning(MessageRow.id)
+                )
+                claimed = {r[0] for r in res}
+            if to_skip:
+                s.execute(
+                    update(MessageRow)
+                    .where(MessageRow.id.in_(to_skip), MessageRow.state.in_(PENDING))
+                    .values(
+                        state=MessageState.SKIPPED.value,
+                        last_error="skipped: the address is flagged as bouncing (checked just before sending)",
+                    )
+                )
+            return [i in claimed for i in ids]
+
+    def mark_sent(self, message_id: str, provider_message_id: str | None, detail: str, now: datetime) -> None:
+        with self._db.session() as s:
+            s.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id)
+                .values(
+                    state=MessageState.SENT.value,
+                    sent_at=now,
+                    provider_message_id=provider_message_id,
+                    last_error=None,
+                    next_attempt_at=None,
+                )
+            )
+
+    def mark_unsent(
+        self, message_id: str, state: MessageState, error: str, next_attempt_at: datetime | None = None
+    ) -> None:
+        with self._db.session() as s:
+            s.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id)
+                .values(state=state.value, last_error=error[:4000], next_attempt_at=next_attempt_at)
+            )
+
+    def cancel_pending(self, batch_id: int | None = None) -> int:
+        """Stop sending what has not been handed over yet: pending -> skipped (kept, visible)."""
+        with self._db.session() as s:
+            q = update(MessageRow).where(MessageRow.state.in_(PENDING))
+            if batch_id is not None:
+                q = q.where(MessageRow.batch_id == batch_id)
+            res = s.execute(
+                q.values(state=MessageState.SKIPPED.value, last_error="cancelled by the director")
+            )
+            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    def requeue(self, message_ids: Sequence[str]) -> int:
+        """Director's explicit choice: send failed/skipped/uncertain messages again as they are."""
+        with self._db.session() as s:
+            res = s.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.id.in_(list(message_ids)),
+                    MessageRow.state.in_(
+                        [MessageState.FAILED.value, MessageState.SKIPPED.value, MessageState.UNCERTAIN.value]
+                    ),
+                )
+                .values(state=MessageState.QUEUED.value, next_attempt_at=None)
+            )
+            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- reading --------------------------------------------------------------------
+    def get(self, message_id: str) -> Message:
+        """A message by id or by a unique prefix of at least 6 characters."""
+        with self._db.session() as s:
+            row = s.get(MessageRow, message_id)
+            if row is None and len(message_id) >= 6:
+                rows = list(
+                    s.scalars(select(MessageRow).where(MessageRow.id.like(message_id + "%")).limit(2))
+                )
+                if len(rows) == 1:
+                    row = rows[0]
+                elif len(rows) > 1:
+                    raise MessageNotFound(f"{message_id!r} matches several messages; give more characters")
+            if row is None:
+                raise MessageNotFound(f"no message with id {message_id!r}")
+            return message_from_row(row)
+
+    def raw(self, message_id: str) -> bytes:
+        with self._db.session() as s:
+            row = s.get(MessageRow, message_id)
+            if row is None:
+                raise MessageNotFound(f"no message with id {message_id!r}")
+            return row.raw or b""
+
+    def get_batch(self, batch_id: int) -> BulkNotification:
+        with self._db.session() as s:
+            row = s.get(BatchRow, batch_id)
+            if row is None:
+                raise MessageNotFound(f"no batch with id {batch_id}")
+            return batch_from_row(row)
+
+    def messages(
+        self,
+        *,
+        batch_id: int | None = None,
+        batch_ids: Sequence[int] | None = None,
+        states: Sequence[MessageState] | None = None,
+        person_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        with self._db.session() as s:
+            q = select(MessageRow)
+            if batch_id is not None:
+                q = q.where(MessageRow.batch_id == batch_id)
+            if batch_ids is not None:
+                q = q.where(MessageRow.batch_id.in_(list(batch_ids)))
+            if states:
+                q = q.where(MessageRow.state.in_([x.value for x in states]))
+            if person_id is not None:
+                q = q.where(MessageRow.person_id == person_id)
+            q = q.order_by(MessageRow.batch_id, MessageRow.created_at, MessageRow.id)
+            if limit:
+                q = q.limit(limit)
+            return [message_from_row(r) for r in s.scalars(q)]
+
+    def batches(self, *, tournament_id: int | None = None, round_id: int | None = None) -> list[BatchSummary]:
+        """Batches (newest first) with counts per state and per delivery status."""
+        with self._db.session() as s:
+            q = select(BatchRow)
+            if tournament_id is not None:
+                q = q.where(BatchRow.tournament_id == tournament_id)
+            if round_id is not None:
+                q = q.where(BatchRow.round_id == round_id)
+            rows = list(s.scalars(q.order_by(BatchRow.created_at.desc(), BatchRow.id.desc())))
+            if not rows:
+                return []
+            ids = [r.id for r in rows]
+            summaries = {
+                r.id: BatchSummary(batch_from_row(r), r.tournament_slug, r.round_seq, 0) for r in rows
+            }
+            counts = s.execute(
+                select(MessageRow.batch_id, MessageRow.state, MessageRow.delivery_status, func.count())
+                .where(MessageRow.batch_id.in_(ids))
+                .group_by(MessageRow.batch_id, MessageRow.state, MessageRow.delivery_status)
+            )
+            for bid, state, status, n in counts:
+                summ = summaries[bid]
+                summ.total += n
+                summ.states[state] += n
+                summ.statuses[status] += n
+            return [summaries[i] for i in ids]
+
+    def sent_since_midnight(self) -> int:
+        """Messages handed over since 00:00 UTC today (for an SMTP daily cap)."""
+        midnight = _now().replace(hour=0, minute=0, second=0, microsecond=0)
+        with self._db.session() as s:
+            q = select(func.count()).select_from(MessageRow).where(MessageRow.sent_at >= midnight)
+            return int(s.scalar(q) or 0)
+
+    def person_names(self, person_ids: Iterable[int]) -> dict[int, str]:
+        with self._db.session() as s:
+            ids = list(set(person_ids))
+            return dict(
+                s.execute(select(PersonRow.id, PersonRow.name).where(PersonRow.id.in_(ids))).tuples().all()
+            )
