@@ -1,3 +1,3 @@
-from tabmail.cli.main import main
+from tabmail.launcher import main
 
 raise SystemExit(main())

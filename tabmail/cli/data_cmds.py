@@ -85,7 +85,7 @@ def _draw(args: argparse.Namespace) -> int:
     try:
         t = ctx.tournaments.get(args.tournament)
         draw = ctx.tournaments.draw(t.id, args.round)
-        debates = []
+        debates: list[dict[str, object]] = []
         for d in draw.debates:
             venue = draw.venues[d.venue_id].name if d.venue_id in draw.venues else None
             debates.append(
@@ -109,10 +109,13 @@ def _draw(args: argparse.Namespace) -> int:
             )
         else:
             print(f"{t.name} — {draw.round.name}")
-            for d in debates:
-                teams = " vs ".join(f"{x['team']} ({x['side']})" for x in d["teams"])
-                chair = [x["name"] for x in d["panel"] if x["position"] == Position.CHAIR.value]
-                print(f"  {d['venue'] or '(no venue)':<20} {teams}  chair: {', '.join(chair) or '-'}")
+            for d in draw.debates:
+                venue = draw.venues[d.venue_id].name if d.venue_id in draw.venues else "(no venue)"
+                teams = " vs ".join(f"{draw.teams[x.team_id].name} ({x.side})" for x in d.teams)
+                chair = [
+                    draw.people[a.person_id].name for a in d.adjudicators if a.position is Position.CHAIR
+                ]
+                print(f"  {venue:<20} {teams}  chair: {', '.join(chair) or '-'}")
         return 0
     finally:
         ctx.close()

@@ -9,20 +9,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tabmail import __version__
-from tabmail.cli import config_cmds, data_cmds, import_cmds, secret_cmds
+from tabmail.cli import config_cmds, data_cmds, import_cmds, secret_cmds, send_cmds
 from tabmail.domain.errors import TabmailError
 
 # Each command module adds its sub-commands; handlers are ``handler(args) -> int``.
-COMMAND_MODULES: list[Any] = [import_cmds, data_cmds, secret_cmds, config_cmds]
+COMMAND_MODULES: list[Any] = [import_cmds, data_cmds, secret_cmds, config_cmds, send_cmds]
 
-try:  # later layers register themselves when present
-    from tabmail.cli import send_cmds
-
-    COMMAND_MODULES.append(send_cmds)
-except ImportError:  # pragma: no cover - during bring-up only
-    pass
-try:
-    from tabmail.cli import status_cmds
+try:  # the status commands arrive with the status layer
+    from tabmail.cli import status_cmds  # type: ignore[attr-defined,unused-ignore]
 
     COMMAND_MODULES.append(status_cmds)
 except ImportError:  # pragma: no cover
@@ -49,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], int] | None = None) -> int:
+    """Run a command; with no command, ``gui(args)`` opens the window (see tabmail.launcher)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -61,9 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is None:
             if args.command is not None:
                 parser.parse_args([args.command, "--help"])
-            from tabmail.app import run_gui  # Qt only when the window is wanted
-
-            return run_gui(args)
+            if gui is None:
+                raise TabmailError("no command given (see tabmail --help)")
+            return gui(args)
         return handler(args)
     except KeyboardInterrupt:
         print("tabmail: interrupted", file=sys.stderr)

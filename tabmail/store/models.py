@@ -268,6 +268,7 @@ class StatusEventRow(Base):
     provider_event_id: Mapped[str] = mapped_column(String(300))
     event: Mapped[str] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(30), default="")  # activity | logs | suppressions
     event_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     address: Mapped[str | None] = mapped_column(String(320))

@@ -220,7 +220,8 @@ class NotificationRepository:
                         attempts=0,
                         created_at=now,
                         delivery_status=DeliveryStatus.UNKNOWN.value,
-                        resend_of=m.resend_of, send_despite_flag=m.send_despite_flag,
+                        resend_of=m.resend_of,
+                        send_despite_flag=m.send_despite_flag,
                     )
                 )
 
@@ -312,6 +313,7 @@ class NotificationRepository:
         skip = set(skip_keys)
         with self._db.session() as s:
             rows = {r.id: r for r in s.scalars(select(MessageRow).where(MessageRow.id.in_(list(ids))))}
+
             def skipped(row: MessageRow) -> bool:
                 return row.address_key in skip and not row.send_despite_flag
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 12:30:16.722017
+Create Date: 2026-11-24 12:37:58.959805
 """
 from __future__ import annotations
 
@@ -283,6 +283,7 @@ def upgrade() -> None:
     sa.Column('provider_event_id', sa.String(length=300), nullable=False),
     sa.Column('event', sa.String(length=50), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('source', sa.String(length=30), nullable=False),
     sa.Column('event_time', tabmail.store.models.UTCDateTime(), nullable=False),
     sa.Column('received_at', tabmail.store.models.UTCDateTime(), nullable=False),
     sa.Column('address', sa.String(length=320), nullable=True),

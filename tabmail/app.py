@@ -1,0 +1,136 @@
+"""The desktop app's composition root: Qt and asyncio on one thread (qasync), then the window.
+
+``run_gui(args)`` is called by ``tabmail`` with no command. ``args`` carries ``db``, ``debug``,
+``smoke_test`` and ``no_demo`` (see ``cli/main.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import qasync
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from tabmail import __version__
+from tabmail.gui.bridge import EventBridge
+from tabmail.gui.main_window import MainWindow
+from tabmail.resources import resource
+from tabmail.services.context import AppContext
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "tabmail"
+
+
+def configure_application(app: QApplication) -> None:
+    """Names (QSettings uses them) and the window icon."""
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_NAME)
+    icon_path = resource("icons", "tabmail.svg")
+    if icon_path.is_file():
+        app.setWindowIcon(QIcon(str(icon_path)))
+
+
+def load_demo(ctx: AppContext) -> None:
+    """Load the demo tournament into an empty database; a missing or failing loader is only logged."""
+    try:
+        from tabmail.services.demo import load_demo_if_empty
+    except ImportError as exc:
+        log.info("no demo loader available (%s); starting without demo data", exc)
+        return
+    try:
+        load_demo_if_empty(ctx)
+    except Exception:
+        log.warning("the demo tournament could not be loaded", exc_info=True)
+
+
+def _fatal(args: argparse.Namespace, title: str, message: str) -> int:
+    print(f"tabmail: error: {message}", file=sys.stderr)
+    if not args.smoke_test:
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Close)
+        box.setInformativeText("tabmail will now close. Use --db to open another database.")
+        box.exec()
+    return 1
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still running and let it finish unwinding before the loop closes."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    configure_application(app)
+
+    try:
+        ctx = AppContext.open(getattr(args, "db", None))
+    except Exception as exc:  # TabmailError says it plainly; anything else still gets a dialog
+        if getattr(args, "debug", False):
+            log.exception("opening the database failed")
+        text = str(exc) if exc.__class__.__module__.startswith("tabmail") else f"{type(exc).__name__}: {exc}"
+        return _fatal(args, "tabmail cannot open its database", text)
+
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        if not getattr(args, "no_demo", False):
+            load_demo(ctx)
+        bridge = EventBridge(ctx.bus)
+        window = MainWindow(ctx, bridge)
+        if getattr(args, "smoke_test", False):
+            return _smoke_test(app, loop, window, ctx)
+        window.show()
+        _quit_on_sigint(app, window)
+        loop.run_forever()
+        return 0
+    finally:
+        if not loop.is_closed():
+            _drain(loop)
+            loop.close()
+        asyncio.set_event_loop(None)
+        ctx.close()
+
+
+def _smoke_test(
+    app: QApplication, loop: asyncio.AbstractEventLoop, window: MainWindow, ctx: AppContext
+) -> int:
+    """Show the window, spin the Qt+asyncio loop once (a worker-thread call included), quit."""
+
+    async def check() -> int:
+        window.show()
+        await asyncio.sleep(0)
+        app.processEvents()
+        tournaments = await asyncio.to_thread(ctx.tournaments.list_all)
+        if not window.isVisible():
+            raise RuntimeError("the main window did not show")
+        return len(tournaments)
+
+    count = loop.run_until_complete(check())
+    window.close()
+    app.processEvents()
+    _drain(loop)
+    loop.close()
+    print(f"smoke test ok: {count} tournaments", flush=True)
+    return 0
+
+
+def _quit_on_sigint(app: QApplication, window: MainWindow) -> None:
+    """Ctrl+C in the terminal closes the window cleanly (Python only sees signals between events)."""
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)

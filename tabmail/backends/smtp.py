@@ -1,0 +1,620 @@
+"""Sending over SMTP with smtplib: parallel connections, the exact stored bytes, and every failure
+classified with the server's own words.
+
+How a run goes: ``connections`` workers pull from one shared queue. Each worker owns one SMTP
+connection and one thread (smtplib blocks), reuses the connection for up to
+``messages_per_connection`` messages, then QUITs and reconnects. For each message a worker waits
+for the shared rate limiter, awaits ``hooks.handing_over([id])`` right before the transaction,
+runs MAIL FROM / RCPT TO / DATA with the message's ``raw`` bytes and reports one ``SendResult``.
+
+Classification (``detail`` keeps the server's words, ``code`` its reply code):
+- 2xx at the end of DATA: SENT;
+- 4xx at any stage, or the connection breaking before the payload was handed over: TRANSIENT;
+- 5xx for the sender, the recipient, DATA or the message: PERMANENT; ``flag_address`` for a
+  550/551/553 "no such user"-style refusal of the recipient at RCPT;
+- the connection breaking after the payload was handed over, before the server's reply: UNCERTAIN.
+
+Choices the outbox should know about:
+- Settings that can never work (AUTH over an unencrypted connection to a non-loopback host, an
+  unverified TLS context) make ``send`` raise ``SmtpConfigError`` before anything is handed over:
+  this is the one exception to "send never raises", because retrying cannot help and the director
+  must change a setting.
+- A worker whose connection cannot be set up (cannot connect, TLS verification failed, no
+  STARTTLS, login refused) retires; the others carry on. When no worker is left, every message not
+  yet handed over gets a TRANSIENT result carrying that error, without ``handing_over``.
+- Messages beyond the daily cap get a TRANSIENT result with ``retry_after`` = seconds to the next
+  UTC midnight, also without ``handing_over`` (nothing was offered to the server).
+- If ``send`` is cancelled, a transaction already in a thread finishes there but is not reported:
+  the outbox sees that message still 'sending', which it must treat as uncertain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import smtplib
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal, TypeVar
+
+from tabmail.backends.base import BackendInfo, Outcome, OutgoingMessage, SendHooks, SendResult
+from tabmail.domain.errors import TabmailError
+
+Security = Literal["starttls", "tls", "none"]
+SECURITY_LABELS: dict[str, str] = {"starttls": "STARTTLS", "tls": "TLS", "none": "no encryption"}
+
+# A connection idle this long (rate limiting) is checked with NOOP before it carries a message,
+# so a server-side idle timeout costs a reconnect rather than a failed message.
+IDLE_CHECK_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
+class SmtpConfigError(TabmailError, ValueError):
+    """The SMTP settings can never work as given; found without connecting."""
+
+
+class SmtpConnectionError(TabmailError):
+    """Setting up a connection failed (connect, TLS, STARTTLS, login). ``code``: the SMTP reply code
+    when the server gave one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class SmtpConfig:
+    host: str
+    port: int
+    security: Security
+    username: str = ""
+    password: str | None = field(default=None, repr=False)
+    connections: int = 4
+    messages_per_connection: int = 100
+    rate_per_minute: int = 0  # 0: no limit
+    daily_cap: int = 0  # 0: no cap
+    sent_today: int = 0  # already sent today (UTC) through this account, counted against the cap
+    timeout: float = 30
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    local_hostname: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_LABELS:
+            raise SmtpConfigError(f"SMTP security must be starttls, tls or none; got {self.security!r}")
+        checks = (
+            (1 <= self.port <= 65535, "the SMTP port must be between 1 and 65535"),
+            (self.connections >= 1, "there must be at least one SMTP connection"),
+            (self.messages_per_connection >= 1, "messages per connection must be at least 1"),
+            (self.rate_per_minute >= 0, "the rate limit cannot be negative"),
+            (self.daily_cap >= 0 and self.sent_today >= 0, "the daily cap cannot be negative"),
+            (self.timeout > 0, "the SMTP timeout must be positive"),
+        )
+        for ok, problem in checks:
+            if not ok:
+                raise SmtpConfigError(problem)
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        return SECURITY_LABELS[self.security]
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: the only places a password may go unencrypted."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_unsafe_settings(config: SmtpConfig) -> None:
+    """Raise SmtpConfigError when the settings would send a password in clear text or skip
+    certificate verification. Never connects."""
+    if config.username and config.security == "none" and not is_loopback_host(config.host):
+        raise SmtpConfigError(
+            f"Refusing to log in to {config.where} without encryption: the password would cross "
+            "the network in clear text. Set SMTP security to starttls or tls."
+        )
+    ctx = config.ssl_context
+    if ctx is not None and (ctx.verify_mode != ssl.CERT_REQUIRED or not ctx.check_hostname):
+        raise SmtpConfigError("The TLS settings must verify the server's certificate and host name.")
+
+
+def seconds_to_utc_midnight(now: datetime) -> float:
+    tomorrow = (now.astimezone(UTC) + timedelta(days=1)).date()
+    return (datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC) - now).total_seconds()
+
+
+class RateLimiter:
+    """Messages per minute, shared by all connections: a token bucket holding one token, so sends
+    are evenly spaced 60/rate seconds apart. Each caller books the next free slot at once, then
+    sleeps until it (slots are handed out in call order). ``rate_per_minute`` 0: no limit."""
+
+    def __init__(
+        self,
+        rate_per_minute: int,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[object]],
+    ) -> None:
+        self._interval = 60.0 / rate_per_minute if rate_per_minute > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._next_slot: float | None = None
+
+    async def acquire(self) -> None:
+        if not self._interval:
+            return
+        now = self._clock()
+        slot = now if self._next_slot is None else max(self._next_slot, now)
+        self._next_slot = slot + self._interval
+        if slot > now:
+            await self._sleep(slot - now)
+
+
+class DailyCap:
+    """Messages per UTC day: ``sent_today`` plus every message handed over since, reserved before
+    the transaction and given back unless it was SENT or UNCERTAIN (the provider may count those).
+    The count restarts at 0 when the UTC date changes. ``cap`` 0: no cap."""
+
+    def __init__(self, cap: int, sent_today: int, utcnow: Callable[[], datetime]) -> None:
+        self.cap = cap
+        self._utcnow = utcnow
+        self._day: date = utcnow().date()
+        self._count = sent_today
+
+    @property
+    def count(self) -> int:
+        self._roll()
+        return self._count
+
+    def exhausted(self) -> bool:
+        self._roll()
+        return bool(self.cap) and self._count >= self.cap
+
+    def try_reserve(self) -> bool:
+        if self.exhausted():
+            return False
+        self._count += 1
+        return True
+
+    def release(self) -> None:
+        self._count = max(0, self._count - 1)
+
+    def refusal(self, message_id: str) -> SendResult:
+        return SendResult(
+            message_id,
+            Outcome.TRANSIENT,
+            detail=(
+                f"not sent: the daily limit of {self.cap} messages for this SMTP account is reached; "
+                "sending resumes after midnight UTC"
+            ),
+            retry_after=seconds_to_utc_midnight(self._utcnow()),
+        )
+
+    def _roll(self) -> None:
+        today = self._utcnow().date()
+        if today != self._day:
+            self._day, self._count = today, 0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_local_hostname() -> str:
+    # What smtplib does for every connection; done once, as getfqdn() can take seconds.
+    fqdn = socket.getfqdn()
+    if "." in fqdn:
+        return fqdn
+    try:
+        return f"[{socket.gethostbyname(socket.gethostname())}]"
+    except OSError:
+        return "[127.0.0.1]"
+
+
+def _text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
+
+
+_ENHANCED_STATUS = re.compile(r"^[245]\.(\d{1,3})\.(\d{1,3})\b")
+_NOT_ABOUT_THE_ADDRESS = re.compile(r"relay|spam|polic|block|reputation|rate|too many|authenticat", re.I)
+_QUEUED_AS = re.compile(r"queued as\s+<?([\w.@-]+)", re.I)
+
+
+def rejects_address(code: int, text: str) -> bool:
+    """A 550/551/553 at RCPT that says the mailbox itself is bad (user unknown, bad domain), as
+    opposed to relay, policy or spam refusals."""
+    if code not in (550, 551, 553):
+        return False
+    status = _ENHANCED_STATUS.match(text)
+    if status:
+        return status.group(1) == "1" or status.groups() == ("2", "1")
+    return not _NOT_ABOUT_THE_ADDRESS.search(text)
+
+
+def _dot_stuffed(raw: bytes) -> bytes:
+    payload = re.sub(rb"(?m)^\.", b"..", raw)
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    return payload + b".\r\n"
+
+
+@dataclass
+class _Connection:
+    smtp: smtplib.SMTP
+    last_used: float
+    used: int = 0
+
+
+def _quit_quietly(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def _noop_ok(smtp: smtplib.SMTP) -> bool:
+    try:
+        return smtp.noop()[0] == 250
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
+class SmtpBackend:
+    """The Backend protocol over SMTP. See the module docstring for the contract details.
+
+    ``clock`` (monotonic seconds) and ``sleep`` drive the rate limiter; ``utcnow`` the daily cap.
+    Both are injectable so tests never wait."""
+
+    def __init__(
+        self,
+        config: SmtpConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        utcnow: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.config = config
+        who = f"as {config.username}" if config.username else "without login"
+        host = config.host.rstrip(".").lower()
+        self.info = BackendInfo(
+            name="smtp",
+            description=f"{config.where} ({config.label}) {who}",
+            is_sendgrid=host == "sendgrid.net" or host.endswith(".sendgrid.net"),
+            extra={"host": config.host, "port": str(config.port), "security": config.security},
+        )
+        self._clock = clock
+        self._limiter = RateLimiter(config.rate_per_minute, clock, sleep)
+        self._cap = DailyCap(config.daily_cap, config.sent_today, utcnow)
+        self._local_hostname = config.local_hostname
+        self._ssl_context: ssl.SSLContext | None = config.ssl_context
+
+    @property
+    def sent_today(self) -> int:
+        """Messages counted against the daily cap today (UTC), ``sent_today`` included."""
+        return self._cap.count
+
+    async def check(self) -> str:
+        """Connect, secure, log in, QUIT. Raises SmtpConfigError or SmtpConnectionError."""
+        refuse_unsafe_settings(self.config)
+        await self._prepare()
+        smtp = await asyncio.to_thread(self._open)
+        await asyncio.to_thread(_quit_quietly, smtp)
+        cfg = self.config
+        if cfg.username:
+            return f"Logged in to {cfg.where} ({cfg.label}) as {cfg.username}"
+        return f"Connected to {cfg.where} ({cfg.label}); no login configured"
+
+    async def send(self, messages: Sequence[OutgoingMessage], hooks: SendHooks) -> None:
+        """Send every message, one result each through ``hooks``. Raises only SmtpConfigError
+        (before anything is handed over), an error raised by ``hooks``, or CancelledError."""
+        refuse_unsafe_settings(self.config)
+        if not messages:
+            return
+        await self._prepare()
+        await _Run(self, messages, hooks).execute()
+
+    async def close(self) -> None:
+        """Nothing is held between runs: every connection is closed when its run ends."""
+
+    # -- below: run in a worker thread -------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        if self._ssl_context is None and self.config.security != "none":
+            self._ssl_context = await asyncio.to_thread(ssl.create_default_context)
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(_default_local_hostname)
+
+    def _open(self) -> smtplib.SMTP:
+        """Connect, EHLO, STARTTLS or implicit TLS, EHLO, AUTH. Raises SmtpConnectionError."""
+        cfg = self.config
+        smtp: smtplib.SMTP | None = None
+        stage = "the connection"
+        try:
+            if cfg.security == "tls":
+                smtp = smtplib.SMTP_SSL(
+                    cfg.host,
+                    cfg.port,
+                    local_hostname=self._local_hostname,
+                    timeout=cfg.timeout,
+                    context=self._ssl_context,
+                )
+            else:
+                smtp = smtplib.SMTP(
+                    cfg.host, cfg.port, local_hostname=self._local_hostname, timeout=cfg.timeout
+                )
+            stage = "EHLO"
+            smtp.ehlo_or_helo_if_needed()
+            if cfg.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise SmtpConnectionError(
+                        f"{cfg.where} does not offer STARTTLS, and tabmail never sends without "
+                        "encryption when STARTTLS is chosen. If the server expects TLS from the "
+                        "start (usually port 465), set SMTP security to tls."
+                    )
+                stage = "STARTTLS"
+                smtp.starttls(context=self._ssl_context)
+                smtp.ehlo()
+            if cfg.username:
+                stage = "the login"
+                smtp.login(cfg.username, cfg.password or "")
+            return smtp
+        except BaseException as exc:
+            if smtp is not None:
+                smtp.close()
+            if isinstance(exc, SmtpConnectionError):
+                raise
+            if isinstance(exc, Exception):
+                raise self._explain(exc, stage) from None
+            raise
+
+    def _explain(self, exc: Exception, stage: str) -> SmtpConnectionError:
+        cfg = self.config
+        where = cfg.where
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            words = self._scrub(_text(exc.smtp_error))
+            return SmtpConnectionError(
+                f"{where} refused the login for {cfg.username}: {exc.smtp_code} {words}", exc.smtp_code
+            )
+        if isinstance(exc, smtplib.SMTPConnectError):
+            words = self._scrub(_text(exc.smtp_error))
+            return SmtpConnectionError(
+                f"{where} refused the connection: {exc.smtp_code} {words}", exc.smtp_code
+            )
+        if isinstance(exc, smtplib.SMTPResponseException):
+            words = self._scrub(_text(exc.smtp_error))
+            return SmtpConnectionError(f"{where} refused {stage}: {exc.smtp_code} {words}", exc.smtp_code)
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            return SmtpConnectionError(
+                f"{where} does not offer a login (AUTH) on this connection; check the security setting"
+            )
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            return SmtpConnectionError(f"{where} closed the connection while it was being set up ({exc})")
+        if isinstance(exc, smtplib.SMTPException):
+            return SmtpConnectionError(f"{where}: {self._scrub(str(exc))}")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return SmtpConnectionError(
+                f"The TLS certificate of {where} could not be verified "
+                f"({str(exc.verify_message).rstrip('.')}); "
+                "tabmail only sends over verified connections."
+            )
+        if isinstance(exc, ssl.SSLError):
+            return SmtpConnectionError(
+                f"TLS with {where} failed ({exc.reason or exc}); check that port {cfg.port} "
+                f"expects {cfg.label}."
+            )
+        if isinstance(exc, socket.gaierror):
+            return SmtpConnectionError(f"Cannot find the SMTP server {cfg.host}: {exc.strerror}")
+        if isinstance(exc, ConnectionRefusedError):
+            return SmtpConnectionError(f"Cannot connect to {where}: connection refused")
+        if isinstance(exc, TimeoutError):
+            return SmtpConnectionError(f"Cannot connect to {where}: no answer within {cfg.timeout:g} s")
+        if isinstance(exc, OSError):
+            return SmtpConnectionError(f"Cannot connect to {where}: {exc.strerror or exc}")
+        return SmtpConnectionError(f"Cannot set up SMTP with {where}: {self._scrub(str(exc))}")
+
+    def _scrub(self, text: str) -> str:
+        password = self.config.password
+        return text.replace(password, "***") if password else text
+
+    def _transact(self, smtp: smtplib.SMTP, msg: OutgoingMessage) -> tuple[SendResult, bool]:
+        """One MAIL/RCPT/DATA transaction. Returns the result and whether the connection can be
+        used again. Never raises."""
+        stage = "MAIL FROM"
+        payload_sent = False
+        try:
+            options = ["SIZE=" + str(len(msg.raw))] if smtp.has_extn("size") else []
+            if not msg.raw.isascii() and smtp.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            if not (msg.envelope_from + msg.envelope_to).isascii():
+                if not smtp.has_extn("smtputf8"):
+                    detail = "the address is not plain ASCII and the server does not accept such addresses (no SMTPUTF8)"
+                    return SendResult(msg.id, Outcome.PERMANENT, detail=detail), True
+                options.append("SMTPUTF8")
+            code, reply = smtp.mail(msg.envelope_from, options)
+            if code != 250:
+                return self._refused(smtp, msg, "sender refused", code, reply)
+            stage = "RCPT TO"
+            code, reply = smtp.rcpt(msg.envelope_to)
+            if code not in (250, 251):
+                return self._refused(smtp, msg, "recipient refused", code, reply)
+            stage = "DATA"
+            smtp.putcmd("data")
+            code, reply = smtp.getreply()
+            if code != 354:
+                return self._refused(smtp, msg, "DATA refused", code, reply)
+            stage = "sending the message"
+            # If send() fails, the final "." never left: the server cannot have accepted it.
+            smtp.send(_dot_stuffed(msg.raw))
+            payload_sent = True
+            code, reply = smtp.getreply()
+        except Exception as exc:
+            smtp.close()
+            why = self._scrub(str(exc) or type(exc).__name__)
+            if payload_sent:
+                detail = (
+                    "the connection broke after the message was handed over, before the server "
+                    f"confirmed it: it may or may not be delivered ({why})"
+                )
+                return SendResult(msg.id, Outcome.UNCERTAIN, detail=detail), False
+            detail = f"the connection broke before the message was sent (at {stage}): {why}"
+            return SendResult(msg.id, Outcome.TRANSIENT, detail=detail), False
+        words = self._scrub(_text(reply))
+        if 200 <= code < 300:
+            queued = _QUEUED_AS.search(words) if self.info.is_sendgrid else None
+            provider_id = queued.group(1) if queued else None
+            return SendResult(msg.id, Outcome.SENT, f"{code} {words}", code, provider_id), True
+        if 400 <= code < 500:
+            return SendResult(
+                msg.id, Outcome.TRANSIENT, f"message deferred: {code} {words}", code
+            ), code != 421
+        if 500 <= code < 600:
+            return SendResult(msg.id, Outcome.PERMANENT, f"message refused: {code} {words}", code), True
+        detail = f"unexpected reply after the message was handed over: {code} {words}"
+        return SendResult(msg.id, Outcome.UNCERTAIN, detail, code), False
+
+    def _refused(
+        self, smtp: smtplib.SMTP, msg: OutgoingMessage, what: str, code: int, reply: bytes
+    ) -> tuple[SendResult, bool]:
+        words = self._scrub(_text(reply))
+        detail = f"{what}: {code} {words}"
+        if 500 <= code < 600:
+            flag = what == "recipient refused" and rejects_address(code, words)
+            result = SendResult(msg.id, Outcome.PERMANENT, detail, code, flag_address=flag)
+        else:  # 4xx, or nonsense: the server did not take the message, so it can be retried
+            result = SendResult(msg.id, Outcome.TRANSIENT, detail, code)
+        if code == 421:  # the server is closing the connection
+            smtp.close()
+            return result, False
+        try:
+            usable = smtp.rset()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            usable = False
+        if not usable:
+            smtp.close()
+        return result, usable
+
+
+class _Run:
+    """One ``send`` call: the shared queue and the workers pulling from it."""
+
+    def __init__(self, backend: SmtpBackend, messages: Sequence[OutgoingMessage], hooks: SendHooks) -> None:
+        self.backend = backend
+        self.hooks = hooks
+        self.queue: deque[OutgoingMessage] = deque(messages)
+        self.workers_left = 0
+        self.last_error: SmtpConnectionError | None = None
+
+    async def execute(self) -> None:
+        count = min(self.backend.config.connections, len(self.queue))
+        self.workers_left = count
+        tasks = [asyncio.create_task(self._worker(), name=f"tabmail-smtp-{i}") for i in range(count)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def _worker(self) -> None:
+        lane = _Lane()
+        try:
+            await self._drain(lane)
+            if lane.conn is not None:
+                await lane.run(_quit_quietly, lane.conn.smtp)
+        except BaseException:
+            if lane.conn is not None:  # queued behind any transaction still in the thread
+                lane.executor.submit(lane.conn.smtp.close)
+            raise
+        finally:
+            lane.conn = None
+            lane.executor.shutdown(wait=False)
+            self.workers_left -= 1
+        if self.workers_left == 0 and self.queue:
+            await self._fail_remaining()
+
+    async def _drain(self, lane: _Lane) -> None:
+        backend, hooks, cap = self.backend, self.hooks, self.backend._cap
+        while self.queue:
+            if cap.exhausted():
+                await hooks.finished(cap.refusal(self.queue.popleft().id))
+                continue
+            await backend._limiter.acquire()
+            if not self.queue:
+                return
+            try:
+                await self._ready(lane)
+            except SmtpConnectionError as exc:
+                self.last_error = exc
+                return
+            if not self.queue:
+                return
+            msg = self.queue.popleft()
+            if not cap.try_reserve():
+                await hooks.finished(cap.refusal(msg.id))
+                continue
+            if not (await hooks.handing_over([msg.id]))[0]:
+                cap.release()
+                continue
+            assert lane.conn is not None
+            result, usable = await lane.run(backend._transact, lane.conn.smtp, msg)
+            lane.conn.used += 1
+            lane.conn.last_used = backend._clock()
+            if not usable:
+                lane.conn = None
+            if result.outcome not in (Outcome.SENT, Outcome.UNCERTAIN):
+                cap.release()
+            await hooks.finished(result)
+
+    async def _ready(self, lane: _Lane) -> None:
+        backend = self.backend
+        conn = lane.conn
+        if conn is not None and conn.used >= backend.config.messages_per_connection:
+            lane.conn = None
+            await lane.run(_quit_quietly, conn.smtp)
+        elif (
+            conn is not None
+            and backend._clock() - conn.last_used > IDLE_CHECK_SECONDS
+            and not await lane.run(_noop_ok, conn.smtp)
+        ):
+            lane.conn = None
+            await lane.run(conn.smtp.close)
+        if lane.conn is None:
+            smtp = await lane.run(backend._open)
+            lane.conn = _Connection(smtp, last_used=backend._clock())
+
+    async def _fail_remaining(self) -> None:
+        error = self.last_error
+        detail = f"not sent: {error}" if error else "not sent: no SMTP connection could be set up"
+        while self.queue:
+            msg = self.queue.popleft()
+            code = error.code if error else None
+            await self.hooks.finished(SendResult(msg.id, Outcome.TRANSIENT, detail, code))
+
+
+class _Lane:
+    """One worker's connection and the single thread that every call on it runs in, so calls on
+    one smtplib object never overlap (even after a cancellation)."""
+
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabmail-smtp")
+        self.conn: _Connection | None = None
+
+    async def run(self, func: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)

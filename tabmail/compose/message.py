@@ -1,0 +1,253 @@
+"""Turning rendered parts into the exact email that is sent and stored.
+
+Headers are set through `email.message.EmailMessage` with `policy.default`, never by string
+concatenation. Imported text (names, subjects) is first put on one line, so a CR/LF in a team
+name cannot start a header of its own; the policy would refuse one anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
+from email.message import EmailMessage
+from email.policy import Policy
+from email.utils import format_datetime
+from typing import cast
+
+from tabmail.compose.formatting import one_line
+from tabmail.compose.templates import RenderedParts
+from tabmail.domain import addresses
+from tabmail.domain.errors import TabmailError
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ID_CHARS = frozenset(_CROCKFORD + _CROCKFORD.lower() + "-_.")
+_DOMAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
+_HEADER_NAME_CHARS = frozenset(chr(c) for c in range(33, 127)) - {":"}
+_THREAD_SCHEME = b"tabmail-thread-v1"
+
+# Set here and nowhere else; extra_headers may not replace them.
+_OWN_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "From",
+        "To",
+        "Cc",
+        "Bcc",
+        "Reply-To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "References",
+        "In-Reply-To",
+        "X-Tabmail-Id",
+        "X-Tabmail-Original-To",
+        "Auto-Submitted",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Sender",
+        "Return-Path",
+    )
+)
+
+
+class MessageBuildError(TabmailError, ValueError):
+    pass
+
+
+class _MessageIdListHeader(UnstructuredHeader):
+    """References / In-Reply-To: a list of msg-ids, folded only between ids.
+
+    policy.default treats these as unstructured text and, when one id is longer than a line
+    (a 64-hex anchor plus a long domain), turns it into RFC 2047 encoded words that no client
+    recognises as a Message-ID any more."""
+
+    max_count = 1
+    name: str  # BaseHeader's, mixed in by HeaderRegistry
+
+    def fold(self, *, policy: Policy) -> str:
+        limit = policy.max_line_length or 998
+        lines = [f"{self.name}:"]
+        for msg_id in str(self).split():
+            if len(lines[-1]) > len(self.name) + 1 and len(lines[-1]) + 1 + len(msg_id) > limit:
+                lines.append("")
+            lines[-1] += " " + msg_id
+        return policy.linesep.join(lines) + policy.linesep
+
+
+def _headers() -> HeaderRegistry:
+    registry = HeaderRegistry()
+    header = cast("type[BaseHeader]", _MessageIdListHeader)
+    registry.map_to_type("references", header)
+    registry.map_to_type("in-reply-to", header)
+    return registry
+
+
+# policy.default, with References and In-Reply-To folded as lists of ids.
+_POLICY = policy.default.clone(header_factory=_headers())
+_MSG_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")  # printable ASCII, no spaces or angle brackets
+
+
+def new_tabmail_id(*, now_ms: int | None = None) -> str:
+    """26 characters, Crockford base32 (a ULID): 48 bits of milliseconds then 80 random bits, so
+    ids sort by creation time. Safe in URLs, headers, Message-IDs and SendGrid custom_args."""
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    if not 0 <= ms < 1 << 48:
+        raise ValueError(f"time out of range: {ms}")
+    value = (ms << 80) | int.from_bytes(secrets.token_bytes(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def ascii_domain(domain: str) -> str:
+    """The domain as it goes on the wire: IDNA-encoded, lower-case. Raises MessageBuildError."""
+    text = domain.strip().rstrip(".")
+    try:
+        encoded = text.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise MessageBuildError(f"not a usable mail domain: {domain!r}") from exc
+    if not encoded or not set(encoded) <= _DOMAIN_CHARS or ".." in encoded or encoded.startswith("."):
+        raise MessageBuildError(f"not a usable mail domain: {domain!r}")
+    return encoded
+
+
+def make_message_id(tabmail_id: str, domain: str) -> str:
+    if not tabmail_id or not set(tabmail_id) <= _ID_CHARS:
+        raise MessageBuildError(f"not a usable message id: {tabmail_id!r}")
+    return f"<{tabmail_id}@{ascii_domain(domain)}>"
+
+
+def thread_anchor(key: bytes, tournament_slug: str, address_key: str, domain: str) -> str:
+    """A References id shared by all of one address's emails for one tournament, so they thread
+    together, and that a reply can be checked against (HMAC-SHA256 under a keyring secret).
+
+    "<v1.{hex}@domain>": the version marker comes first so the scheme can rotate."""
+    if not key:
+        raise ValueError("the thread-anchor key is empty")
+    normalised = addresses.address_key(address_key) or ""
+    message = b"\0".join((_THREAD_SCHEME, tournament_slug.encode("utf-8"), normalised.encode("utf-8")))
+    digest = hmac.new(key, message, hashlib.sha256).hexdigest()
+    return f"<v1.{digest}@{ascii_domain(domain)}>"
+
+
+def _mailbox(display_name: str, address: str) -> Address:
+    text = address.strip()
+    local, at, domain = text.rpartition("@")
+    if (
+        not at
+        or not local
+        or not domain
+        or one_line(text) != text
+        or " " in text
+        or "<" in text
+        or ">" in text
+    ):
+        raise MessageBuildError(f"not a usable email address: {one_line(address)!r}")
+    if not local.isascii():
+        raise MessageBuildError(f"{text} needs SMTPUTF8 (a non-ASCII local part), which tabmail cannot send")
+    return Address(display_name=one_line(display_name), username=local, domain=ascii_domain(domain))
+
+
+_NAMED_ADDRESS = re.compile(r"(.*?)\s*<([^<>]*)>\s*", re.DOTALL)
+
+
+def _reply_to(value: str) -> Address:
+    """ "tab@example.org" or "Tab Room <tab@example.org>". Not email.utils.parseaddr: it reads
+    "Evil Bcc: victim@example.com <tab@example.org>" as victim@example.com."""
+    match = _NAMED_ADDRESS.fullmatch(value.strip())
+    if match:
+        return _mailbox(match.group(1).strip().strip('"'), match.group(2))
+    return _mailbox("", value)
+
+
+def _msg_id(value: str) -> str:
+    text = value.strip()
+    if not _MSG_ID.fullmatch(text):
+        raise MessageBuildError(f"not a usable Message-ID: {one_line(value)!r}")
+    return text
+
+
+def _transfer_encoding(body: str) -> str:
+    # Never 8bit: the stored bytes must be sendable through any SMTP server, 8BITMIME or not.
+    if body.isascii() and all(len(line) <= 78 for line in body.splitlines()):
+        return "7bit"
+    return "quoted-printable"
+
+
+def build_email(
+    *,
+    tabmail_id: str,
+    from_name: str,
+    from_address: str,
+    to_name: str,
+    to_address: str,
+    reply_to: str | None,
+    parts: RenderedParts,
+    thread_anchor: str | None,
+    date: datetime,
+    domain: str,
+    reroute_to: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    in_reply_to: str | None = None,
+) -> EmailMessage:
+    """One recipient's message. Raises MessageBuildError for an unusable address or header.
+
+    Threading: References carries the synthetic thread anchor, so clients group one person's
+    emails for a tournament. In-Reply-To is left out unless `in_reply_to` names a message that
+    really was sent (a resend's original): pointing it at the anchor would claim a reply to a
+    message nobody has, and clients show that as a missing parent. Message-ID is ours, built
+    from the tabmail id, so the stored id is the one on the wire."""
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise MessageBuildError("the Date must be time-zone aware")
+    msg = EmailMessage(policy=_POLICY)
+    subject = one_line(parts.subject)
+    to = _mailbox(to_name, to_address)
+    if reroute_to:
+        subject = one_line(f"[TEST for {one_line(to_name)} <{to.addr_spec}>] {subject}")
+        real_to = to
+        to = _mailbox(to_name, reroute_to)
+    msg["From"] = _mailbox(from_name, from_address)
+    msg["To"] = to
+    if reply_to:
+        msg["Reply-To"] = _reply_to(reply_to)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = make_message_id(tabmail_id, domain)
+    references = [_msg_id(r) for r in (thread_anchor, in_reply_to) if r]
+    if references:
+        msg["References"] = " ".join(references)
+    if in_reply_to:
+        msg["In-Reply-To"] = _msg_id(in_reply_to)
+    msg["X-Tabmail-Id"] = tabmail_id
+    if reroute_to:
+        msg["X-Tabmail-Original-To"] = real_to.addr_spec
+    # Tell autoresponders (RFC 3834) and Exchange not to answer: hundreds of out-of-office
+    # replies would bury the real answers in the tab room's inbox.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    for name, value in (extra_headers or {}).items():
+        if not name or not set(name) <= _HEADER_NAME_CHARS or name.lower() in _OWN_HEADERS:
+            raise MessageBuildError(f"extra header not allowed: {name!r}")
+        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+            raise MessageBuildError(f"extra header {name} contains a line break or control character")
+        msg[name] = value.strip()
+    msg.set_content(parts.text, subtype="plain", charset="utf-8", cte=_transfer_encoding(parts.text))
+    if parts.html is not None:
+        msg.add_alternative(parts.html, subtype="html", charset="utf-8", cte=_transfer_encoding(parts.html))
+    return msg
+
+
+def to_bytes(msg: EmailMessage) -> bytes:
+    """The exact bytes to send and to store: CRLF line ends, 7-bit clean."""
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))

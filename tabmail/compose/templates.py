@@ -1,0 +1,315 @@
+"""Rendering the director's templates for each recipient: Jinja2 sandbox, StrictUndefined.
+
+- Subjects and text bodies are plain text: never HTML-escaped. Subjects end up on one line.
+- HTML bodies escape every printed value, whatever the template says: `|safe` is a no-op and a
+  finalizer escapes even inside `{% autoescape false %}`, so imported data never becomes markup.
+- Templates compile once per batch (`CompiledTemplates`); syntax errors are reported once, with
+  line numbers; unknown variables and other runtime errors are reported per recipient.
+- A footer with the tournament name and the reasons for the message is always appended to the
+  text and HTML bodies; it is not part of the editable template.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup, escape
+
+from tabmail.compose.formatting import ScoreSheets, escape_always, format_number, one_line
+from tabmail.compose.recipients import Recipient
+from tabmail.domain.errors import TabmailError
+from tabmail.domain.notification import Audience, Event, Templates
+from tabmail.resources import resource
+
+PARTS = ("subject", "text", "html")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedParts:
+    subject: str
+    text: str
+    html: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateProblem:
+    recipient: str | None  # None: the template itself (a syntax error), not one recipient
+    part: str  # "subject" | "text" | "html"
+    message: str
+
+    def __str__(self) -> str:
+        prefix = f"{self.recipient}: " if self.recipient else ""
+        return f"{prefix}{self.part}: {self.message}"
+
+
+class TemplateRenderError(TabmailError):
+    def __init__(self, problems: Sequence[TemplateProblem]) -> None:
+        self.problems = list(problems)
+        shown = "; ".join(str(p) for p in self.problems[:3])
+        more = len(self.problems) - 3
+        count = len(self.problems)
+        summary = f"{count} template problem{'s' if count != 1 else ''}: {shown}"
+        super().__init__(summary + (f"; and {more} more" if more > 0 else ""))
+
+
+def _text_safe(value: Any) -> Any:
+    return value
+
+
+def _html_linebreaksbr(value: Any) -> Markup:
+    return Markup("<br>\n").join(escape(str(value)).split("\n"))
+
+
+def _environment(*, html: bool) -> ImmutableSandboxedEnvironment:
+    # Immutable: a template cannot change the context (ASSIGNMENTS.append(...)) it shares
+    # with the other parts and recipients.
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=html,
+        finalize=escape_always if html else None,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Django-isms from Tabbycat templates: `|safe` keeps escaping (imported values are never
+    # markup); `|linebreaksbr` escapes first, then breaks lines.
+    env.filters["safe"] = _text_safe
+    env.filters["num"] = format_number
+    env.filters["linebreaksbr"] = _html_linebreaksbr if html else _text_safe
+    return env
+
+
+class CompiledTemplates:
+    """One batch's templates, compiled once. Construction raises `TemplateRenderError` listing
+    every syntax error (recipient None)."""
+
+    def __init__(self, templates: Templates) -> None:
+        self.templates = templates
+        text_env, html_env = _environment(html=False), _environment(html=True)
+        problems: list[TemplateProblem] = []
+        compiled: dict[str, Template | None] = {}
+        sources = {"subject": templates.subject, "text": templates.text, "html": templates.html}
+        for part, source in sources.items():
+            if source is None:
+                compiled[part] = None
+                continue
+            try:
+                compiled[part] = (html_env if part == "html" else text_env).from_string(source)
+            except TemplateSyntaxError as exc:
+                problems.append(TemplateProblem(None, part, f"line {exc.lineno}: {exc.message}"))
+        if problems:
+            raise TemplateRenderError(problems)
+        self._compiled = compiled
+
+    def render(self, recipient: Recipient, *, tournament_name: str = "") -> RenderedParts:
+        """Never partial: raises `TemplateRenderError` with all of this recipient's problems."""
+        context = _render_context(recipient.context)
+        problems: list[TemplateProblem] = []
+        out: dict[str, str | None] = {}
+        for part in PARTS:
+            template = self._compiled[part]
+            if template is None:
+                out[part] = None
+                continue
+            try:
+                out[part] = template.render(context)
+            except Exception as exc:  # the template is the director's code: report, never crash
+                problems.append(TemplateProblem(recipient.name, part, _describe(exc)))
+        subject = one_line(out["subject"] or "")
+        if not problems and not subject:
+            problems.append(TemplateProblem(recipient.name, "subject", "the subject is empty"))
+        if problems:
+            raise TemplateRenderError(problems)
+        tournament = tournament_name or str(recipient.context.get("TOURN", ""))
+        text = _text_with_footer(out["text"] or "", tournament, recipient.reasons)
+        html = out["html"]
+        return RenderedParts(
+            subject=subject,
+            text=text,
+            html=_html_with_footer(html, tournament, recipient.reasons) if html is not None else None,
+        )
+
+
+def compile_templates(templates: Templates) -> CompiledTemplates:
+    return CompiledTemplates(templates)
+
+
+def check_syntax(templates: Templates) -> list[TemplateProblem]:
+    """The syntax errors only, for an editor that validates while the director types."""
+    try:
+        CompiledTemplates(templates)
+    except TemplateRenderError as exc:
+        return exc.problems
+    return []
+
+
+def render_for(templates: Templates, recipient: Recipient, *, tournament_name: str = "") -> RenderedParts:
+    """One recipient (a preview, a resend). Raises `TemplateRenderError`."""
+    return CompiledTemplates(templates).render(recipient, tournament_name=tournament_name)
+
+
+def render_all(
+    templates: Templates, recipients: Sequence[Recipient], *, tournament_name: str = ""
+) -> tuple[list[RenderedParts | None], list[TemplateProblem]]:
+    """Every recipient, templates compiled once. Never raises: a recipient whose rendering failed
+    gets None and its problems are listed; a syntax error gives all None and one problem each."""
+    try:
+        compiled = CompiledTemplates(templates)
+    except TemplateRenderError as exc:
+        return [None] * len(recipients), exc.problems
+    results: list[RenderedParts | None] = []
+    problems: list[TemplateProblem] = []
+    for recipient in recipients:
+        try:
+            results.append(compiled.render(recipient, tournament_name=tournament_name))
+        except TemplateRenderError as exc:
+            results.append(None)
+            problems.extend(exc.problems)
+    return results, problems
+
+
+def _describe(exc: Exception) -> str:
+    message = str(exc) or type(exc).__name__
+    return one_line(message)
+
+
+def _render_context(context: dict[str, Any]) -> dict[str, Any]:
+    """A shallow copy in which score lists print nicely; the stored context stays plain JSON."""
+    result = dict(context)
+    if isinstance(result.get("SCORES"), list):
+        result["SCORES"] = ScoreSheets(result["SCORES"])
+    if isinstance(result.get("ASSIGNMENTS"), list):
+        result["ASSIGNMENTS"] = [
+            {**a, "SCORES": ScoreSheets(a["SCORES"])}
+            if isinstance(a, dict) and isinstance(a.get("SCORES"), list)
+            else a
+            for a in result["ASSIGNMENTS"]
+        ]
+    return result
+
+
+def _footer_lines(tournament: str, reasons: Sequence[str]) -> list[str]:
+    lines = []
+    if tournament:
+        lines.append(f"{tournament}, sent by the tab room")
+    if reasons:
+        lines.append("You are receiving this because: " + "; ".join(reasons) + ".")
+    return lines
+
+
+def _text_with_footer(text: str, tournament: str, reasons: Sequence[str]) -> str:
+    body = text.replace("\r\n", "\n").replace("\r", "\n").rstrip()
+    lines = _footer_lines(tournament, reasons)
+    if not lines:
+        return body + "\n"
+    # "-- " is the conventional signature separator: clients dim what follows, and a future
+    # reply reader can cut quoted notifications there.
+    return body + "\n\n-- \n" + "\n".join(lines) + "\n"
+
+
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def _html_with_footer(html: str, tournament: str, reasons: Sequence[str]) -> str:
+    lines = _footer_lines(tournament, reasons)
+    if not lines:
+        return html
+    footer = (
+        '<hr style="border: none; border-top: 1px solid #ccc; margin: 24px 0 8px;">\n'
+        '<p style="color: #666; font-size: 12px; line-height: 1.4;">'
+        + "<br>\n".join(str(escape(line)) for line in lines)
+        + "</p>\n"
+    )
+    ends = list(_BODY_END.finditer(html))
+    if ends:
+        at = ends[-1].start()
+        return html[:at] + footer + html[at:]
+    return html.rstrip() + "\n" + footer
+
+
+# -- defaults and help ------------------------------------------------------------------------------
+
+
+def _template_name(event: Event, audience: Audience | None) -> str:
+    if event == Event.DRAW:
+        if audience == Audience.ADJUDICATORS:
+            return "draw-adjudicators"
+        if audience == Audience.TEAMS:
+            return "draw-teams"
+        return "draw-all"
+    return "ballot" if event == Event.BALLOT else "custom"
+
+
+def default_templates(event: Event, audience: Audience | None) -> Templates:
+    """The bundled defaults, from resources/templates/<name>.{subject.txt,txt,html}."""
+    name = _template_name(event, audience)
+
+    def read(suffix: str) -> str:
+        return resource("templates", f"{name}.{suffix}").read_text(encoding="utf-8")
+
+    return Templates(subject=read("subject.txt").strip(), text=read("txt"), html=read("html"))
+
+
+_COMMON = [
+    ("USER", "the recipient's name (names joined when several people share the address)"),
+    ("TOURN", "the tournament's name"),
+    ("TOURN_SHORT", "the tournament's short name"),
+    ("ROLE", '"adjudicator" or "speaker"'),
+]
+_ROUND = [("ROUND", "the round's name"), ("ROUND_ABBR", "the round's abbreviation")]
+_DEBATE = [
+    ("VENUE", 'the room, or "TBA"'),
+    ("DRAW", 'the teams with their sides: "A (OG) vs B (OO) vs ..."'),
+    ("TEAMS", "list of teams: t.name, t.full_name, t.side, t.side_abbr, t.side_code"),
+    ("DEBATE", '"<tournament> <round> @ <room>"'),
+]
+_ASSIGNMENTS = (
+    "ASSIGNMENTS",
+    "every assignment of this recipient (more than one when merged): a.VENUE, a.POSITION, ...",
+)
+_VARIABLES: dict[Event, list[tuple[str, str]]] = {
+    Event.DRAW: [
+        *_COMMON,
+        *_ROUND,
+        *_DEBATE,
+        ("POSITION", 'adjudicators: "the chair", "the only", "a panellist" or "a trainee"'),
+        (
+            "PANEL",
+            'adjudicators: the rest of the panel, "Name (a panellist), ..."; speakers: the whole panel',
+        ),
+        ("FULL_PANEL", "the whole panel, recipient included"),
+        ("PANEL_MEMBERS", "list of adjudicators: m.name, m.position, m.you"),
+        ("URL", "the recipient's private URL, or empty"),
+        ("TEAM", "speakers: the team's name"),
+        ("SIDE", 'speakers: the side, e.g. "Opening Government"'),
+        ("OPPONENTS", "speakers: the other teams with their sides"),
+        _ASSIGNMENTS,
+    ],
+    Event.BALLOT: [
+        *_COMMON,
+        *_ROUND,
+        *_DEBATE,
+        ("SCORES", "the ballot: prints as a list, or loop: t.side, t.team, t.result, t.total, t.speeches"),
+        ("CONSENSUS", "true for the panel's consensus ballot, false for the adjudicator's own"),
+        ("POSITION", "the recipient's position on the panel"),
+        ("MOTION", "the motion debated, if known"),
+        _ASSIGNMENTS,
+    ],
+    Event.CUSTOM: [
+        *_COMMON,
+        ("TEAM", "speakers: the team's name (only where known)"),
+        ("INSTITUTION", "the institution's name (only where known)"),
+        ("URL", "the recipient's private URL, or empty"),
+        _ASSIGNMENTS,
+    ],
+}
+
+
+def preview_variables(event: Event) -> list[tuple[str, str]]:
+    """(variable, description) for the editor's help; `|num` formats a number ("75.5")."""
+    return list(_VARIABLES[event])

@@ -1,0 +1,328 @@
+"""The main window: tournaments and rounds on the left, the selected page in the centre.
+
+Extension points for the layers that come next:
+- ``compose_action`` (Ctrl+N) is a disabled placeholder: connect it and enable it.
+- ``set_poll_handler(coro_factory)``: what F5 / ``poll_action`` runs (through run_op); without
+  one, F5 just reloads from the database.
+- ``set_round_view_factory(factory)``: the widget shown for a selected round (see round_page).
+- ``settings_dialog_opened(dialog)``: wire the dialog's ``test_backend_requested``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tabmail import __version__
+from tabmail.domain.tournament import Round, Tournament
+from tabmail.gui.bridge import EventBridge
+from tabmail.gui.importer import ImportDialog
+from tabmail.gui.navigator import PARTICIPANTS, ROUND, TOURNAMENT, NavigatorPanel
+from tabmail.gui.participants import ParticipantsPage
+from tabmail.gui.round_page import RoundPlaceholderPage, RoundViewFactory
+from tabmail.gui.run_op import cancel_ops, run_op
+from tabmail.gui.settings import SettingsDialog
+from tabmail.gui.status_bar import StatusWidgets
+from tabmail.gui.theme import Theme
+from tabmail.gui.widgets import heading_label, muted_label
+from tabmail.services.context import AppContext
+
+log = logging.getLogger(__name__)
+
+GEOMETRY_KEY = "main_window/geometry"
+
+
+class MainWindow(QMainWindow):
+    settings_dialog_opened = Signal(object)  # the SettingsDialog just opened
+    round_shown = Signal(object, object)  # Tournament, Round now in the centre
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        bridge: EventBridge | None = None,
+        qsettings: QSettings | None = None,
+        theme: Theme | None = None,
+    ) -> None:
+        super().__init__()
+        self.setObjectName("main-window")
+        self.ctx = ctx
+        self.theme = theme or Theme()
+        self.bridge = bridge or EventBridge(ctx.bus, self)
+        self._owns_bridge = bridge is None
+        self._qsettings = qsettings if qsettings is not None else QSettings()
+        self._poll_handler: Callable[[], Awaitable[Any]] | None = None
+        self._round_view_factory: RoundViewFactory | None = None
+        self.current_tournament: Tournament | None = None
+        self.current_round: Round | None = None
+        self.setWindowTitle("tabmail")
+
+        self._build_actions()
+        self._build_menus_and_toolbar()
+
+        self.navigator = NavigatorPanel(self.theme, self)
+        self.navigator.setMinimumWidth(220)
+        self.navigator.tournament_selected.connect(self._on_navigator_tournament_selected)
+        self.navigator.round_selected.connect(self._on_navigator_round_selected)
+        self.navigator.nothing_selected.connect(self._on_navigator_nothing_selected)
+
+        self.stack = QStackedWidget(self)
+        self.welcome_page = self._build_welcome_page()
+        self.participants_page = ParticipantsPage(ctx, self.bridge, self.theme, self)
+        self.round_placeholder = RoundPlaceholderPage(self.compose_action, self)
+        self.round_view: QWidget = self.round_placeholder
+        for page in (self.welcome_page, self.participants_page, self.round_placeholder):
+            self.stack.addWidget(page)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.setObjectName("main-splitter")
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(self.navigator)
+        splitter.addWidget(self.stack)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([270, 1170])
+        self.setCentralWidget(splitter)
+
+        self.status = StatusWidgets(self.statusBar(), self.theme)
+        self.status.update_from_settings(ctx.settings.all())
+        self.bridge.tournament_imported.connect(self._on_bridge_tournament_imported)
+        self.bridge.poll_finished.connect(self._on_bridge_poll_finished)
+
+        self._restore_geometry()
+        self.refresh()
+
+    # -- building -------------------------------------------------------------------------
+    def _action(
+        self, text: str, shortcut: QKeySequence | str | None, tip: str, glyph: str | None = None
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            keys = QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)
+            tip = f"{tip} ({keys})"
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        if glyph:
+            action.setIcon(self.theme.action_icon(glyph))
+        return action
+
+    def _build_actions(self) -> None:
+        self.import_action = self._action("&Import…", "Ctrl+I", "Import a tournament", "import")
+        self.import_action.triggered.connect(self.open_import_dialog)
+        self.compose_action = self._action(
+            "&Compose…", "Ctrl+N", "Compose a notification for the selected round", "compose"
+        )
+        self.compose_action.setEnabled(False)  # wired by the compose layer
+        self.poll_action = self._action("&Check Delivery Now", "F5", "Check delivery statuses now", "refresh")
+        self.poll_action.setIconText("Check now")
+        self.poll_action.triggered.connect(self.poll_now)
+        self.settings_action = self._action(
+            "&Settings…", "Ctrl+,", "Sending, tracking and test mode", "settings"
+        )
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.settings_action.triggered.connect(self.open_settings_dialog)
+        self.find_action = self._action("&Find", QKeySequence.StandardKey.Find, "Search the current page")
+        self.find_action.triggered.connect(self.focus_search)
+        self.quit_action = self._action("&Quit", "Ctrl+Q", "Quit tabmail")
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.close)
+        self.about_action = QAction("&About tabmail", self)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+        self.about_action.triggered.connect(self._on_about_triggered)
+
+    def _build_menus_and_toolbar(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.import_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.find_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.settings_action)
+        self.notifications_menu = bar.addMenu("&Notifications")
+        self.notifications_menu.addAction(self.compose_action)
+        self.notifications_menu.addAction(self.poll_action)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+
+        self.toolbar = self.addToolBar("Main")
+        self.toolbar.setObjectName("main-toolbar")
+        self.toolbar.setMovable(False)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action in (self.import_action, self.compose_action, self.poll_action):
+            self.toolbar.addAction(action)
+        spacer = QWidget(self.toolbar)
+        spacer.setSizePolicy(spacer.sizePolicy().Policy.Expanding, spacer.sizePolicy().Policy.Preferred)
+        self.toolbar.addWidget(spacer)
+        self.toolbar.addAction(self.settings_action)
+
+    def _build_welcome_page(self) -> QWidget:
+        page = QWidget(self)
+        page.setObjectName("welcome-page")
+        title = heading_label("Welcome to tabmail", 1.6, page)
+        text = muted_label(
+            "Pick a tournament or a round on the left, or import a tournament from Tabbycat or "
+            "from CSV files to get started.",
+            page,
+        )
+        text.setWordWrap(True)
+        button = QToolButton(page)
+        button.setDefaultAction(self.import_action)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(40, 40, 40, 40)
+        layout.addStretch(1)
+        for widget in (title, text):
+            widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            layout.addWidget(widget)
+        layout.addSpacing(12)
+        layout.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(2)
+        return page
+
+    # -- extension points -----------------------------------------------------------------
+    def set_round_view_factory(self, factory: RoundViewFactory | None) -> None:
+        """Use ``factory(parent)`` to build the round page (built once, on first use)."""
+        self._round_view_factory = factory
+        if self.round_view is not self.round_placeholder:
+            self.stack.removeWidget(self.round_view)
+            self.round_view.deleteLater()
+            self.round_view = self.round_placeholder
+        if self.current_round is not None and self.current_tournament is not None:
+            self._show_round(self.current_tournament, self.current_round)
+
+    def set_poll_handler(self, handler: Callable[[], Awaitable[Any]] | None) -> None:
+        """What ``poll_action`` runs (a coroutine factory); None: F5 only reloads."""
+        self._poll_handler = handler
+
+    # -- navigation -----------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Reload the tournaments and their rounds, keeping the selection."""
+        tournaments = self.ctx.tournaments.list_all()
+        self.navigator.populate([(t, self.ctx.tournaments.rounds(t.id)) for t in tournaments])
+        if self.navigator.selected_key() is None and tournaments:
+            self.navigator.select((TOURNAMENT, tournaments[0].id))
+
+    def select_tournament(self, tournament_id: int) -> bool:
+        return self.navigator.select((TOURNAMENT, tournament_id))
+
+    def select_participants(self, tournament_id: int) -> bool:
+        return self.navigator.select((PARTICIPANTS, tournament_id))
+
+    def select_round(self, round_id: int) -> bool:
+        return self.navigator.select((ROUND, round_id))
+
+    def focus_search(self) -> None:
+        page = self.stack.currentWidget()
+        focus = getattr(page, "focus_search", None)
+        if callable(focus):
+            focus()
+
+    def _on_navigator_tournament_selected(self, tournament: Tournament) -> None:
+        self.current_tournament, self.current_round = tournament, None
+        self.setWindowTitle(f"{tournament.name} — tabmail")
+        if self.participants_page.tournament != tournament:
+            self.participants_page.set_tournament(tournament)
+        self.stack.setCurrentWidget(self.participants_page)
+
+    def _on_navigator_round_selected(self, tournament: Tournament, rnd: Round) -> None:
+        self.current_tournament, self.current_round = tournament, rnd
+        self.setWindowTitle(f"{rnd.name} · {tournament.name} — tabmail")
+        self._show_round(tournament, rnd)
+
+    def _on_navigator_nothing_selected(self) -> None:
+        self.current_tournament = self.current_round = None
+        self.setWindowTitle("tabmail")
+        self.stack.setCurrentWidget(self.welcome_page)
+
+    def _show_round(self, tournament: Tournament, rnd: Round) -> None:
+        if self._round_view_factory is not None and self.round_view is self.round_placeholder:
+            self.round_view = self._round_view_factory(self)
+            self.stack.addWidget(self.round_view)
+        self.round_view.show_round(tournament, rnd)  # type: ignore[attr-defined]
+        self.stack.setCurrentWidget(self.round_view)
+        self.round_shown.emit(tournament, rnd)
+
+    # -- actions --------------------------------------------------------------------------
+    def open_import_dialog(self) -> ImportDialog:
+        dialog = ImportDialog(self.ctx, self, theme=self.theme)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.imported.connect(self._on_import_dialog_imported)
+        dialog.open()
+        return dialog
+
+    def open_settings_dialog(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.ctx, self, theme=self.theme)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.saved.connect(self._on_settings_dialog_saved)
+        self.settings_dialog_opened.emit(dialog)
+        dialog.open()
+        return dialog
+
+    def poll_now(self) -> None:
+        if self._poll_handler is None:
+            self.refresh()
+            self.statusBar().showMessage("Reloaded from the database.", 4000)
+            return
+        run_op(
+            self,
+            self._poll_handler,
+            action=self.poll_action,
+            title="Checking delivery statuses",
+            on_success=lambda _result: self.refresh(),
+        )
+
+    def _on_import_dialog_imported(self, tournament_id: int) -> None:
+        self.refresh()
+        self.select_tournament(tournament_id)
+
+    def _on_settings_dialog_saved(self) -> None:
+        self.status.update_from_settings(self.ctx.settings.all())
+
+    def _on_bridge_tournament_imported(self, tournament_id: int) -> None:
+        self.refresh()
+
+    def _on_bridge_poll_finished(self, ok: bool, online: bool, summary: str) -> None:
+        self.status.set_poll_result(datetime.now(UTC), ok, summary)
+        self.status.set_online(online)
+
+    def _on_about_triggered(self) -> None:
+        QMessageBox.about(
+            self,
+            "About tabmail",
+            f"<h3>tabmail {__version__}</h3><p>The tab room's notification dashboard: draw and "
+            "ballot emails, delivery tracking and one-click resends.</p>"
+            f"<p>Database: {self.ctx.db.describe()}</p>",
+        )
+
+    # -- window state ---------------------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        geometry = self._qsettings.value(GEOMETRY_KEY)
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty() and self.restoreGeometry(geometry):
+            return
+        self.resize(1280, 800)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        cancelled = cancel_ops(self)
+        if cancelled:
+            log.info("cancelled %d running operation(s) on close", cancelled)
+        self._qsettings.setValue(GEOMETRY_KEY, self.saveGeometry())
+        self._qsettings.sync()
+        if self._owns_bridge:
+            self.bridge.detach()
+        super().closeEvent(event)

@@ -1,0 +1,171 @@
+"""The left panel: tournaments, each with its participants and rounds, as a tree."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelection, QModelIndex, Qt, Signal
+from PySide6.QtGui import QFont, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTreeView, QVBoxLayout, QWidget
+
+from tabmail.domain.tournament import Round, Tournament
+from tabmail.gui.roles import Roles
+from tabmail.gui.theme import Theme
+from tabmail.gui.widgets import muted_label
+
+TOURNAMENT = "tournament"
+PARTICIPANTS = "participants"
+ROUND = "round"
+
+STAGES = {"P": "Preliminary round", "E": "Elimination round"}
+DRAW_STATUSES = {"N": "No draw", "D": "Draft draw", "C": "Draw confirmed", "R": "Draw released"}
+
+NodeKey = tuple[str, int]  # (kind, id): participants nodes use the tournament id
+
+
+def round_summary(rnd: Round) -> str:
+    stage = STAGES.get(rnd.stage, rnd.stage)
+    draw = DRAW_STATUSES.get(rnd.draw_status, rnd.draw_status)
+    return f"{stage} · {draw}"
+
+
+class NavigatorModel(QStandardItemModel):
+    """Tournament → (Participants, rounds...). Rebuilt on import; cheap (tens of rows)."""
+
+    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._theme = theme
+        self.setHorizontalHeaderLabels(["Name", "Draw"])
+
+    def populate(self, tournaments: list[tuple[Tournament, list[Round]]]) -> None:
+        self.removeRows(0, self.rowCount())
+        for tournament, rounds in tournaments:
+            t_item = self._item(tournament.name, TOURNAMENT, tournament.id, tournament, "tournament")
+            font = QFont(t_item.font())
+            font.setWeight(QFont.Weight.DemiBold)
+            t_item.setFont(font)
+            source = {"tabbycat": "Tabbycat", "csv": "CSV files", "demo": "demo data"}.get(
+                tournament.source, tournament.source
+            )
+            t_item.setToolTip(f"{tournament.name}\nImported from {source}")
+            people = self._item("Participants", PARTICIPANTS, tournament.id, tournament, "people")
+            people.setToolTip("Everyone in this tournament, with their email addresses")
+            t_item.appendRow([people, self._blank()])
+            for rnd in rounds:
+                r_item = self._item(rnd.name, ROUND, rnd.id, rnd, "round")
+                r_item.setToolTip(f"{rnd.name} ({rnd.abbreviation})\n{round_summary(rnd)}")
+                draw = QStandardItem(DRAW_STATUSES.get(rnd.draw_status, rnd.draw_status).replace("Draw ", ""))
+                draw.setEditable(False)
+                draw.setForeground(self._theme.palette.color(self._theme.palette.ColorRole.PlaceholderText))
+                t_item.appendRow([r_item, draw])
+            self.appendRow([t_item, self._blank()])
+
+    def _item(self, text: str, kind: str, ident: int, obj: object, glyph: str) -> QStandardItem:
+        item = QStandardItem(self._theme.action_icon(glyph), text)
+        item.setEditable(False)
+        item.setData(kind, Roles.KIND)
+        item.setData(ident, Roles.ID)
+        item.setData(obj, Roles.OBJECT)
+        return item
+
+    @staticmethod
+    def _blank() -> QStandardItem:
+        item = QStandardItem()
+        item.setEditable(False)
+        return item
+
+    def find(self, key: NodeKey) -> QModelIndex:
+        kind, ident = key
+        for row in range(self.rowCount()):
+            t_index = self.index(row, 0)
+            if kind == TOURNAMENT and t_index.data(Roles.ID) == ident:
+                return t_index
+            for child in range(self.rowCount(t_index)):
+                c_index = self.index(child, 0, t_index)
+                if c_index.data(Roles.KIND) == kind and c_index.data(Roles.ID) == ident:
+                    return c_index
+        return QModelIndex()
+
+
+class NavigatorPanel(QWidget):
+    """Emits what the director picked; the main window decides which page shows it."""
+
+    tournament_selected = Signal(object)  # Tournament (its participants are shown)
+    round_selected = Signal(object, object)  # Tournament, Round
+    nothing_selected = Signal()
+
+    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = NavigatorModel(theme, self)
+        self.view = QTreeView(self)
+        self.view.setObjectName("navigator")
+        self.view.setModel(self.model)
+        self.view.setHeaderHidden(True)
+        self.view.setUniformRowHeights(True)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.header().setStretchLastSection(False)
+        self.view.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.view.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.view.selectionModel().selectionChanged.connect(self._on_view_selection_changed)
+        self.empty_label = muted_label("No tournaments yet.\nImport one with Ctrl+I.", self)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+
+        title = QLabel("Tournaments", self)
+        font = QFont(title.font())
+        font.setWeight(QFont.Weight.DemiBold)
+        title.setFont(font)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 0, 8)
+        layout.setSpacing(6)
+        layout.addWidget(title)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.empty_label, 1)
+        self.empty_label.hide()
+
+    def populate(self, tournaments: list[tuple[Tournament, list[Round]]]) -> None:
+        """Rebuild the tree, keeping the selection when its node still exists."""
+        key = self.selected_key()
+        blocker = self.view.selectionModel().blockSignals(True)
+        self.model.populate(tournaments)
+        self.view.selectionModel().blockSignals(blocker)
+        self.view.expandAll()
+        self.view.setVisible(bool(tournaments))
+        self.empty_label.setVisible(not tournaments)
+        if key is not None and self.select(key):
+            return
+        self.nothing_selected.emit()
+
+    def selected_key(self) -> NodeKey | None:
+        indexes = self.view.selectionModel().selectedRows(0)
+        if not indexes:
+            return None
+        index = indexes[0]
+        return (index.data(Roles.KIND), index.data(Roles.ID))
+
+    def select(self, key: NodeKey) -> bool:
+        """Select a node (emitting the matching signal); False when it is not in the tree."""
+        index = self.model.find(key)
+        if not index.isValid():
+            return False
+        if self.view.selectionModel().isSelected(index):
+            self._emit_for(index)  # already there: still tell the listeners (e.g. after reload)
+        else:
+            self.view.setCurrentIndex(index)
+        self.view.scrollTo(index)
+        return True
+
+    def _on_view_selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        indexes = [i for i in selected.indexes() if i.column() == 0]
+        if not indexes:
+            if not self.view.selectionModel().hasSelection():
+                self.nothing_selected.emit()
+            return
+        self._emit_for(indexes[0])
+
+    def _emit_for(self, index: QModelIndex) -> None:
+        kind = index.data(Roles.KIND)
+        if kind == ROUND:
+            tournament = index.parent().data(Roles.OBJECT)
+            self.round_selected.emit(tournament, index.data(Roles.OBJECT))
+        else:
+            self.tournament_selected.emit(index.data(Roles.OBJECT))

@@ -1,0 +1,141 @@
+"""The side panel of the participants page: one person, their address and its history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from tabmail.domain.tournament import Person
+from tabmail.gui.participants.model import ROLE_NAMES
+from tabmail.gui.theme import Theme, address_look
+from tabmail.gui.widgets import heading_label, muted_label
+
+SOURCE_NAMES = {
+    "import": "Imported",
+    "director": "Edited in tabmail",
+    "resend": "Corrected for a resend",
+    "tabbycat": "Written back to Tabbycat",
+}
+
+History = list[tuple[datetime, str | None, str | None, str]]
+
+
+def describe_change(when: datetime, old: str | None, new: str | None, source: str) -> str:
+    """One history line as HTML (every imported value escaped)."""
+    local = when.astimezone() if when.tzinfo else when
+    who = SOURCE_NAMES.get(source, source.capitalize())
+    if old is None:
+        what = f"set to <b>{escape(new or '')}</b>"
+    elif new is None:
+        what = f"removed (was {escape(old)})"
+    else:
+        what = f"{escape(old)} → <b>{escape(new)}</b>"
+    return f"<span style='color: gray'>{local:%d %b %Y, %H:%M}</span><br>{who}: {what}"
+
+
+class PersonPanel(QFrame):
+    """Shows the selected person. Later layers add sections (e.g. messages sent) below."""
+
+    edit_requested = Signal(int)  # person id: the page starts editing the address cell
+
+    def __init__(self, theme: Theme | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("person-panel")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setMinimumWidth(260)
+        self._theme = theme or Theme()
+        self.person: Person | None = None
+
+        self.name = heading_label("", 1.2, self)
+        self.name.setWordWrap(True)
+        self.details = muted_label("", self)
+        self.details.setWordWrap(True)
+        self.address_title = QLabel("<b>Email address</b>", self)
+        self.status_icon = QLabel(self)
+        self.address = QLabel(self)
+        self.address.setWordWrap(True)
+        self.address.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem = QLabel(self)
+        self.problem.setWordWrap(True)
+        self.edit_button = QPushButton("Correct address…", self)
+        self.edit_button.clicked.connect(self._on_edit_button_clicked)
+        self.history_title = QLabel("<b>Address history</b>", self)
+        self.history = QLabel(self)
+        self.history.setObjectName("address-history")
+        self.history.setWordWrap(True)
+        self.history.setTextFormat(Qt.TextFormat.RichText)
+        self.history.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.empty = muted_label("Select a participant to see their address and its history.", self)
+        self.empty.setWordWrap(True)
+
+        address_row = QHBoxLayout()
+        address_row.setSpacing(6)
+        address_row.addWidget(self.status_icon, 0, Qt.AlignmentFlag.AlignTop)
+        address_row.addWidget(self.address, 1)
+
+        self._body = QWidget(self)
+        body = QVBoxLayout(self._body)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(6)
+        body.addWidget(self.name)
+        body.addWidget(self.details)
+        body.addSpacing(10)
+        body.addWidget(self.address_title)
+        body.addLayout(address_row)
+        body.addWidget(self.problem)
+        body.addWidget(self.edit_button, 0, Qt.AlignmentFlag.AlignLeft)
+        body.addSpacing(10)
+        body.addWidget(self.history_title)
+        body.addWidget(self.history)
+        self._sections = QVBoxLayout()
+        self._sections.setSpacing(6)
+        body.addLayout(self._sections)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 12, 14, 12)
+        layout.addWidget(self.empty)
+        layout.addWidget(self._body)
+        layout.addStretch(1)
+        self.show_person(None)
+
+    def add_section(self, title: str, widget: QWidget) -> None:
+        """Extension point: another layer's section (e.g. "Messages sent") under the history."""
+        self._sections.addSpacing(10)
+        self._sections.addWidget(QLabel(f"<b>{escape(title)}</b>", self))
+        self._sections.addWidget(widget)
+
+    def show_person(
+        self, person: Person | None, history: History | None = None, status: str = "ok", problem: str = ""
+    ) -> None:
+        self.person = person
+        self.empty.setVisible(person is None)
+        self._body.setVisible(person is not None)
+        if person is None:
+            return
+        self.name.setText(person.name)
+        parts = [ROLE_NAMES.get(person.role, str(person.role))]
+        parts += [x for x in (person.team_name, person.institution_name) if x]
+        if not person.active:
+            parts.append("no longer in the latest import")
+        self.details.setText(" · ".join(parts))
+        look = address_look(status)
+        self.status_icon.setPixmap(self._theme.icon(look).pixmap(16, 16))
+        self.status_icon.setToolTip(look.label)
+        self.address.setText(escape(person.email) if person.email else "<i>none</i>")
+        if problem:
+            self.problem.setText(problem)
+            self.problem.setStyleSheet(self._theme.text_style(look.tone))
+        self.problem.setVisible(bool(problem))
+        self.edit_button.setText("Correct address…" if problem else "Edit address…")
+        rows = list(reversed(history or []))  # newest first
+        if rows:
+            self.history.setText("<br><br>".join(describe_change(*row) for row in rows))
+        else:
+            self.history.setText("<span style='color: gray'>No changes recorded.</span>")
+
+    def _on_edit_button_clicked(self) -> None:
+        if self.person is not None:
+            self.edit_requested.emit(self.person.id)

@@ -1,0 +1,98 @@
+"""The round slot of the main window, and the placeholder that fills it until a real view does.
+
+A round view is any ``QWidget`` with ``show_round(tournament, round)`` (and optionally
+``focus_search()`` for Ctrl+F). The main window builds it once, through the factory given to
+``MainWindow.set_round_view_factory``, and calls ``show_round`` on every round selection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+from typing import Protocol, runtime_checkable
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFrame, QLabel, QToolButton, QVBoxLayout, QWidget
+
+from tabmail.domain.tournament import Round, Tournament
+from tabmail.gui.navigator import round_summary
+from tabmail.gui.widgets import heading_label, muted_label
+
+
+@runtime_checkable
+class RoundView(Protocol):
+    def show_round(self, tournament: Tournament, rnd: Round) -> None: ...
+
+
+RoundViewFactory = Callable[[QWidget], QWidget]  # parent -> a widget implementing RoundView
+
+
+class RoundPlaceholderPage(QWidget):
+    """What the round slot shows before the notifications view is plugged in."""
+
+    def __init__(self, compose_action: QAction | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("round-placeholder")
+        self.tournament: Tournament | None = None
+        self.round: Round | None = None
+        self.title = heading_label("", 1.45, self)
+        self.subtitle = muted_label("", self)
+        self.motions = QLabel(self)
+        self.motions.setWordWrap(True)
+        self.motions.setTextFormat(Qt.TextFormat.RichText)
+        self.motions.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        card = QFrame(self)
+        card.setObjectName("round-empty-card")
+        card.setFrameShape(QFrame.Shape.StyledPanel)
+        card_layout = QVBoxLayout(card)
+        card_layout.setContentsMargins(24, 28, 24, 28)
+        card_layout.setSpacing(10)
+        empty_title = heading_label("No notifications for this round yet", 1.1, card)
+        empty_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint = muted_label(
+            "Draw releases and ballot receipts sent for this round will be listed here, grouped "
+            "by send batch, with each recipient's delivery status.",
+            card,
+        )
+        hint.setWordWrap(True)
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        card_layout.addWidget(empty_title)
+        card_layout.addWidget(hint)
+        if compose_action is not None:
+            button = QToolButton(card)
+            button.setDefaultAction(compose_action)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            card_layout.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 20)
+        layout.setSpacing(8)
+        layout.addWidget(self.title)
+        layout.addWidget(self.subtitle)
+        layout.addSpacing(8)
+        layout.addWidget(self.motions)
+        layout.addSpacing(16)
+        layout.addWidget(card)
+        layout.addStretch(1)
+
+    def show_round(self, tournament: Tournament, rnd: Round) -> None:
+        self.tournament, self.round = tournament, rnd
+        self.title.setText(f"{rnd.name}")
+        parts = [tournament.name, round_summary(rnd)]
+        if rnd.starts_at is not None:
+            parts.append(f"starts {rnd.starts_at.astimezone():%a %d %b, %H:%M}")
+        self.subtitle.setText(" · ".join(parts))
+        if rnd.motions:
+            items = "".join(
+                f"<li>{escape(m.text)}"
+                + (f" <span style='color: gray'>({escape(m.reference)})</span>" if m.reference else "")
+                + "</li>"
+                for m in rnd.motions
+            )
+            label = "Motion" if len(rnd.motions) == 1 else "Motions"
+            self.motions.setText(f"<b>{label}</b><ul style='margin-left: -20px'>{items}</ul>")
+            self.motions.show()
+        else:
+            self.motions.hide()

@@ -1,0 +1,239 @@
+"""The settings dialog's pages: sending (with one box per backend) and general."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tabmail.gui.settings.fields import SecretField, SettingField
+from tabmail.gui.theme import Theme
+from tabmail.gui.widgets import muted_label
+from tabmail.store.secrets import SecretStore
+
+BACKENDS = (
+    ("smtp", "SMTP server"),
+    ("sendgrid", "SendGrid Web API"),
+    ("file", "Files only (dry run: nothing is sent)"),
+)
+SMTP_SECURITY = (
+    ("starttls", "STARTTLS (usually port 587)"),
+    ("tls", "TLS from the start (usually port 465)"),
+    ("none", "None (only for a server on this computer)"),
+)
+NUMBER_WIDTH = 110
+
+
+class FieldSet:
+    """Creates the editors of a page and remembers them, keyed by setting or secret name."""
+
+    def __init__(self, theme: Theme, secrets: SecretStore) -> None:
+        self.theme = theme
+        self.secrets_store = secrets
+        self.fields: dict[str, SettingField] = {}
+        self.secrets: dict[str, SecretField] = {}
+
+    def line(
+        self,
+        key: str,
+        placeholder: str = "",
+        *,
+        number: bool = False,
+        is_address: bool = False,
+        hint: str = "",
+    ) -> SettingField:
+        edit = QLineEdit()
+        edit.setPlaceholderText(placeholder)
+        if number:
+            edit.setMaximumWidth(NUMBER_WIDTH)
+            edit.setAlignment(Qt.AlignmentFlag.AlignRight)
+        return self._add(SettingField(key, edit, self.theme, is_address=is_address, hint=hint))
+
+    def combo(self, key: str, choices: tuple[tuple[str, str], ...]) -> SettingField:
+        box = QComboBox()
+        for value, label in choices:
+            box.addItem(label, value)
+        return self._add(SettingField(key, box, self.theme))
+
+    def check(self, key: str, text: str) -> SettingField:
+        return self._add(SettingField(key, QCheckBox(text), self.theme))
+
+    def secret(self, name: str) -> SecretField:
+        field = SecretField(name, self.secrets_store, self.theme)
+        self.secrets[name] = field
+        return field
+
+    def _add(self, field: SettingField) -> SettingField:
+        self.fields[field.key] = field
+        return field
+
+
+def _form(parent: QWidget) -> QFormLayout:
+    form = QFormLayout(parent)
+    form.setContentsMargins(12, 12, 12, 12)
+    form.setHorizontalSpacing(14)
+    form.setVerticalSpacing(8)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return form
+
+
+class BackendBox(QGroupBox):
+    """A backend's settings with its Test button and the test's inline result."""
+
+    test_clicked = Signal(str)  # backend name
+
+    def __init__(self, backend: str, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(title, parent)
+        self.backend = backend
+        self.setObjectName(f"backend-{backend}")
+        self.form = _form(self)
+        self.test_button = QPushButton("Test", self)
+        self.test_button.setObjectName(f"test-{backend}")
+        self.test_button.clicked.connect(lambda: self.test_clicked.emit(self.backend))
+        self.test_result = QLabel(self)
+        self.test_result.setWordWrap(True)
+        self.test_result.setObjectName(f"test-result-{backend}")
+        row = QHBoxLayout()
+        row.setSpacing(10)
+        row.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.test_result, 1)
+        self.form.addRow("", row)
+
+
+def build_sending_page(fs: FieldSet, parent: QWidget) -> tuple[QWidget, dict[str, BackendBox]]:
+    page = QWidget(parent)
+    outer = QVBoxLayout(page)
+    outer.setContentsMargins(8, 8, 8, 8)
+    outer.setSpacing(10)
+
+    general = QWidget(page)
+    form = _form(general)
+    backend = fs.combo("backend", BACKENDS)
+    form.addRow("Send with:", backend)
+    form.addRow("From name:", fs.line("from_name", "empty: “<tournament> Tab Room”"))
+    form.addRow("From address:", fs.line("from_address", "tab@example.org", is_address=True))
+    form.addRow("Reply-To:", fs.line("reply_to", "empty: replies go to the From address", is_address=True))
+    outer.addWidget(general)
+
+    boxes: dict[str, BackendBox] = {}
+    stack = QStackedWidget(page)
+
+    smtp = BackendBox("smtp", "SMTP server", stack)
+    smtp.form.insertRow(0, "Host:", fs.line("smtp.host", "smtp.example.org"))
+    smtp.form.insertRow(1, "Port:", fs.line("smtp.port", "587", number=True))
+    smtp.form.insertRow(2, "Encryption:", fs.combo("smtp.security", SMTP_SECURITY))
+    smtp.form.insertRow(3, "User name:", fs.line("smtp.username", "empty: no login"))
+    smtp.form.insertRow(4, "Password:", fs.secret("smtp-password"))
+    limits = QHBoxLayout()
+    limits.setSpacing(8)
+    for key, label in (
+        ("smtp.connections", "connections"),
+        ("smtp.rate_per_minute", "per minute (0: no limit)"),
+    ):
+        limits.addWidget(fs.line(key, number=True), 0, Qt.AlignmentFlag.AlignTop)
+        limits.addWidget(muted_label(label), 0, Qt.AlignmentFlag.AlignTop)
+    limits.addStretch(1)
+    smtp.form.insertRow(5, "Limits:", limits)
+    boxes["smtp"] = smtp
+
+    sendgrid = BackendBox("sendgrid", "SendGrid Web API", stack)
+    sendgrid.form.insertRow(0, "API key:", fs.secret("sendgrid-api-key"))
+    sendgrid.form.insertRow(1, "API address:", fs.line("sendgrid.base_url", "https://api.sendgrid.com"))
+    sendgrid.form.insertRow(
+        2, "", fs.check("sendgrid.sandbox", "Sandbox mode: SendGrid checks each message but delivers nothing")
+    )
+    boxes["sendgrid"] = sendgrid
+
+    files = BackendBox("file", "Files (dry run)", stack)
+    directory = fs.line("file.directory", "empty: the data folder")
+    browse = QPushButton("Browse…", files)
+    directory_edit = directory.editor
+    assert isinstance(directory_edit, QLineEdit)
+
+    def choose_directory() -> None:
+        chosen = QFileDialog.getExistingDirectory(page, "Folder for the .eml files", directory_edit.text())
+        if chosen:
+            directory_edit.setText(chosen)
+
+    browse.clicked.connect(choose_directory)
+    row = QHBoxLayout()
+    row.setSpacing(6)
+    row.addWidget(directory, 1)
+    row.addWidget(browse, 0, Qt.AlignmentFlag.AlignTop)
+    files.form.insertRow(0, "Folder:", row)
+    files.form.insertRow(
+        1,
+        "",
+        muted_label("Every message is written as an .eml file you can open; nothing leaves this computer."),
+    )
+    boxes["file"] = files
+
+    for box in boxes.values():
+        stack.addWidget(box)
+    combo = backend.editor
+    assert isinstance(combo, QComboBox)
+
+    def show_backend() -> None:
+        box = boxes.get(str(combo.currentData()))
+        if box is not None:
+            stack.setCurrentWidget(box)
+
+    combo.currentIndexChanged.connect(lambda _: show_backend())
+    show_backend()
+    outer.addWidget(stack)
+    outer.addStretch(1)
+    return page, boxes
+
+
+def build_general_page(fs: FieldSet, parent: QWidget) -> QWidget:
+    page = QWidget(parent)
+    outer = QVBoxLayout(page)
+    outer.setContentsMargins(8, 8, 8, 8)
+    outer.setSpacing(10)
+
+    tracking = QGroupBox("Delivery tracking", page)
+    form = _form(tracking)
+    form.addRow(
+        "Check every:",
+        fs.line(
+            "poll.interval_seconds",
+            "60",
+            number=True,
+            hint="Seconds between checks for delivery events while tabmail is open (10 or more).",
+        ),
+    )
+    outer.addWidget(tracking)
+
+    test_mode = QGroupBox("Test mode", page)
+    form = _form(test_mode)
+    form.addRow(
+        "Send everything to:",
+        fs.line(
+            "test_mode.reroute_to",
+            "empty: test mode is off",
+            is_address=True,
+            hint="While set, every message goes to this address instead of its recipient, "
+            "and the window shows a TEST MODE banner.",
+        ),
+    )
+    outer.addWidget(test_mode)
+
+    tabbycat = QGroupBox("Tabbycat", page)
+    form = _form(tabbycat)
+    form.addRow("API token:", fs.secret("tabbycat-token"))
+    outer.addWidget(tabbycat)
+    outer.addStretch(1)
+    return page

@@ -1,0 +1,115 @@
+"""The main window's permanent status widgets: test mode, backend, last poll, online state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QWidget
+
+from tabmail.gui.icons import dot_icon
+from tabmail.gui.theme import Theme, Tone
+
+BACKEND_NAMES = {"smtp": "SMTP", "sendgrid": "SendGrid API", "file": "Files (dry run)"}
+
+
+def backend_description(settings: dict[str, Any]) -> tuple[str, str]:
+    """(short text, tooltip) describing the configured backend; never shows a secret."""
+    backend = str(settings.get("backend") or "file")
+    name = BACKEND_NAMES.get(backend, backend)
+    if backend == "smtp":
+        host = settings.get("smtp.host") or "?"
+        return f"{name} · {host}", f"Sending through the SMTP server {host}:{settings.get('smtp.port')}"
+    if backend == "sendgrid":
+        sandbox = " (sandbox: nothing is delivered)" if settings.get("sendgrid.sandbox") else ""
+        return (
+            name + (" · sandbox" if sandbox else ""),
+            f"Sending through SendGrid's Web API{sandbox}",
+        )
+    folder = settings.get("file.directory") or "the data folder"
+    return name, f"Nothing is sent: messages are written as .eml files to {folder}"
+
+
+class _Indicator(QWidget):
+    """A small dot followed by text; the text always says what the dot's colour means."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.dot = QLabel(self)
+        self.text = QLabel(self)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 0)
+        layout.setSpacing(5)
+        layout.addWidget(self.dot)
+        layout.addWidget(self.text)
+
+    def set(self, text: str, colour_icon: Any, tooltip: str = "") -> None:
+        self.dot.setPixmap(colour_icon.pixmap(10, 10))
+        self.text.setText(text)
+        self.setToolTip(tooltip)
+
+
+class StatusWidgets:
+    """Builds and updates the permanent widgets of a ``QStatusBar``."""
+
+    def __init__(self, status_bar: QStatusBar, theme: Theme) -> None:
+        self._theme = theme
+        self.test_mode = QLabel(status_bar)
+        self.test_mode.setObjectName("test-mode-banner")
+        self.test_mode.setStyleSheet(theme.banner_style())
+        self.test_mode.hide()
+        self.backend = QLabel(status_bar)
+        self.backend.setObjectName("backend-label")
+        self.last_poll = QLabel("Last check: never", status_bar)
+        self.last_poll.setObjectName("last-poll-label")
+        self.last_poll.setToolTip("When delivery statuses were last fetched from the provider")
+        self.online = _Indicator(status_bar)
+        self.online.setObjectName("online-indicator")
+        self.online_state: bool | None = None
+        self.set_online(None)
+        for widget in (self.test_mode, self.backend, self.last_poll, self.online):
+            status_bar.addPermanentWidget(widget)
+
+    def update_from_settings(self, settings: dict[str, Any]) -> None:
+        text, tooltip = backend_description(settings)
+        self.backend.setText(f"Backend: {text}")
+        self.backend.setToolTip(tooltip)
+        reroute = str(settings.get("test_mode.reroute_to") or "").strip()
+        if reroute:
+            self.test_mode.setText(f"TEST MODE: all mail goes to {reroute}")
+            self.test_mode.setToolTip(
+                "Test mode is on: every message is rerouted to this address instead of its "
+                "recipient. Turn it off in Settings before the real release."
+            )
+        self.test_mode.setVisible(bool(reroute))
+
+    def set_poll_result(self, when: datetime, ok: bool, summary: str) -> None:
+        local = when.astimezone() if when.tzinfo else when
+        stamp = local.strftime("%H:%M")
+        result = summary or ("OK" if ok else "failed")
+        self.last_poll.setText(f"Last check {stamp}: {result}")
+        self.last_poll.setToolTip(
+            f"Delivery statuses last fetched at {local:%Y-%m-%d %H:%M:%S}"
+            + ("" if ok else " — the check failed")
+        )
+        tone = Tone.GOOD if ok else Tone.BAD
+        self.last_poll.setStyleSheet("" if ok else self._theme.text_style(tone))
+
+    def set_online(self, online: bool | None) -> None:
+        """None: not known yet (no check has run)."""
+        self.online_state = online
+        if online is None:
+            colour, text, tip = self._theme.accent(Tone.NEUTRAL), "Not checked", "No check has run yet"
+        elif online:
+            colour, text, tip = (
+                self._theme.accent(Tone.GOOD),
+                "Online",
+                "The provider answered the last check",
+            )
+        else:
+            colour, text, tip = (
+                self._theme.accent(Tone.BAD),
+                "Offline",
+                "The provider could not be reached at the last check; sending will resume when it can",
+            )
+        self.online.set(text, dot_icon(colour), tip)

@@ -1,0 +1,73 @@
+"""Small widgets shared by several screens."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
+
+from tabmail.gui.theme import Theme, Tone
+
+
+class MessageStrip(QLabel):
+    """An inline message in a tone (info, warning, error), hidden while empty.
+
+    Used instead of pop-ups for things the director should see without clicking anything
+    away: a keyring that cannot be used, an address that was saved but is not valid.
+    """
+
+    def __init__(self, parent: QWidget | None = None, theme: Theme | None = None) -> None:
+        super().__init__(parent)
+        self._theme = theme or Theme()
+        self.tone: Tone | None = None
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hide()
+
+    def show_message(self, text: str, tone: Tone = Tone.WARNING) -> None:
+        self.tone = tone
+        self.setText(text)
+        self.setStyleSheet(self._theme.tone_style(tone))
+        self.setVisible(bool(text))
+
+    def clear_message(self) -> None:
+        self.tone = None
+        self.clear()
+        self.hide()
+
+
+class SearchField(QLineEdit):
+    """A search box with a clear button and a search icon."""
+
+    def __init__(self, placeholder: str, parent: QWidget | None = None, theme: Theme | None = None) -> None:
+        super().__init__(parent)
+        theme = theme or Theme()
+        self.setPlaceholderText(placeholder)
+        self.setClearButtonEnabled(True)
+        self.addAction(theme.action_icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+        self.setMinimumWidth(280)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.key() == Qt.Key.Key_Escape and self.text():
+            self.clear()
+            return
+        super().keyPressEvent(event)
+
+
+def heading_label(text: str, scale: float = 1.35, parent: QWidget | None = None) -> QLabel:
+    """A bold page heading a bit larger than the body font."""
+    label = QLabel(text, parent)
+    font = QFont(label.font())
+    font.setPointSizeF(font.pointSizeF() * scale)
+    font.setWeight(QFont.Weight.DemiBold)
+    label.setFont(font)
+    return label
+
+
+def muted_label(text: str = "", parent: QWidget | None = None) -> QLabel:
+    """Secondary text: the palette's placeholder colour, which both themes keep readable."""
+    label = QLabel(text, parent)
+    pal = label.palette()
+    pal.setColor(label.foregroundRole(), pal.color(pal.ColorRole.PlaceholderText))
+    label.setPalette(pal)
+    return label

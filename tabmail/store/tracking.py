@@ -1,0 +1,537 @@
+"""Provider events: stored once, matched to messages, turned into statuses and address flags.
+
+``ingest`` is set-based so a poll of tens of thousands of events is a handful of queries: it
+bulk-loads the event ids already stored (dedupe on the (provider, provider_event_id) unique
+constraint), matches new events to messages in bulk, bulk-inserts them, recomputes the status of
+every touched message from all its events, and adds address flags, all in one transaction.
+
+Matching order (DESIGN.md "Track"): tabmail's own id from custom_args / unique_args; then the
+sg_message_id (exact, then its X-Message-Id prefix, which is what the send stored); then the
+address and time: the latest message to that address sent before the event, within a window.
+Events that match nothing are kept with message_id NULL, counted and logged, never dropped.
+
+The status rule and the event shapes live in ``tabmail.status`` (a sibling this package may not
+import): the caller passes the ``derive`` function and events that fit ``IncomingEvent``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tabmail.domain.addresses import address_key
+from tabmail.domain.notification import DeliveryStatus, FlagKind, StatusEvent
+from tabmail.store.db import Database
+from tabmail.store.models import AddressFlagRow, MessageRow, PersonRow, StatusEventRow
+
+log = logging.getLogger(__name__)
+
+CHUNK = 2000  # ids per IN (...): far below SQLite's 32,766 bound variables
+FLAG_SOURCE = "sendgrid"
+T = TypeVar("T")
+
+
+class IncomingEvent(Protocol):
+    """What ingest reads from an event (``tabmail.status.events.ProviderEvent`` fits)."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def provider_event_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> DeliveryStatus: ...
+    @property
+    def event_time(self) -> datetime: ...
+    @property
+    def tabmail_id(self) -> str | None: ...
+    @property
+    def sg_message_id(self) -> str | None: ...
+    @property
+    def x_message_id(self) -> str | None: ...
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def flag(self) -> FlagKind | None: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def raw(self) -> dict[str, Any]: ...
+
+
+class DerivedStatus(Protocol):
+    @property
+    def status(self) -> DeliveryStatus: ...
+    @property
+    def at(self) -> datetime | None: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
+Derive = Callable[[Sequence[tuple[str, datetime, str | None]]], DerivedStatus]
+
+
+@dataclass(slots=True)
+class IngestResult:
+    received: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    matched: int = 0
+    unmatched: int = 0
+    matched_by: dict[str, int] = field(default_factory=dict)  # tabmail_id / sg_message_id / ...
+    changed_message_ids: list[str] = field(default_factory=list)  # status changed
+    touched_message_ids: list[str] = field(default_factory=list)
+    flagged_keys: list[str] = field(default_factory=list)
+    learned_sg_ids: int = 0
+
+
+@dataclass(slots=True)
+class _Candidate:
+    id: str
+    address_key: str
+    sent_at: datetime | None
+    sg_message_id: str | None
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def event_from_row(r: StatusEventRow) -> StatusEvent:
+    try:
+        status = DeliveryStatus(r.status)
+    except ValueError:
+        status = DeliveryStatus.UNKNOWN
+    return StatusEvent(
+        id=r.id,
+        message_id=r.message_id,
+        provider=r.provider,
+        provider_event_id=r.provider_event_id,
+        event=r.event,
+        status=status,
+        event_time=r.event_time,
+        received_at=r.received_at,
+        address=r.address,
+        reason=r.reason,
+        raw=dict(r.raw or {}),
+    )
+
+
+class TrackingRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- ingest ---------------------------------------------------------------------------
+    def ingest(
+        self,
+        events: Iterable[IncomingEvent],
+        *,
+        derive: Derive,
+        now: datetime | None = None,
+        window: timedelta = timedelta(days=3),
+        skew: timedelta = timedelta(minutes=5),
+        flag_source: str = FLAG_SOURCE,
+    ) -> IngestResult:
+        """Store new events, match them, update statuses and flags; one transaction.
+
+        ``window``: how long after a send an address-only event (a suppression-list entry, an
+        asynchronous bounce) still belongs to that send. ``skew``: tolerated clock difference
+        between this laptop and SendGrid.
+        """
+        now = now or datetime.now(UTC)
+        unique: dict[tuple[str, str], IncomingEvent] = {}
+        received = 0
+        for ev in events:
+            received += 1
+            unique.setdefault((ev.provider, ev.provider_event_id), ev)
+        result = IngestResult(received=received)
+        if not unique:
+            return result
+        with self._db.session() as s:
+            existing = self._existing_ids(s, list(unique))
+            new = [ev for key, ev in unique.items() if key not in existing]
+            result.duplicates = received - len(new)
+            if not new:
+                return result
+            matches, how, learned = _Matcher(s, window, skew).match(new)
+            rows = [_row(ev, mid, now) for ev, mid in zip(new, matches, strict=True)]
+            result.inserted = self._insert(s, rows)
+            for method in how:
+                if method:
+                    result.matched_by[method] = result.matched_by.get(method, 0) + 1
+            result.matched = sum(1 for m in matches if m is not None)
+            result.unmatched = len(new) - result.matched
+            result.learned_sg_ids = self._learn(s, learned)
+            touched = sorted({m for m in matches if m is not None})
+            result.touched_message_ids = touched
+            result.changed_message_ids = self._recompute(s, touched, derive)
+            result.flagged_keys = self._flag(s, new, matches, flag_source)
+        if result.unmatched:
+            log.info(
+                "%d new %s event(s) matched no message; kept as unmatched (tabmail events --unmatched)",
+                result.unmatched,
+                new[0].provider,
+            )
+        return result
+
+    def _existing_ids(self, s: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        by_provider: dict[str, list[str]] = defaultdict(list)
+        for provider, event_id in keys:
+            by_provider[provider].append(event_id)
+        found: set[tuple[str, str]] = set()
+        for provider, ids in by_provider.items():
+            for part in chunks(ids):
+                q = select(StatusEventRow.provider_event_id).where(
+                    StatusEventRow.provider == provider, StatusEventRow.provider_event_id.in_(part)
+                )
+                found.update((provider, i) for i in s.scalars(q))
+        return found
+
+    def _insert(self, s: Session, rows: list[dict[str, Any]]) -> int:
+        """Bulk insert; a row another process stored meanwhile is skipped by the constraint."""
+        dialect = self._db.engine.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt: Any = sqlite_insert(StatusEventRow).on_conflict_do_nothing()
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(StatusEventRow).on_conflict_do_nothing()
+        else:  # pragma: no cover - other databases: plain insert (dedupe above suffices)
+            stmt = insert(StatusEventRow)
+        for part in chunks(rows, 5000):
+            s.execute(stmt, list(part))
+        return len(rows)
+
+    def _learn(self, s: Session, learned: dict[str, str]) -> int:
+        """Store sg_message_ids learned from events on messages that did not have one."""
+        if not learned:
+            return 0
+        ids = list(learned)
+        missing: list[str] = []
+        for part in chunks(ids):
+            missing.extend(
+                s.scalars(
+                    select(MessageRow.id).where(MessageRow.id.in_(part), MessageRow.sg_message_id.is_(None))
+                )
+            )
+        if missing:
+            s.execute(update(MessageRow), [{"id": i, "sg_message_id": learned[i]} for i in missing])
+        return len(missing)
+
+    def _recompute(self, s: Session, message_ids: list[str], derive: Derive) -> list[str]:
+        if not message_ids:
+            return []
+        per: dict[str, list[tuple[str, datetime, str | None]]] = defaultdict(list)
+        current: dict[str, tuple[str, datetime | None, str | None]] = {}
+        for part in chunks(message_ids):
+            q = select(
+                StatusEventRow.message_id,
+                StatusEventRow.status,
+                StatusEventRow.event_time,
+                StatusEventRow.reason,
+            ).where(StatusEventRow.message_id.in_(part))
+            for mid, status, at, reason in s.execute(q):
+                if mid is not None:
+                    per[mid].append((status, at, reason))
+            q2 = select(
+                MessageRow.id, MessageRow.delivery_status, MessageRow.status_at, MessageRow.status_reason
+            ).where(MessageRow.id.in_(part))
+            for mid, cur, cur_at, cur_reason in s.execute(q2):
+                current[mid] = (cur, cur_at, cur_reason)
+        changes: list[dict[str, Any]] = []
+        for mid in message_ids:
+            if mid not in current:
+                continue
+            d = derive(per.get(mid, []))
+            new = (d.status.value, d.at, d.reason)
+            if new != current[mid]:
+                changes.append(
+                    {"id": mid, "delivery_status": new[0], "status_at": new[1], "status_reason": new[2]}
+                )
+        if changes:
+            s.execute(update(MessageRow), changes)
+        return [c["id"] for c in changes]
+
+    def _flag(
+        self, s: Session, events: list[IncomingEvent], matches: list[str | None], source: str
+    ) -> list[str]:
+        """Flag addresses the events condemn: only addresses we sent to or know as a person's,
+        never over a flag of that kind the director cleared after the event happened."""
+        first: dict[tuple[str, str], IncomingEvent] = {}
+        matched: set[tuple[str, str]] = set()
+        for ev, mid in zip(events, matches, strict=True):
+            key = address_key(ev.address)
+            if ev.flag is None or key is None:
+                continue
+            slot = (key, ev.flag.value)
+            if slot not in first or ev.event_time < first[slot].event_time:
+                first[slot] = ev
+            if mid is not None:
+                matched.add(slot)
+        if not first:
+            return []
+        keys = sorted({k for k, _ in first})
+        active: set[tuple[str, str]] = set()
+        cleared: dict[tuple[str, str], datetime] = {}
+        known_people: set[str] = set()
+        for part in chunks(keys):
+            q = select(AddressFlagRow.address_key, AddressFlagRow.kind, AddressFlagRow.cleared_at).where(
+                AddressFlagRow.address_key.in_(part)
+            )
+            for key, kind, cleared_at in s.execute(q):
+                if cleared_at is None:
+                    active.add((key, kind))
+                else:
+                    cleared[(key, kind)] = max(cleared_at, cleared.get((key, kind), cleared_at))
+            known_people.update(
+                k for k in s.scalars(select(PersonRow.email_key).where(PersonRow.email_key.in_(part))) if k
+            )
+        rows = []
+        for (key, kind), ev in sorted(first.items()):
+            if (key, kind) in active or not ((key, kind) in matched or key in known_people):
+                continue
+            if (key, kind) in cleared and cleared[(key, kind)] >= ev.event_time:
+                continue  # old news: the director cleared this after it happened
+            rows.append(
+                {
+                    "address_key": key,
+                    "address": (ev.address or key).strip(),
+                    "kind": kind,
+                    "since": ev.event_time,
+                    "diagnostic": (ev.reason or ev.name)[:2000],
+                    "source": source,
+                }
+            )
+        if rows:
+            s.execute(insert(AddressFlagRow), rows)
+        return sorted({str(r["address_key"]) for r in rows})
+
+    # -- reading ---------------------------------------------------------------------------
+    def timeline(self, message_id: str) -> list[StatusEvent]:
+        """A message's events, oldest first."""
+        with self._db.session() as s:
+            q = (
+                select(StatusEventRow)
+                .where(StatusEventRow.message_id == message_id)
+                .order_by(StatusEventRow.event_time, StatusEventRow.id)
+            )
+            return [event_from_row(r) for r in s.scalars(q)]
+
+    def unmatched(self, limit: int | None = 1000) -> list[StatusEvent]:
+        """Events that matched no message, newest first."""
+        with self._db.session() as s:
+            q = (
+                select(StatusEventRow)
+                .where(StatusEventRow.message_id.is_(None))
+                .order_by(StatusEventRow.event_time.desc(), StatusEventRow.id.desc())
+            )
+            if limit:
+                q = q.limit(limit)
+            return [event_from_row(r) for r in s.scalars(q)]
+
+    def unmatched_count(self) -> int:
+        with self._db.session() as s:
+            q = select(func.count()).select_from(StatusEventRow).where(StatusEventRow.message_id.is_(None))
+            return int(s.scalar(q) or 0)
+
+    def event_count(self) -> int:
+        with self._db.session() as s:
+            return int(s.scalar(select(func.count()).select_from(StatusEventRow)) or 0)
+
+    def latest_event_times(self, message_ids: Collection[str]) -> dict[str, datetime]:
+        """The provider time of each message's latest event (messages without events left out)."""
+        out: dict[str, datetime] = {}
+        with self._db.session() as s:
+            for part in chunks(list(set(message_ids))):
+                q = (
+                    select(StatusEventRow.message_id, func.max(StatusEventRow.event_time))
+                    .where(StatusEventRow.message_id.in_(part))
+                    .group_by(StatusEventRow.message_id)
+                )
+                for mid, at in s.execute(q):
+                    if mid is not None and at is not None:
+                        # func.max bypasses the column type on SQLite: normalise to aware UTC
+                        out[mid] = _aware(at)
+            return out
+
+    def earliest_sent(self, since: datetime, statuses: Collection[str] | None = None) -> datetime | None:
+        """The earliest send at or after ``since`` (of messages in ``statuses`` when given)."""
+        with self._db.session() as s:
+            q = select(func.min(MessageRow.sent_at)).where(MessageRow.sent_at >= since)
+            if statuses is not None:
+                q = q.where(MessageRow.delivery_status.in_(list(statuses)))
+            value = s.scalar(q)
+            return _aware(value) if value is not None else None
+
+    def latest_sent(self) -> datetime | None:
+        with self._db.session() as s:
+            value = s.scalar(select(func.max(MessageRow.sent_at)))
+            return _aware(value) if value is not None else None
+
+    def statuses_by_sg_id(self, sg_message_ids: Collection[str]) -> dict[str, str]:
+        """Our current delivery status of the messages with these sg_message_ids."""
+        out: dict[str, str] = {}
+        with self._db.session() as s:
+            for part in chunks(list(set(sg_message_ids))):
+                q = select(MessageRow.sg_message_id, MessageRow.delivery_status).where(
+                    MessageRow.sg_message_id.in_(part)
+                )
+                out.update({sid: st for sid, st in s.execute(q) if sid})
+        return out
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _row(ev: IncomingEvent, message_id: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "provider": ev.provider,
+        "provider_event_id": ev.provider_event_id[:300],
+        "event": ev.name[:50],
+        "status": ev.status.value,
+        "source": ev.source[:30],
+        "event_time": ev.event_time,
+        "received_at": now,
+        "address": ev.address[:320] if ev.address else None,
+        "address_key": address_key(ev.address),
+        "reason": ev.reason,
+        "raw": ev.raw,
+    }
+
+
+class _Matcher:
+    """Bulk matching of new events to messages; see the module docstring for the order."""
+
+    def __init__(self, s: Session, window: timedelta, skew: timedelta) -> None:
+        self.s = s
+        self.window = window
+        self.skew = skew
+
+    def match(self, events: list[IncomingEvent]) -> tuple[list[str | None], list[str | None], dict[str, str]]:
+        """(message id per event, how it matched, sg_message_id learned per message id)."""
+        n = len(events)
+        found: list[str | None] = [None] * n
+        how: list[str | None] = [None] * n
+        learned: dict[str, str] = {}
+
+        def settle(i: int, mid: str, method: str) -> None:
+            found[i], how[i] = mid, method
+            sg = events[i].sg_message_id
+            if sg:
+                learned.setdefault(mid, sg)
+
+        # 1. tabmail's own id
+        tids = sorted({e.tabmail_id for e in events if e.tabmail_id})
+        known = self._existing(tids)
+        for i, e in enumerate(events):
+            if e.tabmail_id and e.tabmail_id in known:
+                settle(i, e.tabmail_id, "tabmail_id")
+
+        # 2. sg_message_id, exact
+        todo = [i for i in range(n) if found[i] is None and events[i].sg_message_id]
+        exact = self._by_column(MessageRow.sg_message_id, {events[i].sg_message_id or "" for i in todo})
+        for i in todo:
+            cands = exact.get(events[i].sg_message_id or "", [])
+            if len(cands) == 1:
+                settle(i, cands[0].id, "sg_message_id")
+
+        # 3. the X-Message-Id prefix (one per request; several recipients share it)
+        todo = [i for i in range(n) if found[i] is None and _prefix(events[i])]
+        by_prefix = self._by_column(MessageRow.provider_message_id, {_prefix(events[i]) or "" for i in todo})
+        for i in todo:
+            cands = [c for c in by_prefix.get(_prefix(events[i]) or "", []) if _compatible(c, events[i])]
+            if len(cands) > 1:
+                key = address_key(events[i].address)
+                cands = [c for c in cands if c.address_key == key]
+            if len(cands) == 1:
+                settle(i, cands[0].id, "x_message_id")
+
+        # 4. address + time: the latest send to that address before the event, within the window
+        todo = [i for i in range(n) if found[i] is None and address_key(events[i].address)]
+        if todo:
+            lo = min(events[i].event_time for i in todo) - self.window - self.skew
+            hi = max(events[i].event_time for i in todo) + self.skew
+            sends = self._sends(sorted({address_key(events[i].address) or "" for i in todo}), lo, hi)
+            for i in todo:
+                e = events[i]
+                per = sends.get(address_key(e.address) or "")
+                if not per:
+                    continue
+                times = [t for t, _ in per]
+                j = bisect.bisect_right(times, e.event_time + self.skew) - 1
+                while j >= 0 and times[j] >= e.event_time - self.window:
+                    if _compatible(per[j][1], e):
+                        settle(i, per[j][1].id, "address_time")
+                        break
+                    j -= 1
+        return found, how, learned
+
+    def _existing(self, ids: list[str]) -> set[str]:
+        out: set[str] = set()
+        for part in chunks(ids):
+            out.update(self.s.scalars(select(MessageRow.id).where(MessageRow.id.in_(part))))
+        return out
+
+    def _by_column(self, column: Any, values: set[str]) -> dict[str, list[_Candidate]]:
+        out: dict[str, list[_Candidate]] = defaultdict(list)
+        wanted = sorted(v for v in values if v)
+        for part in chunks(wanted):
+            q = select(
+                column, MessageRow.id, MessageRow.address_key, MessageRow.sent_at, MessageRow.sg_message_id
+            ).where(column.in_(part))
+            for value, mid, key, sent_at, sg in self.s.execute(q):
+                out[value].append(_Candidate(mid, key, sent_at, sg))
+        return out
+
+    def _sends(
+        self, keys: list[str], lo: datetime, hi: datetime
+    ) -> dict[str, list[tuple[datetime, _Candidate]]]:
+        """Sends to these addresses between lo and hi, per address, oldest first."""
+        out: dict[str, list[tuple[datetime, _Candidate]]] = defaultdict(list)
+        for part in chunks(keys):
+            q = (
+                select(MessageRow.address_key, MessageRow.id, MessageRow.sent_at, MessageRow.sg_message_id)
+                .where(
+                    MessageRow.address_key.in_(part),
+                    MessageRow.sent_at.is_not(None),
+                    MessageRow.sent_at >= lo,
+                    MessageRow.sent_at <= hi,
+                )
+                .order_by(MessageRow.sent_at, MessageRow.id)
+            )
+            for key, mid, sent_at, sg in self.s.execute(q):
+                if sent_at is not None:
+                    out[key].append((sent_at, _Candidate(mid, key, sent_at, sg)))
+        return out
+
+
+def _prefix(ev: IncomingEvent) -> str | None:
+    if ev.x_message_id:
+        return ev.x_message_id
+    if ev.sg_message_id:
+        return ev.sg_message_id.split(".", 1)[0] or None
+    return None
+
+
+def _compatible(c: _Candidate, ev: IncomingEvent) -> bool:
+    """A message that already knows a different sg_message_id is some other send."""
+    return not (c.sg_message_id and ev.sg_message_id and c.sg_message_id != ev.sg_message_id)

@@ -1,0 +1,498 @@
+"""SmtpBackend against a real aiosmtpd server on loopback, with real TLS (trustme certificates)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+import pytest
+import trustme
+
+from tabmail.backends.base import Outcome, OutgoingMessage, SendResult
+from tabmail.backends.smtp import (
+    RateLimiter,
+    SmtpBackend,
+    SmtpConfig,
+    SmtpConfigError,
+    SmtpConnectionError,
+    is_loopback_host,
+    refuse_unsafe_settings,
+)
+from tests.servers.smtp import SmtpTestServer
+
+USER, PASSWORD = "tab@tournament.test", "correct-horse-battery"
+
+
+def make_message(n: int, to: str | None = None) -> OutgoingMessage:
+    to = to or f"judge{n}@example.org"
+    msg = EmailMessage()
+    msg["From"] = "Nationals Tab Room <tab@tournament.test>"
+    msg["To"] = to
+    msg["Subject"] = f"Round 3 draw: you are judging in room {n}"
+    msg["Message-ID"] = make_msgid(domain="tournament.test")
+    msg["X-Tabmail-Id"] = f"m{n:05d}"
+    # A line starting with "." (dot-stuffing) and non-ASCII text (8BITMIME) must survive exactly.
+    msg.set_content(f"Hello judge {n},\n.This line starts with a dot.\nRoom: Lecture Théâtre {n}\n")
+    return OutgoingMessage(
+        id=f"m{n:05d}",
+        envelope_from="bounces@tournament.test",
+        envelope_to=to,
+        message=msg,
+        raw=msg.as_bytes(policy=policy.SMTP),
+    )
+
+
+class RecordingHooks:
+    """The outbox's side of the protocol, in memory."""
+
+    def __init__(self, skip: Sequence[str] = (), clock: Callable[[], float] | None = None) -> None:
+        self.skip = set(skip)
+        self.clock = clock
+        self.handed: list[str] = []
+        self.handed_at: list[float] = []
+        self.results: dict[str, SendResult] = {}
+
+    async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
+        self.handed.extend(ids)
+        if self.clock is not None:
+            self.handed_at.append(self.clock())
+        return [i not in self.skip for i in ids]
+
+    async def finished(self, result: SendResult) -> None:
+        assert result.message_id not in self.results, "two results for one message"
+        self.results[result.message_id] = result
+
+    def outcomes(self) -> Counter[Outcome]:
+        return Counter(r.outcome for r in self.results.values())
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def config(server: SmtpTestServer, **changes: Any) -> SmtpConfig:
+    values: dict[str, Any] = {
+        "host": server.host,
+        "port": server.port,
+        "security": "none",
+        "local_hostname": "laptop.tabmail.test",
+        "timeout": 10,
+    }
+    values.update(changes)
+    return SmtpConfig(**values)
+
+
+def send(
+    backend: SmtpBackend, messages: Sequence[OutgoingMessage], hooks: RecordingHooks | None = None
+) -> RecordingHooks:
+    hooks = hooks or RecordingHooks()
+    asyncio.run(backend.send(messages, hooks))
+    return hooks
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def leaf(ca: trustme.CA) -> trustme.LeafCert:
+    return ca.issue_cert("127.0.0.1", "localhost")
+
+
+@pytest.fixture
+def client_ctx(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., SmtpTestServer]]:
+    servers: list[SmtpTestServer] = []
+
+    def start(**kwargs: Any) -> SmtpTestServer:
+        servers.append(SmtpTestServer(**kwargs).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: Callable[..., SmtpTestServer]) -> SmtpTestServer:
+    return start_server()
+
+
+def test_sends_each_message_once_with_exact_bytes_over_three_parallel_connections(
+    start_server: Callable[..., SmtpTestServer],
+) -> None:
+    server = start_server(data_delay=0.01)
+    messages = [make_message(i) for i in range(30)]
+    backend = SmtpBackend(config(server, connections=3, local_hostname=None))
+
+    hooks = send(backend, messages)
+
+    assert hooks.outcomes() == {Outcome.SENT: 30}
+    assert all(r.code == 250 and r.detail.startswith("250 2.0.0 Ok") for r in hooks.results.values())
+    received = server.messages
+    assert Counter(m.tabmail_id for m in received) == Counter({m.id: 1 for m in messages})
+    by_id = {m.tabmail_id: m for m in received}
+    for msg in messages:
+        got = by_id[msg.id]
+        assert got.raw == msg.raw
+        assert (got.envelope_from, got.envelope_to) == (msg.envelope_from, (msg.envelope_to,))
+    assert server.connections == 3
+    assert server.max_concurrent == 3
+    assert len({m.connection_id for m in received}) == 3
+    server.wait_for(lambda s: s.active == 0)  # every connection was closed at the end
+
+
+def test_reconnects_after_messages_per_connection(server: SmtpTestServer) -> None:
+    backend = SmtpBackend(config(server, connections=1, messages_per_connection=4))
+
+    hooks = send(backend, [make_message(i) for i in range(10)])
+
+    assert hooks.outcomes() == {Outcome.SENT: 10}
+    assert server.connections == 3
+    assert sorted(Counter(m.connection_id for m in server.messages).values()) == [2, 4, 4]
+
+
+@pytest.mark.parametrize(
+    ("reply", "connections"),
+    [("451 4.3.0 Mailbox busy, try again later", 1), ("421 4.7.0 Too many messages, closing connection", 2)],
+)
+def test_temporary_refusal_at_rcpt_is_transient(server: SmtpTestServer, reply: str, connections: int) -> None:
+    server.script("busy@example.org", rcpt=reply)
+    messages = [make_message(0, to="busy@example.org"), make_message(1), make_message(2)]
+
+    hooks = send(SmtpBackend(config(server, connections=1)), messages)
+
+    result = hooks.results["m00000"]
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.code == int(reply[:3])
+    assert reply[4:] in result.detail
+    assert not result.flag_address
+    assert hooks.results["m00001"].outcome is hooks.results["m00002"].outcome is Outcome.SENT
+    assert {m.tabmail_id for m in server.messages} == {"m00001", "m00002"}
+    assert server.connections == connections  # 421 closes the connection; 451 keeps it
+
+
+@pytest.mark.parametrize(
+    ("reply", "flag"),
+    [
+        ("550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown", True),
+        ("551 User not local; please try <judge@other.example>", True),
+        ("553 5.1.3 Bad recipient address syntax", True),
+        ("550 5.7.1 Relaying denied", False),
+        ("554 5.7.1 Rejected by local policy", False),
+    ],
+)
+def test_permanent_refusal_at_rcpt(server: SmtpTestServer, reply: str, flag: bool) -> None:
+    server.script("nobody@example.org", rcpt=reply)
+    messages = [make_message(0, to="nobody@example.org"), make_message(1)]
+
+    hooks = send(SmtpBackend(config(server, connections=1)), messages)
+
+    result = hooks.results["m00000"]
+    assert (result.outcome, result.code, result.flag_address) == (Outcome.PERMANENT, int(reply[:3]), flag)
+    assert result.detail == f"recipient refused: {reply}"
+    assert hooks.results["m00001"].outcome is Outcome.SENT
+    assert server.connections == 1  # RSET, and the same connection carried on
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome"),
+    [
+        ("554 5.6.0 Message rejected: spam content", Outcome.PERMANENT),
+        ("452 4.3.1 Insufficient system storage", Outcome.TRANSIENT),
+    ],
+)
+def test_refusal_at_end_of_data(server: SmtpTestServer, reply: str, outcome: Outcome) -> None:
+    server.script("judge0@example.org", data=reply)
+
+    hooks = send(SmtpBackend(config(server)), [make_message(0), make_message(1)])
+
+    result = hooks.results["m00000"]
+    assert (result.outcome, result.code, result.flag_address) == (outcome, int(reply[:3]), False)
+    assert reply[4:] in result.detail
+    assert [(m.tabmail_id, m.reply) for m in server.received if m.tabmail_id == "m00000"] == [
+        ("m00000", reply)
+    ]
+    assert [m.tabmail_id for m in server.messages] == ["m00001"]
+
+
+def test_connection_dropped_before_data_is_transient(server: SmtpTestServer) -> None:
+    server.script("judge0@example.org", drop="at_data_command")
+
+    hooks = send(SmtpBackend(config(server, connections=1)), [make_message(0), make_message(1)])
+
+    result = hooks.results["m00000"]
+    assert result.outcome is Outcome.TRANSIENT
+    assert "before the message was sent (at DATA)" in result.detail
+    assert [m.tabmail_id for m in server.received] == ["m00001"]  # no payload ever reached it
+    assert hooks.results["m00001"].outcome is Outcome.SENT
+    assert server.connections == 2
+
+
+def test_connection_dropped_after_payload_is_uncertain_and_not_retried(server: SmtpTestServer) -> None:
+    server.script("judge0@example.org", drop="after_data")
+    messages = [make_message(0), make_message(1)]
+
+    hooks = send(SmtpBackend(config(server, connections=1)), messages)
+
+    result = hooks.results["m00000"]
+    assert result.outcome is Outcome.UNCERTAIN
+    assert "may or may not be delivered" in result.detail
+    dropped = [m for m in server.received if m.tabmail_id == "m00000"]
+    assert [(m.raw, m.reply) for m in dropped] == [(messages[0].raw, "dropped")]
+    assert hooks.handed == ["m00000", "m00001"]
+    assert hooks.results["m00001"].outcome is Outcome.SENT
+
+
+def test_starttls_with_a_verified_certificate_and_login(
+    start_server: Callable[..., SmtpTestServer], leaf: trustme.LeafCert, client_ctx: ssl.SSLContext
+) -> None:
+    server = start_server(tls="starttls", cert=leaf, auth=(USER, PASSWORD))
+    cfg = config(server, security="starttls", username=USER, password=PASSWORD, ssl_context=client_ctx)
+    backend = SmtpBackend(cfg)
+
+    assert asyncio.run(backend.check()) == f"Logged in to 127.0.0.1:{server.port} (STARTTLS) as {USER}"
+    hooks = send(backend, [make_message(i) for i in range(5)])
+
+    assert hooks.outcomes() == {Outcome.SENT: 5}
+    assert [m.tls for m in server.messages] == [True] * 5
+
+
+def test_implicit_tls(
+    start_server: Callable[..., SmtpTestServer], leaf: trustme.LeafCert, client_ctx: ssl.SSLContext
+) -> None:
+    server = start_server(tls="implicit", cert=leaf, auth=(USER, PASSWORD))
+    cfg = config(server, security="tls", username=USER, password=PASSWORD, ssl_context=client_ctx)
+    backend = SmtpBackend(cfg)
+
+    assert asyncio.run(backend.check()) == f"Logged in to 127.0.0.1:{server.port} (TLS) as {USER}"
+    hooks = send(backend, [make_message(i) for i in range(3)])
+
+    assert hooks.outcomes() == {Outcome.SENT: 3}
+    assert [m.tls for m in server.messages] == [True] * 3
+
+
+def assert_refused_before_anything_was_sent(
+    backend: SmtpBackend, server: SmtpTestServer, words: str
+) -> SmtpConnectionError:
+    with pytest.raises(SmtpConnectionError) as caught:
+        asyncio.run(backend.check())
+    assert words in str(caught.value)
+    hooks = send(backend, [make_message(i) for i in range(3)])
+    assert hooks.handed == []
+    assert hooks.outcomes() == {Outcome.TRANSIENT: 3}
+    assert all(words in r.detail for r in hooks.results.values())
+    assert server.received == []
+    return caught.value
+
+
+@pytest.mark.parametrize("problem", ["wrong host", "untrusted CA"])
+def test_unverifiable_certificate_is_refused(
+    start_server: Callable[..., SmtpTestServer],
+    ca: trustme.CA,
+    leaf: trustme.LeafCert,
+    client_ctx: ssl.SSLContext,
+    problem: str,
+) -> None:
+    if problem == "wrong host":
+        server = start_server(tls="starttls", cert=ca.issue_cert("mail.example.org"))
+        backend = SmtpBackend(config(server, security="starttls", ssl_context=client_ctx))
+        expected = "address mismatch, certificate is not valid for '127.0.0.1')"
+    else:  # the system's default trust store does not know the test CA
+        server = start_server(tls="implicit", cert=leaf)
+        backend = SmtpBackend(config(server, security="tls"))
+        expected = "certificate"
+    error = assert_refused_before_anything_was_sent(backend, server, "could not be verified")
+    assert expected in str(error)
+
+
+def test_server_without_starttls_is_refused_and_nothing_goes_in_plain(server: SmtpTestServer) -> None:
+    backend = SmtpBackend(config(server, security="starttls", username=USER, password=PASSWORD))
+    error = assert_refused_before_anything_was_sent(backend, server, "does not offer STARTTLS")
+    assert PASSWORD not in str(error)
+
+
+def test_starttls_refused_by_the_server(
+    start_server: Callable[..., SmtpTestServer], leaf: trustme.LeafCert, client_ctx: ssl.SSLContext
+) -> None:
+    server = start_server(tls="starttls", cert=leaf)
+    server.refuse_starttls("454 4.7.0 TLS not available due to temporary reason")
+    backend = SmtpBackend(config(server, security="starttls", ssl_context=client_ctx))
+    error = assert_refused_before_anything_was_sent(
+        backend, server, "refused STARTTLS: 454 4.7.0 TLS not available"
+    )
+    assert error.code == 454
+
+
+def test_failed_login_has_the_servers_words_and_never_the_password(
+    start_server: Callable[..., SmtpTestServer], leaf: trustme.LeafCert, client_ctx: ssl.SSLContext
+) -> None:
+    server = start_server(tls="starttls", cert=leaf, auth=(USER, PASSWORD))
+    wrong = "hunter2-not-the-password"
+    cfg = config(server, security="starttls", username=USER, password=wrong, ssl_context=client_ctx)
+    backend = SmtpBackend(cfg)
+
+    error = assert_refused_before_anything_was_sent(
+        backend, server, "535 5.7.8 Authentication credentials invalid"
+    )
+
+    assert f"refused the login for {USER}" in str(error)
+    assert error.code == 535
+    shown = "".join(traceback.format_exception(error)) + repr(cfg) + backend.info.description
+    assert wrong not in shown
+
+
+def test_plain_login_to_a_remote_host_is_refused_without_connecting() -> None:
+    cfg = SmtpConfig("smtp.example.org", 25, "none", username=USER, password=PASSWORD)
+    backend = SmtpBackend(cfg)
+    hooks = RecordingHooks()
+
+    with pytest.raises(SmtpConfigError, match="clear text"):
+        asyncio.run(backend.check())
+    with pytest.raises(SmtpConfigError, match="clear text"):
+        asyncio.run(backend.send([make_message(0)], hooks))
+    assert (hooks.handed, hooks.results) == ([], {})
+    refuse_unsafe_settings(SmtpConfig("smtp.example.org", 587, "starttls", username=USER))
+    refuse_unsafe_settings(SmtpConfig("smtp.example.org", 25, "none"))  # no login: nothing to leak
+
+
+def test_settings_that_skip_certificate_checks_are_refused() -> None:
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    with pytest.raises(SmtpConfigError, match="verify"):
+        refuse_unsafe_settings(SmtpConfig("smtp.example.org", 465, "tls", ssl_context=unverified))
+    with pytest.raises(SmtpConfigError, match="starttls, tls or none"):
+        SmtpConfig("smtp.example.org", 465, "ssl")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("smtp.example.org", False),
+        ("10.0.0.1", False),
+        ("127.example.org", False),
+        ("localhost.example.org", False),
+    ],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+def test_plain_login_to_loopback_is_allowed(start_server: Callable[..., SmtpTestServer]) -> None:
+    server = start_server(auth=(USER, PASSWORD), auth_require_tls=False)
+    backend = SmtpBackend(config(server, username=USER, password=PASSWORD))
+
+    assert asyncio.run(backend.check()) == f"Logged in to 127.0.0.1:{server.port} (no encryption) as {USER}"
+    assert send(backend, [make_message(0)]).outcomes() == {Outcome.SENT: 1}
+
+
+def test_rate_limit_spaces_messages_with_the_injected_clock(server: SmtpTestServer) -> None:
+    clock = FakeClock()
+    backend = SmtpBackend(config(server, connections=1, rate_per_minute=60), clock=clock, sleep=clock.sleep)
+
+    hooks = send(backend, [make_message(i) for i in range(4)], RecordingHooks(clock=clock))
+
+    assert clock.sleeps == [1.0, 1.0, 1.0]
+    assert hooks.handed_at == [1000.0, 1001.0, 1002.0, 1003.0]
+    assert hooks.outcomes() == {Outcome.SENT: 4}
+
+
+def test_rate_limiter_gives_concurrent_callers_evenly_spaced_slots() -> None:
+    now = 1000.0
+    wake_at: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        wake_at.append(now + seconds)
+
+    async def main() -> None:
+        limiter = RateLimiter(30, lambda: now, sleep)
+        await asyncio.gather(*(limiter.acquire() for _ in range(5)))
+
+    asyncio.run(main())
+    assert wake_at == [1002.0, 1004.0, 1006.0, 1008.0]
+
+
+def test_daily_cap(server: SmtpTestServer) -> None:
+    today = datetime(2025, 3, 1, 23, 0, tzinfo=UTC)
+    now = [today]
+    cfg = config(server, connections=2, daily_cap=5, sent_today=2)
+    backend = SmtpBackend(cfg, utcnow=lambda: now[0])
+    server.script("nobody@example.org", rcpt="550 5.1.1 User unknown")
+    messages = [make_message(0, to="nobody@example.org"), *(make_message(i) for i in range(1, 6))]
+
+    hooks = send(backend, messages)
+
+    assert hooks.outcomes() == {Outcome.PERMANENT: 1, Outcome.SENT: 3, Outcome.TRANSIENT: 2}
+    capped = [r for r in hooks.results.values() if r.outcome is Outcome.TRANSIENT]
+    assert all(r.retry_after == 3600.0 and "daily limit of 5" in r.detail for r in capped)
+    assert not {r.message_id for r in capped} & set(hooks.handed)  # never offered to the server
+    assert len(server.messages) == 3
+    assert backend.sent_today == 5  # the refused message did not count
+
+    now[0] = datetime(2025, 3, 2, 0, 0, 1, tzinfo=UTC)
+    again = send(backend, [m for m in messages if m.id in {r.message_id for r in capped}])
+    assert again.outcomes() == {Outcome.SENT: 2}
+    assert backend.sent_today == 2
+
+
+def test_handing_over_false_skips_the_message(server: SmtpTestServer) -> None:
+    messages = [make_message(i) for i in range(4)]
+
+    hooks = send(SmtpBackend(config(server, connections=2)), messages, RecordingHooks(skip=["m00002"]))
+
+    assert sorted(hooks.handed) == [m.id for m in messages]
+    assert sorted(hooks.results) == ["m00000", "m00001", "m00003"]
+    assert hooks.outcomes() == {Outcome.SENT: 3}
+    assert sorted(m.tabmail_id or "" for m in server.received) == ["m00000", "m00001", "m00003"]
+
+
+def test_server_that_cannot_be_reached(server: SmtpTestServer) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    backend = SmtpBackend(config(server, port=closed_port, connections=3))
+    assert_refused_before_anything_was_sent(backend, server, "connection refused")
+
+
+def test_info() -> None:
+    relay = SmtpBackend(
+        SmtpConfig("smtp.sendgrid.net", 587, "starttls", username="apikey", password="SG.secret")
+    )
+    assert relay.info.name == "smtp"
+    assert relay.info.is_sendgrid
+    assert relay.info.description == "smtp.sendgrid.net:587 (STARTTLS) as apikey"
+    assert "SG.secret" not in repr(relay.config)
+    lookalike = SmtpBackend(SmtpConfig("sendgrid.net.example.org", 25, "none"))
+    assert not lookalike.info.is_sendgrid
+    assert lookalike.info.description == "sendgrid.net.example.org:25 (no encryption) without login"

@@ -1,0 +1,229 @@
+"""Building the exact email bytes: ids, threading, headers, injection, test mode, encodings."""
+
+from __future__ import annotations
+
+import email
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from tabmail.compose.message import (
+    MessageBuildError,
+    build_email,
+    make_message_id,
+    new_tabmail_id,
+    thread_anchor,
+    to_bytes,
+)
+from tabmail.compose.recipients import draw_recipients
+from tabmail.compose.templates import RenderedParts, render_for
+from tabmail.domain.notification import Audience, Templates
+from tests.test_compose_recipients import make_draw
+
+WHEN = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+KEY = b"k" * 32
+EVIL = "Evil\r\nBcc: victim@example.com"
+
+
+def build(**overrides: Any) -> EmailMessage:
+    args: dict[str, Any] = {
+        "tabmail_id": "01JNB2X5ZQ4V8W2C9M3K7T6R1A",
+        "from_name": "BP 88 Tab Room",
+        "from_address": "tab@bp88.example.org",
+        "to_name": "Alice Smith",
+        "to_address": "alice@example.com",
+        "reply_to": "Tab Room <tabroom@bp88.example.org>",
+        "parts": RenderedParts(subject="Round 2 draw", text="Hello\n", html="<p>Hello</p>"),
+        "thread_anchor": thread_anchor(KEY, "bp88", "alice@example.com", "bp88.example.org"),
+        "date": WHEN,
+        "domain": "bp88.example.org",
+    }
+    args.update(overrides)
+    return build_email(**args)
+
+
+def reparse(msg: EmailMessage) -> EmailMessage:
+    parsed = email.message_from_bytes(to_bytes(msg), policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def content(part: Any) -> str:
+    """A part's decoded text; line ends as sent (CRLF) read back as LF."""
+    text = part.get_content()
+    assert isinstance(text, str)
+    return text.replace("\r\n", "\n")
+
+
+def header_lines(raw: bytes) -> list[str]:
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    return head.split("\r\n")
+
+
+def test_tabmail_ids_are_26_chars_url_safe_unique_and_sortable() -> None:
+    ids = [new_tabmail_id() for _ in range(200)]
+    assert len(set(ids)) == 200
+    assert all(len(i) == 26 and set(i) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for i in ids)
+    early, late = new_tabmail_id(now_ms=1_700_000_000_000), new_tabmail_id(now_ms=1_700_000_000_001)
+    assert early < late
+    assert new_tabmail_id(now_ms=0).startswith("0000000000")
+
+
+def test_message_id_and_idna_domain() -> None:
+    assert make_message_id("01ABC", "bp88.example.org") == "<01ABC@bp88.example.org>"
+    assert make_message_id("01ABC", "Bücher.Example") == "<01ABC@xn--bcher-kva.example>"
+    with pytest.raises(MessageBuildError):
+        make_message_id("bad id>", "example.org")
+    with pytest.raises(MessageBuildError):
+        make_message_id("01ABC", "exa mple.org")
+
+
+def test_thread_anchor_is_stable_per_tournament_and_address() -> None:
+    anchor = thread_anchor(KEY, "bp88", "alice@example.com", "example.org")
+    assert anchor == thread_anchor(KEY, "bp88", " Alice@Example.com ", "example.org")
+    assert anchor.startswith("<v1.") and anchor.endswith("@example.org>")
+    assert len(anchor.split("@")[0]) == len("<v1.") + 64
+    others = {
+        thread_anchor(KEY, "bp88", "bob@example.com", "example.org"),
+        thread_anchor(KEY, "wudc25", "alice@example.com", "example.org"),
+        thread_anchor(b"x" * 32, "bp88", "alice@example.com", "example.org"),
+    }
+    assert anchor not in others and len(others) == 3
+    with pytest.raises(ValueError):
+        thread_anchor(b"", "bp88", "alice@example.com", "example.org")
+
+
+def test_headers_and_multipart_alternative() -> None:
+    msg = build()
+    raw = to_bytes(msg)
+    parsed = reparse(msg)
+    assert parsed["Message-ID"] == "<01JNB2X5ZQ4V8W2C9M3K7T6R1A@bp88.example.org>"
+    assert parsed["Message-ID"] == msg["Message-ID"]
+    assert str(parsed["From"]) == "BP 88 Tab Room <tab@bp88.example.org>"
+    assert str(parsed["To"]) == "Alice Smith <alice@example.com>"
+    assert str(parsed["Reply-To"]) == "Tab Room <tabroom@bp88.example.org>"
+    assert parsed["Subject"] == "Round 2 draw"
+    assert parsed["Date"].datetime == WHEN
+    assert parsed["References"] == thread_anchor(KEY, "bp88", "alice@example.com", "bp88.example.org")
+    assert parsed["In-Reply-To"] is None
+    assert parsed["X-Tabmail-Id"] == "01JNB2X5ZQ4V8W2C9M3K7T6R1A"
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert parsed["List-Id"] is None and parsed["Bcc"] is None and parsed["Cc"] is None
+    assert parsed.get_content_type() == "multipart/alternative"
+    plain, html = parsed.iter_parts()
+    assert plain.get_content_type() == "text/plain" and content(plain) == "Hello\n"
+    assert html.get_content_type() == "text/html" and content(html) == "<p>Hello</p>\n"
+    # CRLF everywhere, no bare LF; 7-bit clean so any SMTP server takes it.
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert raw.isascii()
+
+
+def test_long_thread_ids_stay_ids_and_fold_between_ids() -> None:
+    domain = "mail.debating-society.university-of-somewhere.example.ac.uk"
+    anchor = thread_anchor(KEY, "bp88", "alice@example.com", domain)
+    old = make_message_id(new_tabmail_id(), domain)
+    raw = to_bytes(build(thread_anchor=anchor, in_reply_to=old, domain=domain))
+    assert f"References: {anchor}\r\n {old}\r\n".encode() in raw
+    assert f"In-Reply-To: {old}\r\n".encode() in raw
+    assert b"=?utf-8?" not in raw
+    with pytest.raises(MessageBuildError):
+        build(in_reply_to="<a b@c>")
+
+
+def test_text_only_message_and_follow_up_threading() -> None:
+    msg = build(
+        parts=RenderedParts("s", "only text", None), reply_to=None, in_reply_to="<OLD@bp88.example.org>"
+    )
+    parsed = reparse(msg)
+    assert parsed.get_content_type() == "text/plain"
+    assert parsed["Reply-To"] is None
+    assert parsed["In-Reply-To"] == "<OLD@bp88.example.org>"
+    assert parsed["References"].split() == [
+        thread_anchor(KEY, "bp88", "alice@example.com", "bp88.example.org"),
+        "<OLD@bp88.example.org>",
+    ]
+
+
+def test_header_injection_through_imported_names_is_impossible() -> None:
+    draw = make_draw()
+    draw.teams[2] = replace(draw.teams[2], name=EVIL, short_name=EVIL)
+    hank = next(r for r in draw_recipients(draw, Audience.TEAMS) if r.address_key == "hank@example.com")
+    parts = render_for(
+        Templates(subject="Your opponents: {{ OPPONENTS }}", text="{{ DRAW }}", html="<p>{{ DRAW }}</p>"),
+        hank,
+    )
+    msg = build(parts=parts, to_name=EVIL, from_name=EVIL, reply_to=f"{EVIL} <tab@bp88.example.org>")
+    raw = to_bytes(msg)
+    parsed = reparse(msg)
+    assert parsed["Bcc"] is None
+    assert all(not line.lower().startswith("bcc:") for line in header_lines(raw))
+    assert parsed["Subject"].startswith(
+        "Your opponents: Evil Bcc: victim@example.com (Opening Opposition), Oxford B"
+    )
+    assert parsed["To"].addresses[0].addr_spec == "alice@example.com"
+    assert parsed["To"].addresses[0].display_name == "Evil Bcc: victim@example.com"
+    assert [a.addr_spec for a in parsed["Reply-To"].addresses] == ["tab@bp88.example.org"]
+    assert [a.addr_spec for a in parsed["From"].addresses] == ["tab@bp88.example.org"]
+    assert len(parsed.get_all("To") or []) == 1
+    # The same straight into build_email, without a template in between.
+    raw = to_bytes(build(parts=RenderedParts(EVIL, EVIL, None), to_name=EVIL))
+    assert all(not line.lower().startswith("bcc:") for line in header_lines(raw))
+    assert reparse(build(parts=RenderedParts(EVIL, EVIL, None)))["Subject"] == "Evil Bcc: victim@example.com"
+
+
+def test_control_characters_in_addresses_and_extra_headers_are_refused() -> None:
+    with pytest.raises(MessageBuildError):
+        build(to_address="alice@example.com\r\nBcc: victim@example.com")
+    with pytest.raises(MessageBuildError):
+        build(to_address="not an address")
+    with pytest.raises(MessageBuildError):
+        build(extra_headers={"X-SMTPAPI": "{}\r\nBcc: victim@example.com"})
+    with pytest.raises(MessageBuildError):
+        build(extra_headers={"Bcc": "victim@example.com"})
+    with pytest.raises(MessageBuildError):
+        build(date=datetime(2025, 3, 1, 9, 30))  # naive
+    parsed = reparse(build(extra_headers={"X-SMTPAPI": '{"unique_args": {"tabmail-id": "01J"}}'}))
+    assert parsed["X-SMTPAPI"] == '{"unique_args": {"tabmail-id": "01J"}}'
+
+
+def test_test_mode_reroutes_to_the_director() -> None:
+    parsed = reparse(build(reroute_to="director@example.net"))
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["director@example.net"]
+    assert parsed["Subject"] == "[TEST for Alice Smith <alice@example.com>] Round 2 draw"
+    assert parsed["X-Tabmail-Original-To"] == "alice@example.com"
+    assert "alice@example.com" not in str(parsed["To"])
+    assert reparse(build())["X-Tabmail-Original-To"] is None
+
+
+def test_non_ascii_names_subjects_bodies_and_idna_domains() -> None:
+    parts = RenderedParts("Ronda 2: Zoë in Sala Ñ — 決勝", "Olá Zoë, ¿qué tal?\n", "<p>Olá Zoë</p>")
+    msg = build(
+        parts=parts, to_name="Zoë Ñúñez", to_address="zoe@bücher.example", from_name="Torneo Ñ Tab Room"
+    )
+    raw = to_bytes(msg)
+    assert raw.isascii()  # RFC 2047 words and quoted-printable, no raw UTF-8
+    assert b"=?utf-8?" in raw
+    parsed = reparse(msg)
+    assert parsed["Subject"] == "Ronda 2: Zoë in Sala Ñ — 決勝"
+    assert parsed["To"].addresses[0].display_name == "Zoë Ñúñez"
+    assert parsed["To"].addresses[0].addr_spec == "zoe@xn--bcher-kva.example"
+    assert parsed["From"].addresses[0].display_name == "Torneo Ñ Tab Room"
+    plain = parsed.get_body(("plain",))
+    assert plain is not None and content(plain) == "Olá Zoë, ¿qué tal?\n"
+    with pytest.raises(MessageBuildError, match="SMTPUTF8"):
+        build(to_address="zoë@example.com")
+
+
+def test_long_lines_and_dates_with_offsets_survive() -> None:
+    long_line = "word " * 100
+    date = datetime(2025, 3, 1, 18, 0, tzinfo=timezone(timedelta(hours=8)))
+    parsed = reparse(build(parts=RenderedParts("s " * 60, long_line + "\n", None), date=date))
+    assert content(parsed) == long_line + "\n"
+    assert parsed["Date"].datetime == date
+    assert all(
+        len(line) <= 998 for line in to_bytes(build(parts=RenderedParts("s", long_line, None))).split(b"\r\n")
+    )
