@@ -124,6 +124,13 @@ def sample_bundle() -> ImportBundle:
     )
 
 
+def settle(app: QApplication) -> None:
+    """Let posted layout requests (and the ones they cause) run before grabbing."""
+    for _ in range(5):
+        app.sendPostedEvents()
+        app.processEvents()
+
+
 def over_window(window: QPixmap, dialog: QWidget) -> QPixmap:
     """The main window, dimmed, with the dialog centred on it (as the director sees it)."""
     canvas = QPixmap(window)
@@ -167,7 +174,7 @@ def main(argv: list[str]) -> int:
             tournament = ctx.tournaments.list_all()[0]
             rounds = ctx.tournaments.rounds(tournament.id)
             window.select_round(rounds[0].id)
-            app.processEvents()
+            settle(app)
             main_shot = window.grab()
             main_shot.save(str(out / "main.png"))
 
@@ -176,7 +183,7 @@ def main(argv: list[str]) -> int:
             invalid = next((p for p in page.model.people if p.email and not p.email_valid), None)
             if invalid is not None:
                 page.select_person(invalid.id)
-            app.processEvents()
+            settle(app)
             window.grab().save(str(out / "participants.png"))
 
             dialog = ImportDialog(ctx, window)
@@ -184,14 +191,14 @@ def main(argv: list[str]) -> int:
             dialog.slug.setText("meo2025")
             dialog.show()
             dialog.adjustSize()
-            app.processEvents()
+            settle(app)
             over_window(main_shot, dialog).save(str(out / "import.png"))
             dialog.close()
 
             settings = SettingsDialog(ctx, window)
             settings.show()
             settings.adjustSize()
-            app.processEvents()
+            settle(app)
             over_window(main_shot, settings).save(str(out / "settings.png"))
             settings.close()
             window.close()

@@ -232,7 +232,10 @@ def _text(reply: bytes | str) -> str:
 
 
 _ENHANCED_STATUS = re.compile(r"^[245]\.(\d{1,3})\.(\d{1,3})\b")
-_NOT_ABOUT_THE_ADDRESS = re.compile(r"relay|spam|polic|block|reputation|rate|too many|authenticat", re.I)
+_NOT_ABOUT_THE_ADDRESS = re.compile(
+    r"\b(?:relay\w*|spam\w*|polic(?:y|ies)|block\w*|blacklist\w*|reputation|rate|too many|authenticat\w*)\b",
+    re.I,
+)
 _QUEUED_AS = re.compile(r"queued as\s+<?([\w.@-]+)", re.I)
 
 
@@ -466,6 +469,9 @@ class SmtpBackend:
         except Exception as exc:
             smtp.close()
             why = self._scrub(str(exc) or type(exc).__name__)
+            if isinstance(exc, ValueError) and not isinstance(exc, OSError) and not payload_sent:
+                # smtplib refuses a CR/LF in an address before sending anything: no retry can help.
+                return SendResult(msg.id, Outcome.PERMANENT, detail=f"cannot be sent: {why}"), False
             if payload_sent:
                 detail = (
                     "the connection broke after the message was handed over, before the server "

@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         self._build_menus_and_toolbar()
 
         self.navigator = NavigatorPanel(self.theme, self)
-        self.navigator.setMinimumWidth(220)
+        self.navigator.setMinimumWidth(200)
         self.navigator.tournament_selected.connect(self._on_navigator_tournament_selected)
         self.navigator.round_selected.connect(self._on_navigator_round_selected)
         self.navigator.nothing_selected.connect(self._on_navigator_nothing_selected)
@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget(self)
         self.welcome_page = self._build_welcome_page()
         self.participants_page = ParticipantsPage(ctx, self.bridge, self.theme, self)
-        self.round_placeholder = RoundPlaceholderPage(self.compose_action, self)
+        self.round_placeholder = RoundPlaceholderPage(ctx, self.compose_action, self)
         self.round_view: QWidget = self.round_placeholder
         for page in (self.welcome_page, self.participants_page, self.round_placeholder):
             self.stack.addWidget(page)
@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.navigator)
         splitter.addWidget(self.stack)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([270, 1170])
+        splitter.setSizes([240, 1200])
         self.setCentralWidget(splitter)
 
         self.status = StatusWidgets(self.statusBar(), self.theme)

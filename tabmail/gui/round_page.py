@@ -15,9 +15,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFrame, QLabel, QToolButton, QVBoxLayout, QWidget
 
+from tabmail.domain.errors import TabmailError
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.navigator import round_summary
 from tabmail.gui.widgets import heading_label, muted_label
+from tabmail.services.context import AppContext
 
 
 @runtime_checkable
@@ -31,13 +33,18 @@ RoundViewFactory = Callable[[QWidget], QWidget]  # parent -> a widget implementi
 class RoundPlaceholderPage(QWidget):
     """What the round slot shows before the notifications view is plugged in."""
 
-    def __init__(self, compose_action: QAction | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, ctx: AppContext, compose_action: QAction | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("round-placeholder")
+        self._ctx = ctx
         self.tournament: Tournament | None = None
         self.round: Round | None = None
         self.title = heading_label("", 1.45, self)
         self.subtitle = muted_label("", self)
+        self.draw_summary = QLabel(self)
+        self.draw_summary.setObjectName("draw-summary")
         self.motions = QLabel(self)
         self.motions.setWordWrap(True)
         self.motions.setTextFormat(Qt.TextFormat.RichText)
@@ -72,6 +79,7 @@ class RoundPlaceholderPage(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.subtitle)
         layout.addSpacing(8)
+        layout.addWidget(self.draw_summary)
         layout.addWidget(self.motions)
         layout.addSpacing(16)
         layout.addWidget(card)
@@ -84,6 +92,7 @@ class RoundPlaceholderPage(QWidget):
         if rnd.starts_at is not None:
             parts.append(f"starts {rnd.starts_at.astimezone():%a %d %b, %H:%M}")
         self.subtitle.setText(" · ".join(parts))
+        self.draw_summary.setText(self._draw_summary(tournament, rnd))
         if rnd.motions:
             items = "".join(
                 f"<li>{escape(m.text)}"
@@ -96,3 +105,22 @@ class RoundPlaceholderPage(QWidget):
             self.motions.show()
         else:
             self.motions.hide()
+
+    def _draw_summary(self, tournament: Tournament, rnd: Round) -> str:
+        try:
+            draw = self._ctx.tournaments.draw(tournament.id, rnd.seq)
+        except TabmailError as exc:
+            return str(exc)
+        if not draw.debates:
+            return "No draw has been imported for this round."
+        teams = {t.team_id for d in draw.debates for t in d.teams}
+        adjudicators = {a.person_id for d in draw.debates for a in d.adjudicators}
+        venues = {d.venue_id for d in draw.debates if d.venue_id is not None}
+
+        def n(count: int, word: str) -> str:
+            return f"{count} {word}{'' if count == 1 else 's'}"
+
+        return (
+            f"<b>Draw:</b> {n(len(draw.debates), 'debate')} · {n(len(teams), 'team')} · "
+            f"{n(len(adjudicators), 'adjudicator')} · {n(len(venues), 'venue')}"
+        )

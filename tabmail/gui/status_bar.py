@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStatusBar, QWidget
 
 from tabmail.gui.icons import dot_icon
 from tabmail.gui.theme import Theme, Tone
@@ -28,6 +28,14 @@ def backend_description(settings: dict[str, Any]) -> tuple[str, str]:
         )
     folder = settings.get("file.directory") or "the data folder"
     return name, f"Nothing is sent: messages are written as .eml files to {folder}"
+
+
+def _separator(parent: QWidget) -> QFrame:
+    line = QFrame(parent)
+    line.setFrameShape(QFrame.Shape.VLine)
+    line.setFrameShadow(QFrame.Shadow.Sunken)
+    line.setFixedHeight(14)
+    return line
 
 
 class _Indicator(QWidget):
@@ -67,7 +75,11 @@ class StatusWidgets:
         self.online.setObjectName("online-indicator")
         self.online_state: bool | None = None
         self.set_online(None)
-        for widget in (self.test_mode, self.backend, self.last_poll, self.online):
+        status_bar.addPermanentWidget(self.test_mode)
+        for i, widget in enumerate((self.backend, self.last_poll, self.online)):
+            if i:
+                status_bar.addPermanentWidget(_separator(status_bar))
+            widget.setContentsMargins(6, 0, 6, 0)
             status_bar.addPermanentWidget(widget)
 
     def update_from_settings(self, settings: dict[str, Any]) -> None:
@@ -99,7 +111,11 @@ class StatusWidgets:
         """None: not known yet (no check has run)."""
         self.online_state = online
         if online is None:
-            colour, text, tip = self._theme.accent(Tone.NEUTRAL), "Not checked", "No check has run yet"
+            colour, text, tip = (
+                self._theme.accent(Tone.NEUTRAL),
+                "Connection unknown",
+                "Whether the provider can be reached is known after the first check",
+            )
         elif online:
             colour, text, tip = (
                 self._theme.accent(Tone.GOOD),

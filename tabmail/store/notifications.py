@@ -481,6 +481,6 @@ class NotificationRepository:
     def person_names(self, person_ids: Iterable[int]) -> dict[int, str]:
         with self._db.session() as s:
             ids = list(set(person_ids))
-            return dict(
-                s.execute(select(PersonRow.id, PersonRow.name).where(PersonRow.id.in_(ids))).tuples().all()
-            )
+            return {
+                i: n for i, n in s.execute(select(PersonRow.id, PersonRow.name).where(PersonRow.id.in_(ids)))
+            }

@@ -85,13 +85,18 @@ def round_from_row(r: RoundRow) -> Round:
     )
 
 
-def set_person_email(session: Session, row: PersonRow, email: str | None, source: str) -> bool:
+def set_person_email(
+    session: Session, row: PersonRow, email: str | None, source: str, *, record: bool = True
+) -> bool:
     """Set an address, validating it and recording the change. True when it changed."""
     email = email.strip() if email else None
     email = email or None
     if email == row.email:
         return False
-    session.add(AddressChangeRow(person_id=row.id, old_address=row.email, new_address=email, source=source))
+    if record:
+        session.add(
+            AddressChangeRow(person_id=row.id, old_address=row.email, new_address=email, source=source)
+        )
     row.email = email
     valid, normalised, problem = validate_address(email)
     row.email_valid = valid
@@ -159,20 +164,20 @@ class TournamentRepository:
 
     def people(self, tournament_id: int, include_inactive: bool = True) -> list[Person]:
         with self._db.session() as s:
-            teams = dict(
-                s.execute(select(TeamRow.id, TeamRow.name).where(TeamRow.tournament_id == tournament_id))
-                .tuples()
-                .all()
-            )
-            insts = dict(
-                s.execute(
+            teams = {
+                i: n
+                for i, n in s.execute(
+                    select(TeamRow.id, TeamRow.name).where(TeamRow.tournament_id == tournament_id)
+                )
+            }
+            insts = {
+                i: n
+                for i, n in s.execute(
                     select(InstitutionRow.id, InstitutionRow.name).where(
                         InstitutionRow.tournament_id == tournament_id
                     )
                 )
-                .tuples()
-                .all()
-            )
+            }
             q = select(PersonRow).where(PersonRow.tournament_id == tournament_id)
             if not include_inactive:
                 q = q.where(PersonRow.active.is_(True))
@@ -411,11 +416,11 @@ class _Upsert:
             if row is None:
                 row = PersonRow(tournament_id=tid, key=p.key, email=None, email_valid=False, **values)
                 s.add(row)
-                s.flush()
                 people[p.key] = row
                 self._count("person", True)
                 if p.email_known and p.email:
-                    set_person_email(s, row, p.email, "import")
+                    # A first address is not a change: nothing goes into the address history.
+                    set_person_email(s, row, p.email, "import", record=False)
                 continue
             changed = self._assign(row, values)
             if p.email_known:

@@ -230,8 +230,9 @@ class ParticipantsModel(QAbstractTableModel):
                 return address_look(self.status_of(person)).description
             return "Double-click to edit"
         if column == Column.NAME and not person.active:
-            return address_look("inactive").description
-        return None
+            return f"{person.name}: {address_look('inactive').description.lower()}"
+        text = self._display(person, column)
+        return text or None  # the full text of a cell the column may elide
 
     def setData(self, index: AnyIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
         if role != Qt.ItemDataRole.EditRole or not index.isValid() or index.column() != Column.EMAIL:

@@ -32,12 +32,13 @@ from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
 from tabmail.services.context import AppContext
 
+# The address column takes what is left; the others start at widths that fit typical data.
 COLUMN_WIDTHS = {
-    Column.NAME: 190,
+    Column.NAME: 170,
     Column.ROLE: 100,
-    Column.TEAM: 170,
-    Column.INSTITUTION: 190,
-    Column.EMAIL: 270,
+    Column.TEAM: 120,
+    Column.INSTITUTION: 170,
+    Column.STATUS: 140,
 }
 
 
@@ -118,8 +119,10 @@ class ParticipantsPage(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(Column.EMAIL, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(60)
         for column, width in COLUMN_WIDTHS.items():
             self.table.setColumnWidth(column, width)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
@@ -150,7 +153,7 @@ class ParticipantsPage(QWidget):
         splitter.addWidget(left)
         splitter.addWidget(self.panel)
         splitter.setStretchFactor(0, 1)
-        splitter.setSizes([900, 300])
+        splitter.setSizes([900, 280])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(20, 16, 20, 12)

@@ -90,6 +90,19 @@ def _form(parent: QWidget) -> QFormLayout:
     return form
 
 
+def align_labels(page: QWidget) -> None:
+    """Give every form label on a page one width, so the fields line up across group boxes."""
+    labels: list[QWidget] = []
+    for form in page.findChildren(QFormLayout):
+        for row in range(form.rowCount()):
+            item = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            if item is not None and item.widget() is not None:
+                labels.append(item.widget())
+    width = max((label.sizeHint().width() for label in labels), default=0)
+    for label in labels:
+        label.setMinimumWidth(width)
+
+
 class BackendBox(QGroupBox):
     """A backend's settings with its Test button and the test's inline result."""
 
@@ -119,7 +132,7 @@ def build_sending_page(fs: FieldSet, parent: QWidget) -> tuple[QWidget, dict[str
     outer.setContentsMargins(8, 8, 8, 8)
     outer.setSpacing(10)
 
-    general = QWidget(page)
+    general = QGroupBox("Sender", page)
     form = _form(general)
     backend = fs.combo("backend", BACKENDS)
     form.addRow("Send with:", backend)
@@ -195,6 +208,7 @@ def build_sending_page(fs: FieldSet, parent: QWidget) -> tuple[QWidget, dict[str
     show_backend()
     outer.addWidget(stack)
     outer.addStretch(1)
+    align_labels(page)
     return page, boxes
 
 
@@ -236,4 +250,5 @@ def build_general_page(fs: FieldSet, parent: QWidget) -> QWidget:
     form.addRow("API token:", fs.secret("tabbycat-token"))
     outer.addWidget(tabbycat)
     outer.addStretch(1)
+    align_labels(page)
     return page
