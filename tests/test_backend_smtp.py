@@ -173,6 +173,19 @@ def test_sends_each_message_once_with_exact_bytes_over_three_parallel_connection
     server.wait_for(lambda s: s.active == 0)  # every connection was closed at the end
 
 
+def test_connections_the_server_turns_away_leave_the_others_sending(
+    start_server: Callable[..., SmtpTestServer],
+) -> None:
+    server = start_server(max_connections=2, data_delay=0.005)
+
+    hooks = send(SmtpBackend(config(server, connections=4)), [make_message(i) for i in range(12)])
+
+    assert hooks.outcomes() == {Outcome.SENT: 12}
+    assert Counter(m.tabmail_id for m in server.messages) == Counter(f"m{i:05d}" for i in range(12))
+    assert len({m.connection_id for m in server.messages}) == 2
+    assert server.connections == 4  # two were answered 421 at EHLO and their workers retired
+
+
 def test_reconnects_after_messages_per_connection(server: SmtpTestServer) -> None:
     backend = SmtpBackend(config(server, connections=1, messages_per_connection=4))
 
@@ -248,13 +261,22 @@ def test_refusal_at_end_of_data(server: SmtpTestServer, reply: str, outcome: Out
     assert [m.tabmail_id for m in server.messages] == ["m00001"]
 
 
-def test_address_with_a_line_break_is_permanent_and_never_reaches_the_server(server: SmtpTestServer) -> None:
-    bad = dataclasses.replace(make_message(0), envelope_to="judge@example.org\r\nRCPT TO:<other@example.org>")
+@pytest.mark.parametrize(
+    "address",
+    [
+        "judge@example.org\r\nRCPT TO:<other@example.org>",
+        "judge@example.org, other@example.org",
+        "Judge <j@x.org>",
+    ],
+)
+def test_an_envelope_address_smtplib_would_rewrite_is_refused(server: SmtpTestServer, address: str) -> None:
+    bad = dataclasses.replace(make_message(0), envelope_to=address)
 
     hooks = send(SmtpBackend(config(server, connections=1)), [bad, make_message(1)])
 
-    assert hooks.results["m00000"].outcome is Outcome.PERMANENT
-    assert "prohibited newline" in hooks.results["m00000"].detail
+    result = hooks.results["m00000"]
+    assert (result.outcome, result.flag_address) == (Outcome.PERMANENT, True)
+    assert "is not a single plain address" in result.detail
     assert [(m.tabmail_id, m.envelope_to) for m in server.received] == [("m00001", ("judge1@example.org",))]
 
 

@@ -227,3 +227,62 @@ def test_long_lines_and_dates_with_offsets_survive() -> None:
     assert all(
         len(line) <= 998 for line in to_bytes(build(parts=RenderedParts("s", long_line, None))).split(b"\r\n")
     )
+
+
+# -- the batch fast path agrees with the EmailMessage builder -----------------------------------
+FAST_CASES = [
+    dict(to_name="Alice Smith", subject="Round 3: you are the chair", text="Hi Alice\n", html="<p>Hi</p>"),
+    dict(
+        to_name="Zoë Ångström-Łukasz",
+        subject="Ronde 3 — présidente en salle Ü",
+        text="Grüße\n" * 3,
+        html=None,
+    ),
+    dict(
+        to_name="Evil\r\nBcc: victim@example.com",
+        subject="x\r\nBcc: victim@example.com",
+        text="a" * 300 + "\r\nline two\rthree",
+        html="<table>" + "<tr><td>é</td></tr>" * 50 + "</table>",
+    ),
+    dict(to_name="", subject="S" * 200, text="trailing space \nand tab\t\n", html="<p>x</p>\n"),
+]
+
+
+@pytest.mark.parametrize("case", FAST_CASES)
+@pytest.mark.parametrize("reroute", [None, "director@example.org"])
+def test_email_bytes_matches_build_email(case: dict[str, Any], reroute: str | None) -> None:
+    from tabmail.compose.message import email_bytes
+
+    kwargs: dict[str, Any] = dict(
+        tabmail_id="01JD0000000000000000000000",
+        from_name="BP 88 Tab Room",
+        from_address="tab@example.org",
+        to_name=case["to_name"],
+        to_address="alice@example.org",
+        reply_to="Tab Room <tab@example.org>",
+        parts=RenderedParts(case["subject"], case["text"], case["html"]),
+        thread_anchor="<v1.abcdef@example.org>",
+        date=datetime(2026, 11, 24, 9, 30, tzinfo=UTC),
+        domain="example.org",
+        reroute_to=reroute,
+        extra_headers={"X-SMTPAPI": '{"unique_args": {"tabmail_id": "01JD"}}'},
+    )
+    slow = email.message_from_bytes(to_bytes(build_email(**kwargs)), policy=policy.default)
+    raw = email_bytes(**kwargs)
+    fast = email.message_from_bytes(raw, policy=policy.default)
+    assert raw.isascii() and b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert "Bcc" not in fast
+    ignore = {"content-type", "content-transfer-encoding"}
+    slow_headers = [(k, str(v)) for k, v in slow.items() if k.lower() not in ignore]
+    fast_headers = [(k, str(v)) for k, v in fast.items() if k.lower() not in ignore]
+    assert fast_headers == slow_headers
+    assert fast.get_content_type() == slow.get_content_type()
+    for subtype in ("plain", "html"):
+        a, b = slow.get_body((subtype,)), fast.get_body((subtype,))
+        if a is None:
+            assert b is None or subtype == "plain"
+            continue
+        assert b is not None
+        norm = lambda t: t.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")  # noqa: E731
+        assert norm(b.get_content()) == norm(a.get_content())

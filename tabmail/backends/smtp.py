@@ -250,6 +250,17 @@ def rejects_address(code: int, text: str) -> bool:
     return not _NOT_ABOUT_THE_ADDRESS.search(text)
 
 
+def _plain_address(address: str) -> bool:
+    """One bare address that smtplib will put on the wire unchanged: its quoteaddr() would
+    otherwise silently keep the first of two addresses, or the part before a line break."""
+    return (
+        "@" in address
+        and address.isprintable()
+        and not any(c.isspace() for c in address)
+        and smtplib.quoteaddr(address) == f"<{address}>"
+    )
+
+
 def _dot_stuffed(raw: bytes) -> bytes:
     payload = re.sub(rb"(?m)^\.", b"..", raw)
     if not payload.endswith(b"\r\n"):
@@ -438,6 +449,10 @@ class SmtpBackend:
     def _transact(self, smtp: smtplib.SMTP, msg: OutgoingMessage) -> tuple[SendResult, bool]:
         """One MAIL/RCPT/DATA transaction. Returns the result and whether the connection can be
         used again. Never raises."""
+        for role, address in (("sender", msg.envelope_from), ("recipient", msg.envelope_to)):
+            if not _plain_address(address):
+                detail = f"not sent: the {role} address {address!r} is not a single plain address"
+                return SendResult(msg.id, Outcome.PERMANENT, detail, flag_address=role == "recipient"), True
         stage = "MAIL FROM"
         payload_sent = False
         try:
@@ -469,9 +484,6 @@ class SmtpBackend:
         except Exception as exc:
             smtp.close()
             why = self._scrub(str(exc) or type(exc).__name__)
-            if isinstance(exc, ValueError) and not isinstance(exc, OSError) and not payload_sent:
-                # smtplib refuses a CR/LF in an address before sending anything: no retry can help.
-                return SendResult(msg.id, Outcome.PERMANENT, detail=f"cannot be sent: {why}"), False
             if payload_sent:
                 detail = (
                     "the connection broke after the message was handed over, before the server "

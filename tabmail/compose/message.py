@@ -7,6 +7,8 @@ name cannot start a header of its own; the policy would refuse one anyway.
 
 from __future__ import annotations
 
+import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -20,7 +22,7 @@ from email.headerregistry import Address, BaseHeader, HeaderRegistry, Unstructur
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime
-from typing import cast
+from typing import Any, cast
 
 from tabmail.compose.formatting import one_line
 from tabmail.compose.templates import RenderedParts
@@ -185,6 +187,60 @@ def _transfer_encoding(body: str) -> str:
     return "quoted-printable"
 
 
+def _header_list(
+    *,
+    tabmail_id: str,
+    from_name: str,
+    from_address: str,
+    to_name: str,
+    to_address: str,
+    reply_to: str | None,
+    subject: str,
+    thread_anchor: str | None,
+    date: datetime,
+    domain: str,
+    reroute_to: str | None,
+    extra_headers: Mapping[str, str] | None,
+    in_reply_to: str | None,
+) -> list[tuple[str, Any]]:
+    """Every header, validated, in order: the one definition both builders below use."""
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise MessageBuildError("the Date must be time-zone aware")
+    subject = one_line(subject)
+    to = _mailbox(to_name, to_address)
+    real_to = to
+    if reroute_to:
+        subject = one_line(f"[TEST for {one_line(to_name)} <{to.addr_spec}>] {subject}")
+        to = _mailbox(to_name, reroute_to)
+    headers: list[tuple[str, Any]] = [("From", _mailbox(from_name, from_address)), ("To", to)]
+    if reply_to:
+        headers.append(("Reply-To", _reply_to(reply_to)))
+    headers += [
+        ("Subject", subject),
+        ("Date", format_datetime(date)),
+        ("Message-ID", make_message_id(tabmail_id, domain)),
+    ]
+    references = [_msg_id(r) for r in (thread_anchor, in_reply_to) if r]
+    if references:
+        headers.append(("References", " ".join(references)))
+    if in_reply_to:
+        headers.append(("In-Reply-To", _msg_id(in_reply_to)))
+    headers.append(("X-Tabmail-Id", tabmail_id))
+    if reroute_to:
+        headers.append(("X-Tabmail-Original-To", real_to.addr_spec))
+    # Tell autoresponders (RFC 3834) and Exchange not to answer: hundreds of out-of-office
+    # replies would bury the real answers in the tab room's inbox.
+    headers.append(("Auto-Submitted", "auto-generated"))
+    headers.append(("X-Auto-Response-Suppress", "All"))
+    for name, value in (extra_headers or {}).items():
+        if not name or not set(name) <= _HEADER_NAME_CHARS or name.lower() in _OWN_HEADERS:
+            raise MessageBuildError(f"extra header not allowed: {name!r}")
+        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+            raise MessageBuildError(f"extra header {name} contains a line break or control character")
+        headers.append((name, value.strip()))
+    return headers
+
+
 def build_email(
     *,
     tabmail_id: str,
@@ -208,44 +264,117 @@ def build_email(
     really was sent (a resend's original): pointing it at the anchor would claim a reply to a
     message nobody has, and clients show that as a missing parent. Message-ID is ours, built
     from the tabmail id, so the stored id is the one on the wire."""
-    if date.tzinfo is None or date.utcoffset() is None:
-        raise MessageBuildError("the Date must be time-zone aware")
     msg = EmailMessage(policy=_POLICY)
-    subject = one_line(parts.subject)
-    to = _mailbox(to_name, to_address)
-    if reroute_to:
-        subject = one_line(f"[TEST for {one_line(to_name)} <{to.addr_spec}>] {subject}")
-        real_to = to
-        to = _mailbox(to_name, reroute_to)
-    msg["From"] = _mailbox(from_name, from_address)
-    msg["To"] = to
-    if reply_to:
-        msg["Reply-To"] = _reply_to(reply_to)
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = make_message_id(tabmail_id, domain)
-    references = [_msg_id(r) for r in (thread_anchor, in_reply_to) if r]
-    if references:
-        msg["References"] = " ".join(references)
-    if in_reply_to:
-        msg["In-Reply-To"] = _msg_id(in_reply_to)
-    msg["X-Tabmail-Id"] = tabmail_id
-    if reroute_to:
-        msg["X-Tabmail-Original-To"] = real_to.addr_spec
-    # Tell autoresponders (RFC 3834) and Exchange not to answer: hundreds of out-of-office
-    # replies would bury the real answers in the tab room's inbox.
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "All"
-    for name, value in (extra_headers or {}).items():
-        if not name or not set(name) <= _HEADER_NAME_CHARS or name.lower() in _OWN_HEADERS:
-            raise MessageBuildError(f"extra header not allowed: {name!r}")
-        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
-            raise MessageBuildError(f"extra header {name} contains a line break or control character")
-        msg[name] = value.strip()
+    for name, value in _header_list(
+        tabmail_id=tabmail_id,
+        from_name=from_name,
+        from_address=from_address,
+        to_name=to_name,
+        to_address=to_address,
+        reply_to=reply_to,
+        subject=parts.subject,
+        thread_anchor=thread_anchor,
+        date=date,
+        domain=domain,
+        reroute_to=reroute_to,
+        extra_headers=extra_headers,
+        in_reply_to=in_reply_to,
+    ):
+        msg[name] = value
     msg.set_content(parts.text, subtype="plain", charset="utf-8", cte=_transfer_encoding(parts.text))
     if parts.html is not None:
         msg.add_alternative(parts.html, subtype="html", charset="utf-8", cte=_transfer_encoding(parts.html))
     return msg
+
+
+_WIRE_POLICY = _POLICY.clone(linesep="\r\n")
+
+
+@functools.lru_cache(maxsize=512)
+def _fold_cached(name: str, value: str) -> bytes:
+    return _fold(name, value)
+
+
+def _fold(name: str, value: Any) -> bytes:
+    # The policy's own header objects parse, encode (RFC 2047) and fold every value.
+    header = _WIRE_POLICY.header_factory(name, value)
+    folded: str = header.fold(policy=_WIRE_POLICY)
+    return folded.encode("ascii")
+
+
+def _body_part(body: str, subtype: str) -> bytes:
+    text = body.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    cte = _transfer_encoding(text)
+    if cte == "7bit":
+        payload = text.encode("ascii")
+    else:
+        payload = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n'
+    return head.encode("ascii") + payload.replace(b"\n", b"\r\n")
+
+
+_CONSTANT_HEADERS = frozenset({"from", "reply-to", "date", "auto-submitted", "x-auto-response-suppress"})
+
+
+def email_bytes(
+    *,
+    tabmail_id: str,
+    from_name: str,
+    from_address: str,
+    to_name: str,
+    to_address: str,
+    reply_to: str | None,
+    parts: RenderedParts,
+    thread_anchor: str | None,
+    date: datetime,
+    domain: str,
+    reroute_to: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    in_reply_to: str | None = None,
+) -> bytes:
+    """The same message as ``to_bytes(build_email(...))``, several times faster, for batches.
+
+    Same headers from the same validated list, each produced by policy.default's header objects
+    (so a CR/LF can no more inject a header here than there); only the MIME skeleton around the
+    two body parts is written here. tests/test_compose_message.py checks both agree."""
+    out = []
+    for name, value in _header_list(
+        tabmail_id=tabmail_id,
+        from_name=from_name,
+        from_address=from_address,
+        to_name=to_name,
+        to_address=to_address,
+        reply_to=reply_to,
+        subject=parts.subject,
+        thread_anchor=thread_anchor,
+        date=date,
+        domain=domain,
+        reroute_to=reroute_to,
+        extra_headers=extra_headers,
+        in_reply_to=in_reply_to,
+    ):
+        if name.lower() in _CONSTANT_HEADERS:
+            out.append(_fold_cached(name, str(value)))
+        else:
+            out.append(_fold(name, value))
+    out.append(b"MIME-Version: 1.0\r\n")
+    text = _body_part(parts.text, "plain")
+    if parts.html is None:
+        out.append(text)
+        return b"".join(out)
+    html = _body_part(parts.html, "html")
+    boundary = ("=_tabmail_" + secrets.token_hex(12)).encode("ascii")
+    out += [
+        b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n',
+        b"--" + boundary + b"\r\n",
+        text,
+        b"\r\n--" + boundary + b"\r\n",
+        html,
+        b"\r\n--" + boundary + b"--\r\n",
+    ]
+    return b"".join(out)
 
 
 def to_bytes(msg: EmailMessage) -> bytes:

@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tabmail.compose.message import build_email, make_message_id, new_tabmail_id, thread_anchor, to_bytes
+from tabmail.compose.message import email_bytes, make_message_id, new_tabmail_id, thread_anchor
 from tabmail.compose.recipients import Recipient, ballot_recipients, custom_recipients, draw_recipients
 from tabmail.compose.templates import TemplateRenderError, default_templates, render_all
 from tabmail.domain.errors import TabmailError
@@ -181,7 +181,9 @@ def enqueue(
     chosen = [p for p in chosen if p.mark.sendable]
     if not chosen:
         raise NothingToSend("no recipient with a usable address is selected")
-    rendered, problems = render_all(templates, [p.recipient for p in chosen])
+    rendered, problems = render_all(
+        templates, [p.recipient for p in chosen], tournament_name=plan_.tournament.name
+    )
     if problems:
         raise TemplateRenderError(problems)
     settings = ctx.settings.all()
@@ -204,7 +206,7 @@ def enqueue(
         assert r.address is not None and r.address_key is not None
         tid = new_tabmail_id()
         extra = {"X-SMTPAPI": json.dumps({"unique_args": {"tabmail_id": tid}})} if relay else None
-        msg = build_email(
+        raw = email_bytes(
             tabmail_id=tid,
             from_name=from_name,
             from_address=from_address,
@@ -231,8 +233,8 @@ def enqueue(
                 subject=parts.subject,
                 context=r.context,
                 reasons=r.reasons,
-                raw=to_bytes(msg),
-                message_id_header=str(msg["Message-ID"] or make_message_id(tid, domain)),
+                raw=raw,
+                message_id_header=make_message_id(tid, domain),
                 send_despite_flag=planned.mark is Mark.FLAGGED,
             )
         )

@@ -85,12 +85,14 @@ class _State:
         with self.cond:
             return next(self._ids)
 
-    def opened(self) -> None:
+    def opened(self) -> int:
+        """Count a new connection; returns how many are open now, this one included."""
         with self.cond:
             self.connections += 1
             self.active += 1
             self.max_active = max(self.max_active, self.active)
             self.cond.notify_all()
+            return self.active
 
     def closed(self) -> None:
         with self.cond:
@@ -147,12 +149,13 @@ class _ScriptedSMTP(SMTP):
         self.connection_id = state.next_connection_id()
         self.implicit_tls = implicit_tls
         self.current: Script | None = None
+        self.open_at_start = 0
         self._open = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._open and self._original_transport is None:
             self._open = True
-            self.state.opened()
+            self.open_at_start = self.state.opened()
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -164,6 +167,15 @@ class _ScriptedSMTP(SMTP):
     @property
     def is_tls(self) -> bool:
         return self.implicit_tls or self._tls_protocol is not None
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        limit = self.event_handler.max_connections
+        if limit is not None and self.open_at_start > limit:
+            await self.push("421 4.7.0 Too many concurrent SMTP connections; try again later")
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super().smtp_EHLO(hostname)
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         reply = self.event_handler.starttls_reply
@@ -185,6 +197,7 @@ class _Handler:
         self.data_delay = data_delay
         self.auth = auth
         self.starttls_reply: str | None = None
+        self.max_connections: int | None = None
         self._queue_ids = itertools.count(1)
 
     def authenticate(
@@ -275,9 +288,12 @@ class SmtpTestServer:
         auth: tuple[str, str] | None = None,
         auth_require_tls: bool = True,
         data_delay: float = 0.0,
+        max_connections: int | None = None,
         record_dir: Path | None = None,
         port: int = 0,
     ) -> None:
+        """``max_connections``: answer EHLO with 421 and close on any connection beyond this many
+        open at once (as Gmail does)."""
         if tls != "none" and cert is None:
             raise ValueError("TLS needs a certificate (a trustme LeafCert)")
         self.host = "127.0.0.1"
@@ -285,6 +301,7 @@ class SmtpTestServer:
         self.tls = tls
         self._state = _State(record_dir)
         self._handler = _Handler(self._state, data_delay, auth)
+        self._handler.max_connections = max_connections
         server_ctx: ssl.SSLContext | None = None
         if cert is not None:
             server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

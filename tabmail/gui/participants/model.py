@@ -88,8 +88,17 @@ class ParticipantsModel(QAbstractTableModel):
         self.tournament_id = tournament_id
         self._people = [] if tournament_id is None else self._ctx.tournaments.people(tournament_id)
         self._rows = {p.id: i for i, p in enumerate(self._people)}
+        self._flags = self._active_flags()
         self._problems.clear()
         self.endResetModel()
+
+    def reload_flags(self) -> None:
+        """Re-read the bounce flags of this tournament's addresses (after a poll)."""
+        self.set_address_flags(self._active_flags())
+
+    def _active_flags(self) -> dict[str, AddressFlag]:
+        keys = [p.email_key for p in self._people if p.email_key]
+        return self._ctx.flags.active(keys) if keys else {}
 
     def refresh_person(self, person_id: int) -> bool:
         """Re-read one person and update their row in place; False when not in this model."""
@@ -97,11 +106,13 @@ class ParticipantsModel(QAbstractTableModel):
         if row is None:
             return False
         fresh = self._ctx.tournaments.get_person(person_id)
+        if fresh.email_key and fresh.email_key not in self._flags:
+            self._flags.update(self._ctx.flags.active([fresh.email_key]))
         self._replace(row, fresh)
         return True
 
     def set_address_flags(self, flags: Mapping[str, AddressFlag]) -> None:
-        """Bounce flags by address key (from the tracking layer); flagged rows are highlighted."""
+        """Bounce flags by address key; flagged rows are highlighted."""
         self._flags = dict(flags)
         if self._people:
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, len(Column) - 1))

@@ -165,6 +165,7 @@ class ParticipantsPage(QWidget):
 
         bridge.person_changed.connect(self._on_bridge_person_changed)
         bridge.tournament_imported.connect(self._on_bridge_tournament_imported)
+        bridge.flags_changed.connect(self._on_bridge_flags_changed)
 
     # -- public -----------------------------------------------------------------------
     def set_tournament(self, tournament: Tournament | None) -> None:
@@ -224,6 +225,11 @@ class ParticipantsPage(QWidget):
             self.reload()
         else:
             self._dirty = True
+
+    def _on_bridge_flags_changed(self, _keys: list[str]) -> None:
+        if self.tournament is not None:
+            self.model.reload_flags()
+            self._show_selected()
 
     def _on_bridge_person_changed(self, person_id: int) -> None:
         if self.model.refresh_person(person_id) and person_id == self.selected_person_id():

@@ -134,7 +134,7 @@ class PersonPanel(QFrame):
         if rows:
             self.history.setText("<br><br>".join(describe_change(*row) for row in rows))
         else:
-            self.history.setText("<span style='color: gray'>No changes recorded.</span>")
+            self.history.setText("<span style='color: gray'>Unchanged since it was imported.</span>")
 
     def _on_edit_button_clicked(self) -> None:
         if self.person is not None:

@@ -1,0 +1,88 @@
+"""GUI test fixtures: a qasync loop on pytest-qt's QApplication, QSettings in tmp, sample data."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from tabmail.domain.imported import (
+    DebateData,
+    ImportBundle,
+    InstitutionData,
+    PersonData,
+    RoundData,
+    TeamData,
+    TournamentData,
+    VenueData,
+)
+from tabmail.domain.tournament import Position, Role
+from tabmail.services.context import AppContext
+
+INVALID_ADDRESS = "broken@@example.org"
+
+
+def sample_bundle(slug: str = "spring", name: str = "Spring Open") -> ImportBundle:
+    """Two teams, four speakers, three adjudicators (one invalid address, one missing), two rounds."""
+    people = [
+        PersonData("s1", "Ada Lovelace", Role.SPEAKER, "ada@example.org", "t1", "i1"),
+        PersonData("s2", "Alan Turing", Role.SPEAKER, "alan@example.org", "t1", "i1"),
+        PersonData("s3", "Grace Hopper", Role.SPEAKER, "grace@example.org", "t2", "i2"),
+        PersonData("s4", "Edsger Dijkstra", Role.SPEAKER, INVALID_ADDRESS, "t2", "i2"),
+        PersonData("a1", "Barbara Liskov", Role.ADJUDICATOR, "barbara@example.org", None, "i1"),
+        PersonData("a2", "Donald Knuth", Role.ADJUDICATOR, None, None, "i2"),
+        PersonData("a3", "Frances Allen", Role.ADJUDICATOR, "frances@example.org", None, "i2"),
+    ]
+    return ImportBundle(
+        tournament=TournamentData(slug, name, source="csv"),
+        institutions=[InstitutionData("i1", "University of Arnor", "ARN"), InstitutionData("i2", "Dale", "DAL")],
+        venues=[VenueData("v1", "Room 1")],
+        teams=[TeamData("t1", "Arnor A", institution_key="i1"), TeamData("t2", "Dale A", institution_key="i2")],
+        people=people,
+        rounds=[
+            RoundData(1, "Round 1", "R1", draw_status="R", motions=[(1, "This House would test", "Tests")]),
+            RoundData(2, "Round 2", "R2"),
+        ],
+        debates=[
+            DebateData("d1", 1, "v1", [("t1", "aff"), ("t2", "neg")], [("a1", Position.CHAIR)]),
+        ],
+        complete_rounds={1},
+    )
+
+
+@pytest.fixture
+def tournament_id(ctx: AppContext) -> int:
+    return ctx.tournaments.apply_import(sample_bundle()).tournament_id
+
+
+@pytest.fixture
+def qsettings(tmp_path: Path) -> QSettings:
+    """Window geometry goes to a file in tmp, never to the developer's own settings."""
+    return QSettings(str(tmp_path / "qt-settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def qloop(qapp: QApplication, qtbot) -> Iterator[asyncio.AbstractEventLoop]:  # type: ignore[no-untyped-def]
+    """A qasync loop riding on the Qt event loop pytest-qt spins (waitSignal/waitUntil).
+
+    ``already_running`` makes asyncio treat the loop as running while Qt's own nested loops
+    process its callbacks; the loop is never stopped (stopping would call QApplication.exit()
+    on the shared test application), so teardown unwinds it by hand.
+    """
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        qtbot.waitUntil(lambda: all(task.done() for task in pending), timeout=5000)
+    asyncio.events._set_running_loop(None)
+    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]  # qasync keeps it private
+    loop.close()
+    asyncio.set_event_loop(None)
