@@ -186,6 +186,39 @@ def test_connections_the_server_turns_away_leave_the_others_sending(
     assert server.connections == 4  # two were answered 421 at EHLO and their workers retired
 
 
+def test_cancelling_a_run_stops_it_and_closes_its_connections(
+    start_server: Callable[..., SmtpTestServer],
+) -> None:
+    server = start_server(data_delay=0.3)
+    hooks = RecordingHooks()
+
+    async def main() -> None:
+        both_handed_over = asyncio.Event()
+        handing_over = hooks.handing_over
+
+        async def signalling(ids: Sequence[str]) -> Sequence[bool]:
+            answer = await handing_over(ids)
+            if len(hooks.handed) == 2:
+                both_handed_over.set()
+            return answer
+
+        hooks.handing_over = signalling  # type: ignore[method-assign]
+        backend = SmtpBackend(config(server, connections=2))
+        task = asyncio.create_task(backend.send([make_message(i) for i in range(6)], hooks))
+        await asyncio.wait_for(both_handed_over.wait(), timeout=10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+    # The two transactions in flight finish in their threads, unreported; then both connections close.
+    server.wait_for(lambda s: len(s.messages) == 2 and s.active == 0)
+    assert len(hooks.handed) == 2
+    assert hooks.results == {}
+    assert server.connections == 2
+
+
 def test_reconnects_after_messages_per_connection(server: SmtpTestServer) -> None:
     backend = SmtpBackend(config(server, connections=1, messages_per_connection=4))
 

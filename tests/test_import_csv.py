@@ -296,7 +296,7 @@ def test_latin1_file_is_fatal_and_imports_nothing(ctx: AppContext, tmp_path: Pat
 
     message = str(caught.value)
     assert "adjudicators.csv is not UTF-8" in message
-    assert "byte 0xe9 at byte offset 51, line 3" in message
+    assert "byte 0xe9 at byte offset 41, line 3" in message
     assert "save it as UTF-8" in message
     assert [p.where for p in caught.value.problems] == ["adjudicators.csv"]
     assert ctx.tournaments.list_all() == before

@@ -59,6 +59,10 @@ class Unavailable(Exception):
 class CallFailed(Exception):
     """A call that failed after the retries allowed; ``str()`` is one plain sentence."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -175,18 +179,20 @@ class Requester:
                     raise Unavailable(str(exc), status) from None
                 if status == 429 or (status is not None and status >= 500):
                     if attempt >= self.backoff.attempts:
-                        raise CallFailed(f"{exc} (gave up after {attempt} tries)") from None
+                        raise CallFailed(f"{exc} (gave up after {attempt} tries)", status) from None
                     wait = self._retry_wait(status, rate, exc.retry_after, attempt)
                     if wait > self.max_wait:
                         self._blocked_until[group] = self._now() + wait
-                        raise CallFailed(f"{exc}; tabmail will ask again in a later poll") from None
+                        raise CallFailed(f"{exc}; tabmail will ask again in a later poll", status) from None
                     await self._wait(wait, f"HTTP {status} from {path}")
                     continue
-                raise CallFailed(str(exc)) from None
+                raise CallFailed(str(exc), status) from None
             self._after(group, answer.rate_limit)
             return answer
 
-    def _retry_wait(self, status: int, rate: RateLimit | None, retry_after: float | None, attempt: int) -> float:
+    def _retry_wait(
+        self, status: int, rate: RateLimit | None, retry_after: float | None, attempt: int
+    ) -> float:
         if status == 429:
             if rate is not None and rate.reset is not None:
                 return max(0.0, rate.reset - self._now()) + 0.5

@@ -14,6 +14,7 @@ window is halved. Either way nothing already read is thrown away.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -112,14 +113,16 @@ class _Windowed:
             if len(items) < LIMIT or not times:
                 continue
             oldest = min(times)
-            newest_first = all(x >= y for x, y in zip(times, times[1:], strict=False))
+            newest_first = all(x >= y for x, y in itertools.pairwise(times))
             if newest_first and oldest > a:
                 windows.append((a, oldest))  # [oldest, b] is complete; ties re-read, deduped
             elif b - a > timedelta(seconds=2):
                 mid = a + (b - a) / 2
                 windows += [(a, mid), (mid, b)]
             else:
-                out.problems.append(f"{self.name}: more than {LIMIT} messages within 2 seconds; some are missing")
+                out.problems.append(
+                    f"{self.name}: more than {LIMIT} messages within 2 seconds; some are missing"
+                )
         return True
 
 
@@ -201,7 +204,7 @@ class ActivitySource(_Windowed):
             try:
                 answer = await self.requester.call("GET", path)
             except CallFailed as exc:
-                if "404" in str(exc):
+                if exc.status == 404:
                     left.remove(msg_id)  # gone (older than the history kept): stop asking
                     continue
                 raise
@@ -209,7 +212,13 @@ class ActivitySource(_Windowed):
             try:
                 out.events.extend(from_activity_detail(answer.json()))
             except Exception as exc:
-                log.warning("%s detail of %s unreadable (%s); raw body: %s", self.name, msg_id, exc, raw_excerpt(answer.body))
+                log.warning(
+                    "%s detail of %s unreadable (%s); raw body: %s",
+                    self.name,
+                    msg_id,
+                    exc,
+                    raw_excerpt(answer.body),
+                )
                 out.problems.append(f"{self.name}: the detail of one message was unreadable ({exc})")
         return left
 
@@ -286,7 +295,7 @@ class SuppressionSource:
             start = cursor.get(list_name)
             start_time = int(start) if isinstance(start, int | float) else int(first_since.timestamp())
             try:
-                newest = await self._list(list_name, start_time, out)
+                newest, complete = await self._list(list_name, start_time, out)
             except Offline:
                 out.ok = out.online = False
                 out.note = "SendGrid could not be reached"
@@ -298,7 +307,8 @@ class SuppressionSource:
                 out.ok = False
                 out.problems.append(f"{list_name}: {exc}")
                 continue
-            out.cursor[list_name] = max(newest, start_time)
+            # a list read only in part keeps its cursor: the unread pages may hold older entries
+            out.cursor[list_name] = max(newest, start_time) if complete else start_time
         if len(refused) == len(SUPPRESSION_LISTS):
             out.ok = out.available = False
             out.note = "the API key may not read the suppression lists (it needs suppression.read)"
@@ -308,8 +318,8 @@ class SuppressionSource:
             out.note += f"; the key may not read: {', '.join(refused)}"
         return out
 
-    async def _list(self, list_name: str, start_time: int, out: PollOutcome) -> int:
-        """Every entry created since start_time; returns the newest ``created`` seen."""
+    async def _list(self, list_name: str, start_time: int, out: PollOutcome) -> tuple[int, bool]:
+        """Entries created since start_time: (the newest ``created`` seen, all pages read)."""
         newest = start_time
         offset = 0
         for _ in range(self.max_pages):
@@ -333,7 +343,9 @@ class SuppressionSource:
                 out.events.append(event)
                 newest = max(newest, int(event.event_time.timestamp()))
             if len(items) < PAGE:
-                return newest
+                return newest, True
             offset += PAGE
-        out.problems.append(f"{list_name}: more than {self.max_pages * PAGE} new entries; the rest comes next poll")
-        return newest
+        out.problems.append(
+            f"{list_name}: more than {self.max_pages * PAGE} new entries; the rest comes next poll"
+        )
+        return newest, False
