@@ -19,6 +19,7 @@ from tabmail.store.notifications import NotificationRepository
 from tabmail.store.secrets import SecretStore
 from tabmail.store.settings import SettingsRepository
 from tabmail.store.tournaments import TournamentRepository
+from tabmail.store.tracking import TrackingRepository
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ class AppContext:
     flags: FlagRepository
     bus: EventBus = field(default_factory=EventBus)
     user: str = ""
+    tracking: TrackingRepository = field(init=False)  # delivery events, built from db
+
+    def __post_init__(self) -> None:
+        self.tracking = TrackingRepository(self.db)
 
     @classmethod
     def open(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import (
     QItemSelection,
     QModelIndex,
@@ -55,12 +57,19 @@ class ParticipantsFilterProxy(QSortFilterProxyModel):
         self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
     def set_role(self, role: Role | None) -> None:
-        self.role = role
-        self.invalidateFilter()
+        self._change_filter(lambda: setattr(self, "role", role))
 
     def set_problems_only(self, on: bool) -> None:
-        self.problems_only = on
-        self.invalidateFilter()
+        self._change_filter(lambda: setattr(self, "problems_only", on))
+
+    def _change_filter(self, change: Callable[[], None]) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt ≥ 6.9; invalidateFilter() is deprecated there
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
         model = self.sourceModel()

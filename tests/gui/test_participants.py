@@ -1,0 +1,170 @@
+"""The participants view: model checks, highlighting, address editing, search and flags."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QLineEdit
+
+from tabmail.domain.events import AddressFlagsChanged, PersonChanged
+from tabmail.domain.notification import FlagKind
+from tabmail.domain.tournament import Person
+from tabmail.gui.bridge import EventBridge
+from tabmail.gui.participants import Column, ParticipantsModel, ParticipantsPage
+from tabmail.gui.roles import Roles
+from tabmail.gui.theme import Theme, Tone
+from tabmail.services.context import AppContext
+from tests.gui.conftest import INVALID_ADDRESS
+
+pytestmark = pytest.mark.gui
+
+
+def _person(ctx: AppContext, tournament_id: int, name: str) -> Person:
+    return next(p for p in ctx.tournaments.people(tournament_id) if p.name == name)
+
+
+@pytest.fixture
+def page(qtbot, ctx: AppContext, tournament_id: int) -> ParticipantsPage:  # type: ignore[no-untyped-def]
+    bridge = EventBridge(ctx.bus)
+    page = ParticipantsPage(ctx, bridge)
+    bridge.setParent(page)
+    qtbot.addWidget(page)
+    page.set_tournament(ctx.tournaments.get_by_id(tournament_id))
+    page.resize(1200, 700)
+    page.show()
+    qtbot.waitExposed(page)
+    return page
+
+
+def _source_row(page: ParticipantsPage, person_id: int) -> int:
+    row = page.model.row_of(person_id)
+    assert row is not None
+    return row
+
+
+def test_model_passes_qt_model_tester(qtmodeltester, ctx: AppContext, tournament_id: int) -> None:  # type: ignore[no-untyped-def]
+    model = ParticipantsModel(ctx)
+    model.load(tournament_id)
+    assert model.rowCount() == 7
+    qtmodeltester.check(model)
+
+
+def test_proxy_passes_qt_model_tester(qtmodeltester, page: ParticipantsPage) -> None:  # type: ignore[no-untyped-def]
+    page.search.setText("a")
+    qtmodeltester.check(page.proxy)
+
+
+def test_invalid_and_missing_addresses_are_highlighted(page: ParticipantsPage, ctx: AppContext, tournament_id: int) -> None:
+    theme = Theme()
+    model = page.model
+    invalid = _person(ctx, tournament_id, "Edsger Dijkstra")
+    missing = _person(ctx, tournament_id, "Donald Knuth")
+    fine = _person(ctx, tournament_id, "Ada Lovelace")
+
+    row = _source_row(page, invalid.id)
+    email = model.index(row, Column.EMAIL)
+    status = model.index(row, Column.STATUS)
+    assert email.data(Roles.STATUS) == "invalid"
+    assert email.data(Roles.PROBLEM) is True
+    assert email.data(Qt.ItemDataRole.BackgroundRole) == theme.background(Tone.BAD)
+    assert status.data(Qt.ItemDataRole.DisplayRole) == "Invalid address"  # words, not only colour
+    assert status.data(Qt.ItemDataRole.DecorationRole) is not None
+    assert "Not a valid address" in email.data(Qt.ItemDataRole.ToolTipRole)
+
+    row = _source_row(page, missing.id)
+    assert model.index(row, Column.STATUS).data(Roles.STATUS) == "missing"
+    assert model.index(row, Column.EMAIL).data(Qt.ItemDataRole.BackgroundRole) == theme.background(Tone.WARNING)
+
+    row = _source_row(page, fine.id)
+    assert model.index(row, Column.STATUS).data(Roles.STATUS) == "ok"
+    assert model.index(row, Column.EMAIL).data(Qt.ItemDataRole.BackgroundRole) is None
+    assert "1 without an address" in page.summary.text()
+    assert "1 with an invalid address" in page.summary.text()
+
+
+def _edit_in_view(qtbot, page: ParticipantsPage, person_id: int, text: str) -> None:  # type: ignore[no-untyped-def]
+    page.edit_address(person_id)
+    editor = QApplication.focusWidget()
+    assert isinstance(editor, QLineEdit), "the address cell did not open an editor"
+    editor.selectAll()
+    qtbot.keyClicks(editor, text)
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+
+
+def test_editing_an_address_in_the_view_updates_the_store_and_history(
+    qtbot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:  # type: ignore[no-untyped-def]
+    person = _person(ctx, tournament_id, "Edsger Dijkstra")
+    published: list[object] = []
+    ctx.bus.subscribe(PersonChanged, published.append)
+
+    with qtbot.waitSignal(page.model.address_edited, timeout=5000) as edited:
+        _edit_in_view(qtbot, page, person.id, "edsger@example.org")
+
+    assert edited.args == [person.id, True, ""]
+    stored = ctx.tournaments.get_person(person.id)
+    assert stored.email == "edsger@example.org"
+    assert stored.email_valid
+    history = ctx.tournaments.address_history(person.id)
+    assert history[-1][1:] == (INVALID_ADDRESS, "edsger@example.org", "director")
+    assert published == [PersonChanged(person.id)]
+    row = _source_row(page, person.id)
+    assert page.model.index(row, Column.STATUS).data(Roles.STATUS) == "ok"
+    assert page.message.tone == Tone.GOOD
+    # The side panel follows the selection and shows the recorded change.
+    assert page.panel.person is not None and page.panel.person.id == person.id
+    assert "edsger@example.org" in page.panel.history.text()
+
+
+def test_an_invalid_edit_is_stored_and_shown_as_invalid(
+    qtbot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:  # type: ignore[no-untyped-def]
+    person = _person(ctx, tournament_id, "Ada Lovelace")
+    with qtbot.waitSignal(page.model.address_edited, timeout=5000) as edited:
+        _edit_in_view(qtbot, page, person.id, "ada at example")
+
+    assert edited.args[:2] == [person.id, False]
+    stored = ctx.tournaments.get_person(person.id)
+    assert stored.email == "ada at example" and not stored.email_valid
+    assert ctx.tournaments.address_history(person.id)[-1][2:] == ("ada at example", "director")
+    row = _source_row(page, person.id)
+    assert page.model.index(row, Column.EMAIL).data(Roles.STATUS) == "invalid"
+    assert page.message.tone == Tone.BAD
+    assert "cannot be used" in page.message.text()
+
+
+def test_search_role_and_problem_filters(page: ParticipantsPage) -> None:
+    assert page.proxy.rowCount() == 7
+    page.search.setText("dale a")  # team name, case-insensitive
+    assert page.proxy.rowCount() == 2
+    page.search.setText("barbara@")
+    assert page.proxy.rowCount() == 1
+    page.search.clear()
+    page.role_filter.setCurrentIndex(page.role_filter.findText("Adjudicators"))
+    assert page.proxy.rowCount() == 3
+    page.role_filter.setCurrentIndex(0)
+    page.problems_only.setChecked(True)
+    names = {page.proxy.index(r, Column.NAME).data() for r in range(page.proxy.rowCount())}
+    assert names == {"Edsger Dijkstra", "Donald Knuth"}
+
+
+def test_bounce_flags_highlight_the_address(page: ParticipantsPage, ctx: AppContext, tournament_id: int) -> None:
+    person = _person(ctx, tournament_id, "Grace Hopper")
+    row = _source_row(page, person.id)
+    assert page.model.index(row, Column.STATUS).data(Roles.STATUS) == "ok"
+    assert ctx.flags.add("grace@example.org", FlagKind.HARD, "550 5.1.1 no such user", "test")
+    ctx.bus.publish(AddressFlagsChanged(("grace@example.org",)))
+    status = page.model.index(row, Column.STATUS)
+    assert status.data(Roles.STATUS) == "flagged"
+    assert status.data(Qt.ItemDataRole.DisplayRole) == "Bouncing"
+    assert "550 5.1.1" in status.data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_changes_from_elsewhere_update_the_row(page: ParticipantsPage, ctx: AppContext, tournament_id: int) -> None:
+    person = _person(ctx, tournament_id, "Donald Knuth")
+    ctx.tournaments.set_person_email(person.id, "don@example.org", source="resend")
+    ctx.bus.publish(PersonChanged(person.id))
+    row = _source_row(page, person.id)
+    assert page.model.index(row, Column.EMAIL).data() == "don@example.org"
+    assert page.model.index(row, Column.TEAM).data() == ""  # names kept, not blanked
+    assert page.model.index(row, Column.INSTITUTION).data() == "Dale"
