@@ -13,7 +13,6 @@ import signal
 import sys
 
 import qasync
-
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -81,7 +80,12 @@ def run_gui(args: argparse.Namespace) -> int:
     except Exception as exc:  # TabmailError says it plainly; anything else still gets a dialog
         if getattr(args, "debug", False):
             log.exception("opening the database failed")
-        text = str(exc) if exc.__class__.__module__.startswith("tabmail") else f"{type(exc).__name__}: {exc}"
+        if exc.__class__.__module__.startswith("tabmail"):
+            text = str(exc)
+        else:  # a driver error: its first line is the useful part
+            where = getattr(args, "db", None) or "in tabmail's data folder"
+            detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+            text = f"The database {where} cannot be opened: {detail}"
         return _fatal(args, "tabmail cannot open its database", text)
 
     loop = qasync.QEventLoop(app)

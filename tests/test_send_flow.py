@@ -196,3 +196,32 @@ def test_ballot_receipts_go_to_adjudicators_with_scores(demo: AppContext, smtp: 
     text = body.get_content()
     assert any(ch.isdigit() for ch in text)
     assert "You are receiving this because" in text
+
+
+def test_cancelling_a_run_leaves_nothing_half_sent(demo: AppContext, smtp: SmtpTestServer) -> None:
+    smtp.data_delay = 0.05
+    plan = notify.plan(demo, slug(demo), Event.DRAW, round_seq=1, audience=Audience.ALL)
+    result = notify.enqueue(demo, plan)
+    outbox = Outbox(demo.notifications, demo.flags, lambda: build_backend(demo), demo.bus)
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(outbox.run())
+        while not smtp.received:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    states = [m.state for m in demo.notifications.messages(batch_id=result.batch_id)]
+    assert MessageState.SENDING not in states
+    assert MessageState.QUEUED in states  # the rest waits for the next run
+    assert states.count(MessageState.SENT) >= 1
+    received = {r.tabmail_id for r in smtp.received}
+    for m in demo.notifications.messages(batch_id=result.batch_id):
+        if m.state is MessageState.QUEUED:
+            assert m.id not in received
+    # the next run sends the rest, and nothing twice
+    report = run_outbox(demo)
+    assert report.sent == states.count(MessageState.QUEUED)
+    assert len(smtp.received) == len({r.tabmail_id for r in smtp.received})

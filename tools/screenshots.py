@@ -18,12 +18,12 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PySide6.QtCore import QPoint, QRect, QSettings  # noqa: E402
-from PySide6.QtGui import QColor, QPainter, QPixmap  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+from PySide6.QtCore import QPoint, QRect, QSettings
+from PySide6.QtGui import QColor, QPainter, QPixmap
+from PySide6.QtWidgets import QApplication, QWidget
 
-from tabmail.app import configure_application, load_demo  # noqa: E402
-from tabmail.domain.imported import (  # noqa: E402
+from tabmail.app import configure_application, load_demo
+from tabmail.domain.imported import (
     DebateData,
     ImportBundle,
     InstitutionData,
@@ -33,12 +33,12 @@ from tabmail.domain.imported import (  # noqa: E402
     TournamentData,
     VenueData,
 )
-from tabmail.domain.tournament import Position, Role  # noqa: E402
-from tabmail.gui.importer import ImportDialog  # noqa: E402
-from tabmail.gui.main_window import MainWindow  # noqa: E402
-from tabmail.gui.settings import SettingsDialog  # noqa: E402
-from tabmail.services.context import AppContext  # noqa: E402
-from tabmail.store.secrets import MemoryKeyring  # noqa: E402
+from tabmail.domain.tournament import Position, Role
+from tabmail.gui.importer import ImportDialog
+from tabmail.gui.main_window import MainWindow
+from tabmail.gui.settings import SettingsDialog
+from tabmail.services.context import AppContext
+from tabmail.store.secrets import MemoryKeyring
 
 SIZE = (1440, 900)
 
@@ -51,15 +51,40 @@ INSTITUTIONS = [
     ("ROH", "Royal Institute of Rohan"),
 ]
 SPEAKERS = [
-    "Aino Virtanen", "Bahiyy al Din Awad", "Chisom Iheatu", "Deodato Iadanza", "Durar Almasi",
-    "Eun-ji Park", "Farida Haddad", "Giulia Conti", "Hamid Rezaei", "Ingrid Solberg",
-    "Jonas Weber", "Kosa Rošic", "Laila Filemonsen", "Milton Lindholm", "Niamh Johannes",
-    "Oskar Nowak", "Priya Raman", "Quentin Moreau", "Rikard Csizmadia", "Sakura Ito",
-    "Tomás Herrera", "Ulla Berg", "Vera Kuznetsova", "Wanjiru Kamau",
+    "Aino Virtanen",
+    "Bahiyy al Din Awad",
+    "Chisom Iheatu",
+    "Deodato Iadanza",
+    "Durar Almasi",
+    "Eun-ji Park",
+    "Farida Haddad",
+    "Giulia Conti",
+    "Hamid Rezaei",
+    "Ingrid Solberg",
+    "Jonas Weber",
+    "Kosa Rošic",
+    "Laila Filemonsen",
+    "Milton Lindholm",
+    "Niamh Johannes",
+    "Oskar Nowak",
+    "Priya Raman",
+    "Quentin Moreau",
+    "Rikard Csizmadia",
+    "Sakura Ito",
+    "Tomás Herrera",
+    "Ulla Berg",
+    "Vera Kuznetsova",
+    "Wanjiru Kamau",
 ]
 ADJUDICATORS = [
-    "Jana Fuchs", "Sonny Björk", "Urszula Grabowska", "Christophe Salois", "Czesława Kucharska",
-    "Tellervo Hyssälä", "Reyna Chavez", "Isak Jensen",
+    "Jana Fuchs",
+    "Sonny Björk",
+    "Urszula Grabowska",
+    "Christophe Salois",
+    "Czesława Kucharska",
+    "Tellervo Hyssälä",
+    "Reyna Chavez",
+    "Isak Jensen",
 ]
 MOTIONS = [
     ("World maps", "This House would require all world maps to be drawn using equal-area projections"),
@@ -90,7 +115,9 @@ def sample_bundle() -> ImportBundle:
                 email = None
             people.append(PersonData(f"s{2 * i + s}", name, Role.SPEAKER, email, key, code))
     for i, name in enumerate(ADJUDICATORS):
-        people.append(PersonData(f"a{i}", name, Role.ADJUDICATOR, _address(name), None, INSTITUTIONS[i % 6][0]))
+        people.append(
+            PersonData(f"a{i}", name, Role.ADJUDICATOR, _address(name), None, INSTITUTIONS[i % 6][0])
+        )
     rounds = [
         RoundData(
             n + 1,
@@ -140,7 +167,9 @@ def over_window(window: QPixmap, dialog: QWidget) -> QPixmap:
     x = (canvas.width() - shot.width()) // 2
     y = max(40, (canvas.height() - shot.height()) // 2)
     for spread in range(10, 0, -2):  # a soft shadow
-        p.fillRect(QRect(x - spread // 2, y + spread // 2, shot.width() + spread, shot.height()), QColor(0, 0, 0, 12))
+        p.fillRect(
+            QRect(x - spread // 2, y + spread // 2, shot.width() + spread, shot.height()), QColor(0, 0, 0, 12)
+        )
     p.drawPixmap(QPoint(x, y), shot)
     p.setPen(QColor(0, 0, 0, 90))
     p.drawRect(QRect(x, y, shot.width() - 1, shot.height() - 1))

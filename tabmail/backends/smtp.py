@@ -24,8 +24,9 @@ Choices the outbox should know about:
   yet handed over gets a TRANSIENT result carrying that error, without ``handing_over``.
 - Messages beyond the daily cap get a TRANSIENT result with ``retry_after`` = seconds to the next
   UTC midnight, also without ``handing_over`` (nothing was offered to the server).
-- If ``send`` is cancelled, a transaction already in a thread finishes there but is not reported:
-  the outbox sees that message still 'sending', which it must treat as uncertain.
+- If ``send`` is cancelled (or a hook raises), a transaction already running in its thread
+  finishes there and one not yet started is dropped; neither is reported, so the outbox finds
+  those messages still 'sending' and must treat them as uncertain. Connections are then closed.
 """
 
 from __future__ import annotations
@@ -346,13 +347,13 @@ class SmtpBackend:
     async def close(self) -> None:
         """Nothing is held between runs: every connection is closed when its run ends."""
 
-    # -- below: run in a worker thread -------------------------------------------------------
-
     async def _prepare(self) -> None:
         if self._ssl_context is None and self.config.security != "none":
             self._ssl_context = await asyncio.to_thread(ssl.create_default_context)
         if self._local_hostname is None:
             self._local_hostname = await asyncio.to_thread(_default_local_hostname)
+
+    # -- below: blocking, run in a worker's thread ----------------------------------------------
 
     def _open(self) -> smtplib.SMTP:
         """Connect, EHLO, STARTTLS or implicit TLS, EHLO, AUTH. Raises SmtpConnectionError."""

@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         self._build_menus_and_toolbar()
 
         self.navigator = NavigatorPanel(self.theme, self)
-        self.navigator.setMinimumWidth(200)
+        self.navigator.setMinimumWidth(180)
         self.navigator.tournament_selected.connect(self._on_navigator_tournament_selected)
         self.navigator.round_selected.connect(self._on_navigator_round_selected)
         self.navigator.nothing_selected.connect(self._on_navigator_nothing_selected)
@@ -317,7 +317,7 @@ class MainWindow(QMainWindow):
             return
         self.resize(1280, 800)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         cancelled = cancel_ops(self)
         if cancelled:
             log.info("cancelled %d running operation(s) on close", cancelled)

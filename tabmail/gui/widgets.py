@@ -45,9 +45,9 @@ class SearchField(QLineEdit):
         self.setPlaceholderText(placeholder)
         self.setClearButtonEnabled(True)
         self.addAction(theme.action_icon("search"), QLineEdit.ActionPosition.LeadingPosition)
-        self.setMinimumWidth(280)
+        self.setMinimumWidth(160)
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Escape and self.text():
             self.clear()
             return

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from tabmail.compose.message import email_bytes, make_message_id, new_tabmail_id, thread_anchor
 from tabmail.compose.recipients import Recipient, ballot_recipients, custom_recipients, draw_recipients
-from tabmail.compose.templates import TemplateRenderError, default_templates, render_all
+from tabmail.compose.templates import RenderedParts, TemplateRenderError, default_templates, render_all
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import BatchQueued
 from tabmail.domain.notification import AddressFlag, Audience, Event, Templates
@@ -186,55 +186,18 @@ def enqueue(
     )
     if problems:
         raise TemplateRenderError(problems)
-    settings = ctx.settings.all()
-    from_address = str(settings["from_address"])
-    if "@" not in from_address:
-        raise TabmailError(
-            f"the From address {from_address!r} is not an address: tabmail config set from_address ..."
-        )
-    domain = from_address.rsplit("@", 1)[1]
-    from_name = str(settings["from_name"]) or f"{plan_.tournament.short_name} Tab Room"
-    reply_to = str(settings["reply_to"]) or None
-    reroute = str(settings["test_mode.reroute_to"]) or None
-    relay = is_sendgrid_relay(ctx)
-    key = thread_key(ctx)
+    sender = sender_for(ctx, plan_.tournament)
     now = now or datetime.now(UTC)
     messages: list[NewMessage] = []
     for planned, parts in zip(chosen, rendered, strict=True):
         assert parts is not None
-        r = planned.recipient
-        assert r.address is not None and r.address_key is not None
-        tid = new_tabmail_id()
-        extra = {"X-SMTPAPI": json.dumps({"unique_args": {"tabmail_id": tid}})} if relay else None
-        raw = email_bytes(
-            tabmail_id=tid,
-            from_name=from_name,
-            from_address=from_address,
-            to_name=r.name,
-            to_address=r.address,
-            reply_to=reply_to,
-            parts=parts,
-            thread_anchor=thread_anchor(key, plan_.tournament.slug, r.address_key, domain),
-            date=now,
-            domain=domain,
-            reroute_to=reroute,
-            extra_headers=extra,
-        )
         messages.append(
-            NewMessage(
-                id=tid,
-                person_id=r.person_id,
-                recipient_name=r.name,
-                role=r.role,
-                address=r.address,
-                address_key=r.address_key,
-                envelope_from=from_address,
-                envelope_to=reroute or r.address,
-                subject=parts.subject,
-                context=r.context,
-                reasons=r.reasons,
-                raw=raw,
-                message_id_header=make_message_id(tid, domain),
+            build_message(
+                sender,
+                plan_.tournament.slug,
+                planned.recipient,
+                parts,
+                now=now,
                 send_despite_flag=planned.mark is Mark.FLAGGED,
             )
         )
@@ -247,12 +210,97 @@ def enqueue(
             templates=templates,
             backend=backend_name(ctx),
             triggered_by=triggered_by if triggered_by is not None else ctx.user,
-            reroute_to=reroute,
+            reroute_to=sender.reroute_to,
         ),
         messages,
     )
     ctx.bus.publish(BatchQueued(batch_id, len(messages)))
     return EnqueueResult(batch_id, len(messages), not_sendable)
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """How a tournament's messages are addressed and built; settings read once per batch."""
+
+    from_address: str
+    from_name: str
+    reply_to: str | None
+    reroute_to: str | None  # test mode: every message goes here instead
+    relay: bool  # SMTP through SendGrid: X-SMTPAPI unique_args carry tabmail's id
+    thread_key: bytes
+
+    @property
+    def domain(self) -> str:
+        return self.from_address.rsplit("@", 1)[1]
+
+
+def sender_for(ctx: AppContext, tournament: Tournament) -> Sender:
+    """The settings that shape every message of a batch. Raises TabmailError for a bad From."""
+    settings = ctx.settings.all()
+    from_address = str(settings["from_address"])
+    if "@" not in from_address:
+        raise TabmailError(
+            f"the From address {from_address!r} is not an address: tabmail config set from_address ..."
+        )
+    return Sender(
+        from_address=from_address,
+        from_name=str(settings["from_name"]) or f"{tournament.short_name} Tab Room",
+        reply_to=str(settings["reply_to"]) or None,
+        reroute_to=str(settings["test_mode.reroute_to"]) or None,
+        relay=is_sendgrid_relay(ctx),
+        thread_key=thread_key(ctx),
+    )
+
+
+def build_message(
+    sender: Sender,
+    tournament_slug: str,
+    recipient: Recipient,
+    parts: RenderedParts,
+    *,
+    now: datetime,
+    resend_of: str | None = None,
+    in_reply_to: str | None = None,
+    send_despite_flag: bool = False,
+) -> NewMessage:
+    """One recipient's message, ready to queue: a fresh tabmail id, the exact bytes to send.
+    Shared by enqueue and resend (tabmail.services.resend)."""
+    r = recipient
+    assert r.address is not None and r.address_key is not None
+    tid = new_tabmail_id()
+    extra = {"X-SMTPAPI": json.dumps({"unique_args": {"tabmail_id": tid}})} if sender.relay else None
+    raw = email_bytes(
+        tabmail_id=tid,
+        from_name=sender.from_name,
+        from_address=sender.from_address,
+        to_name=r.name,
+        to_address=r.address,
+        reply_to=sender.reply_to,
+        parts=parts,
+        thread_anchor=thread_anchor(sender.thread_key, tournament_slug, r.address_key, sender.domain),
+        date=now,
+        domain=sender.domain,
+        reroute_to=sender.reroute_to,
+        extra_headers=extra,
+        in_reply_to=in_reply_to,
+    )
+    return NewMessage(
+        id=tid,
+        person_id=r.person_id,
+        recipient_name=r.name,
+        role=r.role,
+        address=r.address,
+        address_key=r.address_key,
+        envelope_from=sender.from_address,
+        envelope_to=sender.reroute_to or r.address,
+        subject=parts.subject,
+        context=r.context,
+        reasons=r.reasons,
+        raw=raw,
+        message_id_header=make_message_id(tid, sender.domain),
+        resend_of=resend_of,
+        send_despite_flag=send_despite_flag,
+    )
 
 
 def selection_for(

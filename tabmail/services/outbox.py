@@ -73,7 +73,8 @@ class _Hooks:
         self.report = report
         self.total = total
         self.batch_id = batch_id
-        self.batch_of: dict[str, int] = {}
+        self.claimed: set[str] = set()
+        self.finished_ids: set[str] = set()
 
     async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
         o = self.o
@@ -83,7 +84,9 @@ class _Hooks:
         flagged = set(o.flags.active(keys)) if keys else set()
         result = o.repo.claim(ids, skip_keys=flagged)
         for i, ok in zip(ids, result, strict=True):
-            if not ok and o._keys.get(i, "") in flagged:
+            if ok:
+                self.claimed.add(i)
+            elif o._keys.get(i, "") in flagged:
                 self.report.skipped += 1
                 self._publish(i, MessageState.SKIPPED)
         return result
@@ -92,6 +95,7 @@ class _Hooks:
         o = self.o
         now = o.clock()
         mid = result.message_id
+        self.finished_ids.add(mid)
         words = result.detail or result.outcome.value
         if result.code is not None and str(result.code) not in words:
             words = f"{result.code} {words}"
@@ -208,4 +212,16 @@ class Outbox:
             msg = email.message_from_bytes(it.raw, policy=email.policy.default)
             outgoing.append(OutgoingMessage(it.id, it.envelope_from, it.envelope_to, msg, it.raw))
         hooks = _Hooks(self, report, total, batch_id)
-        await backend.send(outgoing, hooks)
+        try:
+            await backend.send(outgoing, hooks)
+        finally:
+            # Handed over but never reported (the run was cancelled mid-transaction, or the
+            # backend broke its contract): the message may have gone out. Never resend silently.
+            for mid in hooks.claimed - hooks.finished_ids:
+                self.repo.mark_unsent(
+                    mid,
+                    MessageState.UNCERTAIN,
+                    "interrupted while being handed to the server; check before resending",
+                )
+                report.uncertain += 1
+                hooks._publish(mid, MessageState.UNCERTAIN)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tabmail.domain.events import AddressFlagsChanged, PollFinished, StatusesChanged
@@ -58,6 +58,7 @@ class Capabilities:
     missing_scopes: dict[str, list[str]] = field(default_factory=dict)
     checked_at: datetime | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    key_problem: str | None = None  # SendGrid refused the key itself (not remembered)
 
     def sentences(self) -> list[str]:
         words = {
@@ -123,7 +124,12 @@ class PollReport:
 
     @property
     def ok(self) -> bool:
-        return self.enabled and self.online and all(o.ok or not o.available for o in self.outcomes)
+        return (
+            self.enabled
+            and self.online
+            and not self.reason
+            and all(o.ok or not o.available for o in self.outcomes)
+        )
 
     @property
     def problems(self) -> list[str]:
@@ -134,6 +140,8 @@ class PollReport:
             return self.reason
         if not self.online:
             return "SendGrid could not be reached (offline?); statuses are as of the last successful poll."
+        if self.reason:
+            return self.reason
         text = (
             f"{self.inserted} new event(s), {len(self.changed_message_ids)} message(s) changed status, "
             f"{len(self.flagged_keys)} address(es) newly flagged"
@@ -150,7 +158,9 @@ class PollReport:
         self.duplicates += result.duplicates
         self.matched += result.matched
         self.unmatched += result.unmatched
-        self.changed_message_ids += [m for m in result.changed_message_ids if m not in self.changed_message_ids]
+        self.changed_message_ids += [
+            m for m in result.changed_message_ids if m not in self.changed_message_ids
+        ]
         self.flagged_keys += [k for k in result.flagged_keys if k not in self.flagged_keys]
 
 
@@ -260,11 +270,23 @@ class Poller:
         except SendGridError as exc:
             if exc.status is None:
                 return self._caps or Capabilities()  # offline: nothing learnt, ask again later
+            if exc.status == 401:
+                return Capabilities(key_problem=str(exc))
             log.info("could not read the key's scopes: %s", exc)
         window = f'TIMESTAMP "{iso_z(now - timedelta(minutes=1))}"'
         probes: list[tuple[str, str, str, dict[str, Any]]] = [
-            ("activity", "GET", "/v3/messages", {"params": {"limit": 1, "query": f"last_event_time >= {window}"}}),
-            ("logs", "POST", "/v3/logs", {"json": {"query": f"sg_message_id_created_at >= {window}", "limit": 1}}),
+            (
+                "activity",
+                "GET",
+                "/v3/messages",
+                {"params": {"limit": 1, "query": f"last_event_time >= {window}"}},
+            ),
+            (
+                "logs",
+                "POST",
+                "/v3/logs",
+                {"json": {"query": f"sg_message_id_created_at >= {window}", "limit": 1}},
+            ),
         ]
         for name, method, path, kw in probes:
             try:
@@ -308,6 +330,12 @@ class Poller:
 
     async def _poll(self, report: PollReport) -> None:
         caps = await self.detect()
+        if caps.key_problem:
+            report.reason = caps.key_problem
+            return
+        if caps.checked_at is None:  # detection could not reach SendGrid
+            report.online = False
+            return
         report.capabilities = caps.sentences()
         tracking = self.ctx.tracking
         now = self.clock()
@@ -319,7 +347,9 @@ class Poller:
         if caps.activity is not False and latest is not None and latest >= horizon:
             cursor = self._state("activity", {}) or {}
             since = (
-                parse_time(cursor["until"]) - OVERLAP if cursor.get("until") else (open_since or latest) - SKEW
+                parse_time(cursor["until"]) - OVERLAP
+                if cursor.get("until")
+                else (open_since or latest) - SKEW
             )
             since = max(since, horizon)
             outcome = await ActivitySource(req, max_requests=self.max_requests).poll(
@@ -375,7 +405,15 @@ class Poller:
         if report.flagged_keys:
             bus.publish(AddressFlagsChanged(tuple(report.flagged_keys)))
         if report.enabled:
-            self._save("last_poll", {"at": report.started_at.isoformat(), "ok": report.ok, "online": report.online, "summary": summary})
+            self._save(
+                "last_poll",
+                {
+                    "at": report.started_at.isoformat(),
+                    "ok": report.ok,
+                    "online": report.online,
+                    "summary": summary,
+                },
+            )
         bus.publish(PollFinished(ok=report.ok, online=report.online, summary=summary))
 
     async def run_forever(
@@ -406,7 +444,3 @@ def last_poll(ctx: AppContext) -> dict[str, Any] | None:
     """The last poll's time, outcome and summary (for the GUI's status line)."""
     value = ctx.settings.get_state(STATE + "last_poll")
     return value if isinstance(value, dict) else None
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

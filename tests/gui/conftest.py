@@ -10,6 +10,7 @@ import pytest
 import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
 
 from tabmail.domain.imported import (
     DebateData,
@@ -40,9 +41,15 @@ def sample_bundle(slug: str = "spring", name: str = "Spring Open") -> ImportBund
     ]
     return ImportBundle(
         tournament=TournamentData(slug, name, source="csv"),
-        institutions=[InstitutionData("i1", "University of Arnor", "ARN"), InstitutionData("i2", "Dale", "DAL")],
+        institutions=[
+            InstitutionData("i1", "University of Arnor", "ARN"),
+            InstitutionData("i2", "Dale", "DAL"),
+        ],
         venues=[VenueData("v1", "Room 1")],
-        teams=[TeamData("t1", "Arnor A", institution_key="i1"), TeamData("t2", "Dale A", institution_key="i2")],
+        teams=[
+            TeamData("t1", "Arnor A", institution_key="i1"),
+            TeamData("t2", "Dale A", institution_key="i2"),
+        ],
         people=people,
         rounds=[
             RoundData(1, "Round 1", "R1", draw_status="R", motions=[(1, "This House would test", "Tests")]),
@@ -67,7 +74,7 @@ def qsettings(tmp_path: Path) -> QSettings:
 
 
 @pytest.fixture
-def qloop(qapp: QApplication, qtbot) -> Iterator[asyncio.AbstractEventLoop]:  # type: ignore[no-untyped-def]
+def qloop(qapp: QApplication, qtbot: QtBot) -> Iterator[asyncio.AbstractEventLoop]:
     """A qasync loop riding on the Qt event loop pytest-qt spins (waitSignal/waitUntil).
 
     ``already_running`` makes asyncio treat the loop as running while Qt's own nested loops

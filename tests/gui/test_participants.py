@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLineEdit
+from pytestqt.modeltest import ModelTester
+from pytestqt.qtbot import QtBot
 
 from tabmail.domain.events import AddressFlagsChanged, PersonChanged
 from tabmail.domain.notification import FlagKind
@@ -24,7 +26,7 @@ def _person(ctx: AppContext, tournament_id: int, name: str) -> Person:
 
 
 @pytest.fixture
-def page(qtbot, ctx: AppContext, tournament_id: int) -> ParticipantsPage:  # type: ignore[no-untyped-def]
+def page(qtbot: QtBot, ctx: AppContext, tournament_id: int) -> ParticipantsPage:
     bridge = EventBridge(ctx.bus)
     page = ParticipantsPage(ctx, bridge)
     bridge.setParent(page)
@@ -42,19 +44,23 @@ def _source_row(page: ParticipantsPage, person_id: int) -> int:
     return row
 
 
-def test_model_passes_qt_model_tester(qtmodeltester, ctx: AppContext, tournament_id: int) -> None:  # type: ignore[no-untyped-def]
+def test_model_passes_qt_model_tester(
+    qtmodeltester: ModelTester, ctx: AppContext, tournament_id: int
+) -> None:
     model = ParticipantsModel(ctx)
     model.load(tournament_id)
     assert model.rowCount() == 7
     qtmodeltester.check(model)
 
 
-def test_proxy_passes_qt_model_tester(qtmodeltester, page: ParticipantsPage) -> None:  # type: ignore[no-untyped-def]
+def test_proxy_passes_qt_model_tester(qtmodeltester: ModelTester, page: ParticipantsPage) -> None:
     page.search.setText("a")
     qtmodeltester.check(page.proxy)
 
 
-def test_invalid_and_missing_addresses_are_highlighted(page: ParticipantsPage, ctx: AppContext, tournament_id: int) -> None:
+def test_invalid_and_missing_addresses_are_highlighted(
+    page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:
     theme = Theme()
     model = page.model
     invalid = _person(ctx, tournament_id, "Edsger Dijkstra")
@@ -73,7 +79,9 @@ def test_invalid_and_missing_addresses_are_highlighted(page: ParticipantsPage, c
 
     row = _source_row(page, missing.id)
     assert model.index(row, Column.STATUS).data(Roles.STATUS) == "missing"
-    assert model.index(row, Column.EMAIL).data(Qt.ItemDataRole.BackgroundRole) == theme.background(Tone.WARNING)
+    assert model.index(row, Column.EMAIL).data(Qt.ItemDataRole.BackgroundRole) == theme.background(
+        Tone.WARNING
+    )
 
     row = _source_row(page, fine.id)
     assert model.index(row, Column.STATUS).data(Roles.STATUS) == "ok"
@@ -82,7 +90,7 @@ def test_invalid_and_missing_addresses_are_highlighted(page: ParticipantsPage, c
     assert "1 with an invalid address" in page.summary.text()
 
 
-def _edit_in_view(qtbot, page: ParticipantsPage, person_id: int, text: str) -> None:  # type: ignore[no-untyped-def]
+def _edit_in_view(qtbot: QtBot, page: ParticipantsPage, person_id: int, text: str) -> None:
     page.edit_address(person_id)
     editor = QApplication.focusWidget()
     assert isinstance(editor, QLineEdit), "the address cell did not open an editor"
@@ -92,8 +100,8 @@ def _edit_in_view(qtbot, page: ParticipantsPage, person_id: int, text: str) -> N
 
 
 def test_editing_an_address_in_the_view_updates_the_store_and_history(
-    qtbot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
-) -> None:  # type: ignore[no-untyped-def]
+    qtbot: QtBot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:
     person = _person(ctx, tournament_id, "Edsger Dijkstra")
     published: list[object] = []
     ctx.bus.subscribe(PersonChanged, published.append)
@@ -117,8 +125,8 @@ def test_editing_an_address_in_the_view_updates_the_store_and_history(
 
 
 def test_an_invalid_edit_is_stored_and_shown_as_invalid(
-    qtbot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
-) -> None:  # type: ignore[no-untyped-def]
+    qtbot: QtBot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:
     person = _person(ctx, tournament_id, "Ada Lovelace")
     with qtbot.waitSignal(page.model.address_edited, timeout=5000) as edited:
         _edit_in_view(qtbot, page, person.id, "ada at example")
@@ -148,7 +156,9 @@ def test_search_role_and_problem_filters(page: ParticipantsPage) -> None:
     assert names == {"Edsger Dijkstra", "Donald Knuth"}
 
 
-def test_bounce_flags_highlight_the_address(page: ParticipantsPage, ctx: AppContext, tournament_id: int) -> None:
+def test_bounce_flags_highlight_the_address(
+    page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:
     person = _person(ctx, tournament_id, "Grace Hopper")
     row = _source_row(page, person.id)
     assert page.model.index(row, Column.STATUS).data(Roles.STATUS) == "ok"
@@ -160,7 +170,9 @@ def test_bounce_flags_highlight_the_address(page: ParticipantsPage, ctx: AppCont
     assert "550 5.1.1" in status.data(Qt.ItemDataRole.ToolTipRole)
 
 
-def test_changes_from_elsewhere_update_the_row(page: ParticipantsPage, ctx: AppContext, tournament_id: int) -> None:
+def test_changes_from_elsewhere_update_the_row(
+    page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:
     person = _person(ctx, tournament_id, "Donald Knuth")
     ctx.tournaments.set_person_email(person.id, "don@example.org", source="resend")
     ctx.bus.publish(PersonChanged(person.id))

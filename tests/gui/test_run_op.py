@@ -8,6 +8,7 @@ import threading
 import pytest
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QPushButton, QWidget
+from pytestqt.qtbot import QtBot
 
 from tabmail.domain.errors import TabmailError
 from tabmail.gui.run_op import cancel_ops, in_thread, run_op, running_ops
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def parent(qtbot) -> QWidget:  # type: ignore[no-untyped-def]
+def parent(qtbot: QtBot) -> QWidget:
     widget = QWidget()
     qtbot.addWidget(widget)
     return widget
@@ -28,7 +29,9 @@ def _failure_box(parent: QWidget) -> QMessageBox:
     return boxes[0]
 
 
-def test_success_disables_the_action_while_running(qtbot, qloop, parent) -> None:  # type: ignore[no-untyped-def]
+def test_success_disables_the_action_while_running(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, parent: QWidget
+) -> None:
     action = QAction("Do it", parent)
     release = asyncio.Event()
     results: list[int] = []
@@ -48,7 +51,9 @@ def test_success_disables_the_action_while_running(qtbot, qloop, parent) -> None
     assert not parent.findChildren(QMessageBox)
 
 
-def test_action_disabled_before_stays_disabled(qtbot, qloop, parent) -> None:  # type: ignore[no-untyped-def]
+def test_action_disabled_before_stays_disabled(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, parent: QWidget
+) -> None:
     action = QAction("Do it", parent)
     action.setEnabled(False)
 
@@ -61,7 +66,9 @@ def test_action_disabled_before_stays_disabled(qtbot, qloop, parent) -> None:  #
     assert not action.isEnabled()
 
 
-def test_tabmail_error_is_reported_by_its_message(qtbot, qloop, parent) -> None:  # type: ignore[no-untyped-def]
+def test_tabmail_error_is_reported_by_its_message(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, parent: QWidget
+) -> None:
     async def work() -> None:
         raise TabmailError("the Tabbycat site answered 403: the token lacks admin rights")
 
@@ -75,7 +82,9 @@ def test_tabmail_error_is_reported_by_its_message(qtbot, qloop, parent) -> None:
     assert box.icon() == QMessageBox.Icon.Warning
 
 
-def test_unexpected_error_shows_type_and_is_logged(qtbot, qloop, parent, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_error_shows_type_and_is_logged(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, parent: QWidget, caplog: pytest.LogCaptureFixture
+) -> None:
     async def work() -> None:
         raise KeyError("boom")
 
@@ -88,7 +97,9 @@ def test_unexpected_error_shows_type_and_is_logged(qtbot, qloop, parent, caplog)
     assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
 
 
-def test_failing_success_handler_is_reported(qtbot, qloop, parent) -> None:  # type: ignore[no-untyped-def]
+def test_failing_success_handler_is_reported(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, parent: QWidget
+) -> None:
     async def work() -> int:
         return 1
 
@@ -101,7 +112,9 @@ def test_failing_success_handler_is_reported(qtbot, qloop, parent) -> None:  # t
     assert _failure_box(parent).text() == "could not show the result"
 
 
-def test_cancel_from_the_progress_dialog(qtbot, qloop, parent) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_from_the_progress_dialog(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, parent: QWidget
+) -> None:
     action = QAction("Long", parent)
     started = asyncio.Event()
 
@@ -121,7 +134,9 @@ def test_cancel_from_the_progress_dialog(qtbot, qloop, parent) -> None:  # type:
     assert not parent.findChildren(QMessageBox)  # a cancel is not a failure
 
 
-def test_cancel_ops_stops_everything_under_a_window(qtbot, qloop, parent) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_ops_stops_everything_under_a_window(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, parent: QWidget
+) -> None:
     async def forever() -> None:
         await asyncio.Event().wait()
 
@@ -132,11 +147,13 @@ def test_cancel_ops_stops_everything_under_a_window(qtbot, qloop, parent) -> Non
     assert running_ops(parent) == []
 
 
-def test_blocking_work_runs_in_a_thread_with_progress(qtbot, qloop, parent) -> None:  # type: ignore[no-untyped-def]
+def test_blocking_work_runs_in_a_thread_with_progress(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, parent: QWidget
+) -> None:
     main = threading.get_ident()
     seen: list[tuple[str, int, int, bool]] = []
 
-    def blocking(progress) -> int:  # type: ignore[no-untyped-def]
+    def blocking(progress) -> int:
         progress("step", 1, 2)
         progress("step", 2, 2)
         return threading.get_ident()
@@ -144,7 +161,9 @@ def test_blocking_work_runs_in_a_thread_with_progress(qtbot, qloop, parent) -> N
     op = run_op(
         parent, lambda progress: in_thread(blocking, progress)(), reports_progress=True, progress_label="Busy"
     )
-    op.progressed.connect(lambda what, done, total: seen.append((what, done, total, threading.get_ident() == main)))
+    op.progressed.connect(
+        lambda what, done, total: seen.append((what, done, total, threading.get_ident() == main))
+    )
     with qtbot.waitSignal(op.succeeded, timeout=5000) as blocker:
         pass
     assert blocker.args[0] != main

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from keyring.backends import fail
 from PySide6.QtWidgets import QLineEdit
+from pytestqt.qtbot import QtBot
 
 from tabmail.gui.settings import SettingsDialog
 from tabmail.services.context import AppContext
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def dialog(qtbot, ctx: AppContext) -> SettingsDialog:  # type: ignore[no-untyped-def]
+def dialog(qtbot: QtBot, ctx: AppContext) -> SettingsDialog:
     dlg = SettingsDialog(ctx)
     qtbot.addWidget(dlg)
     return dlg
@@ -59,7 +60,9 @@ def test_secret_goes_to_the_keyring_and_never_to_the_settings_table(
     assert "keyring" in dialog.secret_fields["smtp-password"].state.text()
 
 
-def test_invalid_values_are_shown_inline_and_nothing_is_written(dialog: SettingsDialog, ctx: AppContext) -> None:
+def test_invalid_values_are_shown_inline_and_nothing_is_written(
+    dialog: SettingsDialog, ctx: AppContext
+) -> None:
     _set(dialog, "smtp.host", "mail.example.org")  # valid, but must not be saved alone
     _set(dialog, "smtp.port", "seventy")
     _set(dialog, "test_mode.reroute_to", "not an address")
@@ -96,8 +99,8 @@ def keyringless_ctx(tmp_path: Path) -> Iterator[AppContext]:
 
 
 def test_without_a_keyring_the_reason_is_shown_and_secret_fields_disabled(
-    qtbot, keyringless_ctx: AppContext
-) -> None:  # type: ignore[no-untyped-def]
+    qtbot: QtBot, keyringless_ctx: AppContext
+) -> None:
     dialog = SettingsDialog(keyringless_ctx)
     qtbot.addWidget(dialog)
     dialog.show()
@@ -112,7 +115,7 @@ def test_without_a_keyring_the_reason_is_shown_and_secret_fields_disabled(
     assert dialog.apply()  # the other settings still save
 
 
-def test_with_a_keyring_there_is_no_warning(qtbot, dialog: SettingsDialog) -> None:  # type: ignore[no-untyped-def]
+def test_with_a_keyring_there_is_no_warning(qtbot: QtBot, dialog: SettingsDialog) -> None:
     dialog.show()
     qtbot.waitExposed(dialog)
     assert not dialog.keyring_message.isVisible()
@@ -137,7 +140,9 @@ def test_backend_choice_shows_its_box(dialog: SettingsDialog) -> None:
         assert box.parentWidget().currentWidget() is box  # type: ignore[union-attr]
 
 
-def test_test_button_saves_then_asks_for_a_test(qtbot, dialog: SettingsDialog, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+def test_test_button_saves_then_asks_for_a_test(
+    qtbot: QtBot, dialog: SettingsDialog, ctx: AppContext
+) -> None:
     box = dialog.backend_boxes["sendgrid"]
     box.test_button.click()  # nobody listening: said plainly, no crash
     assert "not available" in box.test_result.text()

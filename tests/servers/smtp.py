@@ -3,8 +3,9 @@
 It records every message whose payload it read (envelope, exact bytes, X-Tabmail-Id, connection
 id, reply given), counts connections and the most open at once, and can be scripted per recipient
 address: answer RCPT or the end of DATA with any reply, drop the connection at the DATA command or
-after reading the payload (before replying), or wait before answering the end of DATA. TLS
-(STARTTLS or implicit) uses a trustme certificate; AUTH PLAIN/LOGIN checks one user and password.
+after reading the payload (before replying), or wait before answering the end of DATA. It can also
+refuse STARTTLS and turn away connections beyond a limit (421 at EHLO). TLS (STARTTLS or implicit)
+uses a trustme certificate; AUTH PLAIN/LOGIN checks one user and password.
 
 As a process, for crash tests and benchmarks:
     python -m tests.servers.smtp --port 0 --record-dir DIR [--data-delay SECONDS]

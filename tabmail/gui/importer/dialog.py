@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtCore import QStringListModel, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -68,8 +68,12 @@ def split_tabbycat_url(text: str) -> tuple[str, str | None]:
 
 
 def summarise(result: ImportResult) -> str:
+    plurals = {"person": "people", "tournament": "tournament"}
+
     def counts(d: dict[str, int]) -> str:
-        return ", ".join(f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in sorted(d.items()) if n)
+        return ", ".join(
+            f"{n} {kind if n == 1 else plurals.get(kind, kind + 's')}" for kind, n in sorted(d.items()) if n
+        )
 
     parts = [f"Imported “{result.slug}”."]
     if result.created:
@@ -269,6 +273,6 @@ class ImportDialog(QDialog):
         cancel_ops(self)
         super().reject()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         cancel_ops(self)
         super().closeEvent(event)

@@ -71,7 +71,7 @@ class ParticipantsFilterProxy(QSortFilterProxyModel):
             change()
             self.invalidateFilter()
 
-    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         model = self.sourceModel()
         index = model.index(source_row, 0, source_parent)
         if self.problems_only and not index.data(Roles.PROBLEM):
@@ -99,7 +99,9 @@ class ParticipantsPage(QWidget):
         self.proxy.setSourceModel(self.model)
 
         self.title = heading_label("Participants", 1.45, self)
+        self.title.setWordWrap(True)
         self.summary = muted_label("", self)
+        self.summary.setWordWrap(True)
         self.search = SearchField("Search names, teams, institutions, addresses  (Ctrl+F)", self, self._theme)
         self.search.textChanged.connect(self.proxy.setFilterFixedString)
         self.role_filter = QComboBox(self)
@@ -109,7 +111,8 @@ class ParticipantsPage(QWidget):
         self.role_filter.currentIndexChanged.connect(
             lambda _: self.proxy.set_role(self.role_filter.currentData())
         )
-        self.problems_only = QCheckBox("Address problems only", self)
+        self.problems_only = QCheckBox("Problems only", self)
+        self.problems_only.setToolTip("Show only people whose address is missing, invalid or bouncing")
         self.problems_only.toggled.connect(self.proxy.set_problems_only)
 
         self.table = QTableView(self)
@@ -222,7 +225,7 @@ class ParticipantsPage(QWidget):
         self.table.edit(index)
 
     # -- slots ------------------------------------------------------------------------
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - hidden pages refresh when shown
+    def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if self._dirty:
             self.reload()

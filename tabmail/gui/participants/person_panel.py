@@ -45,7 +45,7 @@ class PersonPanel(QFrame):
         super().__init__(parent)
         self.setObjectName("person-panel")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setMinimumWidth(240)
+        self.setMinimumWidth(200)
         self._theme = theme or Theme()
         self.person: Person | None = None
 

@@ -1,0 +1,44 @@
+"""`tabmail --smoke-test`: start, load, quit, in a fresh process under the offscreen platform."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("TABMAIL_DB", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tabmail", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_smoke_test_starts_loads_and_quits(tmp_path: Path) -> None:
+    db = tmp_path / "smoke.sqlite3"
+    result = _run("--db", str(db), "--smoke-test", "--no-demo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "smoke test ok: 0 tournaments"
+    assert db.is_file()  # the database was created and migrated
+
+
+def test_a_database_that_cannot_be_opened_exits_non_zero(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-database.sqlite3"
+    bad.write_bytes(b"this is not SQLite" * 100)
+    result = _run("--db", str(bad), "--smoke-test", "--no-demo")
+    assert result.returncode != 0
+    assert "smoke test ok" not in result.stdout
+    assert "tabmail: error:" in result.stderr
