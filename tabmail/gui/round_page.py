@@ -80,6 +80,7 @@ class RoundPlaceholderPage(QWidget):
         layout.addWidget(self.subtitle)
         layout.addSpacing(8)
         layout.addWidget(self.draw_summary)
+        layout.addSpacing(6)
         layout.addWidget(self.motions)
         layout.addSpacing(16)
         layout.addWidget(card)

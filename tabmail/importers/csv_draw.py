@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from tabmail.domain.imported import BallotData, DebateData, SheetData, SheetTeamData, SpeechData
 from tabmail.domain.tournament import Position, Role
-from tabmail.importers.csv_import import SIDES, BadRow, Row, clean, norm, truthy
+from tabmail.importers.csv_files import SIDES, BadRow, Row, clean, norm, truthy
 
 if TYPE_CHECKING:
     from tabmail.importers.csv_import import FolderReader

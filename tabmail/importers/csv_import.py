@@ -9,16 +9,11 @@ raises ``CsvImportError`` before anything is handed to the store.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-import unicodedata
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from tabmail.domain.addresses import validate_address
-from tabmail.domain.errors import TabmailError
 from tabmail.domain.imported import (
     ImportBundle,
     ImportProblem,
@@ -30,187 +25,22 @@ from tabmail.domain.imported import (
     VenueData,
 )
 from tabmail.domain.tournament import Role
-
-# Files read, in the order they are read (later files refer to earlier ones).
-READ_FILES = (
-    "institutions.csv",
-    "venues.csv",
-    "rounds.csv",
-    "motions.csv",
-    "teams.csv",
-    "speakers.csv",
-    "adjudicators.csv",
-    "draw.csv",
-    "ballots.csv",
+from tabmail.importers.csv_draw import read_ballots, read_draw
+from tabmail.importers.csv_files import (
+    READ_FILES,
+    TABBYCAT_IGNORED,
+    BadRow,
+    CsvImportError,
+    Row,
+    Table,
+    clean,
+    norm,
+    read_table,
+    slugify,
+    truthy,
 )
-# Tabbycat's other import files: known, not needed for notifications, silently ignored.
-TABBYCAT_IGNORED = frozenset(
-    {
-        "adj_feedback_questions.csv",
-        "adjudicator_conflicts.csv",
-        "adjudicator_venue_constraints.csv",
-        "break_categories.csv",
-        "institution_conflicts.csv",
-        "scores.csv",
-        "speaker_categories.csv",
-        "team_conflicts.csv",
-        "team_venue_constraints.csv",
-        "venue_categories.csv",
-    }
-)
-# Team side columns of draw.csv (normalised header -> side as stored).
-SIDES: dict[str, str] = {
-    "og": "og",
-    "oo": "oo",
-    "cg": "cg",
-    "co": "co",
-    "opening_government": "og",
-    "opening_opposition": "oo",
-    "closing_government": "cg",
-    "closing_opposition": "co",
-    "aff": "aff",
-    "neg": "neg",
-    "affirmative": "aff",
-    "negative": "neg",
-    "prop": "aff",
-    "proposition": "aff",
-    "gov": "aff",
-    "government": "aff",
-    "opp": "neg",
-    "opposition": "neg",
-}
-# Each alternative is a tuple: one of its columns must be present.
-REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
-    "institutions.csv": (("name", "code"),),
-    "venues.csv": (("name",),),
-    "rounds.csv": (("name",),),
-    "motions.csv": (("rounds", "round"), ("text", "motion")),
-    "teams.csv": (("reference", "name"),),
-    "speakers.csv": (("name",), ("team",)),
-    "adjudicators.csv": (("name",),),
-    "draw.csv": (("round",), tuple(SIDES)),
-    "ballots.csv": (("round",), ("venue", "debate"), ("team",)),
-}
 
-
-class CsvImportError(TabmailError):
-    """The folder cannot be imported at all; ``problems`` lists every fatal problem found."""
-
-    def __init__(self, message: str, problems: Iterable[ImportProblem] = ()) -> None:
-        super().__init__(message)
-        self.problems: list[ImportProblem] = list(problems)
-
-
-class BadRow(Exception):
-    """Raised while reading one row: the row is skipped and the message reported."""
-
-
-def norm(text: str | None) -> str:
-    """The key form of a name: spaces collapsed, case folded."""
-    return " ".join((text or "").split()).casefold()
-
-
-def clean(text: str | None) -> str:
-    """A name as shown: trimmed, inner runs of spaces collapsed."""
-    return " ".join((text or "").split())
-
-
-def slugify(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:100].strip("-") or "tournament"
-
-
-def truthy(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "y", "t")
-
-
-@dataclass(slots=True)
-class Row:
-    file: str
-    line: int
-    cells: dict[str, str]
-
-    @property
-    def where(self) -> str:
-        return f"{self.file}:{self.line}"
-
-    def get(self, *columns: str) -> str:
-        """The first non-empty value among ``columns`` (stripped), or ''."""
-        for column in columns:
-            value = self.cells.get(column, "").strip()
-            if value:
-                return value
-        return ""
-
-
-@dataclass(slots=True)
-class Table:
-    name: str
-    headers: list[str]
-    rows: list[Row]
-
-    def has(self, *columns: str) -> bool:
-        return any(c in self.headers for c in columns)
-
-
-def _header(text: str) -> str:
-    return re.sub(r"[\s\-]+", "_", text.strip().lower())
-
-
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    offset = 0
-    if data.startswith(b"\xef\xbb\xbf"):
-        offset = 3
-    try:
-        return data[offset:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        at = exc.start + offset
-        line = data[:at].count(b"\n") + 1
-        raise CsvImportError(
-            f"{path.name} is not UTF-8 text (byte 0x{data[at]:02x} at byte offset {at}, line {line}); "
-            "save it as UTF-8 (in a spreadsheet: Save As, CSV UTF-8) and import again"
-        ) from None
-
-
-def _delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > counts[","] else ","
-
-
-def read_table(path: Path, name: str) -> Table:
-    """One CSV file as rows keyed by normalised header. Raises CsvImportError for a bad file."""
-    text = _decode(path)
-    first = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first))
-    headers: list[str] | None = None
-    rows: list[Row] = []
-    previous_end = 0
-    try:
-        for cells in reader:
-            start, previous_end = previous_end + 1, reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            if headers is None:
-                headers = [_header(c) for c in cells]
-                continue
-            values = {h: v for h, v in zip(headers, cells, strict=False) if h}
-            rows.append(Row(name, start, values))
-    except csv.Error as exc:
-        raise CsvImportError(f"{name}:{reader.line_num} is not valid CSV ({exc})") from None
-    if headers is None:
-        return Table(name, [], [])
-    for alternatives in REQUIRED.get(name, ()):
-        if not any(a in headers for a in alternatives):
-            if len(alternatives) > 3:
-                wanted = f"team side column ({', '.join(alternatives[:4])}, ...)"
-            else:
-                wanted = " or ".join(repr(a) for a in alternatives) + " column"
-            found = ", ".join(h for h in headers if h) or "none"
-            raise CsvImportError(f"{name} has no {wanted}, which is required (columns found: {found})")
-    return Table(name, headers, rows)
+__all__ = ["CsvImportError", "FolderReader", "read_csv_folder", "slugify"]
 
 
 def read_csv_folder(folder: Path, tournament_name: str | None = None) -> ImportBundle:
@@ -272,9 +102,6 @@ class FolderReader:
         self.round_lookup: dict[str, RoundData] = {}
 
     def run(self) -> None:
-        # csv_draw builds on this module's rows and reader, so it is imported when used.
-        from tabmail.importers.csv_draw import read_ballots, read_draw
-
         steps: list[tuple[str, Callable[[Row], None]]] = [
             ("institutions.csv", self._read_institution),
             ("venues.csv", self._read_venue),

@@ -36,11 +36,11 @@ from tabmail.services.context import AppContext
 
 # The address column takes what is left; the others start at widths that fit typical data.
 COLUMN_WIDTHS = {
-    Column.NAME: 170,
-    Column.ROLE: 100,
-    Column.TEAM: 120,
-    Column.INSTITUTION: 170,
-    Column.STATUS: 140,
+    Column.NAME: 160,
+    Column.ROLE: 90,
+    Column.TEAM: 105,
+    Column.INSTITUTION: 150,
+    Column.STATUS: 125,
 }
 
 
@@ -165,7 +165,7 @@ class ParticipantsPage(QWidget):
         splitter.addWidget(left)
         splitter.addWidget(self.panel)
         splitter.setStretchFactor(0, 1)
-        splitter.setSizes([900, 280])
+        splitter.setSizes([960, 250])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(20, 16, 20, 12)

@@ -153,11 +153,14 @@ def build_sending_page(fs: FieldSet, parent: QWidget) -> tuple[QWidget, dict[str
     limits = QHBoxLayout()
     limits.setSpacing(8)
     for key, label in (
-        ("smtp.connections", "connections"),
-        ("smtp.rate_per_minute", "per minute (0: no limit)"),
+        ("smtp.connections", "connections at once,"),
+        ("smtp.rate_per_minute", "messages a minute (0: no limit)"),
     ):
-        limits.addWidget(fs.line(key, number=True), 0, Qt.AlignmentFlag.AlignTop)
-        limits.addWidget(muted_label(label), 0, Qt.AlignmentFlag.AlignTop)
+        field = fs.line(key, number=True)
+        unit = muted_label(label)
+        unit.setMinimumHeight(field.editor.sizeHint().height())  # level with the box's text
+        limits.addWidget(field, 0, Qt.AlignmentFlag.AlignTop)
+        limits.addWidget(unit, 0, Qt.AlignmentFlag.AlignTop)
     limits.addStretch(1)
     smtp.form.insertRow(5, "Limits:", limits)
     boxes["smtp"] = smtp
