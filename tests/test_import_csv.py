@@ -149,6 +149,45 @@ def test_address_key_merges_case_variants(ctx: AppContext, tmp_path: Path) -> No
     assert all(p.email_valid for p in people)
 
 
+def test_semicolon_separated_speakers_csv_creates_its_teams(ctx: AppContext, tmp_path: Path) -> None:
+    folder = tmp_path / "flat"
+    write(
+        folder,
+        "speakers.csv",
+        "Name;Team;Email;Institution\nAda Okafor;Avalon 1;ada@example.org;Avalon\n"
+        "Ben Ito;Avalon 1;ben@example.org;Avalon\n",
+    )
+
+    result = import_folder(ctx, folder, "Flat Cup")
+
+    assert result.created == {"tournament": 1, "institution": 1, "team": 1, "person": 2}
+    people = ctx.tournaments.people(result.tournament_id)
+    assert [(p.name, p.team_name, p.institution_name) for p in people] == [
+        ("Ada Okafor", "Avalon 1", "Avalon"),
+        ("Ben Ito", "Avalon 1", "Avalon"),
+    ]
+
+
+def test_only_a_folder_listing_everyone_marks_people_as_gone(ctx: AppContext, tmp_path: Path) -> None:
+    folder = small_folder(tmp_path / "full")
+    first = import_folder(ctx, folder, "Gone Cup")
+    partial = tmp_path / "partial"
+    write(partial, "adjudicators.csv", "name,email\nEve Sato,eve@example.org\n")
+
+    assert import_folder(ctx, partial, "Gone Cup").deactivated == []
+
+    write(folder, "adjudicators.csv", "name,email\nEve Sato,eve@example.org\nFinn Berg,finn@example.org\n")
+    write(
+        folder, "draw.csv", "round,venue,aff,neg,chair,panellists\nR1,Room 2,AVO A,BRI B,Eve Sato,Finn Berg\n"
+    )
+    write(folder, "ballots.csv", "round,venue,team\n")
+    again = import_folder(ctx, folder, "Gone Cup")
+
+    assert again.deactivated == ["Gil Moss"]
+    gil = next(p for p in ctx.tournaments.people(first.tournament_id) if p.name == "Gil Moss")
+    assert not gil.active
+
+
 # -- draw and ballots --------------------------------------------------------------------
 
 

@@ -162,7 +162,7 @@ def test_interrupted_sending_becomes_uncertain_on_restart(demo: AppContext, smtp
     plan = notify.plan(demo, slug(demo), Event.DRAW, round_seq=1, audience=Audience.ADJUDICATORS)
     result = notify.enqueue(demo, plan)
     first = demo.notifications.messages(batch_id=result.batch_id)[0]
-    assert demo.notifications.claim([first.id]) == [True]  # as if the process died mid-send
+    assert demo.notifications.claim([first.id]) == ([True], [])  # as if the process died mid-send
     report = run_outbox(demo)
     assert report.recovered_uncertain == [first.id]
     assert demo.notifications.get(first.id).state is MessageState.UNCERTAIN

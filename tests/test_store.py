@@ -198,7 +198,7 @@ def test_a_failed_upgrade_leaves_a_backup_of_the_old_database(
 
     database = Database(path)
     try:
-        with pytest.raises(RuntimeError, match="upgrade step failed"):
+        with pytest.raises(DatabaseError, match="upgrade step failed"):
             database.migrate()
     finally:
         database.dispose()

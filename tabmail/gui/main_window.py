@@ -39,6 +39,7 @@ from tabmail.gui.settings import SettingsDialog
 from tabmail.gui.status_bar import StatusWidgets
 from tabmail.gui.theme import Theme
 from tabmail.gui.widgets import heading_label, muted_label
+from tabmail.services import tracking
 from tabmail.services.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
 
         self.status = StatusWidgets(self.statusBar(), self.theme)
         self.status.update_from_settings(ctx.settings.all())
+        self._show_last_poll()
         self.bridge.tournament_imported.connect(self._on_bridge_tournament_imported)
         self.bridge.poll_finished.connect(self._on_bridge_poll_finished)
 
@@ -309,6 +311,17 @@ class MainWindow(QMainWindow):
             "ballot emails, delivery tracking and one-click resends.</p>"
             f"<p>Database: {self.ctx.db.describe()}</p>",
         )
+
+    def _show_last_poll(self) -> None:
+        """The previous session's last check, so the status bar is not blank after a restart."""
+        last = tracking.last_poll(self.ctx)
+        if not last:
+            return
+        try:
+            when = datetime.fromisoformat(str(last["at"]))
+            self.status.set_poll_result(when, bool(last["ok"]), str(last.get("summary") or ""))
+        except (KeyError, ValueError):
+            log.warning("ignoring an unreadable last-poll record: %r", last)
 
     # -- window state ---------------------------------------------------------------------
     def _restore_geometry(self) -> None:

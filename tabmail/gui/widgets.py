@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
 
 from tabmail.gui.theme import Theme, Tone
@@ -47,7 +47,7 @@ class SearchField(QLineEdit):
         self.addAction(theme.action_icon("search"), QLineEdit.ActionPosition.LeadingPosition)
         self.setMinimumWidth(160)
 
-    def keyPressEvent(self, event) -> None:
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape and self.text():
             self.clear()
             return

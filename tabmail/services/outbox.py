@@ -80,15 +80,11 @@ class _Hooks:
         o = self.o
         if o.cancelled:
             return [False] * len(ids)
-        keys = [o._keys.get(i, "") for i in ids]
-        flagged = set(o.flags.active(keys)) if keys else set()
-        result = o.repo.claim(ids, skip_keys=flagged)
-        for i, ok in zip(ids, result, strict=True):
-            if ok:
-                self.claimed.add(i)
-            elif o._keys.get(i, "") in flagged:
-                self.report.skipped += 1
-                self._publish(i, MessageState.SKIPPED)
+        result, skipped = o.repo.claim(ids)
+        self.claimed.update(i for i, ok in zip(ids, result, strict=True) if ok)
+        for i in skipped:
+            self.report.skipped += 1
+            self._publish(i, MessageState.SKIPPED)
         return result
 
     async def finished(self, result: SendResult) -> None:

@@ -144,9 +144,16 @@ class Database:
         backup = None
         if current is not None and self.path is not None and self.path.exists():
             backup = self._backup(current)
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except Exception as exc:
+            kept = f"; the database before the upgrade is kept at {backup}" if backup else ""
+            raise DatabaseError(
+                f"upgrading the database {self.describe()} from schema {current} to {head} failed "
+                f"({type(exc).__name__}: {exc}){kept}"
+            ) from exc
         log.info("database %s upgraded %s -> %s", self.describe(), current, head)
         return backup
 

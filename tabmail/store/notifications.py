@@ -26,7 +26,7 @@ from tabmail.domain.notification import (
     Templates,
 )
 from tabmail.store.db import Database
-from tabmail.store.models import BatchRow, MessageRow, PersonRow, RoundRow, TournamentRow
+from tabmail.store.models import AddressFlagRow, BatchRow, MessageRow, PersonRow, RoundRow, TournamentRow
 
 PENDING = (MessageState.QUEUED.value, MessageState.RETRYING.value)
 # States that count as "already got this event" for the default selection of a later send.
@@ -305,43 +305,54 @@ class NotificationRepository:
                 q = q.where(MessageRow.batch_id == batch_id)
             return int(s.scalar(q) or 0)
 
-    def claim(self, ids: Sequence[str], skip_keys: Iterable[str] = ()) -> list[bool]:
-        """Atomically move pending messages to 'sending' (attempts + 1). One bool per id.
+    def claim(self, ids: Sequence[str]) -> tuple[list[bool], list[str]]:
+        """Atomically move pending messages to 'sending' (attempts + 1), checking address flags
+        in the same statement. Returns one bool per id, and the ids skipped because their address
+        is flagged (now 'skipped'; the director's explicit override is respected).
 
-        Messages whose address key is in ``skip_keys`` (flagged since queueing) become 'skipped'.
+        One short Core transaction: this runs once per message, right before it is handed over.
         """
-        skip = set(skip_keys)
-        with self._db.session() as s:
-            rows = {r.id: r for r in s.scalars(select(MessageRow).where(MessageRow.id.in_(list(ids))))}
-
-            def skipped(row: MessageRow) -> bool:
-                return row.address_key in skip and not row.send_despite_flag
-
-            to_claim = [i for i in ids if i in rows and not skipped(rows[i])]
-            to_skip = [i for i in ids if i in rows and skipped(rows[i])]
-            claimed: set[str] = set()
-            if to_claim:
-                res = s.execute(
+        flagged = select(AddressFlagRow.address_key).where(AddressFlagRow.cleared_at.is_(None))
+        wanted = list(ids)
+        with self._db.engine.begin() as conn:
+            claimed = {
+                r[0]
+                for r in conn.execute(
                     update(MessageRow)
-                    .where(MessageRow.id.in_(to_claim), MessageRow.state.in_(PENDING))
+                    .where(
+                        MessageRow.id.in_(wanted),
+                        MessageRow.state.in_(PENDING),
+                        MessageRow.send_despite_flag.is_(True) | MessageRow.address_key.not_in(flagged),
+                    )
                     .values(state=MessageState.SENDING.value, attempts=MessageRow.attempts + 1)
                     .returning(MessageRow.id)
                 )
-                claimed = {r[0] for r in res}
-            if to_skip:
-                s.execute(
-                    update(MessageRow)
-                    .where(MessageRow.id.in_(to_skip), MessageRow.state.in_(PENDING))
-                    .values(
-                        state=MessageState.SKIPPED.value,
-                        last_error="skipped: the address is flagged as bouncing (checked just before sending)",
+            }
+            rest = [i for i in wanted if i not in claimed]
+            skipped: list[str] = []
+            if rest:
+                skipped = [
+                    r[0]
+                    for r in conn.execute(
+                        update(MessageRow)
+                        .where(
+                            MessageRow.id.in_(rest),
+                            MessageRow.state.in_(PENDING),
+                            MessageRow.send_despite_flag.is_(False),
+                            MessageRow.address_key.in_(flagged),
+                        )
+                        .values(
+                            state=MessageState.SKIPPED.value,
+                            last_error="skipped: the address is flagged as bouncing (checked just before sending)",
+                        )
+                        .returning(MessageRow.id)
                     )
-                )
-            return [i in claimed for i in ids]
+                ]
+        return [i in claimed for i in wanted], skipped
 
     def mark_sent(self, message_id: str, provider_message_id: str | None, detail: str, now: datetime) -> None:
-        with self._db.session() as s:
-            s.execute(
+        with self._db.engine.begin() as conn:
+            conn.execute(
                 update(MessageRow)
                 .where(MessageRow.id == message_id)
                 .values(
@@ -356,8 +367,8 @@ class NotificationRepository:
     def mark_unsent(
         self, message_id: str, state: MessageState, error: str, next_attempt_at: datetime | None = None
     ) -> None:
-        with self._db.session() as s:
-            s.execute(
+        with self._db.engine.begin() as conn:
+            conn.execute(
                 update(MessageRow)
                 .where(MessageRow.id == message_id)
                 .values(state=state.value, last_error=error[:4000], next_attempt_at=next_attempt_at)

@@ -22,18 +22,20 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tabmail.domain.addresses import address_key
 from tabmail.domain.notification import DeliveryStatus, FlagKind, StatusEvent
 from tabmail.store.db import Database
-from tabmail.store.models import AddressFlagRow, MessageRow, PersonRow, StatusEventRow
+from tabmail.store.models import AddressFlagRow, MessageRow, PersonRow, StatusEventRow, UTCDateTime
 
 log = logging.getLogger(__name__)
 
+MESSAGES = cast(Table, MessageRow.__table__)
+EVENTS = cast(Table, StatusEventRow.__table__)
 CHUNK = 2000  # ids per IN (...): far below SQLite's 32,766 bound variables
 FLAG_SOURCE = "sendgrid"
 T = TypeVar("T")
@@ -205,15 +207,17 @@ class TrackingRepository:
         if dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-            stmt: Any = sqlite_insert(StatusEventRow).on_conflict_do_nothing()
+            stmt: Any = sqlite_insert(EVENTS).on_conflict_do_nothing()
         elif dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            stmt = pg_insert(StatusEventRow).on_conflict_do_nothing()
+            stmt = pg_insert(EVENTS).on_conflict_do_nothing()
         else:  # pragma: no cover - other databases: plain insert (dedupe above suffices)
-            stmt = insert(StatusEventRow)
+            stmt = insert(EVENTS)
+        # Core executemany on the connection: one prepared statement, no ORM bookkeeping
+        conn = s.connection()
         for part in chunks(rows, 5000):
-            s.execute(stmt, list(part))
+            conn.execute(stmt, list(part))
         return len(rows)
 
     def _learn(self, s: Session, learned: dict[str, str]) -> int:
@@ -229,7 +233,12 @@ class TrackingRepository:
                 )
             )
         if missing:
-            s.execute(update(MessageRow), [{"id": i, "sg_message_id": learned[i]} for i in missing])
+            stmt = (
+                update(MESSAGES)
+                .where(MESSAGES.c.id == bindparam("m_id"))
+                .values(sg_message_id=bindparam("m_sg"))
+            )
+            s.connection().execute(stmt, [{"m_id": i, "m_sg": learned[i]} for i in missing])
         return len(missing)
 
     def _recompute(self, s: Session, message_ids: list[str], derive: Derive) -> list[str]:
@@ -259,12 +268,19 @@ class TrackingRepository:
             d = derive(per.get(mid, []))
             new = (d.status.value, d.at, d.reason)
             if new != current[mid]:
-                changes.append(
-                    {"id": mid, "delivery_status": new[0], "status_at": new[1], "status_reason": new[2]}
-                )
+                changes.append({"m_id": mid, "m_status": new[0], "m_at": new[1], "m_reason": new[2]})
         if changes:
-            s.execute(update(MessageRow), changes)
-        return [c["id"] for c in changes]
+            stmt = (
+                update(MESSAGES)
+                .where(MESSAGES.c.id == bindparam("m_id"))
+                .values(
+                    delivery_status=bindparam("m_status"),
+                    status_at=bindparam("m_at", type_=UTCDateTime()),
+                    status_reason=bindparam("m_reason"),
+                )
+            )
+            s.connection().execute(stmt, changes)
+        return [str(c["m_id"]) for c in changes]
 
     def _flag(
         self, s: Session, events: list[IncomingEvent], matches: list[str | None], source: str

@@ -16,6 +16,7 @@ from tabmail.gui.main_window import GEOMETRY_KEY, MainWindow
 from tabmail.gui.navigator import PARTICIPANTS, ROUND, TOURNAMENT
 from tabmail.gui.roles import Roles
 from tabmail.gui.run_op import run_op, running_ops
+from tabmail.services import tracking
 from tabmail.services.context import AppContext
 from tests.gui.conftest import sample_bundle
 
@@ -202,3 +203,16 @@ def test_import_dialog_opens_from_the_action(qtbot: QtBot, window: MainWindow) -
     assert dialog is not None and dialog.isVisible()
     assert dialog.findChild(QLabel) is not None
     dialog.close()
+
+
+def test_the_last_check_of_a_previous_session_is_shown(
+    qtbot: QtBot, ctx: AppContext, qsettings: QSettings
+) -> None:
+    ctx.settings.set_state(
+        tracking.STATE + "last_poll",
+        {"at": "2026-03-01T09:30:00+00:00", "ok": True, "online": True, "summary": "4 new events"},
+    )
+    win = MainWindow(ctx, qsettings=qsettings)
+    qtbot.addWidget(win)
+    assert "4 new events" in win.status.last_poll.text()
+    assert win.status.online_state is None  # a past session's connection says nothing about now

@@ -248,7 +248,10 @@ class ParticipantsPage(QWidget):
             self._show_selected()
 
     def _on_model_address_edited(self, person_id: int, valid: bool, problem: str) -> None:
-        person = self.model.person_at(self.model.row_of(person_id) or 0)
+        row = self.model.row_of(person_id)
+        if row is None:
+            return
+        person = self.model.person_at(row)
         if valid:
             self.message.show_message(f"Saved {person.name}'s address: {person.email}", Tone.GOOD)
         else:

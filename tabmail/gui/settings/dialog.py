@@ -99,7 +99,9 @@ class SettingsDialog(QDialog):
                 first_bad = first_bad or field
         if first_bad is not None:
             self._reveal(first_bad)
-            self.message.show_message("Some settings need correcting (see the messages in red).", Tone.BAD)
+            bad = [f for f in self._fs.fields.values() if f.error.text()]
+            more = f" (and {len(bad) - 1} more, marked in red)" if len(bad) > 1 else ""
+            self.message.show_message(f"{first_bad.label}: {first_bad.error.text()}{more}", Tone.BAD)
             return False
         current = self._ctx.settings.all()
         try:

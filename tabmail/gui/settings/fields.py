@@ -99,6 +99,12 @@ class SettingField(QWidget):
         self.show_error(None)
         return value
 
+    @property
+    def label(self) -> str:
+        """What the setting is, in words (for messages that point at it)."""
+        text = SETTINGS[self.key].help
+        return text[:1].upper() + text[1:]
+
     def show_error(self, message: str | None) -> None:
         text = message[:1].upper() + message[1:] if message else ""
         self.error.setText(text)
@@ -121,6 +127,7 @@ class SecretField(QWidget):
         self.forget.setToolTip("Remove the stored value from the system keyring")
         self.forget.clicked.connect(self._on_forget_clicked)
         self.state = muted_label("", self)
+        self.state.setWordWrap(True)
         self.error = QLabel(self)
         self.error.setWordWrap(True)
         self.error.setStyleSheet(theme.text_style(Tone.BAD))

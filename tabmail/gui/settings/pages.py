@@ -190,11 +190,9 @@ def build_sending_page(fs: FieldSet, parent: QWidget) -> tuple[QWidget, dict[str
     row.addWidget(directory, 1)
     row.addWidget(browse, 0, Qt.AlignmentFlag.AlignTop)
     files.form.insertRow(0, "Folder:", row)
-    files.form.insertRow(
-        1,
-        "",
-        muted_label("Every message is written as an .eml file you can open; nothing leaves this computer."),
-    )
+    note = muted_label("Every message is written as an .eml file you can open; nothing leaves this computer.")
+    note.setWordWrap(True)
+    files.form.insertRow(1, "", note)
     boxes["file"] = files
 
     for box in boxes.values():
