@@ -66,8 +66,14 @@ def _drain(loop: asyncio.AbstractEventLoop) -> None:
     pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
     for task in pending:
         task.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+    async def unwind() -> None:
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for _ in range(3):  # let done-callbacks scheduled just before the quit run too
+            await asyncio.sleep(0)
+
+    loop.run_until_complete(unwind())
 
 
 def run_gui(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ A backend never raises out of ``send``: every failure becomes a result with the 
 
 from __future__ import annotations
 
+import email
+import email.policy
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,14 +26,39 @@ class Outcome(enum.StrEnum):
     UNCERTAIN = "uncertain"  # the body was handed over but no answer came: never resend silently
 
 
-@dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    id: str  # tabmail's own id (also in X-Tabmail-Id)
-    envelope_from: str
-    envelope_to: str
-    message: EmailMessage  # headers built with policy.default; the parts a Web API needs
-    raw: bytes  # the exact bytes, as stored; SMTP sends exactly these
-    categories: tuple[str, ...] = ()
+    """One message to hand over. ``raw`` is the exact bytes (SMTP sends exactly these);
+    ``message`` is the parsed EmailMessage a Web API backend takes its parts from, parsed from
+    ``raw`` only when first asked for (an SMTP send never pays for parsing)."""
+
+    __slots__ = ("_message", "categories", "envelope_from", "envelope_to", "id", "raw")
+
+    def __init__(
+        self,
+        id: str,
+        envelope_from: str,
+        envelope_to: str,
+        message: EmailMessage | None,
+        raw: bytes,
+        categories: tuple[str, ...] = (),
+    ) -> None:
+        self.id = id  # tabmail's own id (also in X-Tabmail-Id)
+        self.envelope_from = envelope_from
+        self.envelope_to = envelope_to
+        self._message = message
+        self.raw = raw
+        self.categories = categories
+
+    @property
+    def message(self) -> EmailMessage:
+        if self._message is None:
+            parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
+            assert isinstance(parsed, EmailMessage)
+            self._message = parsed
+        return self._message
+
+    def __repr__(self) -> str:
+        return f"OutgoingMessage({self.id!r}, to={self.envelope_to!r}, {len(self.raw)} bytes)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,6 @@ The clock, the sleep and the random source are injected, so tests never really w
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -205,8 +203,7 @@ class Outbox:
             self._addresses[it.id] = it.envelope_to
             self._batches[it.id] = it.batch_id
             self._attempts[it.id] = it.attempts
-            msg = email.message_from_bytes(it.raw, policy=email.policy.default)
-            outgoing.append(OutgoingMessage(it.id, it.envelope_from, it.envelope_to, msg, it.raw))
+            outgoing.append(OutgoingMessage(it.id, it.envelope_from, it.envelope_to, None, it.raw))
         hooks = _Hooks(self, report, total, batch_id)
         try:
             await backend.send(outgoing, hooks)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import (
@@ -26,7 +26,15 @@ from tabmail.domain.notification import (
     Templates,
 )
 from tabmail.store.db import Database
-from tabmail.store.models import AddressFlagRow, BatchRow, MessageRow, PersonRow, RoundRow, TournamentRow
+from tabmail.store.models import (
+    AddressFlagRow,
+    BatchRow,
+    MessageRow,
+    PersonRow,
+    RoundRow,
+    TournamentRow,
+    UTCDateTime,
+)
 
 PENDING = (MessageState.QUEUED.value, MessageState.RETRYING.value)
 # States that count as "already got this event" for the default selection of a later send.
@@ -41,6 +49,29 @@ RECEIVED_OR_ON_ITS_WAY = (
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# The outbox's per-message statements, built once: they run twice per message sent, and
+# building SQLAlchemy expressions each time cost more than SQLite's own work. Plain portable SQL.
+_FLAGGED = "SELECT address_key FROM address_flags WHERE cleared_at IS NULL"
+_CLAIM_ONE = text(
+    "UPDATE messages SET state = 'sending', attempts = attempts + 1 "
+    "WHERE id = :id AND state IN ('queued', 'retrying') "
+    f"AND (send_despite_flag = TRUE OR address_key NOT IN ({_FLAGGED}))"
+)
+_SKIP_ONE = text(
+    "UPDATE messages SET state = 'skipped', last_error = :error "
+    "WHERE id = :id AND state IN ('queued', 'retrying') "
+    f"AND send_despite_flag = FALSE AND address_key IN ({_FLAGGED})"
+)
+_MARK_SENT = text(
+    "UPDATE messages SET state = 'sent', sent_at = :now, provider_message_id = :provider_id, "
+    "last_error = NULL, next_attempt_at = NULL WHERE id = :id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_MARK_UNSENT = text(
+    "UPDATE messages SET state = :state, last_error = :error, next_attempt_at = :next WHERE id = :id"
+).bindparams(bindparam("next", type_=UTCDateTime()))
+_SKIPPED_FLAGGED = "skipped: the address is flagged as bouncing (checked just before sending)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,8 +343,15 @@ class NotificationRepository:
 
         One short Core transaction: this runs once per message, right before it is handed over.
         """
-        flagged = select(AddressFlagRow.address_key).where(AddressFlagRow.cleared_at.is_(None))
         wanted = list(ids)
+        if len(wanted) == 1:
+            with self._db.engine.begin() as conn:
+                if conn.execute(_CLAIM_ONE, {"id": wanted[0]}).rowcount == 1:
+                    return [True], []
+                if conn.execute(_SKIP_ONE, {"id": wanted[0], "error": _SKIPPED_FLAGGED}).rowcount == 1:
+                    return [False], wanted
+                return [False], []
+        flagged = select(AddressFlagRow.address_key).where(AddressFlagRow.cleared_at.is_(None))
         with self._db.engine.begin() as conn:
             claimed = {
                 r[0]
@@ -343,7 +381,7 @@ class NotificationRepository:
                         )
                         .values(
                             state=MessageState.SKIPPED.value,
-                            last_error="skipped: the address is flagged as bouncing (checked just before sending)",
+                            last_error=_SKIPPED_FLAGGED,
                         )
                         .returning(MessageRow.id)
                     )
@@ -352,26 +390,15 @@ class NotificationRepository:
 
     def mark_sent(self, message_id: str, provider_message_id: str | None, detail: str, now: datetime) -> None:
         with self._db.engine.begin() as conn:
-            conn.execute(
-                update(MessageRow)
-                .where(MessageRow.id == message_id)
-                .values(
-                    state=MessageState.SENT.value,
-                    sent_at=now,
-                    provider_message_id=provider_message_id,
-                    last_error=None,
-                    next_attempt_at=None,
-                )
-            )
+            conn.execute(_MARK_SENT, {"id": message_id, "now": now, "provider_id": provider_message_id})
 
     def mark_unsent(
         self, message_id: str, state: MessageState, error: str, next_attempt_at: datetime | None = None
     ) -> None:
         with self._db.engine.begin() as conn:
             conn.execute(
-                update(MessageRow)
-                .where(MessageRow.id == message_id)
-                .values(state=state.value, last_error=error[:4000], next_attempt_at=next_attempt_at)
+                _MARK_UNSENT,
+                {"id": message_id, "state": state.value, "error": error[:4000], "next": next_attempt_at},
             )
 
     def cancel_pending(self, batch_id: int | None = None) -> int:
