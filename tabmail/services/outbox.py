@@ -24,7 +24,7 @@ from tabmail.domain.events import MessageStateChanged, OutboxProgressed
 from tabmail.domain.notification import FlagKind, MessageState
 from tabmail.services.bus import EventBus
 from tabmail.store.flags import FlagRepository
-from tabmail.store.notifications import NotificationRepository, OutboxItem
+from tabmail.store.notifications import NotificationRepository, OutboxItem, StateUpdate
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,13 @@ class OutboxReport:
 
 
 class _Hooks:
+    """The outbox's side of the backend protocol.
+
+    Results are written at the latest on the next event-loop iteration, and together with the
+    next claim when one comes first: one short transaction per message instead of two, which
+    matters when eight connections share one loop thread. Bus events go out after the commit,
+    so a screen that reloads on them sees the new state."""
+
     def __init__(self, outbox: Outbox, report: OutboxReport, total: int, batch_id: int | None) -> None:
         self.o = outbox
         self.report = report
@@ -73,12 +80,17 @@ class _Hooks:
         self.batch_id = batch_id
         self.claimed: set[str] = set()
         self.finished_ids: set[str] = set()
+        self._pending: list[StateUpdate] = []
+        self._flush_scheduled = False
 
     async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
         o = self.o
         if o.cancelled:
+            self.flush()
             return [False] * len(ids)
-        result, skipped = o.repo.claim(ids)
+        pending = self._take()
+        result, skipped = o.repo.commit(pending, claim=ids)
+        self._published(pending)
         self.claimed.update(i for i, ok in zip(ids, result, strict=True) if ok)
         for i in skipped:
             self.report.skipped += 1
@@ -93,30 +105,50 @@ class _Hooks:
         words = result.detail or result.outcome.value
         if result.code is not None and str(result.code) not in words:
             words = f"{result.code} {words}"
+        attempts = o._attempts.get(mid, 0) + 1
         if result.outcome is Outcome.SENT:
-            o.repo.mark_sent(mid, result.provider_message_id, result.detail, now)
-            self.report.sent += 1
-            state = MessageState.SENT
-        elif result.outcome is Outcome.UNCERTAIN:
-            o.repo.mark_unsent(mid, MessageState.UNCERTAIN, f"uncertain: {words}")
-            self.report.uncertain += 1
-            state = MessageState.UNCERTAIN
-        elif result.outcome is Outcome.TRANSIENT and o._attempts.get(mid, 0) + 1 < o.backoff.max_attempts:
-            delay = o.backoff.delay(o._attempts.get(mid, 0) + 1, result.retry_after, o.rng)
-            o.repo.mark_unsent(mid, MessageState.RETRYING, words, now + timedelta(seconds=delay))
-            self.report.retrying += 1
-            state = MessageState.RETRYING
-        else:
-            prefix = (
-                "gave up after repeated temporary failures: " if result.outcome is Outcome.TRANSIENT else ""
+            update = StateUpdate(
+                mid, MessageState.SENT, sent_at=now, provider_message_id=result.provider_message_id
             )
-            o.repo.mark_unsent(mid, MessageState.FAILED, prefix + words)
+            self.report.sent += 1
+        elif result.outcome is Outcome.UNCERTAIN:
+            update = StateUpdate(mid, MessageState.UNCERTAIN, error=f"uncertain: {words}")
+            self.report.uncertain += 1
+        elif result.outcome is Outcome.TRANSIENT and attempts < o.backoff.max_attempts:
+            delay = o.backoff.delay(attempts, result.retry_after, o.rng)
+            update = StateUpdate(
+                mid, MessageState.RETRYING, error=words, next_attempt_at=now + timedelta(seconds=delay)
+            )
+            self.report.retrying += 1
+        else:
+            gave_up = result.outcome is Outcome.TRANSIENT
+            prefix = "gave up after repeated temporary failures: " if gave_up else ""
+            update = StateUpdate(mid, MessageState.FAILED, error=prefix + words)
             self.report.failed += 1
-            state = MessageState.FAILED
             if result.flag_address and mid in o._addresses:
                 o.flags.add(o._addresses[mid], FlagKind.HARD, words, "smtp")
-        self._publish(mid, state)
-        o.bus.publish(OutboxProgressed(self.batch_id, self.report.total_done(), self.total))
+        self._pending.append(update)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the results not yet written. Safe to call at any time."""
+        pending = self._take()
+        if pending:
+            self.o.repo.commit(pending)
+            self._published(pending)
+
+    def _take(self) -> list[StateUpdate]:
+        pending, self._pending = self._pending, []
+        self._flush_scheduled = False
+        return pending
+
+    def _published(self, updates: Sequence[StateUpdate]) -> None:
+        for u in updates:
+            self._publish(u.message_id, u.state)
+        if updates:
+            self.o.bus.publish(OutboxProgressed(self.batch_id, self.report.total_done(), self.total))
 
     def _publish(self, mid: str, state: MessageState) -> None:
         self.o.bus.publish(MessageStateChanged(mid, self.o._batches.get(mid, 0), state.value))
@@ -208,6 +240,7 @@ class Outbox:
         try:
             await backend.send(outgoing, hooks)
         finally:
+            hooks.flush()
             # Handed over but never reported (the run was cancelled mid-transaction, or the
             # backend broke its contract): the message may have gone out. Never resend silently.
             for mid in hooks.claimed - hooks.finished_ids:

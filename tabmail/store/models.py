@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -243,7 +244,12 @@ class MessageRow(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
-    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The exact bytes live in their own table: the outbox updates a message row twice per send,
+    # and SQLite rewrites a whole row (blob included) on every update.
+    body: Mapped[MessageBodyRow | None] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    raw: AssociationProxy[bytes | None] = association_proxy(
+        "body", "raw", creator=lambda raw: MessageBodyRow(raw=raw)
+    )
     message_id_header: Mapped[str | None] = mapped_column(String(300), index=True)
     provider_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
     sg_message_id: Mapped[str | None] = mapped_column(String(300), index=True)
@@ -257,6 +263,14 @@ class MessageRow(Base):
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status_reason: Mapped[str | None] = mapped_column(Text)
     resend_of: Mapped[str | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
+
+
+class MessageBodyRow(Base):
+    """The exact raw message as sent (headers included), one per message."""
+
+    __tablename__ = "message_bodies"
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class StatusEventRow(Base):

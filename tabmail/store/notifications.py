@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import (
@@ -29,6 +29,7 @@ from tabmail.store.db import Database
 from tabmail.store.models import (
     AddressFlagRow,
     BatchRow,
+    MessageBodyRow,
     MessageRow,
     PersonRow,
     RoundRow,
@@ -103,6 +104,18 @@ class NewMessage:
     message_id_header: str
     resend_of: str | None = None
     send_despite_flag: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StateUpdate:
+    """A message's new outbox state, written by ``NotificationRepository.commit``."""
+
+    message_id: str
+    state: MessageState
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    provider_message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,17 +316,24 @@ class NotificationRepository:
 
     def due(self, now: datetime, limit: int = 500, batch_id: int | None = None) -> list[OutboxItem]:
         with self._db.session() as s:
-            q = select(
-                MessageRow.id,
-                MessageRow.batch_id,
-                MessageRow.envelope_from,
-                MessageRow.envelope_to,
-                MessageRow.address_key,
-                MessageRow.raw,
-                MessageRow.attempts,
-            ).where(
-                (MessageRow.state == MessageState.QUEUED.value)
-                | ((MessageRow.state == MessageState.RETRYING.value) & (MessageRow.next_attempt_at <= now))
+            q = (
+                select(
+                    MessageRow.id,
+                    MessageRow.batch_id,
+                    MessageRow.envelope_from,
+                    MessageRow.envelope_to,
+                    MessageRow.address_key,
+                    MessageBodyRow.raw,
+                    MessageRow.attempts,
+                )
+                .join(MessageBodyRow, MessageBodyRow.message_id == MessageRow.id)
+                .where(
+                    (MessageRow.state == MessageState.QUEUED.value)
+                    | (
+                        (MessageRow.state == MessageState.RETRYING.value)
+                        & (MessageRow.next_attempt_at <= now)
+                    )
+                )
             )
             if batch_id is not None:
                 q = q.where(MessageRow.batch_id == batch_id)
@@ -336,7 +356,43 @@ class NotificationRepository:
                 q = q.where(MessageRow.batch_id == batch_id)
             return int(s.scalar(q) or 0)
 
+    def commit(
+        self, updates: Sequence[StateUpdate], claim: Sequence[str] = ()
+    ) -> tuple[list[bool], list[str]]:
+        """Write outbox results and claim the next messages, in ONE short transaction.
+
+        Claiming moves pending messages to 'sending' (attempts + 1), checking address flags in
+        the same statement; returns one bool per claimed id, and the ids skipped because their
+        address is flagged (now 'skipped'; the director's explicit override is respected).
+        """
+        with self._db.engine.begin() as conn:
+            sent = [
+                {"id": u.message_id, "now": u.sent_at, "provider_id": u.provider_message_id}
+                for u in updates
+                if u.state is MessageState.SENT
+            ]
+            other = [
+                {
+                    "id": u.message_id,
+                    "state": u.state.value,
+                    "error": (u.error or "")[:4000],
+                    "next": u.next_attempt_at,
+                }
+                for u in updates
+                if u.state is not MessageState.SENT
+            ]
+            if sent:
+                conn.execute(_MARK_SENT, sent)
+            if other:
+                conn.execute(_MARK_UNSENT, other)
+            if not claim:
+                return [], []
+            return self._claim(conn, claim)
+
     def claim(self, ids: Sequence[str]) -> tuple[list[bool], list[str]]:
+        return self.commit((), claim=ids)
+
+    def _claim(self, conn: Connection, ids: Sequence[str]) -> tuple[list[bool], list[str]]:
         """Atomically move pending messages to 'sending' (attempts + 1), checking address flags
         in the same statement. Returns one bool per id, and the ids skipped because their address
         is flagged (now 'skipped'; the director's explicit override is respected).
@@ -345,61 +401,56 @@ class NotificationRepository:
         """
         wanted = list(ids)
         if len(wanted) == 1:
-            with self._db.engine.begin() as conn:
-                if conn.execute(_CLAIM_ONE, {"id": wanted[0]}).rowcount == 1:
-                    return [True], []
-                if conn.execute(_SKIP_ONE, {"id": wanted[0], "error": _SKIPPED_FLAGGED}).rowcount == 1:
-                    return [False], wanted
-                return [False], []
+            if conn.execute(_CLAIM_ONE, {"id": wanted[0]}).rowcount == 1:
+                return [True], []
+            if conn.execute(_SKIP_ONE, {"id": wanted[0], "error": _SKIPPED_FLAGGED}).rowcount == 1:
+                return [False], wanted
+            return [False], []
         flagged = select(AddressFlagRow.address_key).where(AddressFlagRow.cleared_at.is_(None))
-        with self._db.engine.begin() as conn:
-            claimed = {
+        claimed = {
+            r[0]
+            for r in conn.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.id.in_(wanted),
+                    MessageRow.state.in_(PENDING),
+                    MessageRow.send_despite_flag.is_(True) | MessageRow.address_key.not_in(flagged),
+                )
+                .values(state=MessageState.SENDING.value, attempts=MessageRow.attempts + 1)
+                .returning(MessageRow.id)
+            )
+        }
+        rest = [i for i in wanted if i not in claimed]
+        skipped: list[str] = []
+        if rest:
+            skipped = [
                 r[0]
                 for r in conn.execute(
                     update(MessageRow)
                     .where(
-                        MessageRow.id.in_(wanted),
+                        MessageRow.id.in_(rest),
                         MessageRow.state.in_(PENDING),
-                        MessageRow.send_despite_flag.is_(True) | MessageRow.address_key.not_in(flagged),
+                        MessageRow.send_despite_flag.is_(False),
+                        MessageRow.address_key.in_(flagged),
                     )
-                    .values(state=MessageState.SENDING.value, attempts=MessageRow.attempts + 1)
+                    .values(
+                        state=MessageState.SKIPPED.value,
+                        last_error=_SKIPPED_FLAGGED,
+                    )
                     .returning(MessageRow.id)
                 )
-            }
-            rest = [i for i in wanted if i not in claimed]
-            skipped: list[str] = []
-            if rest:
-                skipped = [
-                    r[0]
-                    for r in conn.execute(
-                        update(MessageRow)
-                        .where(
-                            MessageRow.id.in_(rest),
-                            MessageRow.state.in_(PENDING),
-                            MessageRow.send_despite_flag.is_(False),
-                            MessageRow.address_key.in_(flagged),
-                        )
-                        .values(
-                            state=MessageState.SKIPPED.value,
-                            last_error=_SKIPPED_FLAGGED,
-                        )
-                        .returning(MessageRow.id)
-                    )
-                ]
+            ]
         return [i in claimed for i in wanted], skipped
 
     def mark_sent(self, message_id: str, provider_message_id: str | None, detail: str, now: datetime) -> None:
-        with self._db.engine.begin() as conn:
-            conn.execute(_MARK_SENT, {"id": message_id, "now": now, "provider_id": provider_message_id})
+        self.commit(
+            [StateUpdate(message_id, MessageState.SENT, sent_at=now, provider_message_id=provider_message_id)]
+        )
 
     def mark_unsent(
         self, message_id: str, state: MessageState, error: str, next_attempt_at: datetime | None = None
     ) -> None:
-        with self._db.engine.begin() as conn:
-            conn.execute(
-                _MARK_UNSENT,
-                {"id": message_id, "state": state.value, "error": error[:4000], "next": next_attempt_at},
-            )
+        self.commit([StateUpdate(message_id, state, error=error, next_attempt_at=next_attempt_at)])
 
     def cancel_pending(self, batch_id: int | None = None) -> int:
         """Stop sending what has not been handed over yet: pending -> skipped (kept, visible)."""
@@ -446,10 +497,14 @@ class NotificationRepository:
 
     def raw(self, message_id: str) -> bytes:
         with self._db.session() as s:
-            row = s.get(MessageRow, message_id)
-            if row is None:
-                raise MessageNotFound(f"no message with id {message_id!r}")
-            return row.raw or b""
+            raw: bytes | None = s.scalar(
+                select(MessageBodyRow.raw).where(MessageBodyRow.message_id == message_id)
+            )
+            if raw is None:
+                if s.get(MessageRow, message_id) is None:
+                    raise MessageNotFound(f"no message with id {message_id!r}")
+                return b""
+            return raw
 
     def get_batch(self, batch_id: int) -> BulkNotification:
         with self._db.session() as s:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 12:37:58.959805
+Create Date: 2026-11-24 12:49:59.885759
 """
 from __future__ import annotations
 
@@ -246,7 +246,6 @@ def upgrade() -> None:
     sa.Column('subject', sa.Text(), nullable=False),
     sa.Column('context', sa.JSON(), nullable=False),
     sa.Column('reasons', sa.JSON(), nullable=False),
-    sa.Column('raw', sa.LargeBinary(), nullable=True),
     sa.Column('message_id_header', sa.String(length=300), nullable=True),
     sa.Column('provider_message_id', sa.String(length=200), nullable=True),
     sa.Column('sg_message_id', sa.String(length=300), nullable=True),
@@ -276,6 +275,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_messages_sg_message_id'), ['sg_message_id'], unique=False)
         batch_op.create_index('ix_messages_state_next', ['state', 'next_attempt_at'], unique=False)
 
+    op.create_table('message_bodies',
+    sa.Column('message_id', sa.String(length=40), nullable=False),
+    sa.Column('raw', sa.LargeBinary(), nullable=False),
+    sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_message_bodies_message_id_messages'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('message_id', name=op.f('pk_message_bodies'))
+    )
     op.create_table('status_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.String(length=40), nullable=True),
@@ -310,6 +315,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_status_events_address_key'))
 
     op.drop_table('status_events')
+    op.drop_table('message_bodies')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_state_next')
         batch_op.drop_index(batch_op.f('ix_messages_sg_message_id'))
