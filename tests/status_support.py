@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
 
 from tabmail.domain.addresses import address_key
 from tabmail.domain.imported import ImportBundle, PersonData, TournamentData
 from tabmail.domain.notification import Event, Templates
 from tabmail.domain.tournament import Role
+from tabmail.providers.sendgrid import SendGridClient
 from tabmail.services.context import AppContext
+from tabmail.store.models import MessageRow
 from tabmail.store.notifications import NewBatch, NewMessage
+from tests.servers.sendgrid import SendGridTestServer
 
 
 def small_tournament(ctx: AppContext, addresses: Sequence[str], slug: str = "mini") -> dict[str, int]:
@@ -67,7 +74,75 @@ def sent_batch(
             for mid, addr, _ in messages
         ],
     )
-    for mid, _, x_id in messages:
-        ctx.notifications.claim([mid])
-        ctx.notifications.mark_sent(mid, x_id, "accepted", sent_at)
+    # as the outbox leaves them (claimed, then sent with the X-Message-Id), in one statement
+    with ctx.db.session() as s:
+        s.execute(
+            update(MessageRow),
+            [
+                {"id": mid, "state": "sent", "attempts": 1, "sent_at": sent_at, "provider_message_id": x_id}
+                for mid, _, x_id in messages
+            ],
+        )
     return batch_id
+
+
+class ResetKeepingServer(SendGridTestServer):
+    """The loopback server, except that while a reset set with ``rate_limited_until`` is in the
+    future every answer on that path says ``X-RateLimit-Remaining: 0`` with that reset. (The base
+    server replaces a fault's own X-RateLimit-* headers with its generic ones, so a scripted 429
+    would otherwise announce a reset one second away.)"""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.resets: dict[str, int] = {}
+
+    def rate_limited_until(self, path: str, reset_in: float) -> None:
+        reset = math.ceil(self.clock.now() + reset_in)
+        self.resets[path] = reset
+        self.fail_rate_limited(reset_in=reset_in, path=path)
+
+    def _rate_headers(self, path: str) -> dict[str, str]:
+        headers = super()._rate_headers(path)
+        for prefix, reset in self.resets.items():
+            if path.startswith(prefix) and self.clock.now() < reset:
+                names = {k.lower(): k for k in headers}
+                headers[names["x-ratelimit-remaining"]] = "0"
+                headers[names["x-ratelimit-reset"]] = str(reset)
+        return headers
+
+
+def send_through(
+    ctx: AppContext,
+    client: SendGridClient,
+    addresses: Sequence[str],
+    sent_at: datetime,
+    *,
+    people: dict[str, int] | None = None,
+    prefix: str = "m",
+    per_request: int = 1,
+    between: Callable[[], object] | None = None,
+) -> tuple[int, dict[str, str]]:
+    """POST mail-sends with one personalization per address carrying custom_args tabmail_id (as
+    the backend does), ``per_request`` personalizations per request, calling ``between`` after
+    each request; then record them as a sent batch with their X-Message-Ids.
+    Returns (batch id, tabmail id by address)."""
+    ids = {address: f"{prefix}{n:04d}-{address.split('@')[0]}" for n, address in enumerate(addresses)}
+    rows: list[tuple[str, str, str | None]] = []
+    for start in range(0, len(addresses), per_request):
+        chunk = addresses[start : start + per_request]
+        answer = client.request(
+            "POST",
+            "/v3/mail/send",
+            json={
+                "personalizations": [
+                    {"to": [{"email": a}], "custom_args": {"tabmail_id": ids[a]}} for a in chunk
+                ],
+                "from": {"email": "tab@example.org", "name": "Tab Room"},
+                "subject": "Draw for Round 1",
+                "content": [{"type": "text/plain", "value": "Hello"}],
+            },
+        )
+        rows += [(ids[a], a, answer.message_id) for a in chunk]
+        if between is not None:
+            between()
+    return sent_batch(ctx, rows, sent_at, people=people), ids

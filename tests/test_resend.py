@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tabmail.services.outbox import Outbox
 from tabmail.services.resend import ResendOutcome, resend, resend_bounced
 from tabmail.services.sending import build_backend
 from tabmail.status.events import ProviderEvent, derive_status
+from tests.servers.sendgrid import DEFAULT_KEY, SendGridTestServer
 from tests.status_support import sent_batch, small_tournament
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -133,3 +135,53 @@ def test_resend_bounced_takes_only_corrected_addresses(ctx: AppContext, people: 
     assert asyncio.run(resend_bounced(ctx, batch)) == []  # already resent: not again
     with pytest.raises(TabmailError):
         asyncio.run(resend_bounced(ctx, 999))
+
+
+@pytest.fixture
+def sendgrid(ctx: AppContext, people: dict[str, int]) -> Iterator[SendGridTestServer]:
+    with SendGridTestServer() as server:
+        ctx.settings.set("backend", "sendgrid")
+        ctx.settings.set("sendgrid.base_url", server.url)
+        ctx.secrets.set("sendgrid-api-key", DEFAULT_KEY)
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("list_name", "words"), [("bounces", "bounce list"), ("unsubscribes", "global unsubscribe")]
+)
+def test_a_suppressed_address_is_not_resent_unless_unsuppressed(
+    ctx: AppContext, people: dict[str, int], sendgrid: SendGridTestServer, list_name: str, words: str
+) -> None:
+    sent_batch(ctx, [("m-ann", ANN, "XA")], T0, people=people)
+    sendgrid.add_suppression(list_name, ANN)
+
+    refused = asyncio.run(resend(ctx, "m-ann"))
+
+    assert refused.outcome is ResendOutcome.SUPPRESSED and refused.new_message_id is None
+    assert words in refused.words and "--unsuppress" in refused.words
+    assert refused.suppressed_on == (list_name,)
+    assert len(ctx.notifications.messages()) == 1  # nothing queued
+    assert [r.method for r in sendgrid.requests if r.method == "DELETE"] == []
+
+    done = asyncio.run(resend(ctx, "m-ann", unsuppress=True))
+
+    assert done.outcome is ResendOutcome.QUEUED and done.unsuppressed == (list_name,)
+    deletes = [r.path for r in sendgrid.requests if r.method == "DELETE"]
+    assert len(deletes) == 1 and deletes[0].endswith("/" + ANN)
+    assert sendgrid.suppressions(list_name) == []
+    assert "removed" in done.words
+    assert sendgrid.validation_errors == []
+
+
+def test_the_corrected_address_is_the_one_checked(
+    ctx: AppContext, people: dict[str, int], sendgrid: SendGridTestServer
+) -> None:
+    sent_batch(ctx, [("m-ben", BEN, "XB")], T0, people=people)
+    sendgrid.add_suppression("bounces", BEN)  # the old address: irrelevant to the resend
+    sendgrid.add_suppression("spam_reports", "ben@new.example")
+    refused = asyncio.run(resend(ctx, "m-ben", "ben@new.example"))
+    assert refused.outcome is ResendOutcome.SUPPRESSED and refused.suppressed_on == ("spam_reports",)
+    assert ctx.tournaments.get_person(people[BEN]).email == BEN  # nothing changed yet
+    fine = asyncio.run(resend(ctx, "m-ben", "ben@other.example"))
+    assert fine.outcome is ResendOutcome.QUEUED
+    assert sendgrid.validation_errors == []

@@ -79,6 +79,7 @@ def build_backend(ctx: AppContext) -> Backend:
                 base_url=str(ctx.settings.get("sendgrid.base_url")),
                 api_key=key,
                 sandbox=bool(ctx.settings.get("sendgrid.sandbox")),
+                from_address=str(ctx.settings.get("from_address")),
             )
         )
     raise TabmailError(

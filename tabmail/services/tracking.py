@@ -119,7 +119,7 @@ class PollReport:
     unmatched: int = 0
     changed_message_ids: list[str] = field(default_factory=list)
     flagged_keys: list[str] = field(default_factory=list)
-    requests: dict[str, int] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)  # made by this poll, per API group
     reason: str = ""  # why polling is off, or why it failed
 
     @property
@@ -323,8 +323,11 @@ class Poller:
             if reason is not None:
                 report.enabled, report.reason = False, reason
             else:
+                before = dict(self.requester.counts)
                 await self._poll(report)
-                report.requests = dict(self.requester.counts)
+                report.requests = {
+                    group: n - before.get(group, 0) for group, n in self.requester.counts.items()
+                }
             self._finish(report)
             return report
 
@@ -433,7 +436,7 @@ class Poller:
             polls += 1
             if on_report is not None:
                 on_report(last)
-            if not last.enabled or (max_polls is not None and polls >= max_polls):
+            if not last.enabled or self._stopping.is_set() or (max_polls is not None and polls >= max_polls):
                 break
             wait = float(interval if interval is not None else self.ctx.settings.get("poll.interval_seconds"))
             await self.sleep(max(wait, 1.0))

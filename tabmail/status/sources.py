@@ -114,14 +114,20 @@ class _Windowed:
                 continue
             oldest = min(times)
             newest_first = all(x >= y for x, y in itertools.pairwise(times))
-            if newest_first and oldest > a:
-                windows.append((a, oldest))  # [oldest, b] is complete; ties re-read, deduped
-            elif b - a > timedelta(seconds=2):
+            if newest_first and a < oldest < b:
+                windows.append((a, oldest))  # (oldest, b] is complete; ties at oldest re-read, deduped
+            elif newest_first and oldest >= b > a:
+                # a thousand or more in the window's last second: read what is older, and say so
+                windows.append((a, b - timedelta(seconds=1)))
+                out.problems.append(
+                    f"{self.name}: more than {LIMIT} messages at {iso_z(b)}; some may be missing"
+                )
+            elif not newest_first and b - a > timedelta(seconds=2):
                 mid = a + (b - a) / 2
                 windows += [(a, mid), (mid, b)]
             else:
                 out.problems.append(
-                    f"{self.name}: more than {LIMIT} messages within 2 seconds; some are missing"
+                    f"{self.name}: more than {LIMIT} messages within 2 seconds; some may be missing"
                 )
         return True
 
@@ -197,8 +203,10 @@ class ActivitySource(_Windowed):
         return out
 
     async def _details(self, queue: list[str], out: PollOutcome) -> list[str]:
+        """Fetch what the poll's request budget still allows; returns the msg_ids left."""
         left = list(queue)
-        for msg_id in queue[: self.max_details]:
+        budget = max(0, min(self.max_details, self.max_requests - out.requests))
+        for msg_id in queue[:budget]:
             out.requests += 1
             path = "/v3/messages/" + urllib.parse.quote(msg_id, safe="")
             try:

@@ -166,10 +166,8 @@ class _Parser:
 
         negate = self.accept("kw", "NOT")
         kind, op = self.peek()
-        if kind == "op" and op in ("=", "!=", "<", ">", "<=", ">="):
-            self.pos += 1
-            operator = op
-        elif kind == "kw" and op in ("LIKE", "BETWEEN", "IN", "IS"):
+        comparison = kind == "op" and op in ("=", "!=", "<", ">", "<=", ">=")
+        if comparison or (kind == "kw" and op in ("LIKE", "BETWEEN", "IN", "IS")):
             self.pos += 1
             operator = op
         else:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from werkzeug.datastructures import ImmutableMultiDict
 
@@ -51,6 +51,16 @@ def _api(filename: str) -> OpenAPI:
     spec = json.loads((SPEC_DIR / filename).read_text())
     if filename == "tsg_mail_v3.json":
         spec = _fix_mail_spec(spec)
+    if filename == "tsg_email_activity_v3.json":
+        # The spec marks `query` required on GET /v3/messages, but `?limit=10` alone works and
+        # returns the latest messages (reference §2.2: archived docs, StrongGrid's tests).
+        for parameter in spec["paths"]["/v3/messages"]["get"]["parameters"]:
+            if parameter["name"] == "query":
+                parameter["required"] = False
+    if filename == "tsg_logs_v3.json":
+        # tsg_logs_v3.json gives a schema's `examples` as an object (JSON Schema wants an array),
+        # so the spec-level check refuses the file; the schemas themselves are fine to use.
+        return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
     return OpenAPI.from_dict(spec)
 
 
@@ -67,10 +77,12 @@ def _describe(error: BaseException) -> list[str]:
             return [line for sub in nested for line in _describe(sub)]
         return [str(error)]
     lines = []
+    name, location = getattr(error, "name", None), getattr(error, "location", None)
+    prefix = f"{location} parameter {name!r}" if name and location else type(error).__name__
     for schema_error in schema_errors:
         where = "/".join(str(p) for p in getattr(schema_error, "absolute_path", ()))
         message = getattr(schema_error, "message", str(schema_error))
-        lines.append(f"{type(error).__name__} at {where or '(root)'}: {message}")
+        lines.append(f"{prefix} at {where or '(root)'}: {message}")
     return lines
 
 
@@ -118,4 +130,6 @@ def response_errors(
         return [f"no SendGrid OpenAPI file describes {method} {path}"]
     request = _request(method, path, query, headers, body)
     response = MockResponse(response_body, status_code=status, content_type=content_type)
-    return [line for error in _api(filename).iter_response_errors(request, response) for line in _describe(error)]
+    return [
+        line for error in _api(filename).iter_response_errors(request, response) for line in _describe(error)
+    ]

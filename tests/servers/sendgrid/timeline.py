@@ -85,7 +85,9 @@ def deferred(times: int = 2, every: float = 300.0, *, then_delivered: bool = Tru
         steps.append(Step("delivered", end, _DELIVERED))
     else:
         steps.append(
-            Step("bounce", end, {"type": "blocked", "reason": "expired", "status": "4.0.0"}, suppress="blocks")
+            Step(
+                "bounce", end, {"type": "blocked", "reason": "expired", "status": "4.0.0"}, suppress="blocks"
+            )
         )
     return tuple(steps)
 
@@ -101,9 +103,17 @@ def bounced(
     """A hard bounce (kind "bounce", lands on the bounces list) or a block (kind "blocked")."""
     if kind == "blocked" and reason.startswith("550 5.1.1"):
         reason, status, classification = "554 5.7.1 Message rejected as spam", "5.7.1", "Reputation"
-    fields = {"type": kind, "reason": reason, "status": status, "bounce_classification": classification}
+    fields: dict[str, Any] = {
+        "type": kind,
+        "reason": reason,
+        "status": status,
+        "bounce_classification": classification,
+    }
     fields |= {"ip": OUTBOUND_IP, "tls": 1}
-    return (Step("processed", 0.0), Step("bounce", after, fields, suppress="bounces" if kind == "bounce" else "blocks"))
+    return (
+        Step("processed", 0.0),
+        Step("bounce", after, fields, suppress="bounces" if kind == "bounce" else "blocks"),
+    )
 
 
 def invalid_address(after: float = 5.0) -> Timeline:
@@ -137,7 +147,11 @@ def unsubscribed(after: float = 120.0) -> Timeline:
 
 def late_bounce(after: float = 3600.0) -> Timeline:
     """Delivered, then an asynchronous bounce carrying no sg_message_id (reference §1.4)."""
-    fields = {"type": "bounce", "reason": "550 5.1.1 user unknown (async)", "bounce_classification": "Invalid Address"}
+    fields = {
+        "type": "bounce",
+        "reason": "550 5.1.1 user unknown (async)",
+        "bounce_classification": "Invalid Address",
+    }
     return (*delivered(), Step("bounce", after, fields, with_message_id=False, suppress="bounces"))
 
 
@@ -238,7 +252,9 @@ class Recipient:
                 item["mx_server"] = "mx." + self.email.rpartition("@")[2]
             if step.event == "bounce":
                 kind = str(step.fields.get("type", "bounce"))
-                item["bounce_type"] = {"bounce": "hard", "blocked": "soft"}[kind] if vocabulary == "spec" else kind
+                item["bounce_type"] = (
+                    {"bounce": "hard", "blocked": "soft"}[kind] if vocabulary == "spec" else kind
+                )
             if step.event in ("open", "click"):
                 item["http_user_agent"] = str(step.fields.get("useragent", "Mozilla/5.0"))
             events.append(item)

@@ -1,0 +1,218 @@
+"""Work that goes on while the window is open: the outbox and the delivery-status poller.
+
+One ``BackgroundWorker`` per app, owning the app's one ``Outbox`` and one ``Poller``, both run
+as asyncio tasks on the qasync loop (so nothing here blocks the window: the backends and the
+SendGrid client do their blocking I/O through ``asyncio.to_thread``).
+
+- ``run_outbox()`` after each enqueue or resend: one outbox run at a time; a request made while
+  one is running makes it go round once more, so nothing queued meanwhile waits for the next
+  request. At start the outbox runs once, which also turns messages a crash left "sending" into
+  "uncertain" (shown, never silently resent) and resumes what was queued.
+- Polling: every ``poll.interval_seconds`` while mail goes through SendGrid; ``poll_now()`` (F5)
+  polls at once. The poller publishes its results on the bus (the bridge and the status bar
+  pick them up); the worker only says "checking…" and seeds the status bar from the last poll.
+- ``stop()`` (the window closing) cancels everything; what the outbox had in flight is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from tabmail.gui.status_bar import StatusWidgets
+from tabmail.services.context import AppContext
+from tabmail.services.outbox import Outbox, OutboxReport
+from tabmail.services.sending import build_backend, uses_sendgrid
+
+log = logging.getLogger(__name__)
+
+
+def default_outbox(ctx: AppContext) -> Outbox:
+    return Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus)
+
+
+class BackgroundWorker(QObject):
+    outbox_started = Signal()
+    outbox_finished = Signal(object)  # the last OutboxReport of the run (None if it failed)
+    outbox_failed = Signal(str)  # why the outbox stopped, in the director's words
+    poll_started = Signal()
+    poll_completed = Signal(object)  # the PollReport
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        status: StatusWidgets | None = None,
+        *,
+        outbox: Outbox | None = None,
+        poller_factory: Callable[[AppContext], Any] | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.status = status
+        self.outbox = outbox or default_outbox(ctx)
+        self._poller_factory = poller_factory
+        self._poller: Any = None
+        self._outbox_task: asyncio.Task[None] | None = None
+        self._poll_task: asyncio.Task[None] | None = None
+        self._again = False
+        self._cancelled = False
+        self._stopped = False
+        self._wake: asyncio.Event | None = None
+        self.last_report: OutboxReport | None = None
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self, *, resume: bool = True, poll: bool = True) -> None:
+        """Resume the outbox and start polling. Needs the qasync loop to be the current loop."""
+        self._stopped = False
+        self._seed_status()
+        if resume:
+            self.run_outbox()
+        if poll and self._poll_task is None:
+            self._wake = asyncio.Event()
+            self._poll_task = asyncio.ensure_future(self._poll_loop())
+
+    def stop(self) -> None:
+        """Cancel the tasks (the window is closing). The outbox records what it had in flight."""
+        self._stopped = True
+        self.outbox.cancel()
+        for task in (self._outbox_task, self._poll_task):
+            if task is not None and not task.done():
+                task.cancel()
+        self._poll_task = None
+        if self._poller is not None:
+            with contextlib.suppress(Exception):
+                self._poller.stop()
+                self._poller.close()
+
+    # -- outbox ----------------------------------------------------------------------------------
+    @property
+    def outbox_running(self) -> bool:
+        return self._outbox_task is not None and not self._outbox_task.done()
+
+    def run_outbox(self, batch_id: int | None = None) -> asyncio.Task[None]:
+        """Send what is queued (``batch_id`` first, when given). Never raises; see the signals."""
+        self._cancelled = False
+        if self.outbox_running:
+            self._again = True
+            assert self._outbox_task is not None
+            return self._outbox_task
+        self._outbox_task = asyncio.ensure_future(self._outbox_loop(batch_id))
+        return self._outbox_task
+
+    def cancel_outbox(self) -> None:
+        """Stop handing messages over; what is in flight finishes and is recorded."""
+        self._cancelled = True
+        self._again = False
+        self.outbox.cancel()
+
+    async def wait_outbox(self) -> None:
+        """Until the current outbox run (if any) has finished."""
+        task = self._outbox_task
+        if task is not None and not task.done():
+            await asyncio.shield(task)
+
+    async def _outbox_loop(self, batch_id: int | None) -> None:
+        self.outbox_started.emit()
+        report: OutboxReport | None = None
+        try:
+            while True:
+                self._again = False
+                report = await self.outbox.run(batch_id=batch_id)
+                self.last_report = report
+                batch_id = None
+                if self._cancelled or self._stopped:
+                    break
+                if not self._again and await asyncio.to_thread(self.ctx.notifications.pending_count) == 0:
+                    break
+        except asyncio.CancelledError:
+            self.outbox.cancel()
+            raise
+        except Exception as exc:
+            message = (
+                str(exc) if exc.__class__.__module__.startswith("tabmail") else f"{type(exc).__name__}: {exc}"
+            )
+            log.warning("the outbox stopped: %s", message, exc_info=not message)
+            self.outbox_failed.emit(message)
+            report = None
+        self.outbox_finished.emit(report)
+
+    # -- polling -------------------------------------------------------------------------------
+    @property
+    def poller(self) -> Any:
+        if self._poller is None:
+            if self._poller_factory is not None:
+                self._poller = self._poller_factory(self.ctx)
+            else:
+                from tabmail.services.tracking import Poller
+
+                self._poller = Poller(self.ctx)
+        return self._poller
+
+    def tracking_enabled(self) -> bool:
+        if not uses_sendgrid(self.ctx):
+            return False
+        try:
+            from tabmail.services.tracking import tracking_disabled_reason
+        except ImportError:  # pragma: no cover - the tracking service is optional
+            return False
+        return tracking_disabled_reason(self.ctx) is None
+
+    async def poll_now(self) -> Any:
+        """Poll once now (F5). Returns the PollReport; SendGrid trouble is in it, not raised."""
+        self.poll_started.emit()
+        if self.status is not None:
+            self.status.last_poll.setText("Checking delivery statuses…")
+        report = await self.poller.poll_once()
+        self.poll_completed.emit(report)
+        return report
+
+    def settings_changed(self) -> None:
+        """The backend or the interval may have changed: re-check now instead of at the next tick."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def interval(self) -> float:
+        try:
+            return max(10.0, float(self.ctx.settings.get("poll.interval_seconds")))
+        except (TypeError, ValueError):
+            return 60.0
+
+    async def _poll_loop(self) -> None:
+        assert self._wake is not None
+        while not self._stopped:
+            if self.tracking_enabled():
+                try:
+                    await self.poll_now()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.warning("a background poll failed", exc_info=True)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval())
+
+    def _seed_status(self) -> None:
+        """Show the last poll's outcome from a previous session until this one polls."""
+        if self.status is None:
+            return
+        try:
+            from tabmail.services.tracking import last_poll
+
+            last = last_poll(self.ctx)
+        except Exception:  # pragma: no cover - an unreadable state is not worth a dialog
+            return
+        if not last or not last.get("at"):
+            return
+        try:
+            at = datetime.fromisoformat(str(last["at"]))
+        except ValueError:
+            return
+        self.status.set_poll_result(at, bool(last.get("ok")), str(last.get("summary") or ""))
+        self.status.set_online(bool(last.get("online")))

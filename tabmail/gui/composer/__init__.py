@@ -1,0 +1,5 @@
+"""The compose dialog: recipients, template editor with live preview, send with progress."""
+
+from tabmail.gui.composer.dialog import ComposeDialog, backend_phrase
+
+__all__ = ["ComposeDialog", "backend_phrase"]

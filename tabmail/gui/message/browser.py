@@ -1,0 +1,52 @@
+"""A QTextBrowser that never fetches anything: HTML from imported data is shown, not trusted.
+
+Qt's text browser would load ``file:`` and ``qrc:`` resources and, through a subclass, remote
+ones; an email's HTML must do neither (a remote image is a read receipt, a ``file:`` image a
+peek at the disk). ``loadResource`` answers every URL with nothing, except inline ``data:``
+images, and records what it refused so the view can say so. Links are not followed inside the
+browser; http(s) links open in the system browser only when the director clicks one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QTextDocument
+from PySide6.QtWidgets import QTextBrowser, QWidget
+
+ALLOWED_SCHEMES = frozenset({"data"})
+
+
+class SafeTextBrowser(QTextBrowser):
+    remote_content_blocked = Signal(str)  # the refused URL
+
+    def __init__(self, parent: QWidget | None = None, *, open_links: bool = True) -> None:
+        super().__init__(parent)
+        self.blocked: list[str] = []
+        self.setOpenLinks(False)
+        self.setOpenExternalLinks(False)
+        if open_links:
+            self.anchorClicked.connect(self._on_anchor_clicked)
+
+    def set_safe_html(self, html: str) -> None:
+        self.blocked = []
+        self.document().setBaseUrl(QUrl())
+        self.setHtml(html)
+
+    def set_plain(self, text: str) -> None:
+        self.blocked = []
+        self.setPlainText(text)
+
+    def loadResource(self, type: int, name: QUrl) -> Any:
+        if name.scheme().lower() in ALLOWED_SCHEMES and type == QTextDocument.ResourceType.ImageResource:
+            return super().loadResource(type, name)
+        url = name.toString()
+        if url not in self.blocked:
+            self.blocked.append(url)
+            self.remote_content_blocked.emit(url)
+        return None
+
+    def _on_anchor_clicked(self, url: QUrl) -> None:
+        if url.scheme().lower() in ("http", "https", "mailto"):
+            QDesktopServices.openUrl(url)

@@ -1,0 +1,99 @@
+"""The detail panel for a batch row: what was sent, how it went, and "Resend all corrected"."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+
+from tabmail.domain.notification import BulkNotification
+from tabmail.gui.rounds.model import BATCH_LOOKS
+from tabmail.gui.rounds.words import (
+    BUCKET_SEVERITY,
+    Bucket,
+    backend_words,
+    batch_title,
+    counts_text,
+    full_time,
+)
+from tabmail.gui.theme import Theme, Tone
+from tabmail.gui.widgets import MessageStrip, heading_label, muted_label
+
+
+class BatchPanel(QWidget):
+    resend_corrected_requested = Signal(int)  # batch id
+
+    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("batch-panel")
+        self._theme = theme
+        self.batch: BulkNotification | None = None
+        self.icon = QLabel(self)
+        self.title = heading_label("", 1.15, self)
+        self.meta = muted_label("", self)
+        self.meta.setWordWrap(True)
+        self.counts = QLabel(self)
+        self.counts.setObjectName("batch-counts")
+        self.counts.setWordWrap(True)
+        self.advice = MessageStrip(self, theme)
+        self.resend_button = QPushButton("Resend All Corrected", self)
+        self.resend_button.setObjectName("resend-all-corrected")
+        self.resend_button.setToolTip(
+            "Resend every bounced message of this batch whose address was corrected, here "
+            "(double-click an address) or in Participants"
+        )
+        self.resend_button.clicked.connect(self._on_resend_clicked)
+        self.template = QPlainTextEdit(self)
+        self.template.setReadOnly(True)
+        self.template.setObjectName("batch-template")
+
+        top = QHBoxLayout()
+        top.setSpacing(8)
+        top.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignVCenter)
+        top.addWidget(self.title, 1)
+        top.addWidget(self.resend_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 8)
+        layout.setSpacing(6)
+        layout.addLayout(top)
+        layout.addWidget(self.meta)
+        layout.addWidget(self.counts)
+        layout.addWidget(self.advice)
+        layout.addWidget(muted_label("Templates as sent", self))
+        layout.addWidget(self.template, 1)
+
+    def show_batch(self, batch: BulkNotification, counts: dict[Bucket, int], corrected: int) -> None:
+        self.batch = batch
+        worst = next((b for b in BUCKET_SEVERITY if counts.get(b)), Bucket.SENT)
+        self.icon.setPixmap(self._theme.icon(BATCH_LOOKS[worst]).pixmap(20, 20))
+        self.title.setText(batch_title(batch))
+        total = sum(counts.values())
+        meta = [
+            f"{total} message{'s' if total != 1 else ''}",
+            f"created {full_time(batch.created_at)}",
+            f"via {backend_words(batch.backend)}",
+        ]
+        if batch.triggered_by:
+            meta.append(f"by {batch.triggered_by}")
+        if batch.reroute_to:
+            meta.append(f"test mode: everything went to {batch.reroute_to}")
+        self.meta.setText(" · ".join(meta))
+        self.counts.setText(counts_text(counts))
+        problems = counts.get(Bucket.BOUNCED, 0) + counts.get(Bucket.FAILED, 0)
+        if problems:
+            self.advice.show_message(
+                f"{problems} message{'s' if problems != 1 else ''} bounced or failed. Correct an address "
+                "by double-clicking it in the list (or in Participants), then resend it with Ctrl+R, "
+                f"or resend all corrected ones at once{f' ({corrected} corrected here)' if corrected else ''}.",
+                Tone.BAD,
+            )
+        else:
+            self.advice.clear_message()
+        self.resend_button.setEnabled(bool(problems))
+        t = batch.templates
+        self.template.setPlainText(
+            f"Subject: {t.subject}\n\n{t.text}" + (f"\n\n--- HTML ---\n{t.html}" if t.html else "")
+        )
+
+    def _on_resend_clicked(self) -> None:
+        if self.batch is not None:
+            self.resend_corrected_requested.emit(self.batch.id)

@@ -1,0 +1,104 @@
+"""Paints a batch's status cell as a small stacked bar of its counts, followed by the counts in
+words (the bar is a picture of the words, never their replacement). Edits addresses with a
+plain line edit that says what it is for."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, Qt
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPalette, QPen
+from PySide6.QtWidgets import (
+    QApplication,
+    QLineEdit,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from tabmail.gui.roles import Roles
+from tabmail.gui.rounds.model import BATCH, Column, RoundRoles
+from tabmail.gui.rounds.words import BUCKET_TONES, Bucket
+from tabmail.gui.theme import Theme, Tone
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+BAR_WIDTH = 96
+BAR_HEIGHT = 9
+
+
+def bucket_colour(theme: Theme, bucket: Bucket) -> QColor:
+    tone = BUCKET_TONES[bucket]
+    colour = theme.accent(tone)
+    if bucket is Bucket.SENT:  # accepted, no final word: a lighter shade of delivered
+        colour = QColor(colour)
+        colour.setAlphaF(0.45)
+    elif bucket is Bucket.FAILED:  # darker than bounced, so the two read apart
+        colour = theme.foreground(Tone.BAD)
+    return colour
+
+
+class RoundMessagesDelegate(QStyledItemDelegate):
+    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._theme = theme
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+        if index.column() != Column.STATUS or index.data(Roles.KIND) != BATCH:
+            super().paint(painter, option, index)
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        text = opt.text
+        opt.text = ""
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+
+        counts: dict[Bucket, int] = index.data(RoundRoles.COUNTS) or {}
+        total = sum(counts.values())
+        rect = opt.rect.adjusted(6, 0, -6, 0)
+        width = min(BAR_WIDTH, max(24, rect.width() // 3))
+        bar = QRectF(rect.left(), rect.center().y() - BAR_HEIGHT / 2 + 1, width, BAR_HEIGHT)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        outline = QPainterPath()
+        outline.addRoundedRect(bar, 3, 3)
+        painter.fillPath(outline, opt.palette.color(QPalette.ColorRole.Base))
+        if total:
+            painter.setClipPath(outline)
+            x = bar.left()
+            for bucket in Bucket:
+                n = counts.get(bucket, 0)
+                if not n:
+                    continue
+                w = bar.width() * n / total
+                painter.fillRect(QRectF(x, bar.top(), w, bar.height()), bucket_colour(self._theme, bucket))
+                x += w
+            painter.setClipping(False)
+        edge = QColor(opt.palette.color(QPalette.ColorRole.Text))
+        edge.setAlphaF(0.35)
+        painter.setPen(QPen(edge, 1))
+        painter.drawPath(outline)
+
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        painter.setPen(opt.palette.color(role))
+        painter.setFont(opt.font)
+        text_rect = rect.adjusted(width + 8, 0, 0, 0)
+        elided = opt.fontMetrics.elidedText(text, Qt.TextElideMode.ElideRight, text_rect.width())
+        painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft), elided)
+        painter.restore()
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: AnyIndex) -> QWidget:
+        editor = QLineEdit(parent)
+        editor.setObjectName("address-editor")
+        editor.setPlaceholderText("corrected address")
+        editor.setFrame(False)
+        return editor
+
+    def setEditorData(self, editor: QWidget, index: AnyIndex) -> None:
+        if isinstance(editor, QLineEdit):
+            editor.setText(str(index.data(Qt.ItemDataRole.EditRole) or ""))
+            editor.selectAll()
+        else:  # pragma: no cover
+            super().setEditorData(editor, index)

@@ -1,0 +1,463 @@
+"""The round view: the round's notifications grouped by batch, with a detail panel underneath.
+
+Selecting a message shows it as sent (``MessageView``); selecting a batch shows the batch
+(``BatchPanel``). Problem rows are corrected in place (double-click or F2 on the address) and
+resent with Ctrl+R, the detail panel's button or the context menu. Everything updates in place
+from the bridge; the view's expansion, selection and scroll position are kept.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QMenu,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tabmail.domain.tournament import Round, Tournament
+from tabmail.gui.background import BackgroundWorker
+from tabmail.gui.bridge import EventBridge
+from tabmail.gui.message import MessageView
+from tabmail.gui.navigator import round_summary
+from tabmail.gui.roles import Roles
+from tabmail.gui.round_page import RoundPlaceholderPage
+from tabmail.gui.rounds.batch_panel import BatchPanel
+from tabmail.gui.rounds.delegate import RoundMessagesDelegate
+from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundMessagesModel
+from tabmail.gui.rounds.proxy import RoundMessagesProxy
+from tabmail.gui.rounds.resending import Resender
+from tabmail.gui.rounds.words import BUCKET_WORDS, Bucket
+from tabmail.gui.theme import Theme, Tone
+from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
+from tabmail.services.context import AppContext
+
+COLUMN_WIDTHS = {Column.RECIPIENT: 250, Column.ROLE: 100, Column.STATUS: 330, Column.WHEN: 120}
+
+
+class RoundMessagesPage(QWidget):
+    message_selected = Signal(str)  # message id ("" when a batch or nothing is selected)
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        bridge: EventBridge,
+        theme: Theme | None = None,
+        worker: BackgroundWorker | None = None,
+        compose_action: QAction | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("round-messages-page")
+        self._ctx = ctx
+        self._theme = theme or Theme()
+        self.worker = worker
+        self.tournament: Tournament | None = None
+        self.round: Round | None = None
+        self._collapsed: set[int] = set()
+        self._unmatched = 0
+
+        self.model = RoundMessagesModel(ctx, self._theme, bridge, self)
+        self.proxy = RoundMessagesProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.resender = Resender(ctx, worker, self)
+        self.resender.queued.connect(self._on_resender_queued)
+
+        self._build_actions()
+        self.title = heading_label("", 1.45, self)
+        self.subtitle = muted_label("", self)
+        self.compose_button = QToolButton(self)
+        if compose_action is not None:
+            self.compose_button.setDefaultAction(compose_action)
+            self.compose_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        else:
+            self.compose_button.hide()
+        self.search = SearchField("Search names, addresses, message ids  (Ctrl+F)", self, self._theme)
+        self.search.textChanged.connect(self.proxy.set_search)
+        self.problems_only = QCheckBox("Problems only", self)
+        self.problems_only.setToolTip(
+            "Only bounced, blocked, dropped, spam-reported, failed, uncertain and skipped messages"
+        )
+        self.problems_only.toggled.connect(self.proxy.set_problems_only)
+        self.summary = muted_label("", self)
+        self.summary.setObjectName("round-summary")
+        self.notice = MessageStrip(self, self._theme)
+        self.notice.setObjectName("round-notice")
+
+        self.tree = self._build_tree()
+        self.message_view = MessageView(ctx, self._theme, self)
+        self.message_view.resend_requested.connect(self._on_message_view_resend_requested)
+        self.message_view.address_edited.connect(self._on_message_view_address_edited)
+        self.message_view.message_link_activated.connect(self.select_message)
+        self.batch_panel = BatchPanel(self._theme, self)
+        self.batch_panel.resend_corrected_requested.connect(self.resend_corrected)
+        self.detail = QStackedWidget(self)
+        self.detail.setObjectName("round-detail")
+        self.detail.addWidget(self.message_view)
+        self.detail.addWidget(self.batch_panel)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.setObjectName("round-splitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.tree)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([480, 320])
+
+        self.placeholder = RoundPlaceholderPage(ctx, compose_action, self)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.placeholder)
+        list_page = QWidget(self)
+        lp = QVBoxLayout(list_page)
+        lp.setContentsMargins(0, 0, 0, 0)
+        lp.setSpacing(8)
+        bar = QHBoxLayout()
+        bar.addWidget(self.search, 2)
+        bar.addWidget(self.problems_only)
+        bar.addSpacing(12)
+        bar.addWidget(self.summary, 3)
+        lp.addLayout(bar)
+        lp.addWidget(self.notice)
+        lp.addWidget(self.splitter, 1)
+        self.stack.addWidget(list_page)
+        self.list_page = list_page
+
+        head = QHBoxLayout()
+        titles = QVBoxLayout()
+        titles.setSpacing(2)
+        titles.addWidget(self.title)
+        titles.addWidget(self.subtitle)
+        head.addLayout(titles, 1)
+        head.addWidget(self.compose_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 16, 20, 12)
+        layout.setSpacing(10)
+        layout.addLayout(head)
+        layout.addWidget(self.stack, 1)
+
+        self.model.modelReset.connect(self._update_summary)
+        self.model.messages_refreshed.connect(self._on_model_messages_refreshed)
+        self.model.rows_added.connect(self._on_model_rows_added)
+        self.model.draft_rejected.connect(self._on_model_draft_rejected)
+        self.proxy.rowsInserted.connect(self._on_proxy_rows_inserted)
+        self.proxy.modelReset.connect(self._expand_batches)
+        bridge.unmatched_events_received.connect(self._on_bridge_unmatched_events_received)
+        bridge.poll_finished.connect(lambda *_: self._refresh_unmatched())
+
+    # -- building -------------------------------------------------------------------------------
+    def _build_actions(self) -> None:
+        def action(text: str, shortcut: str | None, slot: object, tip: str) -> QAction:
+            a = QAction(text, self)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+                a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            a.setToolTip(tip)
+            a.triggered.connect(slot)  # type: ignore[arg-type]
+            self.addAction(a)
+            return a
+
+        self.resend_action = action("&Resend", "Ctrl+R", self.resend_current, "Resend this message")
+        self.edit_address_action = action(
+            "&Correct Address…", "F2", self.edit_current_address, "Correct the address"
+        )
+        self.resend_all_action = action(
+            "Resend &All Corrected",
+            None,
+            self._on_resend_all_triggered,
+            "Resend every corrected message of the batch",
+        )
+        self.copy_address_action = action("Copy &Address", None, self._copy_address, "Copy the address")
+        self.copy_id_action = action("Copy Message &Id", None, self._copy_id, "Copy tabmail's message id")
+        self.resend_action.setEnabled(False)
+        self.edit_address_action.setEnabled(False)
+
+    def _build_tree(self) -> QTreeView:
+        tree = QTreeView(self)
+        tree.setObjectName("round-tree")
+        tree.setModel(self.proxy)
+        tree.setItemDelegate(RoundMessagesDelegate(self._theme, tree))
+        tree.setUniformRowHeights(True)
+        tree.setAlternatingRowColors(True)
+        tree.setSortingEnabled(True)
+        tree.sortByColumn(Column.STATUS, Qt.SortOrder.AscendingOrder)
+        tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        tree.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        tree.customContextMenuRequested.connect(self._on_tree_context_menu_requested)
+        tree.setAllColumnsShowFocus(True)
+        header = tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(Column.ADDRESS, QHeaderView.ResizeMode.Stretch)
+        for column, width in COLUMN_WIDTHS.items():
+            header.resizeSection(column, width)
+        tree.selectionModel().currentRowChanged.connect(self._on_tree_current_row_changed)
+        tree.collapsed.connect(lambda index: self._collapsed.add(index.data(Roles.ID)))
+        tree.expanded.connect(lambda index: self._collapsed.discard(index.data(Roles.ID)))
+        tree.activated.connect(self._on_tree_activated)
+        return tree
+
+    # -- the round view protocol ------------------------------------------------------------------
+    def show_round(self, tournament: Tournament, rnd: Round) -> None:
+        self.tournament, self.round = tournament, rnd
+        self.title.setText(rnd.name)
+        self.subtitle.setText(f"{tournament.name} · {round_summary(rnd)}")
+        self._collapsed.clear()
+        self.notice.clear_message()
+        self.model.load(rnd.id)
+        self.placeholder.show_round(tournament, rnd)
+        self._refresh_unmatched()
+        self._show_detail(QModelIndex())
+        self._update_stack()
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    # -- selection and detail ---------------------------------------------------------------------
+    def current_source_index(self) -> QModelIndex:
+        return self.proxy.mapToSource(self.tree.currentIndex())
+
+    def current_message_id(self) -> str | None:
+        index = self.current_source_index()
+        return index.data(Roles.ID) if index.isValid() and index.data(Roles.KIND) == MESSAGE else None
+
+    def current_batch_id(self) -> int | None:
+        index = self.current_source_index()
+        if not index.isValid():
+            return None
+        if index.data(Roles.KIND) == BATCH:
+            return int(index.data(Roles.ID))
+        return int(index.parent().data(Roles.ID))
+
+    def select_message(self, message_id: str) -> bool:
+        source = self.model.index_of_message(message_id)
+        index = self.proxy.mapFromSource(source)
+        if not index.isValid():
+            if source.isValid() and self.proxy.filtering:  # hidden by a filter: clear it
+                self.search.clear()
+                self.problems_only.setChecked(False)
+                index = self.proxy.mapFromSource(source)
+            if not index.isValid():
+                return False
+        self.tree.expand(index.parent())
+        self.tree.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        self.tree.scrollTo(index)
+        return True
+
+    def select_batch(self, batch_id: int) -> bool:
+        index = self.proxy.mapFromSource(self.model.index_of_batch(batch_id))
+        if not index.isValid():
+            return False
+        self.tree.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        return True
+
+    def _on_tree_current_row_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        self._show_detail(self.proxy.mapToSource(current))
+
+    def _show_detail(self, index: QModelIndex) -> None:
+        kind = index.data(Roles.KIND) if index.isValid() else None
+        mid = index.data(Roles.ID) if kind == MESSAGE else None
+        self.resend_action.setEnabled(bool(mid and self.model.is_resendable(mid)))
+        self.edit_address_action.setEnabled(self.resend_action.isEnabled())
+        self.resend_all_action.setEnabled(kind is not None)
+        if kind == BATCH:
+            bid = int(index.data(Roles.ID))
+            batch = self.model.batch(bid)
+            if batch is not None:
+                self.batch_panel.show_batch(batch, self.model.batch_counts(bid), len(self.model.drafts(bid)))
+                self.detail.setCurrentWidget(self.batch_panel)
+        elif mid:
+            self._show_message(mid)
+        else:
+            self.message_view.clear()
+            self.detail.setCurrentWidget(self.message_view)
+        self.message_selected.emit(mid or "")
+
+    def _show_message(self, mid: str) -> None:
+        m = self.model.message(mid)
+        if m is None:
+            return
+        original = m.resend_of
+        self.message_view.show_message(
+            m,
+            status=self.model.status_of(mid) or m.state.value,
+            draft=self.model.draft(mid),
+            resendable=self.model.is_resendable(mid),
+            resent_as=[(n, self.model.status_of(n) or "queued") for n in self.model.resent_as(mid)],
+            resend_of_status=self.model.status_of(original) if original else None,
+            flag=self.model.flag_of(m.address),
+        )
+        self.detail.setCurrentWidget(self.message_view)
+
+    def _on_tree_activated(self, index: QModelIndex) -> None:
+        """Enter / double-click on a row that is not being edited: look at it in the panel."""
+        if index.data(Roles.KIND) == MESSAGE and self.current_message_id():
+            self.detail.show()
+            if self.model.is_resendable(self.current_message_id() or ""):
+                self.message_view.focus_address()
+
+    def _refresh_detail(self, ids: list[str]) -> None:
+        current = self.current_source_index()
+        if not current.isValid():
+            return
+        if current.data(Roles.KIND) == BATCH:
+            self._show_detail(current)
+            return
+        mid = current.data(Roles.ID)
+        related = {mid, *self.model.resent_as(mid)}
+        m = self.model.message(mid)
+        if m is not None and m.resend_of:
+            related.add(m.resend_of)
+        if related & set(ids):
+            self._show_detail(current)
+
+    # -- model updates --------------------------------------------------------------------------
+    def _on_model_messages_refreshed(self, ids: list[str]) -> None:
+        self._refresh_detail(ids)
+        self._update_summary()
+
+    def _on_model_rows_added(self, ids: list[str]) -> None:
+        self._update_stack()
+        self._refresh_detail(ids)
+        self._update_summary()
+
+    def _on_proxy_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
+        if parent.isValid():
+            return
+        for row in range(first, last + 1):
+            index = self.proxy.index(row, 0)
+            if index.data(Roles.ID) not in self._collapsed:
+                self.tree.expand(index)
+
+    def _expand_batches(self) -> None:
+        for row in range(self.proxy.rowCount()):
+            index = self.proxy.index(row, 0)
+            if index.data(Roles.ID) not in self._collapsed:
+                self.tree.expand(index)
+
+    def _update_stack(self) -> None:
+        self.stack.setCurrentWidget(self.list_page if self.model.rowCount() else self.placeholder)
+
+    def _refresh_unmatched(self) -> None:
+        try:
+            self._unmatched = self._ctx.tracking.unmatched_count()
+        except Exception:  # the tracking store is optional for this view
+            self._unmatched = 0
+        self._update_summary()
+
+    def _on_bridge_unmatched_events_received(self, count: int) -> None:
+        self._refresh_unmatched()
+
+    def _update_summary(self) -> None:
+        totals = self.model.totals()
+        n_batches = self.model.rowCount()
+        n = self.model.message_count()
+        parts = [f"{n_batches} batch{'es' if n_batches != 1 else ''}", f"{n} message{'s' if n != 1 else ''}"]
+        problems = [
+            f"{totals[b]} {BUCKET_WORDS[b]}"
+            for b in (Bucket.BOUNCED, Bucket.FAILED, Bucket.UNCERTAIN)
+            if totals[b]
+        ]
+        parts += problems
+        if self._unmatched:
+            parts.append(f"{self._unmatched} unmatched event{'s' if self._unmatched != 1 else ''}")
+        self.summary.setText(" · ".join(parts))
+        self.summary.setToolTip(
+            "Unmatched events are provider events that tabmail could not match to any message it sent "
+            "(in any tournament). They are kept: see `tabmail events --unmatched`."
+            if self._unmatched
+            else ""
+        )
+        tone = Tone.BAD if problems else None
+        self.summary.setStyleSheet(self._theme.text_style(tone) if tone else "")
+
+    # -- editing and resending --------------------------------------------------------------------
+    def edit_current_address(self) -> None:
+        mid = self.current_message_id()
+        if not mid or not self.model.is_resendable(mid):
+            return
+        index = self.proxy.mapFromSource(self.model.index_of_message(mid, Column.ADDRESS))
+        self.tree.setCurrentIndex(index)
+        self.tree.edit(index)
+
+    def resend_current(self) -> None:
+        mid = self.current_message_id()
+        if mid and self.model.is_resendable(mid):
+            self.resend(mid)
+
+    def resend(self, message_id: str) -> None:
+        self.resender.resend(message_id, self.model.draft(message_id), action=self.resend_action)
+
+    def resend_corrected(self, batch_id: int) -> None:
+        self.resender.resend_corrected(batch_id, self.model.drafts(batch_id), action=self.resend_all_action)
+
+    def _on_resend_all_triggered(self) -> None:
+        batch_id = self.current_batch_id()
+        if batch_id is not None:
+            self.resend_corrected(batch_id)
+
+    def _on_message_view_resend_requested(self, message_id: str) -> None:
+        if self.model.is_resendable(message_id):
+            self.resend(message_id)
+
+    def _on_message_view_address_edited(self, message_id: str, text: str) -> None:
+        problem = self.model.set_draft(message_id, text)
+        if problem:
+            self.notice.show_message(problem, Tone.BAD)
+
+    def _on_model_draft_rejected(self, message_id: str, problem: str) -> None:
+        self.notice.show_message(problem, Tone.BAD)
+
+    def _on_resender_queued(self, words: str, new_ids: list[str]) -> None:
+        self.model.flush()  # show the new rows now, not at the next timer tick
+        for mid in new_ids:
+            m = self.model.message(mid)
+            if m is not None and m.resend_of:
+                self.model.clear_draft(m.resend_of)
+        self.notice.show_message(words, Tone.GOOD if new_ids else Tone.NEUTRAL)
+        self._refresh_detail(new_ids)
+
+    # -- context menu and clipboard ---------------------------------------------------------------
+    def _on_tree_context_menu_requested(self, pos: QPoint) -> None:
+        index = self.tree.indexAt(pos)
+        if not index.isValid():
+            return
+        self.tree.setCurrentIndex(index)
+        menu = QMenu(self)
+        if index.data(Roles.KIND) == MESSAGE:
+            for a in (self.resend_action, self.edit_address_action):
+                menu.addAction(a)
+            menu.addSeparator()
+            menu.addAction(self.copy_address_action)
+            menu.addAction(self.copy_id_action)
+            menu.addSeparator()
+        menu.addAction(self.resend_all_action)
+        menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+    def _copy_address(self) -> None:
+        mid = self.current_message_id()
+        m = self.model.message(mid) if mid else None
+        if m is not None:
+            QGuiApplication.clipboard().setText(self.model.draft(m.id) or m.address)
+
+    def _copy_id(self) -> None:
+        mid = self.current_message_id()
+        if mid:
+            QGuiApplication.clipboard().setText(mid)
