@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 import ssl
 import subprocess
@@ -305,7 +304,8 @@ def test_refusal_at_end_of_data(server: SmtpTestServer, reply: str, outcome: Out
     ],
 )
 def test_an_envelope_address_smtplib_would_rewrite_is_refused(server: SmtpTestServer, address: str) -> None:
-    bad = dataclasses.replace(make_message(0), envelope_to=address)
+    good = make_message(0)
+    bad = OutgoingMessage(good.id, good.envelope_from, address, None, good.raw)
 
     hooks = send(SmtpBackend(config(server, connections=1)), [bad, make_message(1)])
 

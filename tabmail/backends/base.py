@@ -29,7 +29,7 @@ class Outcome(enum.StrEnum):
 class OutgoingMessage:
     """One message to hand over. ``raw`` is the exact bytes (SMTP sends exactly these);
     ``message`` is the parsed EmailMessage a Web API backend takes its parts from, parsed from
-    ``raw`` only when first asked for (an SMTP send never pays for parsing)."""
+    ``raw`` only when asked for (an SMTP send never pays for parsing)."""
 
     __slots__ = ("_message", "categories", "envelope_from", "envelope_to", "id", "raw")
 
@@ -51,11 +51,13 @@ class OutgoingMessage:
 
     @property
     def message(self) -> EmailMessage:
-        if self._message is None:
-            parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
-            assert isinstance(parsed, EmailMessage)
-            self._message = parsed
-        return self._message
+        """Parsed on each access when built from bytes, and not kept: a parsed message weighs
+        about a hundred times its bytes, and a batch holds thousands. Read it once."""
+        if self._message is not None:
+            return self._message
+        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
 
     def __repr__(self) -> str:
         return f"OutgoingMessage({self.id!r}, to={self.envelope_to!r}, {len(self.raw)} bytes)"
