@@ -185,12 +185,9 @@ def test_no_activity_add_on_falls_back(h: Harness, mode: str) -> None:
     h.server.advance(3600)
     report = h.poll(h.poller())
     assert report.ok, report.summary()
-    activity = (
-        next(o for o in report.outcomes if o.source == "activity")
-        if any(o.source == "activity" for o in report.outcomes)
-        else None
-    )
-    assert activity is None  # detected at setup: not asked again during the poll
+    # detected at setup (one probe), and then not asked during the poll
+    assert [o.source for o in report.outcomes] == ["suppressions"]
+    assert len(h.server.requests_to("/v3/messages")) == 1
     assert "not available" in " ".join(report.capabilities)
     # suppression lists still tell the bounces; delivery itself is unknown without the add-on
     assert h.status(BEN) is S.BOUNCED and h.status(FAY) is S.BOUNCED

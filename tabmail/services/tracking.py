@@ -363,18 +363,18 @@ class Poller:
                 settled=self._settled,
             )
             activity_ok = outcome.ok
-            if not self._take(report, caps, outcome):
+            if not await self._take(report, caps, outcome):
                 return
         if caps.logs is not False and open_since is not None:
             cursor = self._state("logs", {}) or {}
             outcome = await LogsSource(req, max_requests=self.max_requests).poll(
                 open_since - SKEW, now, cursor, only_problems=activity_ok
             )
-            if not self._take(report, caps, outcome):
+            if not await self._take(report, caps, outcome):
                 return
         cursor = self._state("suppressions", {}) or {}
         outcome = await SuppressionSource(req).poll(cursor, now - FIRST_SUPPRESSION_LOOKBACK)
-        self._take(report, caps, outcome)
+        await self._take(report, caps, outcome)
         report.capabilities = caps.sentences()
 
     def _settled(self, msg_ids: Sequence[str]) -> set[str]:
@@ -382,15 +382,18 @@ class Poller:
         settled = {s.value for s in SETTLED_STATUSES}
         return {m for m, status in known.items() if status in settled}
 
-    def _take(self, report: PollReport, caps: Capabilities, outcome: PollOutcome) -> bool:
-        """Ingest a source's events and save its cursor. False: offline, stop this poll."""
+    async def _take(self, report: PollReport, caps: Capabilities, outcome: PollOutcome) -> bool:
+        """Ingest a source's events (in a worker thread: a big first poll must not freeze the
+        window) and save its cursor. False: offline, stop this poll."""
         report.outcomes.append(outcome)
         self._learn(caps, outcome)
         if not outcome.online:
             report.online = False
             return False
         if outcome.events:
-            result = self.ctx.tracking.ingest(outcome.events, derive=derive_status, now=self.clock())
+            result = await asyncio.to_thread(
+                self.ctx.tracking.ingest, outcome.events, derive=derive_status, now=self.clock()
+            )
             report._add(result)
         if outcome.available:
             self._save(outcome.source, outcome.cursor)

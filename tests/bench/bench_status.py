@@ -249,7 +249,7 @@ def main() -> str:
         f"{'  statuses changed, addresses flagged':<58} {str(ingest['changed']) + ', ' + str(ingest['flagged']):>14}",
         f"{'ingest the same 20,000 again (all duplicates)':<58} {ingest['again_s']:>13.2f}s",
         f"{'peak RSS, ingest process':<58} {ingest['rss_mb']:>12.0f}MB {'< 200 MB':>10}",
-        f"{'poll, 2,000-message batch: first cycle Activity+Logs requests':<58} "
+        f"{'poll a 2,000-message batch: Activity+Logs requests, 1st cycle':<58} "
         f"{first['activity'] + first['logs']:>14} {'<= 5':>10}",
         f"{'  worst cycle of ' + str(POLLS) + ' (one a minute), Activity+Logs requests':<58} {worst:>14} {'<= 5':>10}",
         f"{'  /v3/messages requests in any 60 s (detection included)':<58} {poll['peak_per_minute']:>14} {'<= 6':>10}",

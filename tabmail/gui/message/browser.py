@@ -33,6 +33,22 @@ class SafeTextBrowser(QTextBrowser):
         self.blocked = []
         self.document().setBaseUrl(QUrl())
         self.setHtml(html)
+        self._note_images()
+
+    def _note_images(self) -> None:
+        """Record every image the document refers to that will not be loaded, now: Qt only asks
+        for an image with a given size when it paints it, and the view says "blocked" at once."""
+        block = self.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fmt = it.fragment().charFormat()
+                if fmt.isImageFormat():
+                    url = QUrl(fmt.toImageFormat().name())
+                    if url.scheme().lower() not in ALLOWED_SCHEMES:
+                        self._refuse(url)
+                it += 1
+            block = block.next()
 
     def set_plain(self, text: str) -> None:
         self.blocked = []
@@ -41,11 +57,14 @@ class SafeTextBrowser(QTextBrowser):
     def loadResource(self, type: int, name: QUrl) -> Any:
         if name.scheme().lower() in ALLOWED_SCHEMES and type == QTextDocument.ResourceType.ImageResource:
             return super().loadResource(type, name)
+        self._refuse(name)
+        return None
+
+    def _refuse(self, name: QUrl) -> None:
         url = name.toString()
         if url not in self.blocked:
             self.blocked.append(url)
             self.remote_content_blocked.emit(url)
-        return None
 
     def _on_anchor_clicked(self, url: QUrl) -> None:
         if url.scheme().lower() in ("http", "https", "mailto"):

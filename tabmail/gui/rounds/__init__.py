@@ -1,16 +1,10 @@
-"""The round view: a round's notifications grouped by batch, with the message detail panel."""
+"""The round view: a round's notifications grouped by batch, with the message detail panel.
 
-from tabmail.gui.rounds.install import Dashboard, install_dashboard
+The page and the main-window wiring live in ``rounds.page`` and ``rounds.install`` (imported
+from there, so that ``gui.message`` can use ``rounds.words`` without an import cycle).
+"""
+
 from tabmail.gui.rounds.model import Column, RoundMessagesModel, RoundRoles
-from tabmail.gui.rounds.page import RoundMessagesPage
 from tabmail.gui.rounds.proxy import RoundMessagesProxy
 
-__all__ = [
-    "Column",
-    "Dashboard",
-    "RoundMessagesModel",
-    "RoundMessagesPage",
-    "RoundMessagesProxy",
-    "RoundRoles",
-    "install_dashboard",
-]
+__all__ = ["Column", "RoundMessagesModel", "RoundMessagesProxy", "RoundRoles"]
