@@ -6,14 +6,14 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.pop("TABMAIL_DB", None)
 
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from tabmail.services.context import AppContext  # noqa: E402
-from tabmail.store.db import Database  # noqa: E402
-from tabmail.store.secrets import MemoryKeyring  # noqa: E402
+from tabmail.services.context import AppContext
+from tabmail.store.db import Database
+from tabmail.store.secrets import MemoryKeyring
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

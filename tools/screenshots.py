@@ -2,22 +2,27 @@
 
     python tools/screenshots.py OUTDIR
 
-Writes main.png (a round selected), participants.png, import.png and settings.png. Uses the
-demo tournament (services/demo.py) in a temporary database, or a small built-in sample when
-the demo loader is not available.
+Writes main.png (a round's notifications, a bounced message being corrected),
+message.png (a resent message and its delivery timeline), compose.png (the compose dialog),
+participants.png, import.png and settings.png. Uses the demo tournament (services/demo.py) in a
+temporary database, or a small built-in sample when the demo loader is not available; the sent
+round is seeded with the real enqueue and resend services and made-up provider events.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import qasync
 from PySide6.QtCore import QPoint, QRect, QSettings
 from PySide6.QtGui import QColor, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
@@ -33,11 +38,16 @@ from tabmail.domain.imported import (
     TournamentData,
     VenueData,
 )
+from tabmail.domain.notification import Audience, DeliveryStatus, Event, MessageState
 from tabmail.domain.tournament import Position, Role
 from tabmail.gui.importer import ImportDialog
 from tabmail.gui.main_window import MainWindow
+from tabmail.gui.rounds.install import install_dashboard
 from tabmail.gui.settings import SettingsDialog
+from tabmail.services import notify
 from tabmail.services.context import AppContext
+from tabmail.services.resend import resend
+from tabmail.status.events import ProviderEvent, derive_status, stable_event_id
 from tabmail.store.secrets import MemoryKeyring
 
 SIZE = (1440, 900)
@@ -151,6 +161,124 @@ def sample_bundle() -> ImportBundle:
     )
 
 
+# What happens to the seeded draw release's messages, by position in the batch.
+BOUNCES = {
+    3: "550 5.1.1 <{}>: Recipient address rejected: User unknown in virtual mailbox table",
+    11: "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
+    19: "552 5.2.2 The email account that you tried to reach is over quota",
+    27: "550 5.1.1 The email account that you tried to reach does not exist",
+}
+BLOCKED = {8: "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org"}
+DEFERRED = {23: "421 4.7.0 Try again later, closing connection (greylisted)"}
+FAILED = {15: "550 5.7.1 Relaying denied: sender domain not verified"}
+UNCERTAIN = {31: "uncertain: the connection dropped after the message was handed over"}
+CORRECTED = 3  # resent to a corrected address, then delivered and opened
+
+
+def _event(
+    mid: str, name: str, status: DeliveryStatus, at: datetime, reason: str | None = None
+) -> ProviderEvent:
+    return ProviderEvent(
+        provider_event_id=stable_event_id(name, mid, at.isoformat()),
+        name=name,
+        status=status,
+        event_time=at,
+        tabmail_id=mid,
+        reason=reason,
+        source="activity",
+        raw={"event": name},
+    )
+
+
+def _sent(ctx: AppContext, batch_id: int, at: datetime) -> list[str]:
+    ids = [m.id for m in ctx.notifications.messages(batch_id=batch_id)]
+    for i, mid in enumerate(ids):
+        ctx.notifications.claim([mid])
+        if i in FAILED:
+            ctx.notifications.mark_unsent(mid, MessageState.FAILED, FAILED[i])
+        elif i in UNCERTAIN:
+            ctx.notifications.mark_unsent(mid, MessageState.UNCERTAIN, UNCERTAIN[i])
+        else:
+            ctx.notifications.mark_sent(
+                mid, f"sg{i:04d}x{batch_id}", "250 Ok: queued", at + timedelta(seconds=i)
+            )
+    return ids
+
+
+def seed_sent_round(ctx: AppContext, loop: asyncio.AbstractEventLoop) -> dict[str, str]:
+    """Round 1 of the first tournament: a test send to adjudicators, then the real draw release
+    with bounces, a block, a deferral, a failure, an uncertain send and a corrected resend."""
+    tournament = ctx.tournaments.list_all()[0]
+    now = datetime.now(UTC).replace(microsecond=0)
+    ctx.settings.set_text("test_mode.reroute_to", "tab.director@example.org")
+    plan = notify.plan(ctx, tournament.slug, Event.DRAW, round_seq=1, audience=Audience.ADJUDICATORS)
+    test_batch = notify.enqueue(ctx, plan).batch_id
+    events = []
+    for mid in [m.id for m in ctx.notifications.messages(batch_id=test_batch)]:
+        ctx.notifications.claim([mid])
+        ctx.notifications.mark_sent(mid, None, "250 Ok", now - timedelta(minutes=52))
+        events.append(_event(mid, "delivered", DeliveryStatus.DELIVERED, now - timedelta(minutes=51)))
+    ctx.settings.set_text("test_mode.reroute_to", "")
+
+    plan = notify.plan(ctx, tournament.slug, Event.DRAW, round_seq=1, audience=Audience.ALL)
+    batch = notify.enqueue(ctx, plan).batch_id
+    sent_at = now - timedelta(minutes=24)
+    ids = _sent(ctx, batch, sent_at)
+    for i, mid in enumerate(ids):
+        if i in FAILED or i in UNCERTAIN:
+            continue
+        at = sent_at + timedelta(seconds=20 + i)
+        events.append(_event(mid, "processed", DeliveryStatus.PROCESSED, at))
+        address = ctx.notifications.get(mid).address
+        if i in BOUNCES:
+            reason = BOUNCES[i].format(address)
+            events.append(_event(mid, "bounce", DeliveryStatus.BOUNCED, at + timedelta(seconds=40), reason))
+        elif i in BLOCKED:
+            events.append(
+                _event(mid, "blocked", DeliveryStatus.BLOCKED, at + timedelta(seconds=35), BLOCKED[i])
+            )
+        elif i in DEFERRED:
+            events.append(
+                _event(mid, "deferred", DeliveryStatus.DEFERRED, at + timedelta(minutes=2), DEFERRED[i])
+            )
+        else:
+            events.append(_event(mid, "delivered", DeliveryStatus.DELIVERED, at + timedelta(seconds=25)))
+            if i % 3 == 0:
+                events.append(_event(mid, "open", DeliveryStatus.OPENED, at + timedelta(minutes=3 + i % 7)))
+    ctx.tracking.ingest(events, derive=derive_status, now=now)
+
+    original = ids[CORRECTED]
+    wrong = ctx.notifications.get(original).address
+    fixed = wrong.split("@")[0].replace(".", "") + "@example.org"
+    result = loop.run_until_complete(resend(ctx, original, fixed))
+    new_id = result.new_message_id or ""
+    ctx.notifications.claim([new_id])
+    resent_at = now - timedelta(minutes=9)
+    ctx.notifications.mark_sent(new_id, "sgresend", "250 Ok: queued", resent_at)
+    ctx.tracking.ingest(
+        [
+            _event(new_id, "processed", DeliveryStatus.PROCESSED, resent_at + timedelta(seconds=4)),
+            _event(new_id, "delivered", DeliveryStatus.DELIVERED, resent_at + timedelta(seconds=9)),
+            _event(new_id, "open", DeliveryStatus.OPENED, resent_at + timedelta(minutes=4)),
+        ],
+        derive=derive_status,
+        now=now,
+    )
+    return {"bounced": ids[11], "resend": new_id, "batch": str(batch)}
+
+
+def run_until(loop: asyncio.AbstractEventLoop, done: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Spin the Qt+asyncio loop until ``done()`` (the dialogs do their loading as async ops)."""
+
+    async def wait() -> None:
+        waited = 0.0
+        while not done() and waited < timeout:
+            await asyncio.sleep(0.02)
+            waited += 0.02
+
+    loop.run_until_complete(wait())
+
+
 def settle(app: QApplication) -> None:
     """Let posted layout requests (and the ones they cause) run before grabbing."""
     for _ in range(5):
@@ -191,21 +319,51 @@ def main(argv: list[str]) -> int:
             load_demo(ctx)
             if not ctx.tournaments.list_all():
                 ctx.tournaments.apply_import(sample_bundle())
+            # SMTP through SendGrid's relay: plain SMTP sending, with delivery tracking.
             ctx.settings.set_text("backend", "smtp")
-            ctx.settings.set_text("smtp.host", "smtp.example.org")
-            ctx.settings.set_text("smtp.username", "tabroom")
+            ctx.settings.set_text("smtp.host", "smtp.sendgrid.net")
+            ctx.settings.set_text("smtp.username", "apikey")
+            loop = qasync.QEventLoop(app)
+            asyncio.set_event_loop(loop)
+            seeded = seed_sent_round(ctx, loop)
             ctx.secrets.set("smtp-password", "not-a-real-password")
             ctx.settings.set_text("test_mode.reroute_to", "tab.director@example.org")
             qsettings = QSettings(str(Path(tmp) / "qt.ini"), QSettings.Format.IniFormat)
             window = MainWindow(ctx, qsettings=qsettings)
+            dashboard = install_dashboard(window, start=False)
             window.resize(*SIZE)
             window.show()
             tournament = ctx.tournaments.list_all()[0]
             rounds = ctx.tournaments.rounds(tournament.id)
             window.select_round(rounds[0].id)
+            view = dashboard.round_view
+            assert view is not None
+            bounced = view.model.message(seeded["bounced"])
+            if bounced is not None:
+                view.model.set_draft(bounced.id, bounced.address.replace("@", ".ie@", 1))
+                view.select_message(bounced.id)
             settle(app)
             main_shot = window.grab()
             main_shot.save(str(out / "main.png"))
+
+            view.select_message(seeded["resend"])
+            view.message_view.tabs.setCurrentIndex(4)  # the timeline
+            settle(app)
+            window.grab().save(str(out / "message.png"))
+            view.message_view.tabs.setCurrentIndex(0)
+
+            window.select_round(rounds[1].id if len(rounds) > 1 else rounds[0].id)
+            composer = dashboard.open_composer()
+            assert composer is not None
+            run_until(loop, lambda: composer.plan is not None)
+            composer.resize(1260, 790)
+            composer.table.selectRow(2)
+            composer.update_preview()
+            settle(app)
+            over_window(main_shot, composer).save(str(out / "compose.png"))
+            composer.close()
+            window.select_round(rounds[0].id)
+            settle(app)
 
             window.select_tournament(tournament.id)
             page = window.participants_page
@@ -232,9 +390,11 @@ def main(argv: list[str]) -> int:
             settings.close()
             window.close()
             app.processEvents()
+            loop.close()
+            asyncio.set_event_loop(None)
         finally:
             ctx.close()
-    for name in ("main", "participants", "import", "settings"):
+    for name in ("main", "message", "compose", "participants", "import", "settings"):
         print(out / f"{name}.png")
     return 0
 
