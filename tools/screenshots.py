@@ -38,7 +38,7 @@ from tabmail.domain.imported import (
     TournamentData,
     VenueData,
 )
-from tabmail.domain.notification import Audience, DeliveryStatus, Event, MessageState
+from tabmail.domain.notification import Audience, DeliveryStatus, Event, FlagKind, MessageState
 from tabmail.domain.tournament import Position, Role
 from tabmail.gui.importer import ImportDialog
 from tabmail.gui.main_window import MainWindow
@@ -176,7 +176,13 @@ CORRECTED = 3  # resent to a corrected address, then delivered and opened
 
 
 def _event(
-    mid: str, name: str, status: DeliveryStatus, at: datetime, reason: str | None = None
+    mid: str,
+    name: str,
+    status: DeliveryStatus,
+    at: datetime,
+    reason: str | None = None,
+    flag: FlagKind | None = None,
+    address: str | None = None,
 ) -> ProviderEvent:
     return ProviderEvent(
         provider_event_id=stable_event_id(name, mid, at.isoformat()),
@@ -185,6 +191,8 @@ def _event(
         event_time=at,
         tabmail_id=mid,
         reason=reason,
+        flag=flag,
+        address=address,
         source="activity",
         raw={"event": name},
     )
@@ -232,10 +240,16 @@ def seed_sent_round(ctx: AppContext, loop: asyncio.AbstractEventLoop) -> dict[st
         address = ctx.notifications.get(mid).address
         if i in BOUNCES:
             reason = BOUNCES[i].format(address)
-            events.append(_event(mid, "bounce", DeliveryStatus.BOUNCED, at + timedelta(seconds=40), reason))
-        elif i in BLOCKED:
+            bounced_at = at + timedelta(seconds=40)
             events.append(
-                _event(mid, "blocked", DeliveryStatus.BLOCKED, at + timedelta(seconds=35), BLOCKED[i])
+                _event(mid, "bounce", DeliveryStatus.BOUNCED, bounced_at, reason, FlagKind.HARD, address)
+            )
+        elif i in BLOCKED:
+            blocked_at = at + timedelta(seconds=35)
+            events.append(
+                _event(
+                    mid, "blocked", DeliveryStatus.BLOCKED, blocked_at, BLOCKED[i], FlagKind.BLOCKED, address
+                )
             )
         elif i in DEFERRED:
             events.append(
@@ -356,7 +370,7 @@ def main(argv: list[str]) -> int:
             composer = dashboard.open_composer()
             assert composer is not None
             run_until(loop, lambda: composer.plan is not None)
-            composer.resize(1260, 790)
+            composer.resize(1300, 800)
             composer.table.selectRow(2)
             composer.update_preview()
             settle(app)

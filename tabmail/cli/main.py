@@ -9,18 +9,27 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tabmail import __version__
-from tabmail.cli import config_cmds, data_cmds, import_cmds, secret_cmds, send_cmds
+from tabmail.cli import (
+    config_cmds,
+    data_cmds,
+    import_cmds,
+    secret_cmds,
+    send_cmds,
+    status_cmds,
+    template_cmds,
+)
 from tabmail.domain.errors import TabmailError
 
 # Each command module adds its sub-commands; handlers are ``handler(args) -> int``.
-COMMAND_MODULES: list[Any] = [import_cmds, data_cmds, secret_cmds, config_cmds, send_cmds]
-
-try:  # the status commands arrive with the status layer
-    from tabmail.cli import status_cmds  # type: ignore[attr-defined,unused-ignore]
-
-    COMMAND_MODULES.append(status_cmds)
-except ImportError:  # pragma: no cover
-    pass
+COMMAND_MODULES: list[Any] = [
+    import_cmds,
+    data_cmds,
+    send_cmds,
+    status_cmds,
+    template_cmds,
+    config_cmds,
+    secret_cmds,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

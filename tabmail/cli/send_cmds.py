@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from tabmail.cli.common import confirm, open_context, print_json
-from tabmail.compose.templates import default_templates
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import OutboxProgressed
 from tabmail.domain.notification import Audience, Event, MessageState, Templates
@@ -97,7 +96,7 @@ def _send(
             round_seq=args.round,
             audience=audience,
             person_ids=people,
-            templates=templates or default_templates(event, audience),
+            templates=templates,
         )
         selection = notify.selection_for(
             plan, include_already_sent=args.include_already_sent, include_flagged=args.include_flagged

@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 
 from tabmail.compose.message import email_bytes, make_message_id, new_tabmail_id, thread_anchor
 from tabmail.compose.recipients import Recipient, ballot_recipients, custom_recipients, draw_recipients
-from tabmail.compose.templates import RenderedParts, TemplateRenderError, default_templates, render_all
+from tabmail.compose.templates import (
+    RenderedParts,
+    TemplateRenderError,
+    check_syntax,
+    default_templates,
+    render_all,
+)
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import BatchQueued
 from tabmail.domain.notification import AddressFlag, Audience, Event, Templates
@@ -94,6 +100,28 @@ class NothingToSend(TabmailError):
     pass
 
 
+def template_key(event: Event, audience: Audience | None) -> str:
+    return f"{event.value}:{audience.value if audience and event is Event.DRAW else ''}"
+
+
+def templates_for(ctx: AppContext, tournament_id: int, event: Event, audience: Audience | None) -> Templates:
+    """The tournament's edited templates for this kind of message, else the shipped defaults."""
+    saved = ctx.tournaments.saved_templates(tournament_id, template_key(event, audience))
+    return saved or default_templates(event, audience)
+
+
+def save_templates(
+    ctx: AppContext, tournament_id: int, event: Event, audience: Audience | None, templates: Templates | None
+) -> None:
+    """Keep edited templates as this tournament's default (None: back to the shipped ones).
+    Raises TemplateRenderError when a template does not even parse."""
+    if templates is not None:
+        problems = check_syntax(templates)
+        if problems:
+            raise TemplateRenderError(problems)
+    ctx.tournaments.save_templates(tournament_id, template_key(event, audience), templates)
+
+
 def plan(
     ctx: AppContext,
     tournament_slug: str,
@@ -156,7 +184,7 @@ def plan(
             planned.append(PlannedRecipient(r, Mark.ALREADY_SENT))
         else:
             planned.append(PlannedRecipient(r, Mark.OK))
-    chosen = templates or default_templates(event, audience)
+    chosen = templates or templates_for(ctx, tournament.id, event, audience)
     return Plan(tournament, rnd, event, audience, chosen, planned)
 
 

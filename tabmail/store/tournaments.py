@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from tabmail.domain.addresses import address_key, validate_address
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.imported import ImportBundle, ImportResult
+from tabmail.domain.notification import Templates
 from tabmail.domain.tournament import (
     Ballot,
     BallotSheet,
@@ -193,6 +194,33 @@ class TournamentRepository:
             if row is None:
                 raise NotFound(f"no person with id {person_id}")
             return person_from_row(row)
+
+    # -- per-tournament templates --------------------------------------------------------
+    def saved_templates(self, tournament_id: int, key: str) -> Templates | None:
+        """The director's edited templates for this tournament and kind (e.g. "draw:all")."""
+        with self._db.session() as s:
+            row = s.get(TournamentRow, tournament_id)
+            if row is None:
+                raise NotFound(f"no tournament with id {tournament_id}")
+            saved = (row.settings or {}).get("templates", {}).get(key)
+            if not saved:
+                return None
+            return Templates(saved["subject"], saved["text"], saved.get("html"))
+
+    def save_templates(self, tournament_id: int, key: str, templates: Templates | None) -> None:
+        """Keep edited templates for the tournament; None goes back to the shipped defaults."""
+        with self._db.session() as s:
+            row = s.get(TournamentRow, tournament_id)
+            if row is None:
+                raise NotFound(f"no tournament with id {tournament_id}")
+            settings = dict(row.settings or {})
+            stored = dict(settings.get("templates", {}))
+            if templates is None:
+                stored.pop(key, None)
+            else:
+                stored[key] = {"subject": templates.subject, "text": templates.text, "html": templates.html}
+            settings["templates"] = stored
+            row.settings = settings  # a new dict, so the JSON column is written
 
     def set_person_email(self, person_id: int, email: str | None, source: str) -> Person:
         """Change an address (validated; the change is recorded). Returns the updated person."""

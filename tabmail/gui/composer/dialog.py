@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableView,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -199,7 +198,7 @@ class ComposeDialog(QDialog):
         if worker is not None:
             worker.outbox_finished.connect(self._on_worker_outbox_finished)
             worker.outbox_failed.connect(self._on_worker_outbox_failed)
-        self.resize(1240, 800)
+        self.resize(1280, 800)
         self.replan()
 
     # -- building -------------------------------------------------------------------------------
@@ -219,15 +218,14 @@ class ComposeDialog(QDialog):
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(RecipientColumn.ADDRESS, QHeaderView.ResizeMode.Stretch)
-        header.resizeSection(RecipientColumn.NAME, 170)
-        header.resizeSection(RecipientColumn.ROLE, 90)
-        header.resizeSection(RecipientColumn.NOTE, 115)
+        header.resizeSection(RecipientColumn.NAME, 175)
+        header.resizeSection(RecipientColumn.ROLE, 88)
+        header.resizeSection(RecipientColumn.NOTE, 130)
         return table
 
-    def _build_select_button(self) -> QToolButton:
-        button = QToolButton(self)
-        button.setText("Select")
-        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    def _build_select_button(self) -> QPushButton:
+        button = QPushButton("Select", self)
+        button.setObjectName("compose-select")
         menu = QMenu(button)
         m = notify.Mark
 
@@ -282,7 +280,7 @@ class ComposeDialog(QDialog):
         split.setChildrenCollapsible(False)
         split.addWidget(left)
         split.addWidget(right)
-        split.setSizes([520, 700])
+        split.setSizes([620, 640])
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.restore_button)

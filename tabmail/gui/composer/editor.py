@@ -157,6 +157,7 @@ class TemplateEditor(QWidget):
         self._loading = True
         try:
             self.subject.setText(templates.subject)
+            self.subject.setCursorPosition(0)
             self.text.setPlainText(templates.text)
             self.html.setPlainText(templates.html or "")
         finally:

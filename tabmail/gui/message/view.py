@@ -288,6 +288,9 @@ class MessageView(QWidget):
             log.warning("could not read message %s: %s", m.id, exc)
         self.parsed = parse_raw(raw)
         p = self.parsed
+        subject = next((value for name, value in p.headers if name.lower() == "subject"), "")
+        self.subject.setText(subject or "(no subject)")
+        self.subject.setToolTip(subject)
         if p.html is not None:
             self.browser.set_safe_html(p.html)
         else:

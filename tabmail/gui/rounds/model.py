@@ -461,7 +461,7 @@ class RoundMessagesModel(QAbstractItemModel):
         if column == Column.ROLE:
             return ROLE_NAMES.get(m.role or "", (m.role or "").capitalize())
         if column == Column.ADDRESS:
-            return f"→ {node.draft}" if node.draft else m.address
+            return node.draft or m.address
         if column == Column.STATUS:
             label = status_look(node.status).label
             if m.id in self._resent_as:

@@ -41,7 +41,7 @@ from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
 from tabmail.services.context import AppContext
 
-COLUMN_WIDTHS = {Column.RECIPIENT: 250, Column.ROLE: 100, Column.STATUS: 330, Column.WHEN: 120}
+COLUMN_WIDTHS = {Column.RECIPIENT: 240, Column.ROLE: 100, Column.STATUS: 390, Column.WHEN: 110}
 
 
 class RoundMessagesPage(QWidget):

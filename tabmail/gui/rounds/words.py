@@ -135,8 +135,20 @@ def bucket_of(status: str) -> Bucket:
     return Bucket.SENT  # sent, processed, deferred: accepted, no final word yet
 
 
+# The order counts are spelt out in: what needs the director first, so an elided cell keeps it.
+WORDS_ORDER = (
+    Bucket.BOUNCED,
+    Bucket.FAILED,
+    Bucket.UNCERTAIN,
+    Bucket.SKIPPED,
+    Bucket.PENDING,
+    Bucket.DELIVERED,
+    Bucket.SENT,
+)
+
+
 def counts_text(counts: dict[Bucket, int]) -> str:
-    parts = [f"{counts[b]} {BUCKET_WORDS[b]}" for b in Bucket if counts.get(b)]
+    parts = [f"{counts[b]} {BUCKET_WORDS[b]}" for b in WORDS_ORDER if counts.get(b)]
     return " · ".join(parts) if parts else "no messages"
 
 
@@ -145,7 +157,7 @@ def batch_title(batch: BulkNotification) -> str:
         who = {
             Audience.ADJUDICATORS: "adjudicators",
             Audience.TEAMS: "teams",
-            Audience.ALL: "adjudicators and teams",
+            Audience.ALL: "everyone",
         }.get(batch.audience or Audience.ALL, "everyone")
         title = f"Draw release · {who}"
     elif batch.event is Event.BALLOT:

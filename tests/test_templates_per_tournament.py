@@ -1,0 +1,78 @@
+"""A tournament's own templates: kept per kind, used by later sends, stored on each batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tabmail.compose.templates import TemplateRenderError, default_templates
+from tabmail.domain.notification import Audience, Event, Templates
+from tabmail.services import notify
+from tabmail.services.context import AppContext
+from tabmail.services.demo import load_demo_if_empty
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_saved_templates_are_used_and_stored_on_the_batch(ctx: AppContext) -> None:
+    result = load_demo_if_empty(ctx)
+    assert result is not None
+    ctx.settings.set_text("from_address", "tab@example.org")
+    mine = Templates("{{ ROUND }}: {{ USER }}, your room", "Go to {{ VENUE }}.\n", None)
+    notify.save_templates(ctx, result.tournament_id, Event.DRAW, Audience.ADJUDICATORS, mine)
+    plan = notify.plan(ctx, result.slug, Event.DRAW, round_seq=1, audience=Audience.ADJUDICATORS)
+    assert plan.templates == mine
+    # other kinds keep the shipped defaults
+    other = notify.plan(ctx, result.slug, Event.DRAW, round_seq=1, audience=Audience.TEAMS)
+    assert other.templates == default_templates(Event.DRAW, Audience.TEAMS)
+    batch = notify.enqueue(ctx, plan)
+    assert ctx.notifications.get_batch(batch.batch_id).templates == mine
+    # a later edit does not change what the batch records as used
+    notify.save_templates(ctx, result.tournament_id, Event.DRAW, Audience.ADJUDICATORS, None)
+    assert ctx.notifications.get_batch(batch.batch_id).templates == mine
+    again = notify.plan(ctx, result.slug, Event.DRAW, round_seq=1, audience=Audience.ADJUDICATORS)
+    assert again.templates == default_templates(Event.DRAW, Audience.ADJUDICATORS)
+
+
+def test_a_template_that_does_not_parse_is_not_saved(ctx: AppContext) -> None:
+    result = load_demo_if_empty(ctx)
+    assert result is not None
+    with pytest.raises(TemplateRenderError):
+        notify.save_templates(ctx, result.tournament_id, Event.BALLOT, None, Templates("{{ ROUND", "x", None))
+    assert (
+        ctx.tournaments.saved_templates(result.tournament_id, notify.template_key(Event.BALLOT, None)) is None
+    )
+
+
+def test_cli_export_edit_import_reset(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite3"
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "PYTHONPATH": str(REPO)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tabmail", "--db", str(db), *args], env=env, text=True, capture_output=True
+        )
+
+    assert run("import", "csv", str(REPO / "resources" / "demo"), "--tournament", "Demo Open").returncode == 0
+    folder = tmp_path / "tpl"
+    done = run("templates", "export", "--tournament", "demo-open", "--event", "ballot", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert (folder / "subject.txt").read_text() == default_templates(Event.BALLOT, None).subject
+    (folder / "subject.txt").write_text("Your ballot for {{ DEBATE }}")
+    assert (
+        run("templates", "import", "--tournament", "demo-open", "--event", "ballot", str(folder)).returncode
+        == 0
+    )
+    out = tmp_path / "out"
+    run("templates", "export", "--tournament", "demo-open", "--event", "ballot", str(out))
+    assert (out / "subject.txt").read_text() == "Your ballot for {{ DEBATE }}"
+    (folder / "body.txt").write_text("{% if %}")
+    bad = run("templates", "import", "--tournament", "demo-open", "--event", "ballot", str(folder))
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert run("templates", "reset", "--tournament", "demo-open", "--event", "ballot").returncode == 0
+    run("templates", "export", "--tournament", "demo-open", "--event", "ballot", str(out))
+    assert (out / "subject.txt").read_text() == default_templates(Event.BALLOT, None).subject
