@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from tabmail.domain.errors import TabmailError
 
@@ -43,6 +44,8 @@ def resolve_url(target: str | os.PathLike[str] | None) -> str:
         env = os.environ.get("TABMAIL_DB")
         target = env if env else default_database_path()
     text = str(target)
+    if text == ":memory:":
+        return "sqlite://"
     if "://" in text:
         try:
             make_url(text)
@@ -87,9 +90,12 @@ class Database:
             except OSError as exc:
                 raise DatabaseError(f"cannot create the database at {self.path}: {exc.strerror}") from exc
         connect_args: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args = {"timeout": 30, "check_same_thread": False}
-        self.engine: Engine = create_engine(self.url, echo=echo, connect_args=connect_args)
+            if self.path is None:  # in memory: one connection, or every session sees its own database
+                extra["poolclass"] = StaticPool
+        self.engine: Engine = create_engine(self.url, echo=echo, connect_args=connect_args, **extra)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_on_connect)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
