@@ -4,12 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test lint unit test-slow bench screenshots package clean
+.PHONY: run test lint unit test-slow bench screenshots package package-test clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# PyInstaller (the `package` extra): for `make package` and the bundle tests in `make test`.
+$(VENV)/.package-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e '.[package]'
 	touch $@
 
 run: $(VENV)/.installed
@@ -27,8 +32,10 @@ lint: $(VENV)/.installed
 unit: $(VENV)/.installed
 	bash tools/with-keyring.sh $(PY) -m pytest -q $(PYTEST_ARGS)
 
-# Everything CI runs: system packages, lint, types, layers, the whole suite (quick variants).
-test: $(VENV)/.installed system-deps lint unit
+# Everything CI runs: system packages, lint, types, layers, the whole suite (quick variants),
+# including tests/test_packaging.py, which builds the PyInstaller bundle (~40 s on 2 cores) and
+# runs the frozen app. PYTEST_ARGS='-m "not package"' skips that while iterating.
+test: $(VENV)/.installed $(VENV)/.package-installed system-deps lint unit
 
 # Heavy variants: the full crash loop and long soaks.
 test-slow: $(VENV)/.installed system-deps
@@ -40,9 +47,14 @@ bench: $(VENV)/.installed
 screenshots: $(VENV)/.installed
 	$(PY) tools/screenshots.py docs/screenshots
 
-package: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[package]'
+# The one-folder bundle: dist/tabmail/tabmail (packaging/README.md for Windows and macOS).
+package: $(VENV)/.package-installed
 	$(VENV)/bin/pyinstaller --noconfirm --clean --distpath dist --workpath build packaging/tabmail.spec
+	@du -sh dist/tabmail
+
+# The bundle tests against what `make package` just built (no second build).
+package-test: package system-deps
+	TABMAIL_PACKAGE_DIST=dist bash tools/with-keyring.sh $(PY) -m pytest -q -m package $(PYTEST_ARGS)
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache

@@ -20,12 +20,14 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from tabmail import __version__
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.main_window import MainWindow
+from tabmail.gui.rounds.install import install_dashboard
 from tabmail.resources import resource
 from tabmail.services.context import AppContext
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "tabmail"
+DESKTOP_ID = "org.tabmail.Tabmail"
 
 
 def configure_application(app: QApplication) -> None:
@@ -33,10 +35,14 @@ def configure_application(app: QApplication) -> None:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     app.setApplicationVersion(__version__)
-    app.setDesktopFileName(APP_NAME)
-    icon_path = resource("icons", "tabmail.svg")
-    if icon_path.is_file():
-        app.setWindowIcon(QIcon(str(icon_path)))
+    # The desktop file's id (packaging/linux): Wayland shells find the icon and name through it.
+    app.setDesktopFileName(DESKTOP_ID)
+    icon = QIcon()
+    for name in ("tabmail.svg", "tabmail-64.png", "tabmail-128.png", "tabmail-256.png"):
+        if resource("icons", name).is_file():  # PNGs too: they need no SVG plugin
+            icon.addFile(str(resource("icons", name)))
+    if not icon.isNull():
+        app.setWindowIcon(icon)
 
 
 def load_demo(ctx: AppContext) -> None:
@@ -101,6 +107,8 @@ def run_gui(args: argparse.Namespace) -> int:
             load_demo(ctx)
         bridge = EventBridge(ctx.bus)
         window = MainWindow(ctx, bridge)
+        # Round view, composer, outbox and poller (they start on the qasync loop set above).
+        install_dashboard(window)
         if getattr(args, "smoke_test", False):
             return _smoke_test(app, loop, window, ctx)
         window.show()

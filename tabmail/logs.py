@@ -10,6 +10,7 @@ the message, its arguments, the exception text and the stack.
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
@@ -18,7 +19,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
 from urllib.parse import quote
 
 import platformdirs
@@ -136,14 +136,14 @@ class RedactingFormatter(logging.Formatter):
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A RotatingFileHandler whose files (the first and every one after a rollover) are 0600."""
 
-    def _open(self) -> IO[Any]:
+    def _open(self) -> io.TextIOWrapper:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOINHERIT", 0)
         fd = os.open(self.baseFilename, flags, 0o600)
         try:
             os.chmod(self.baseFilename, 0o600)  # an older file made with a looser umask
         except OSError:
             pass
-        return os.fdopen(fd, "a", encoding=self.encoding or "utf-8", errors=self.errors)
+        return open(fd, "a", encoding=self.encoding or "utf-8", errors=self.errors)
 
 
 _HANDLER_TAG = "_tabmail_handler"
@@ -170,9 +170,7 @@ def setup_logging(
     folder that cannot be created leaves the console logging only (returns the path anyway).
     """
     root = logging.getLogger()
-    for old in _tabmail_handlers(root):
-        root.removeHandler(old)
-        old.close()
+    reset_logging()
     redactor = SecretRedactor(known_secrets)
     redacting = RedactingFilter(redactor)
     folder = directory if directory is not None else log_dir()
@@ -219,3 +217,11 @@ def remember_secret(value: str | None) -> None:
         for flt in handler.filters:
             if isinstance(flt, RedactingFilter):
                 flt.redactor.remember(value)
+
+
+def reset_logging() -> None:
+    """Remove and close what ``setup_logging`` installed (tests; a host app embedding tabmail)."""
+    root = logging.getLogger()
+    for handler in _tabmail_handlers(root):
+        root.removeHandler(handler)
+        handler.close()

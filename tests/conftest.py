@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Before anything imports Qt.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.pop("TABMAIL_DB", None)
+# Logs of the test run (and of its subprocesses) never go to the developer's real log folder.
+os.environ["TABMAIL_LOG_DIR"] = tempfile.mkdtemp(prefix="tabmail-test-logs-")
 
 from collections.abc import Iterator
 from pathlib import Path

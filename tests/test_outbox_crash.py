@@ -107,6 +107,7 @@ def _outbox(db: Path) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600 if SLOW else 120)
 def test_sigkill_mid_send_loses_nothing_and_sends_nothing_twice(
     tmp_path: Path, smtp_process: tuple[int, Path]

@@ -347,6 +347,10 @@ def main(argv: list[str]) -> int:
             dashboard = install_dashboard(window, start=False)
             window.resize(*SIZE)
             window.show()
+            window.status.set_poll_result(
+                datetime.now(UTC), True, "14 new events, 9 messages changed status, 5 addresses newly flagged"
+            )
+            window.status.set_online(True)
             tournament = ctx.tournaments.list_all()[0]
             rounds = ctx.tournaments.rounds(tournament.id)
             window.select_round(rounds[0].id)

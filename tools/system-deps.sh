@@ -2,7 +2,7 @@
 # Installs (as root with apt-get) or names (otherwise) the system packages the tests need:
 # Qt's runtime libraries, gnome-keyring + dbus for the real Secret Service test, Xvfb for screenshots.
 set -u
-PKGS="gnome-keyring dbus xvfb xauth libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3 fonts-dejavu-core"
+PKGS="gnome-keyring dbus xvfb xauth libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3 fonts-dejavu-core desktop-file-utils appstream"
 stamp=".venv/.system-deps"
 [ -f "$stamp" ] && exit 0
 missing=""

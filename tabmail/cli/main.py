@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from tabmail.cli import (
     template_cmds,
 )
 from tabmail.domain.errors import TabmailError
+from tabmail.logs import setup_logging
 
 # Each command module adds its sub-commands; handlers are ``handler(args) -> int``.
 COMMAND_MODULES: list[Any] = [
@@ -56,10 +56,9 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], 
     """Run a command; with no command, ``gui(args)`` opens the window (see tabmail.launcher)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # Warnings (everything with --debug) on stderr as before, plus the rotating, redacted log
+    # file in the platform's log folder (tabmail.logs).
+    setup_logging(args.debug)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     try:
         if handler is None:

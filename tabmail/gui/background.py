@@ -10,7 +10,7 @@ SendGrid client do their blocking I/O through ``asyncio.to_thread``).
   "uncertain" (shown, never silently resent) and resumes what was queued.
 - Polling: every ``poll.interval_seconds`` while mail goes through SendGrid; ``poll_now()`` (F5)
   polls at once. The poller publishes its results on the bus (the bridge and the status bar
-  pick them up); the worker only says "checking…" and seeds the status bar from the last poll.
+  pick them up); the worker only says "checking…" while a poll runs.
 - ``stop()`` (the window closing) cancels everything; what the outbox had in flight is recorded.
 """
 
@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -51,13 +50,16 @@ class BackgroundWorker(QObject):
         *,
         outbox: Outbox | None = None,
         poller_factory: Callable[[AppContext], Any] | None = None,
+        poll_interval: float | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """``poll_interval`` overrides the ``poll.interval_seconds`` setting (tests)."""
         super().__init__(parent)
         self.ctx = ctx
         self.status = status
         self.outbox = outbox or default_outbox(ctx)
         self._poller_factory = poller_factory
+        self._poll_interval = poll_interval
         self._poller: Any = None
         self._outbox_task: asyncio.Task[None] | None = None
         self._poll_task: asyncio.Task[None] | None = None
@@ -71,7 +73,6 @@ class BackgroundWorker(QObject):
     def start(self, *, resume: bool = True, poll: bool = True) -> None:
         """Resume the outbox and start polling. Needs the qasync loop to be the current loop."""
         self._stopped = False
-        self._seed_status()
         if resume:
             self.run_outbox()
         if poll and self._poll_task is None:
@@ -179,6 +180,8 @@ class BackgroundWorker(QObject):
             self._wake.set()
 
     def interval(self) -> float:
+        if self._poll_interval is not None:
+            return self._poll_interval
         try:
             return max(10.0, float(self.ctx.settings.get("poll.interval_seconds")))
         except (TypeError, ValueError):
@@ -197,22 +200,3 @@ class BackgroundWorker(QObject):
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval())
-
-    def _seed_status(self) -> None:
-        """Show the last poll's outcome from a previous session until this one polls."""
-        if self.status is None:
-            return
-        try:
-            from tabmail.services.tracking import last_poll
-
-            last = last_poll(self.ctx)
-        except Exception:  # pragma: no cover - an unreadable state is not worth a dialog
-            return
-        if not last or not last.get("at"):
-            return
-        try:
-            at = datetime.fromisoformat(str(last["at"]))
-        except ValueError:
-            return
-        self.status.set_poll_result(at, bool(last.get("ok")), str(last.get("summary") or ""))
-        self.status.set_online(bool(last.get("online")))

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
+    QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -39,6 +41,7 @@ from tabmail.gui.settings import SettingsDialog
 from tabmail.gui.status_bar import StatusWidgets
 from tabmail.gui.theme import Theme
 from tabmail.gui.widgets import heading_label, muted_label
+from tabmail.logs import log_dir
 from tabmail.services import tracking
 from tabmail.services.context import AppContext
 
@@ -145,6 +148,9 @@ class MainWindow(QMainWindow):
         self.about_action = QAction("&About tabmail", self)
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
         self.about_action.triggered.connect(self._on_about_triggered)
+        self.open_log_folder_action = QAction("Open &Log Folder", self)
+        self.open_log_folder_action.setStatusTip("Show tabmail's log files in the file manager")
+        self.open_log_folder_action.triggered.connect(self.open_log_folder)
 
     def _build_menus_and_toolbar(self) -> None:
         bar = self.menuBar()
@@ -160,6 +166,8 @@ class MainWindow(QMainWindow):
         self.notifications_menu.addAction(self.compose_action)
         self.notifications_menu.addAction(self.poll_action)
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.open_log_folder_action)
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
 
         self.toolbar = self.addToolBar("Main")
@@ -304,13 +312,41 @@ class MainWindow(QMainWindow):
         self.status.set_online(online)
 
     def _on_about_triggered(self) -> None:
-        QMessageBox.about(
-            self,
-            "About tabmail",
-            f"<h3>tabmail {__version__}</h3><p>The tab room's notification dashboard: draw and "
-            "ballot emails, delivery tracking and one-click resends.</p>"
-            f"<p>Database: {self.ctx.db.describe()}</p>",
+        box = self.about_box()
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def about_box(self) -> QMessageBox:
+        """The About box, not yet shown: version, licence, the app icon, database and log folder."""
+        logs = log_dir()
+        box = QMessageBox(self)
+        box.setObjectName("about-box")
+        box.setWindowTitle("About tabmail")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(
+            f"<h3>tabmail {escape(__version__)}</h3><p>The tab room's notification dashboard: draw "
+            "and ballot emails, delivery tracking and one-click resends.</p>"
+            "<p>Licence: <a href='https://www.gnu.org/licenses/agpl-3.0.html'>GNU Affero General "
+            "Public License v3.0 or later</a> (AGPL-3.0-or-later).</p>"
+            f"<p>Database: {escape(self.ctx.db.describe())}<br>"
+            f"Logs: <a href='{QUrl.fromLocalFile(str(logs)).toString()}'>{escape(str(logs))}</a></p>"
         )
+        icon = self.windowIcon()
+        if not icon.isNull():
+            box.setIconPixmap(icon.pixmap(64, 64))
+        box.setStandardButtons(QMessageBox.StandardButton.Close)
+        for label in box.findChildren(QLabel):
+            label.setOpenExternalLinks(True)  # the licence in a browser, the logs in a file manager
+        return box
+
+    def open_log_folder(self) -> bool:
+        """Show the log folder in the platform's file manager; say so in the status bar if not."""
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        opened = QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        if not opened:
+            self.statusBar().showMessage(f"Could not open the log folder {folder}", 8000)
+        return bool(opened)
 
     def _show_last_poll(self) -> None:
         """The previous session's last check, so the status bar is not blank after a restart."""

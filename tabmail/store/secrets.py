@@ -17,6 +17,7 @@ import keyring.errors
 from keyring.backends import fail
 
 from tabmail.domain.errors import TabmailError
+from tabmail.logs import remember_secret
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +98,17 @@ class SecretStore:
                 log.warning("reading secret %s from the keyring failed: %s", name, type(exc).__name__)
                 value = None
             if value:
+                remember_secret(value)  # the log file never shows a value handed out
                 return value
         env = self._environ.get(SECRET_NAMES[name])
+        remember_secret(env)
         return env or None
 
     def set(self, name: str, value: str) -> None:
         self.check_name(name)
         if not value:
             raise SecretStoreError(f"refusing to store an empty value for {name}")
+        remember_secret(value)
         if not self.available:
             raise SecretStoreError(str(self.unavailable_reason))
         try:

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("qapp")]
 class _Recorder(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         type(self).hits.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
@@ -49,7 +49,9 @@ def http_server() -> Iterator[tuple[str, list[str]]]:
     server.server_close()
 
 
-def stored_message(ctx: AppContext, html: str, *, mid: str = "01TESTMESSAGE0000000000001", resend_of: str | None = None) -> str:
+def stored_message(
+    ctx: AppContext, html: str, *, mid: str = "01TESTMESSAGE0000000000001", resend_of: str | None = None
+) -> str:
     tournament_id = ctx.tournaments.apply_import(sample_bundle()).tournament_id
     msg = EmailMessage()
     msg["From"] = "Tab Room <tab@example.org>"

@@ -48,7 +48,9 @@ def send(ctx: AppContext, batch_id: int, *, failed: int = 0) -> list[str]:
     return ids
 
 
-def report(ctx: AppContext, mid: str, status: DeliveryStatus, minutes: float, reason: str | None = None) -> None:
+def report(
+    ctx: AppContext, mid: str, status: DeliveryStatus, minutes: float, reason: str | None = None
+) -> None:
     name = {DeliveryStatus.BOUNCED: "bounce", DeliveryStatus.DELIVERED: "delivered"}.get(status, status.value)
     ev = ProviderEvent(
         provider_event_id=stable_event_id(name, mid, minutes),
@@ -84,7 +86,14 @@ def scenario(demo: AppContext) -> dict[str, object]:
     for mid in bounced:
         report(ctx, mid, DeliveryStatus.BOUNCED, 3, "550 5.1.1 user unknown")
     round_id = ctx.tournaments.get_round(ctx.tournaments.list_all()[0].id, 1).id
-    return {"older": older, "newer": newer, "bounced": bounced, "failed": ids[-1], "ids": ids, "round": round_id}
+    return {
+        "older": older,
+        "newer": newer,
+        "bounced": bounced,
+        "failed": ids[-1],
+        "ids": ids,
+        "round": round_id,
+    }
 
 
 @pytest.fixture
@@ -132,11 +141,15 @@ def test_batches_newest_first_with_their_messages_and_counts(
     assert set(children(model, newer)) == set(scenario["ids"])  # type: ignore[arg-type]
     counts = newer.data(RoundRoles.COUNTS)
     assert counts == {Bucket.DELIVERED: len(scenario["ids"]) - 3, Bucket.BOUNCED: 2, Bucket.FAILED: 1}  # type: ignore[arg-type]
-    assert model.index(0, Column.STATUS).data() == f"2 bounced · 1 failed · {counts[Bucket.DELIVERED]} delivered"
+    assert (
+        model.index(0, Column.STATUS).data() == f"2 bounced · 1 failed · {counts[Bucket.DELIVERED]} delivered"
+    )
     assert older.data(RoundRoles.COUNTS) == {Bucket.DELIVERED: model.rowCount(older)}
     assert model.index(0, Column.ROLE).data() == f"{len(scenario['ids'])} messages"  # type: ignore[arg-type]
     local = demo.notifications.get_batch(scenario["newer"]).created_at  # type: ignore[arg-type]
-    assert model.index(0, Column.WHEN).data() == local.replace(tzinfo=local.tzinfo or UTC).astimezone().strftime("%H:%M")
+    assert model.index(0, Column.WHEN).data() == local.replace(
+        tzinfo=local.tzinfo or UTC
+    ).astimezone().strftime("%H:%M")
 
 
 def test_bounced_and_failed_rows_and_their_batch_are_highlighted_with_more_than_colour(
@@ -244,7 +257,9 @@ def test_a_poll_updates_only_the_affected_rows_keeping_selection_and_expansion(
         QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
     )
     changed: list[tuple[object, int, int]] = []
-    model.dataChanged.connect(lambda tl, br, roles: changed.append((tl.parent().data(Roles.ID), tl.row(), br.row())))
+    model.dataChanged.connect(
+        lambda tl, br, roles: changed.append((tl.parent().data(Roles.ID), tl.row(), br.row()))
+    )
     resets: list[bool] = []
     model.modelAboutToBeReset.connect(lambda: resets.append(True))
 
@@ -255,13 +270,31 @@ def test_a_poll_updates_only_the_affected_rows_keeping_selection_and_expansion(
     assert refreshed.args == [[target]]
     row = model.index_of_message(target).row()
     batch_row = model.index_of_batch(scenario["newer"]).row()  # type: ignore[arg-type]
-    assert sorted(changed, key=str) == sorted([(scenario["newer"], row, row), (None, batch_row, batch_row)], key=str)
+    assert sorted(changed, key=str) == sorted(
+        [(scenario["newer"], row, row), (None, batch_row, batch_row)], key=str
+    )
     assert not resets
     assert model.index_of_message(target).data(Roles.STATUS) == "bounced"
     assert model.batch_counts(scenario["newer"])[Bucket.BOUNCED] == 3  # type: ignore[arg-type]
     assert proxy.mapToSource(view.currentIndex()).data(Roles.ID) == selected_id
     assert view.isExpanded(proxy.mapFromSource(model.index_of_batch(scenario["newer"])))  # type: ignore[arg-type]
     assert not view.isExpanded(proxy.mapFromSource(model.index_of_batch(scenario["older"])))  # type: ignore[arg-type]
+
+    # Many at once (a poll): still only the affected batch, in place, and the counts follow.
+    changed.clear()
+    many = scenario["ids"][8:28]  # type: ignore[index]
+    for mid in many:
+        report(demo, mid, DeliveryStatus.OPENED, 12)
+    with qtbot.waitSignal(model.messages_refreshed):
+        demo.bus.publish(StatusesChanged(tuple(many)))
+    # delivered -> opened: the batch's counts stay, so its row is not even touched
+    assert {parent for parent, _, _ in changed} == {scenario["newer"]}
+    covered = {r for _, first, last in changed for r in range(first, last + 1)}
+    assert {model.index_of_message(mid).row() for mid in many} <= covered
+    assert not resets
+    assert all(model.status_of(mid) == "opened" for mid in many)
+    assert model.batch_counts(scenario["newer"])[Bucket.DELIVERED] == len(scenario["ids"]) - 4  # type: ignore[arg-type]
+    assert proxy.mapToSource(view.currentIndex()).data(Roles.ID) == selected_id
 
     # Messages of other rounds are not this model's business: nothing is read or emitted.
     changed.clear()

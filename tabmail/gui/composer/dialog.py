@@ -11,11 +11,9 @@ it is done or cancelled. Closing the dialog never stops a send.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -23,9 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
@@ -42,15 +38,19 @@ from tabmail.compose.templates import (
     render_for,
 )
 from tabmail.domain.errors import TabmailError
-from tabmail.domain.events import MessageStateChanged
-from tabmail.domain.notification import Audience, Event, MessageState, Templates
+from tabmail.domain.notification import Audience, Event, Templates
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.composer.editor import TemplateEditor, describe_problems
 from tabmail.gui.composer.preview import PreviewPane
-from tabmail.gui.composer.recipients import RecipientColumn, RecipientsModel, RecipientsProxy
-from tabmail.gui.roles import Roles
+from tabmail.gui.composer.recipients import (
+    RecipientColumn,
+    RecipientsModel,
+    RecipientsProxy,
+    selection_button,
+)
+from tabmail.gui.composer.sending import SendProgress, confirm_send_box
 from tabmail.gui.run_op import run_op
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip, SearchField, muted_label
@@ -65,26 +65,6 @@ EVENTS: list[tuple[str, Event, Audience | None]] = [
     ("Custom message", Event.CUSTOM, Audience.ALL),
 ]
 PREVIEW_DELAY_MS = 300
-FINAL = frozenset(
-    {
-        MessageState.SENT.value,
-        MessageState.FAILED.value,
-        MessageState.SKIPPED.value,
-        MessageState.UNCERTAIN.value,
-    }
-)
-
-
-def backend_phrase(settings: dict[str, Any]) -> str:
-    """How the messages will leave, for the confirmation ("through smtp.example.org")."""
-    backend = str(settings.get("backend") or "file")
-    if backend == "smtp":
-        return f"through {settings.get('smtp.host') or 'the SMTP server'}"
-    if backend == "sendgrid":
-        return "through SendGrid" + (
-            " (sandbox mode: nothing is delivered)" if settings.get("sendgrid.sandbox") else ""
-        )
-    return "as .eml files (dry run: nothing is sent)"
 
 
 class ComposeDialog(QDialog):
@@ -112,13 +92,8 @@ class ComposeDialog(QDialog):
         self.tournament = tournament
         self.plan: notify.Plan | None = None
         self.problems: list[Any] = []
-        self.batch_id: int | None = None
-        self.queued = 0
-        self.final: dict[str, str] = {}
-        self.retrying: set[str] = set()
         self.sending = False
         self.confirm_box: QMessageBox | None = None
-        self.cancel_box: QMessageBox | None = None
         self._settings = ctx.settings.all()
 
         self.event = QComboBox(self)
@@ -146,7 +121,8 @@ class ComposeDialog(QDialog):
         self.table = self._build_table()
         self.search = SearchField("Search recipients", self, self._theme)
         self.search.textChanged.connect(self.recipients_proxy.setFilterFixedString)
-        self.select_button = self._build_select_button()
+        self.select_button = selection_button(self.recipients, self)
+        self.select_menu = self.select_button.menu()
         self.count_label = muted_label("", self)
         self.count_label.setObjectName("compose-count")
         self.count_label.setWordWrap(True)
@@ -158,20 +134,9 @@ class ComposeDialog(QDialog):
         self.notice = MessageStrip(self, self._theme)
         self.notice.setObjectName("compose-notice")
 
-        self.progress = QProgressBar(self)
-        self.progress.setObjectName("compose-progress")
-        self.progress_label = QLabel(self)
-        self.progress_label.setObjectName("compose-progress-label")
-        self.cancel_button = QPushButton("Cancel Sending", self)
-        self.cancel_button.setObjectName("compose-cancel")
-        self.cancel_button.clicked.connect(self._on_cancel_clicked)
-        self.progress_row = QWidget(self)
-        pr = QHBoxLayout(self.progress_row)
-        pr.setContentsMargins(0, 0, 0, 0)
-        pr.addWidget(self.progress, 2)
-        pr.addWidget(self.progress_label, 3)
-        pr.addWidget(self.cancel_button)
-        self.progress_row.hide()
+        self.send_progress = SendProgress(ctx, bridge, worker, self)
+        self.send_progress.notice.connect(self.notice.show_message)
+        self.send_progress.finished.connect(lambda: self.close_button.setDefault(True))
 
         self.restore_button = QPushButton("Restore Default Template", self)
         self.restore_button.clicked.connect(self._restore_defaults)
@@ -193,11 +158,6 @@ class ComposeDialog(QDialog):
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self.update_preview())
         self.event.currentIndexChanged.connect(lambda _: self.replan())
         self.round.currentIndexChanged.connect(lambda _: self.replan())
-        bridge.outbox_progressed.connect(self._on_bridge_outbox_progressed)
-        bridge.message_state_changed.connect(self._on_bridge_message_state_changed)
-        if worker is not None:
-            worker.outbox_finished.connect(self._on_worker_outbox_finished)
-            worker.outbox_failed.connect(self._on_worker_outbox_failed)
         self.resize(1280, 800)
         self.replan()
 
@@ -222,32 +182,6 @@ class ComposeDialog(QDialog):
         header.resizeSection(RecipientColumn.ROLE, 88)
         header.resizeSection(RecipientColumn.NOTE, 130)
         return table
-
-    def _build_select_button(self) -> QPushButton:
-        button = QPushButton("Select", self)
-        button.setObjectName("compose-select")
-        menu = QMenu(button)
-        m = notify.Mark
-
-        def add(text: str, **kw: Any) -> QAction:
-            action = menu.addAction(text)
-            action.triggered.connect(lambda: self.recipients.select(**kw))
-            return action
-
-        add("All", on=True, marks=(m.OK, m.ALREADY_SENT))
-        add("None", on=False)
-        menu.addAction("Default (everyone new)", self.recipients.select_default)
-        menu.addSeparator()
-        add("All Adjudicators", on=True, role="adjudicator", marks=(m.OK, m.ALREADY_SENT))
-        add("No Adjudicators", on=False, role="adjudicator")
-        add("All Speakers", on=True, role="speaker", marks=(m.OK, m.ALREADY_SENT))
-        add("No Speakers", on=False, role="speaker")
-        menu.addSeparator()
-        add("Include Those Already Sent", on=True, marks=(m.ALREADY_SENT,))
-        add("Include Flagged Addresses", on=True, marks=(m.FLAGGED,))
-        button.setMenu(menu)
-        self.select_menu = menu
-        return button
 
     def _layout(self) -> None:
         top = QHBoxLayout()
@@ -295,7 +229,7 @@ class ComposeDialog(QDialog):
         layout.addWidget(split, 1)
         layout.addWidget(self.problems_strip)
         layout.addWidget(self.notice)
-        layout.addWidget(self.progress_row)
+        layout.addWidget(self.send_progress)
         layout.addLayout(buttons)
 
     # -- planning --------------------------------------------------------------------------------
@@ -451,25 +385,8 @@ class ComposeDialog(QDialog):
         run_op(self, validate, action=self.send_button, title="Checking the templates", on_success=checked)
 
     def _confirm(self, count: int, templates: Templates) -> None:
-        phrase = backend_phrase(self._settings)
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            "Send notifications",
-            f"Send {count} email{'s' if count != 1 else ''} {phrase}?",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        box.setObjectName("confirm-send")
-        details = [f"{self.event.currentText()} · {self.round.currentText()} · {self.tournament.name}"]
-        reroute = str(self._settings.get("test_mode.reroute_to") or "").strip()
-        if reroute:
-            details.append(f"TEST MODE: all {count} go to {reroute}, not to the recipients.")
-        details.append("This cannot be undone once a message has been handed over.")
-        box.setInformativeText("\n".join(details))
-        go = box.addButton("Send", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(go)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        what = f"{self.event.currentText()} · {self.round.currentText()} · {self.tournament.name}"
+        box, go = confirm_send_box(self, count, self._settings, what)
         box.finished.connect(lambda _code: self._on_confirmed(box.clickedButton() is go, templates))
         self.confirm_box = box
         box.open()
@@ -503,147 +420,15 @@ class ComposeDialog(QDialog):
         if isinstance(result, TabmailError):
             self.notice.show_message(str(result), Tone.BAD)
             return
-        self.batch_id, self.queued = result.batch_id, result.queued
-        self.final.clear()
-        self.retrying.clear()
         self.sending = True
         for w in (self.event, self.round, self.table, self.select_button, self.restore_button, self.search):
             w.setEnabled(False)
         self.editor.set_read_only(True)
         self.send_button.hide()
-        self.progress.setRange(0, max(1, self.queued))
-        self.progress.setValue(0)
-        self.progress_row.show()
-        self.cancel_button.setEnabled(True)
-        self.cancel_button.show()
-        note = f"Queued {self.queued} message{'s' if self.queued != 1 else ''}."
+        note = f"Queued {result.queued} message{'s' if result.queued != 1 else ''}."
         if result.not_sendable:
             note += f" Not sent (no usable address): {', '.join(result.not_sendable)}."
         note += " Sending continues in the background if you close this window."
         self.notice.show_message(note, Tone.NEUTRAL)
-        self._update_progress()
-        self.batch_queued.emit(self.batch_id)
-        if self.worker is not None:
-            self.worker.run_outbox(self.batch_id)
-
-    def _on_bridge_outbox_progressed(self, batch_id: int, done: int, total: int) -> None:
-        if self.sending and batch_id == self.batch_id and total > 0:
-            self.progress.setRange(0, total)
-            self.progress.setValue(min(done, total))
-
-    def _on_bridge_message_state_changed(self, message_id: str, batch_id: int, state: str) -> None:
-        if batch_id != self.batch_id or self.batch_id is None:
-            return
-        if state in FINAL:
-            self.final[message_id] = state
-            self.retrying.discard(message_id)
-        elif state == MessageState.RETRYING.value:
-            self.retrying.add(message_id)
-        self._update_progress()
-
-    def _update_progress(self) -> None:
-        outcome = Counter(self.final.values())
-        done = len(self.final)
-        self.progress.setValue(max(self.progress.value(), min(done, self.progress.maximum())))
-        words = [f"{outcome[s]} {s}" for s in ("sent", "failed", "uncertain", "skipped") if outcome[s]]
-        if self.retrying:
-            words.append(f"{len(self.retrying)} waiting to retry")
-        if done >= self.queued and self.queued:
-            self._finish()
-            return
-        self.progress_label.setText(
-            f"Sending: {done} of {self.queued} done" + (f" · {', '.join(words)}" if words else "")
-        )
-
-    def _finish(self, stopped: str | None = None) -> None:
-        outcome = Counter(self.final.values())
-        words = [f"{outcome[s]} {s}" for s in ("sent", "failed", "uncertain", "skipped") if outcome[s]]
-        left = self.queued - len(self.final)
-        if stopped:
-            text = f"Stopped: {stopped}"
-        elif left:
-            text = f"{left} not sent yet" + (" (retrying in the background)" if self.retrying else "")
-        else:
-            text = "Done"
-        self.progress_label.setText(text + (f" · {', '.join(words)}" if words else ""))
-        self.progress.setValue(min(len(self.final), self.progress.maximum()))
-        if not left or stopped:
-            self.cancel_button.hide()
-        bad = outcome["failed"] + outcome["uncertain"]
-        if not left and bad:
-            self.notice.show_message(
-                f"{bad} message{'s' if bad != 1 else ''} did not go out cleanly: they are highlighted in "
-                "the round view, where addresses can be corrected and resent.",
-                Tone.BAD,
-            )
-        self.close_button.setDefault(True)
-
-    def _on_worker_outbox_finished(self, report: Any) -> None:
-        if self.sending and self.batch_id is not None and len(self.final) < self.queued:
-            self._finish()
-
-    def _on_worker_outbox_failed(self, why: str) -> None:
-        if self.sending and self.batch_id is not None:
-            self.notice.show_message(
-                f"Sending stopped: {why} The messages not sent yet stay queued; they go out at the next "
-                "send or when tabmail starts again.",
-                Tone.BAD,
-            )
-            self._finish(stopped=why)
-
-    def _on_cancel_clicked(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel_outbox()
-        self.cancel_button.setEnabled(False)
-        left = self.queued - len(self.final)
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            "Sending cancelled",
-            f"Sending stopped. {left} message{'s have' if left != 1 else ' has'} not been sent.",
-            QMessageBox.StandardButton.NoButton,
-            self,
-        )
-        box.setObjectName("cancel-question")
-        box.setInformativeText(
-            "Mark them as skipped (kept and shown, never sent), or keep them queued: queued messages "
-            "go out at the next send or when tabmail starts again."
-        )
-        skip = box.addButton("Mark as Skipped", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Keep Queued", QMessageBox.ButtonRole.RejectRole)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda _code: self._on_cancel_answered(box.clickedButton() is skip))
-        self.cancel_box = box
-        box.open()
-
-    def _on_cancel_answered(self, skip: bool) -> None:
-        self.cancel_box = None
-        if skip and self.batch_id is not None:
-            self.skip_rest()
-        self._finish(stopped="cancelled by you")
-
-    def skip_rest(self) -> int:
-        """Mark the batch's unsent messages skipped and tell the views which ones."""
-        assert self.batch_id is not None
-        pending = self._ctx.notifications.messages(
-            batch_id=self.batch_id, states=[MessageState.QUEUED, MessageState.RETRYING]
-        )
-        n = self._ctx.notifications.cancel_pending(self.batch_id)
-        for m in pending:
-            self._ctx.bus.publish(MessageStateChanged(m.id, self.batch_id, MessageState.SKIPPED.value))
-        return n
-
-    def current_recipient_index(self, key: str) -> QModelIndex:
-        row = self.recipients.row_of(key)
-        return (
-            self.recipients_proxy.mapFromSource(self.recipients.index(row, 0))
-            if row is not None
-            else QModelIndex()
-        )
-
-    def recipient_keys_with_status(self, status: str) -> list[str]:
-        return [
-            self.recipients.index(i, 0).data(Roles.ID)
-            for i in range(self.recipients.rowCount())
-            if self.recipients.index(i, 0).data(Roles.STATUS) == status
-        ]
+        self.batch_queued.emit(result.batch_id)
+        self.send_progress.start(result.batch_id, result.queued)

@@ -20,6 +20,8 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QPushButton, QWidget
 
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.words import ROLE_NAMES
@@ -233,3 +235,30 @@ class RecipientsProxy(QSortFilterProxyModel):
         self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.setFilterKeyColumn(-1)
         self.setSortRole(Roles.SORT)
+
+
+def selection_button(model: RecipientsModel, parent: QWidget) -> QPushButton:
+    """A "Select" button whose menu ticks or unticks everyone, or one role, or one mark."""
+    button = QPushButton("Select", parent)
+    button.setObjectName("compose-select")
+    menu = QMenu(button)
+    m = Mark
+
+    def add(text: str, **kw: Any) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(lambda: model.select(**kw))
+        return action
+
+    add("All", on=True, marks=(m.OK, m.ALREADY_SENT))
+    add("None", on=False)
+    menu.addAction("Default (everyone new)", model.select_default)
+    menu.addSeparator()
+    add("All Adjudicators", on=True, role="adjudicator", marks=(m.OK, m.ALREADY_SENT))
+    add("No Adjudicators", on=False, role="adjudicator")
+    add("All Speakers", on=True, role="speaker", marks=(m.OK, m.ALREADY_SENT))
+    add("No Speakers", on=False, role="speaker")
+    menu.addSeparator()
+    add("Include Those Already Sent", on=True, marks=(m.ALREADY_SENT,))
+    add("Include Flagged Addresses", on=True, marks=(m.FLAGGED,))
+    button.setMenu(menu)
+    return button

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QTextDocument
+from PySide6.QtGui import QColor, QDesktopServices, QPalette, QTextDocument
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 ALLOWED_SCHEMES = frozenset({"data"})
@@ -24,6 +24,13 @@ class SafeTextBrowser(QTextBrowser):
     def __init__(self, parent: QWidget | None = None, *, open_links: bool = True) -> None:
         super().__init__(parent)
         self.blocked: list[str] = []
+        # Email HTML is written for a light page (dark text, often a hard-coded colour): show it
+        # on paper, as mail clients do, whatever the palette; a dark theme would hide the text.
+        paper = QPalette(self.palette())
+        paper.setColor(QPalette.ColorRole.Base, QColor("#ffffff"))
+        paper.setColor(QPalette.ColorRole.Text, QColor("#1f1f1f"))
+        paper.setColor(QPalette.ColorRole.Link, QColor("#1a5fb4"))
+        self.setPalette(paper)
         self.setOpenLinks(False)
         self.setOpenExternalLinks(False)
         if open_links:

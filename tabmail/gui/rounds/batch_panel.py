@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 from tabmail.domain.notification import BulkNotification
@@ -45,6 +46,7 @@ class BatchPanel(QWidget):
         self.template = QPlainTextEdit(self)
         self.template.setReadOnly(True)
         self.template.setObjectName("batch-template")
+        self.template.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
 
         top = QHBoxLayout()
         top.setSpacing(8)

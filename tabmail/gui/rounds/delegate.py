@@ -1,8 +1,11 @@
-"""Paints a batch's status cell as a small stacked bar of its counts, followed by the counts in
-words (the bar is a picture of the words, never their replacement). Edits addresses with a
-plain line edit that says what it is for."""
+"""The round tree's view side. The delegate paints a batch's status cell as a small stacked bar
+of its counts, followed by the counts in words (the bar is a picture of the words, never their
+replacement), and edits addresses with a line edit that says what it is for; ``RoundTree``
+sends every edit key on a message row to the only editable cell, the address."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPalette, QPen
@@ -12,11 +15,12 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QTreeView,
     QWidget,
 )
 
 from tabmail.gui.roles import Roles
-from tabmail.gui.rounds.model import BATCH, Column, RoundRoles
+from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundRoles
 from tabmail.gui.rounds.words import BUCKET_TONES, Bucket
 from tabmail.gui.theme import Theme, Tone
 
@@ -102,3 +106,17 @@ class RoundMessagesDelegate(QStyledItemDelegate):
             editor.selectAll()
         else:  # pragma: no cover
             super().setEditorData(editor, index)
+
+
+class RoundTree(QTreeView):
+    """A tree whose edit keys (F2, double-click) on a message row edit that row's address: the
+    only editable cell, whichever column the cursor happens to be in."""
+
+    def edit(self, index: QModelIndex, trigger: Any = None, event: Any = None) -> bool:  # type: ignore[override]
+        if trigger is None:  # the edit(index) slot
+            return super().edit(index)  # type: ignore[call-arg]
+        if index.isValid() and index.data(Roles.KIND) == MESSAGE and index.column() != Column.ADDRESS:
+            address = index.siblingAtColumn(Column.ADDRESS)
+            if address.flags() & Qt.ItemFlag.ItemIsEditable:
+                index = address
+        return super().edit(index, trigger, event)

@@ -32,7 +32,7 @@ from tabmail.gui.navigator import round_summary
 from tabmail.gui.roles import Roles
 from tabmail.gui.round_page import RoundPlaceholderPage
 from tabmail.gui.rounds.batch_panel import BatchPanel
-from tabmail.gui.rounds.delegate import RoundMessagesDelegate
+from tabmail.gui.rounds.delegate import RoundMessagesDelegate, RoundTree
 from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundMessagesModel
 from tabmail.gui.rounds.proxy import RoundMessagesProxy
 from tabmail.gui.rounds.resending import Resender
@@ -111,26 +111,14 @@ class RoundMessagesPage(QWidget):
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([480, 320])
+        self.splitter.setSizes([430, 370])
 
+        # An empty round shows the foundation's placeholder (its own title, draw summary and
+        # Compose button); a round with batches shows the list page below.
         self.placeholder = RoundPlaceholderPage(ctx, compose_action, self)
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.placeholder)
         list_page = QWidget(self)
-        lp = QVBoxLayout(list_page)
-        lp.setContentsMargins(0, 0, 0, 0)
-        lp.setSpacing(8)
-        bar = QHBoxLayout()
-        bar.addWidget(self.search, 2)
-        bar.addWidget(self.problems_only)
-        bar.addSpacing(12)
-        bar.addWidget(self.summary, 3)
-        lp.addLayout(bar)
-        lp.addWidget(self.notice)
-        lp.addWidget(self.splitter, 1)
-        self.stack.addWidget(list_page)
-        self.list_page = list_page
-
         head = QHBoxLayout()
         titles = QVBoxLayout()
         titles.setSpacing(2)
@@ -138,16 +126,30 @@ class RoundMessagesPage(QWidget):
         titles.addWidget(self.subtitle)
         head.addLayout(titles, 1)
         head.addWidget(self.compose_button, 0, Qt.AlignmentFlag.AlignTop)
+        bar = QHBoxLayout()
+        bar.addWidget(self.search, 2)
+        bar.addWidget(self.problems_only)
+        bar.addSpacing(12)
+        bar.addWidget(self.summary, 3)
+        lp = QVBoxLayout(list_page)
+        lp.setContentsMargins(20, 16, 20, 12)
+        lp.setSpacing(8)
+        lp.addLayout(head)
+        lp.addSpacing(2)
+        lp.addLayout(bar)
+        lp.addWidget(self.notice)
+        lp.addWidget(self.splitter, 1)
+        self.stack.addWidget(list_page)
+        self.list_page = list_page
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(20, 16, 20, 12)
-        layout.setSpacing(10)
-        layout.addLayout(head)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack, 1)
 
         self.model.modelReset.connect(self._update_summary)
         self.model.messages_refreshed.connect(self._on_model_messages_refreshed)
         self.model.rows_added.connect(self._on_model_rows_added)
         self.model.draft_rejected.connect(self._on_model_draft_rejected)
+        self.model.draft_changed.connect(lambda mid: self._refresh_detail([mid]))
         self.proxy.rowsInserted.connect(self._on_proxy_rows_inserted)
         self.proxy.modelReset.connect(self._expand_batches)
         bridge.unmatched_events_received.connect(self._on_bridge_unmatched_events_received)
@@ -181,7 +183,7 @@ class RoundMessagesPage(QWidget):
         self.edit_address_action.setEnabled(False)
 
     def _build_tree(self) -> QTreeView:
-        tree = QTreeView(self)
+        tree = RoundTree(self)
         tree.setObjectName("round-tree")
         tree.setModel(self.proxy)
         tree.setItemDelegate(RoundMessagesDelegate(self._theme, tree))
@@ -395,7 +397,7 @@ class RoundMessagesPage(QWidget):
             return
         index = self.proxy.mapFromSource(self.model.index_of_message(mid, Column.ADDRESS))
         self.tree.setCurrentIndex(index)
-        self.tree.edit(index)
+        self.tree.edit(index, QAbstractItemView.EditTrigger.AllEditTriggers, None)
 
     def resend_current(self) -> None:
         mid = self.current_message_id()
@@ -437,10 +439,14 @@ class RoundMessagesPage(QWidget):
     # -- context menu and clipboard ---------------------------------------------------------------
     def _on_tree_context_menu_requested(self, pos: QPoint) -> None:
         index = self.tree.indexAt(pos)
-        if not index.isValid():
-            return
-        self.tree.setCurrentIndex(index)
+        if index.isValid():
+            self.tree.setCurrentIndex(index)
+            self.context_menu(index).popup(self.tree.viewport().mapToGlobal(pos))
+
+    def context_menu(self, index: QModelIndex) -> QMenu:
+        """The row's actions (they act on the current row)."""
         menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         if index.data(Roles.KIND) == MESSAGE:
             for a in (self.resend_action, self.edit_address_action):
                 menu.addAction(a)
@@ -449,7 +455,7 @@ class RoundMessagesPage(QWidget):
             menu.addAction(self.copy_id_action)
             menu.addSeparator()
         menu.addAction(self.resend_all_action)
-        menu.popup(self.tree.viewport().mapToGlobal(pos))
+        return menu
 
     def _copy_address(self) -> None:
         mid = self.current_message_id()

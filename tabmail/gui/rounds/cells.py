@@ -1,0 +1,238 @@
+"""How the round tree's rows look and read: text, icons, colours, fonts, tooltips, sort keys.
+
+A mixin of ``RoundMessagesModel`` (it reads the model's theme, fonts, flags and resend links);
+kept apart so the model's structure and its update rules read on their own. Every value comes
+from the node in O(1); status colours and icons come from ``gui/theme.py`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QFont
+
+from tabmail.domain.notification import AddressFlag
+from tabmail.gui.roles import Roles
+from tabmail.gui.rounds.nodes import (
+    BATCH,
+    BATCH_LOOKS,
+    DRAFT_LOOK,
+    MESSAGE,
+    RESEND_LOOK,
+    BatchNode,
+    Column,
+    MessageNode,
+    RoundRoles,
+)
+from tabmail.gui.rounds.words import (
+    BUCKET_WORDS,
+    ROLE_NAMES,
+    SEVERITY,
+    aware,
+    backend_words,
+    batch_title,
+    counts_text,
+    full_time,
+    local_time,
+    status_look,
+)
+from tabmail.gui.theme import Theme, Tone, address_look
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+class RoundCells:
+    """``data()`` for message and batch rows (see the module docstring)."""
+
+    _theme: Theme
+    _bold: QFont
+    _italic: QFont
+    _flags: dict[str, AddressFlag]
+    _resent_as: dict[str, list[str]]
+
+    def _message_data(self, node: MessageNode, column: Column, role: int) -> Any:
+        m = node.message
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._message_text(node, column)
+        if role == Qt.ItemDataRole.EditRole:
+            return (node.draft or m.address) if column == Column.ADDRESS else self._message_text(node, column)
+        if role == Roles.STATUS:
+            return node.status
+        if role == Roles.PROBLEM:
+            return node.problem
+        if role == Roles.ID:
+            return m.id
+        if role == Roles.OBJECT:
+            return m
+        if role == Roles.KIND:
+            return MESSAGE
+        if role == Roles.SORT:
+            return self._message_sort(node, column)
+        if role == RoundRoles.BUCKET:
+            return node.bucket.value
+        if role == RoundRoles.SEARCH:
+            return node.search
+        if role == RoundRoles.DRAFT:
+            return node.draft
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._message_icon(node, column)
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return self._theme.background(status_look(node.status).tone) if node.problem else None
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if column == Column.STATUS or (node.problem and column == Column.ADDRESS):
+                return self._theme.foreground(status_look(node.status).tone)
+            return None
+        if role == Qt.ItemDataRole.FontRole:
+            if column == Column.ADDRESS and node.draft:
+                return self._italic
+            if node.problem and column in (Column.RECIPIENT, Column.STATUS):
+                return self._bold
+            return None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._message_tooltip(node, column)
+        if role == Qt.ItemDataRole.AccessibleTextRole and column == Column.STATUS:
+            return status_look(node.status).description
+        return None
+
+    def _message_text(self, node: MessageNode, column: Column) -> str:
+        m = node.message
+        if column == Column.RECIPIENT:
+            return m.recipient_name
+        if column == Column.ROLE:
+            return ROLE_NAMES.get(m.role or "", (m.role or "").capitalize())
+        if column == Column.ADDRESS:
+            return node.draft or m.address
+        if column == Column.STATUS:
+            label = status_look(node.status).label
+            if m.id in self._resent_as:
+                label += " · resent"
+            elif node.draft:
+                label += " · corrected"
+            return label
+        return local_time(m.status_at or m.sent_at or m.created_at)
+
+    def _message_sort(self, node: MessageNode, column: Column) -> Any:
+        m = node.message
+        if column == Column.STATUS:
+            return f"{SEVERITY.get(node.status, 99):02d} {m.recipient_name.casefold()}"
+        if column == Column.WHEN:
+            at = aware(m.status_at or m.sent_at or m.created_at)
+            return at.timestamp() if at else 0.0
+        if column == Column.ADDRESS:
+            return (node.draft or m.address).casefold()
+        return f"{self._message_text(node, column).casefold()} {m.recipient_name.casefold()}"
+
+    def _message_icon(self, node: MessageNode, column: Column) -> Any:
+        if column == Column.STATUS:
+            return self._theme.icon(status_look(node.status))
+        if column == Column.ADDRESS:
+            if node.draft:
+                return self._theme.icon(DRAFT_LOOK)
+            if node.key in self._flags:
+                return self._theme.icon(address_look("flagged"))
+        if column == Column.RECIPIENT and node.message.resend_of:
+            return self._theme.icon(RESEND_LOOK)
+        return None
+
+    def _message_tooltip(self, node: MessageNode, column: Column) -> str | None:
+        m = node.message
+        if column == Column.ADDRESS:
+            lines = []
+            if node.draft:
+                lines.append(f"Corrected to {node.draft} (was {m.address}).")
+                lines.append("Press Resend (Ctrl+R) to send it there.")
+            elif node.resendable:
+                lines.append(
+                    f"{m.address}\nDouble-click (or F2) to correct the address, then Resend (Ctrl+R)."
+                )
+            else:
+                lines.append(m.address)
+            flag = self._flags.get(node.key)
+            if flag is not None:
+                lines.append(
+                    f"This address is flagged ({flag.kind.value}) since {local_time(flag.since)}: {flag.diagnostic}"
+                )
+            return "\n".join(lines)
+        if column in (Column.STATUS, Column.RECIPIENT, Column.WHEN):
+            look = status_look(node.status)
+            lines = [f"{look.label}: {look.description}"]
+            if m.status_reason:
+                lines.append(f"Reason: {m.status_reason}")
+            if m.last_error:
+                lines.append(f"Last error: {m.last_error}")
+            if m.attempts > 1:
+                lines.append(f"Attempts: {m.attempts}")
+            if m.sent_at:
+                lines.append(f"Sent {full_time(m.sent_at)}")
+            if m.status_at:
+                lines.append(f"Status since {full_time(m.status_at)}")
+            if m.resend_of:
+                lines.append(f"Resend of {m.resend_of}")
+            for new in self._resent_as.get(m.id, ()):
+                lines.append(f"Resent as {new}")
+            lines.append(f"Message {m.id}")
+            return "\n".join(lines)
+        return None
+
+    # -- batch rows -----------------------------------------------------------------------------
+    def _batch_data(self, node: BatchNode, column: Column, role: int) -> Any:
+        b = node.batch
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._batch_text(node, column)
+        if role == Roles.STATUS:
+            return node.worst.value
+        if role == Roles.PROBLEM:
+            return node.problem
+        if role == Roles.ID:
+            return b.id
+        if role == Roles.OBJECT:
+            return b
+        if role == Roles.KIND:
+            return BATCH
+        if role in (Roles.SORT, RoundRoles.CREATED):
+            at = aware(b.created_at)
+            return at.timestamp() if at else 0.0
+        if role == RoundRoles.COUNTS:
+            return dict(node.counts)
+        if role == Qt.ItemDataRole.DecorationRole and column == Column.RECIPIENT:
+            return self._theme.icon(BATCH_LOOKS[node.worst])
+        if role == Qt.ItemDataRole.FontRole:
+            return self._bold
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return self._theme.background(Tone.BAD if node.highlighted else Tone.NEUTRAL)
+        if role == Qt.ItemDataRole.ForegroundRole and node.highlighted and column == Column.RECIPIENT:
+            return self._theme.foreground(Tone.BAD)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._batch_tooltip(node)
+        return None
+
+    def _batch_text(self, node: BatchNode, column: Column) -> str:
+        b = node.batch
+        if column == Column.RECIPIENT:
+            return batch_title(b)
+        if column == Column.ROLE:
+            n = len(node.children)
+            return f"{n} message{'s' if n != 1 else ''}"
+        if column == Column.ADDRESS:
+            via = f"via {backend_words(b.backend)}"
+            if b.reroute_to:
+                return f"{via} · all to {b.reroute_to}"
+            return f"{via} · by {b.triggered_by}" if b.triggered_by else via
+        if column == Column.STATUS:
+            return counts_text(node.counts)
+        return local_time(b.created_at)
+
+    def _batch_tooltip(self, node: BatchNode) -> str:
+        b = node.batch
+        lines = [
+            batch_title(b),
+            f"Created {full_time(b.created_at)} by {b.triggered_by or 'unknown'}, via {backend_words(b.backend)}",
+            f"Subject template: {b.templates.subject}",
+        ]
+        if b.reroute_to:
+            lines.append(f"Test mode: every message went to {b.reroute_to}")
+        lines.append(", ".join(f"{n} {BUCKET_WORDS[k]}" for k, n in sorted(node.counts.items()) if n))
+        if node.highlighted:
+            lines.append("Some messages bounced or failed: correct the addresses and resend.")
+        return "\n".join(lines)
