@@ -520,10 +520,13 @@ class NotificationRepository:
         batch_ids: Sequence[int] | None = None,
         states: Sequence[MessageState] | None = None,
         person_id: int | None = None,
+        ids: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> list[Message]:
         with self._db.session() as s:
             q = select(MessageRow)
+            if ids is not None:
+                q = q.where(MessageRow.id.in_(list(ids)))
             if batch_id is not None:
                 q = q.where(MessageRow.batch_id == batch_id)
             if batch_ids is not None:

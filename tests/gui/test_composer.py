@@ -243,3 +243,21 @@ def test_cancel_stops_sending_and_marks_the_rest_skipped(
     assert MessageState.SKIPPED in states and MessageState.QUEUED not in states
     assert states.count(MessageState.SENT) == len(smtp.messages) < n
     assert dialog.send_progress.label.text().startswith("Stopped: cancelled by you")
+
+
+def test_templates_kept_for_the_tournament_come_back_in_the_next_composer(
+    qtbot: QtBot, demo: AppContext, bridge: EventBridge, worker: BackgroundWorker
+) -> None:
+    dialog = open_dialog(qtbot, demo, bridge, worker)
+    edited = dialog.editor.templates()
+    mine = type(edited)("Kept: {{ ROUND }}", edited.text + "\nSee you there.\n", edited.html)
+    dialog.editor.set_templates(mine)
+    dialog.save_templates_for_tournament()
+    event, audience = dialog.current_event()
+    assert notify.templates_for(demo, dialog.tournament.id, event, audience) == mine
+    again = open_dialog(qtbot, demo, bridge, worker)
+    assert again.editor.templates() == mine
+    assert again.restore_button.isEnabled()
+    again._restore_defaults()
+    assert notify.templates_for(demo, dialog.tournament.id, event, audience) != mine
+    assert again.editor.templates() != mine

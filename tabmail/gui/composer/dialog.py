@@ -140,6 +140,11 @@ class ComposeDialog(QDialog):
 
         self.restore_button = QPushButton("Restore Default Template", self)
         self.restore_button.clicked.connect(self._restore_defaults)
+        self.save_template_button = QPushButton("Keep for This Tournament", self)
+        self.save_template_button.setToolTip(
+            "Use these templates for every later message of this kind in this tournament"
+        )
+        self.save_template_button.clicked.connect(self.save_templates_for_tournament)
         self.close_button = QPushButton("Close", self)
         self.close_button.clicked.connect(self.close)
         self.send_button = QPushButton("Send…", self)
@@ -218,6 +223,7 @@ class ComposeDialog(QDialog):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.restore_button)
+        buttons.addWidget(self.save_template_button)
         buttons.addStretch(1)
         buttons.addWidget(self.close_button)
         buttons.addWidget(self.send_button)
@@ -277,14 +283,33 @@ class ComposeDialog(QDialog):
         event, audience = self.current_event()
         self.editor.set_variables(preview_variables(event))
         if not self.editor.edited:
-            self.editor.set_templates(default_templates(event, audience))
-        self.restore_button.setEnabled(self.editor.edited)
+            # the tournament's own templates when the director kept some, else the shipped ones
+            self.editor.set_templates(result.templates)
+        self.restore_button.setEnabled(
+            self.editor.edited or result.templates != default_templates(event, audience)
+        )
         self.update_preview()
         self.plan_loaded.emit()
 
     def _restore_defaults(self) -> None:
-        self.editor.set_templates(default_templates(*self.current_event()))
+        """Back to the shipped templates, here and for the tournament's later messages."""
+        event, audience = self.current_event()
+        notify.save_templates(self._ctx, self.tournament.id, event, audience, None)
+        self.editor.set_templates(default_templates(event, audience))
         self.restore_button.setEnabled(False)
+        self.notice.show_message("The shipped templates are used again for this kind of message.", Tone.GOOD)
+
+    def save_templates_for_tournament(self) -> None:
+        event, audience = self.current_event()
+        try:
+            notify.save_templates(self._ctx, self.tournament.id, event, audience, self.editor.templates())
+        except TemplateRenderError as exc:
+            self.editor.mark_problems(exc.problems)
+            self.notice.show_message(str(exc), Tone.BAD)
+            return
+        self.notice.show_message(
+            f"These templates are now {self.tournament.name}'s default for this kind of message.", Tone.GOOD
+        )
 
     # -- preview and problems ---------------------------------------------------------------------
     def _on_editor_changed(self) -> None:
@@ -421,7 +446,15 @@ class ComposeDialog(QDialog):
             self.notice.show_message(str(result), Tone.BAD)
             return
         self.sending = True
-        for w in (self.event, self.round, self.table, self.select_button, self.restore_button, self.search):
+        for w in (
+            self.event,
+            self.round,
+            self.table,
+            self.select_button,
+            self.restore_button,
+            self.save_template_button,
+            self.search,
+        ):
             w.setEnabled(False)
         self.editor.set_read_only(True)
         self.send_button.hide()

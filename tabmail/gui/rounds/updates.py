@@ -17,7 +17,6 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QTimer
 from tabmail.domain.notification import AddressFlag, Message
 from tabmail.gui.rounds.nodes import BatchNode, Column, MessageNode
 from tabmail.services.context import AppContext
-from tabmail.store.notifications import MessageNotFound
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 log = logging.getLogger(__name__)
@@ -156,12 +155,10 @@ class RoundUpdates:
             self.messages_refreshed.emit(refreshed)
 
     def _refresh_batch_messages(self, batch: BatchNode, ids: list[str]) -> list[str]:
-        fresh: dict[str, Message] = {}
-        for mid in ids:
-            try:
-                fresh[mid] = self._ctx.notifications.get(mid)
-            except MessageNotFound:
-                log.debug("message %s vanished before it could be shown", mid)
+        # One query for the slice, not one per message.
+        fresh: dict[str, Message] = {m.id: m for m in self._ctx.notifications.messages(ids=ids)}
+        for mid in set(ids) - set(fresh):
+            log.debug("message %s vanished before it could be shown", mid)
         counts_before = Counter(batch.counts)
         updated: list[str] = []
         added: list[Message] = []

@@ -1,0 +1,205 @@
+"""The dashboard on a season's database: 40 tournaments, 100,000 messages, 300,000 events.
+
+- start to a usable window: `tabmail --smoke-test` (interpreter, imports, migration check,
+  main window built, shown and painted) as a fresh process; target < 2 s.
+- show a 2,000-message round after it is selected (model loaded, tree laid out and painted);
+  target < 0.5 s.
+- answer a filter keystroke in the round's search box (proxy refiltered, tree repainted);
+  target < 100 ms.
+- apply a poll that changes 1,000 statuses: the longest the event loop is held at once while the
+  rows update in place (a 1 ms heartbeat timer measures the gaps); target < 100 ms.
+- resident memory (ru_maxrss) of the in-process run; target < 500 MB.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def startup_seconds(db: Path, runs: int = 3) -> tuple[float, float]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    best = float("inf")
+    rss = 0.0
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "tabmail", "--db", str(db), "--no-demo", "--smoke-test"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0 or "smoke test ok" not in done.stdout:
+            raise RuntimeError(f"smoke test failed: {done.stdout}{done.stderr}")
+        best = min(best, elapsed)
+        rss = max(rss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    return best, rss
+
+
+def in_process(db: Path) -> dict[str, float]:
+    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from tabmail.domain.events import StatusesChanged
+    from tabmail.gui.bridge import EventBridge
+    from tabmail.gui.main_window import MainWindow
+    from tabmail.gui.rounds.install import install_dashboard
+    from tabmail.services.context import AppContext
+    from tabmail.store.secrets import MemoryKeyring
+
+    app = QApplication.instance() or QApplication([])
+    ctx = AppContext.open(db, keyring_backend=MemoryKeyring())
+    bridge = EventBridge(ctx.bus)
+    window = MainWindow(ctx, bridge=bridge)
+    window.resize(1440, 900)
+    dashboard = install_dashboard(window, start=False)
+    window.show()
+    app.processEvents()
+    out: dict[str, float] = {}
+
+    big = ctx.tournaments.get("season-00")
+    rnd = ctx.tournaments.get_round(big.id, 1)
+    window.select_tournament(big.id)
+    app.processEvents()
+    start = time.perf_counter()
+    window.select_round(rnd.id)
+    app.processEvents()
+    page = dashboard.round_view
+    assert page is not None
+    page.repaint()
+    out["show_round_s"] = time.perf_counter() - start
+    out["round_messages"] = page.model.message_count()
+
+    worst = 0.0
+    for text in ("P", "Pe", "Person 00-1", "Person 00-19", "Person 00-199", ""):
+        start = time.perf_counter()
+        page.search.setText(text)
+        app.processEvents()
+        page.repaint()
+        worst = max(worst, time.perf_counter() - start)
+    out["filter_s"] = worst
+
+    # A poll that changes 1,000 statuses: the store changes, then the bus says so.
+    ids = page.model.message_ids(page.model.batch_ids()[0])[:1000]
+    with ctx.db.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(
+            text(
+                "UPDATE messages SET delivery_status = 'bounced', status_reason = '550 user unknown' WHERE id = :id"
+            ),
+            [{"id": i} for i in ids],
+        )
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.nsecsElapsed()]
+
+    def beat() -> None:
+        now = clock.nsecsElapsed()
+        gaps.append((now - last[0]) / 1e9)
+        last[0] = now
+
+    heartbeat = QTimer()
+    heartbeat.setInterval(1)
+    heartbeat.timeout.connect(beat)
+    heartbeat.start()
+    app.processEvents()
+    clock.restart()
+    last[0] = clock.nsecsElapsed()
+    start = time.perf_counter()
+    ctx.bus.publish(StatusesChanged(tuple(ids)))
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline:
+        app.processEvents()
+        if all(page.model.status_of(i) == "bounced" for i in ids[-5:]) and not page.model._dirty:
+            break
+    app.processEvents()
+    heartbeat.stop()
+    out["poll_apply_total_s"] = time.perf_counter() - start
+    out["poll_longest_block_s"] = max(gaps) if gaps else 0.0
+    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    window.close()
+    ctx.close()
+    return out
+
+
+def main() -> str:
+    from tests.bench.season import build_season
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "season.sqlite3"
+        t = time.perf_counter()
+        season = build_season(db)
+        built = time.perf_counter() - t
+        start_s, start_rss = startup_seconds(db)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.bench.bench_gui", "--child", str(db)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-3000:])
+        r = eval(done.stdout.strip().splitlines()[-1])  # our own child's dict repr
+
+    def ok(good: bool) -> str:
+        return "ok" if good else "MISSED"
+
+    rows = [
+        ("start to a usable window (fresh process, best of 3)", f"{start_s:.2f} s", "< 2 s", ok(start_s < 2)),
+        (
+            f"show a {int(r['round_messages'])}-message round",
+            f"{r['show_round_s'] * 1000:.0f} ms",
+            "< 500 ms",
+            ok(r["show_round_s"] < 0.5),
+        ),
+        (
+            "filter keystroke (worst of 6)",
+            f"{r['filter_s'] * 1000:.0f} ms",
+            "< 100 ms",
+            ok(r["filter_s"] < 0.1),
+        ),
+        (
+            "poll changing 1,000 statuses: longest block",
+            f"{r['poll_longest_block_s'] * 1000:.0f} ms",
+            "< 100 ms",
+            ok(r["poll_longest_block_s"] < 0.1),
+        ),
+        ("  all 1,000 rows updated after", f"{r['poll_apply_total_s'] * 1000:.0f} ms", "", ""),
+        (
+            "memory (ru_maxrss), dashboard process",
+            f"{r['maxrss_mb']:.0f} MB",
+            "< 500 MB",
+            ok(r["maxrss_mb"] < 500),
+        ),
+        ("memory (ru_maxrss), smoke-test process", f"{start_rss:.0f} MB", "< 500 MB", ok(start_rss < 500)),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        f"dashboard benchmark: {season.tournaments} tournaments, {season.messages} messages, "
+        f"{season.events} events (season database built in {built:.0f} s)"
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        print(repr(in_process(Path(sys.argv[2]))), flush=True)
+        os._exit(0)  # measured; skip tearing Qt down under a finalizing interpreter
+    else:
+        print(main())
