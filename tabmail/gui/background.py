@@ -130,7 +130,12 @@ class BackgroundWorker(QObject):
                 batch_id = None
                 if self._cancelled or self._stopped:
                     break
-                if not self._again and await asyncio.to_thread(self.ctx.notifications.pending_count) == 0:
+                if self._again:
+                    continue
+                pending = await asyncio.to_thread(self.ctx.notifications.pending_count)
+                # A run asked for while the count was being read sets _again: look again, or a
+                # message queued in that instant would wait for the next send.
+                if pending == 0 and not self._again:
                     break
         except asyncio.CancelledError:
             self.outbox.cancel()
