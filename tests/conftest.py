@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from tabmail.services.context import AppContext
+from tabmail.services.demo import load_demo_if_empty
 from tabmail.store.db import Database
 from tabmail.store.secrets import MemoryKeyring
+from tests.servers.smtp import SmtpTestServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -47,3 +49,27 @@ def ctx(tmp_path: Path, keyring_backend: MemoryKeyring) -> Iterator[AppContext]:
     context = AppContext.open(tmp_path / "tabmail.sqlite3", keyring_backend=keyring_backend)
     yield context
     context.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpTestServer]:
+    """A real SMTP server on loopback that records what it receives (tests/servers/smtp.py)."""
+    with SmtpTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_demo(ctx: AppContext, smtp: SmtpTestServer) -> AppContext:
+    """The demo tournament loaded, sending through the loopback SMTP server."""
+    assert load_demo_if_empty(ctx) is not None
+    for key, value in {
+        "backend": "smtp",
+        "smtp.host": smtp.host,
+        "smtp.port": str(smtp.port),
+        "smtp.security": "none",
+        "smtp.connections": "3",
+        "from_address": "tab@example.org",
+        "reply_to": "tab@example.org",
+    }.items():
+        ctx.settings.set_text(key, value)
+    return ctx

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import policy
 
@@ -14,7 +13,6 @@ from tabmail.compose.templates import TemplateRenderError
 from tabmail.domain.notification import Audience, Event, FlagKind, MessageState, Templates
 from tabmail.services import notify
 from tabmail.services.context import AppContext
-from tabmail.services.demo import load_demo_if_empty
 from tabmail.services.outbox import Backoff, Outbox, OutboxReport
 from tabmail.services.sending import build_backend
 from tests.servers.smtp import SmtpTestServer
@@ -34,25 +32,8 @@ class FakeTime:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpTestServer]:
-    with SmtpTestServer() as server:
-        yield server
-
-
-@pytest.fixture
-def demo(ctx: AppContext, smtp: SmtpTestServer) -> AppContext:
-    assert load_demo_if_empty(ctx) is not None
-    for key, value in {
-        "backend": "smtp",
-        "smtp.host": smtp.host,
-        "smtp.port": str(smtp.port),
-        "smtp.security": "none",
-        "smtp.connections": "3",
-        "from_address": "tab@example.org",
-        "reply_to": "tab@example.org",
-    }.items():
-        ctx.settings.set_text(key, value)
-    return ctx
+def demo(smtp_demo: AppContext) -> AppContext:
+    return smtp_demo
 
 
 def run_outbox(ctx: AppContext, t: FakeTime | None = None) -> OutboxReport:

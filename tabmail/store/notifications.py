@@ -184,6 +184,31 @@ def batch_from_row(r: BatchRow) -> BulkNotification:
     )
 
 
+def _queued_row(m: NewMessage, batch_id: int, now: datetime) -> MessageRow:
+    return MessageRow(
+        id=m.id,
+        batch_id=batch_id,
+        person_id=m.person_id,
+        recipient_name=m.recipient_name,
+        role=m.role,
+        address=m.address,
+        address_key=m.address_key,
+        envelope_from=m.envelope_from,
+        envelope_to=m.envelope_to,
+        subject=m.subject,
+        context=m.context,
+        reasons=list(m.reasons),
+        raw=m.raw,
+        message_id_header=m.message_id_header,
+        state=MessageState.QUEUED.value,
+        attempts=0,
+        created_at=now,
+        delivery_status=DeliveryStatus.UNKNOWN.value,
+        resend_of=m.resend_of,
+        send_despite_flag=m.send_despite_flag,
+    )
+
+
 class NotificationRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -212,62 +237,14 @@ class NotificationRepository:
             s.add(row)
             s.flush()
             now = _now()
-            s.add_all(
-                MessageRow(
-                    id=m.id,
-                    batch_id=row.id,
-                    person_id=m.person_id,
-                    recipient_name=m.recipient_name,
-                    role=m.role,
-                    address=m.address,
-                    address_key=m.address_key,
-                    envelope_from=m.envelope_from,
-                    envelope_to=m.envelope_to,
-                    subject=m.subject,
-                    context=m.context,
-                    reasons=list(m.reasons),
-                    raw=m.raw,
-                    message_id_header=m.message_id_header,
-                    state=MessageState.QUEUED.value,
-                    attempts=0,
-                    created_at=now,
-                    delivery_status=DeliveryStatus.UNKNOWN.value,
-                    resend_of=m.resend_of,
-                    send_despite_flag=m.send_despite_flag,
-                )
-                for m in messages
-            )
+            s.add_all(_queued_row(m, row.id, now) for m in messages)
             return row.id
 
     def add_messages(self, batch_id: int, messages: Sequence[NewMessage]) -> None:
         """Append messages (resends) to an existing batch, in one transaction."""
         with self._db.session() as s:
             now = _now()
-            for m in messages:
-                s.add(
-                    MessageRow(
-                        id=m.id,
-                        batch_id=batch_id,
-                        person_id=m.person_id,
-                        recipient_name=m.recipient_name,
-                        role=m.role,
-                        address=m.address,
-                        address_key=m.address_key,
-                        envelope_from=m.envelope_from,
-                        envelope_to=m.envelope_to,
-                        subject=m.subject,
-                        context=m.context,
-                        reasons=list(m.reasons),
-                        raw=m.raw,
-                        message_id_header=m.message_id_header,
-                        state=MessageState.QUEUED.value,
-                        attempts=0,
-                        created_at=now,
-                        delivery_status=DeliveryStatus.UNKNOWN.value,
-                        resend_of=m.resend_of,
-                        send_despite_flag=m.send_despite_flag,
-                    )
-                )
+            s.add_all(_queued_row(m, batch_id, now) for m in messages)
 
     def already_received(
         self, round_id: int | None, tournament_id: int, event: Event

@@ -19,31 +19,14 @@ from tabmail.gui.roles import Roles
 from tabmail.gui.theme import Theme
 from tabmail.services import notify
 from tabmail.services.context import AppContext
-from tabmail.services.demo import load_demo_if_empty
 from tests.servers.smtp import SmtpTestServer
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpTestServer]:
-    with SmtpTestServer() as server:
-        yield server
-
-
-@pytest.fixture
-def demo(ctx: AppContext, smtp: SmtpTestServer) -> AppContext:
-    assert load_demo_if_empty(ctx) is not None
-    for key, value in {
-        "backend": "smtp",
-        "smtp.host": smtp.host,
-        "smtp.port": str(smtp.port),
-        "smtp.security": "none",
-        "smtp.connections": "2",
-        "from_address": "tab@example.org",
-    }.items():
-        ctx.settings.set_text(key, value)
-    return ctx
+def demo(smtp_demo: AppContext) -> AppContext:
+    return smtp_demo
 
 
 @pytest.fixture
