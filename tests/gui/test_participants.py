@@ -180,3 +180,23 @@ def test_changes_from_elsewhere_update_the_row(
     assert page.model.index(row, Column.EMAIL).data() == "don@example.org"
     assert page.model.index(row, Column.TEAM).data() == ""  # names kept, not blanked
     assert page.model.index(row, Column.INSTITUTION).data() == "Dale"
+
+
+def test_the_panel_lists_what_the_person_was_sent(
+    qtbot: QtBot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:
+    from tabmail.domain.notification import Event, Templates
+    from tabmail.services import notify
+
+    ctx.settings.set_text("from_address", "tab@example.org")
+    ada = _person(ctx, tournament_id, "Ada Lovelace")
+    slug = ctx.tournaments.get_by_id(tournament_id).slug
+    plan = notify.plan(ctx, slug, Event.CUSTOM, person_ids=[ada.id], templates=Templates("Hi", "Hello\n"))
+    notify.enqueue(ctx, plan)
+    assert page.select_person(ada.id)
+    qtbot.waitUntil(lambda: "Custom message" in page.panel.sent.text(), timeout=3000)
+    assert "ada@example.org" in page.panel.sent.text()
+    assert "Queued" in page.panel.sent.text()
+    edsger = _person(ctx, tournament_id, "Edsger Dijkstra")
+    assert page.select_person(edsger.id)
+    qtbot.waitUntil(lambda: "Nothing sent yet" in page.panel.sent.text(), timeout=3000)

@@ -275,6 +275,9 @@ class ParticipantsPage(QWidget):
         person = self.model.person_at(row)
         history = self._ctx.tournaments.address_history(pid)
         self.panel.show_person(person, history, self.model.status_of(person), self.model.problem_text(person))
+        sent = self._ctx.notifications.messages(person_id=pid)
+        batches = {b: self._ctx.notifications.get_batch(b) for b in {m.batch_id for m in sent}}
+        self.panel.show_messages(sent, batches)
 
     def _update_summary(self) -> None:
         people = self.model.people

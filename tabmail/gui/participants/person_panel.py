@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from tabmail.domain.notification import BulkNotification, Message
 from tabmail.domain.tournament import Person
 from tabmail.gui.participants.model import ROLE_NAMES
-from tabmail.gui.theme import Theme, address_look
+from tabmail.gui.theme import Theme, address_look, delivery_status_look, message_state_look
 from tabmail.gui.widgets import heading_label, muted_label
+
+EVENT_NAMES = {"draw": "Draw release", "ballot": "Ballot receipt", "custom": "Custom message"}
 
 SOURCE_NAMES = {
     "import": "Imported",
@@ -68,6 +72,12 @@ class PersonPanel(QFrame):
         self.history.setWordWrap(True)
         self.history.setTextFormat(Qt.TextFormat.RichText)
         self.history.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.sent_title = QLabel("<b>Messages sent</b>", self)
+        self.sent = QLabel(self)
+        self.sent.setObjectName("messages-sent")
+        self.sent.setWordWrap(True)
+        self.sent.setTextFormat(Qt.TextFormat.RichText)
+        self.sent.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.empty = muted_label("Select a participant to see their address and its history.", self)
         self.empty.setWordWrap(True)
 
@@ -90,6 +100,9 @@ class PersonPanel(QFrame):
         body.addSpacing(10)
         body.addWidget(self.history_title)
         body.addWidget(self.history)
+        body.addSpacing(10)
+        body.addWidget(self.sent_title)
+        body.addWidget(self.sent)
         self._sections = QVBoxLayout()
         self._sections.setSpacing(6)
         body.addLayout(self._sections)
@@ -135,6 +148,35 @@ class PersonPanel(QFrame):
             self.history.setText("<br><br>".join(describe_change(*row) for row in rows))
         else:
             self.history.setText("<span style='color: gray'>Unchanged since it was imported.</span>")
+
+    def show_messages(self, messages: Sequence[Message], batches: Mapping[int, BulkNotification]) -> None:
+        """What this person was sent, newest first: kind, round, when, where to, what happened."""
+        if not messages:
+            self.sent.setText("<span style='color: gray'>Nothing sent yet.</span>")
+            return
+        lines = []
+        for m in sorted(
+            messages, key=lambda x: x.created_at or datetime.min.replace(tzinfo=UTC), reverse=True
+        ):
+            batch = batches.get(m.batch_id)
+            kind = EVENT_NAMES.get(batch.event.value, batch.event.value) if batch else "Message"
+            when = m.sent_at or m.created_at
+            stamp = f"{when.astimezone():%d %b, %H:%M}" if when else ""
+            status = m.delivery_status.value if m.delivery_status.value != "unknown" else m.state.value
+            look = (
+                delivery_status_look(m.delivery_status)
+                if m.delivery_status.value != "unknown"
+                else (message_state_look(m.state))
+            )
+            colour = self._theme.foreground(look.tone).name()
+            lines.append(
+                f"<span style='color: gray'>{escape(stamp)}</span> {escape(kind)}: "
+                f"<span style='color: {colour}'><b>{escape(look.label or status)}</b></span>"
+                f"<br><span style='color: gray'>to {escape(m.address)}"
+                + (" (a resend)" if m.resend_of else "")
+                + "</span>"
+            )
+        self.sent.setText("<br>".join(lines))
 
     def _on_edit_button_clicked(self) -> None:
         if self.person is not None:
