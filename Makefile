@@ -18,6 +18,7 @@ $(VENV)/.package-installed: $(VENV)/.installed pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
+	@bash tools/system-deps.sh run
 	QT_QPA_PLATFORM= $(PY) -m tabmail
 
 system-deps:

@@ -17,7 +17,7 @@ from html import escape
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
@@ -364,7 +364,13 @@ class MainWindow(QMainWindow):
         geometry = self._qsettings.value(GEOMETRY_KEY)
         if isinstance(geometry, QByteArray) and not geometry.isEmpty() and self.restoreGeometry(geometry):
             return
-        self.resize(1280, 800)
+        # First start: most of the screen (a laptop's 1366x768 included), at most 1600x1000.
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1280, 800)
+            return
+        area = screen.availableGeometry()
+        self.resize(min(1600, int(area.width() * 0.92)), min(1000, int(area.height() * 0.92)))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         cancelled = cancel_ops(self)
