@@ -173,13 +173,20 @@ def main() -> str:
             start = time.perf_counter()
             with_smtplib(port, msgs, threads=1)
             sequential = time.perf_counter() - start
+        # (b) is a ratio of two short runs on a shared 2-core machine: best of 3 for each side,
+        # alternating, so both see the same conditions.
         with server_process(0.0) as port:
-            b = run_child(Path(tmp) / "b.sqlite3", port)
-            msgs = stored_messages(Path(tmp) / "b.sqlite3")
-            with_smtplib(port, msgs[:100], threads=CONNECTIONS)
-            start = time.perf_counter()
-            with_smtplib(port, msgs, threads=CONNECTIONS)
-            bare = time.perf_counter() - start
+            runs: list[dict[str, float]] = []
+            bares: list[float] = []
+            for n in range(3):
+                runs.append(run_child(Path(tmp) / f"b{n}.sqlite3", port))
+                msgs = stored_messages(Path(tmp) / f"b{n}.sqlite3")
+                with_smtplib(port, msgs[:100], threads=CONNECTIONS)
+                start = time.perf_counter()
+                with_smtplib(port, msgs, threads=CONNECTIONS)
+                bares.append(time.perf_counter() - start)
+            b = min(runs, key=lambda r: r["send_s"])
+            bare = min(bares)
 
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"
@@ -210,7 +217,9 @@ def main() -> str:
             verdict(speedup >= 5),
         )
     )
-    rows.append((f"(b) no latency: bare smtplib loop, {CONNECTIONS} threads", f"{bare:.2f} s", "", ""))
+    rows.append(
+        (f"(b) no latency: bare smtplib loop, {CONNECTIONS} threads (best of 3)", f"{bare:.2f} s", "", "")
+    )
     slowdown = b["send_s"] / bare
     rows.append(
         (
