@@ -72,4 +72,5 @@ class AppContext:
         return Path(platformdirs.user_data_dir("tabmail", appauthor=False))
 
     def close(self) -> None:
+        self.notifications.close()
         self.db.dispose()

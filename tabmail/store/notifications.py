@@ -7,6 +7,8 @@ outbox runs (even in two processes) can never both hand the same message over.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -234,6 +236,8 @@ def _queued_row(m: NewMessage, batch_id: int, now: datetime) -> MessageRow:
 class NotificationRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_lock = threading.Lock()
 
     # -- enqueue --------------------------------------------------------------------
     def create_batch(self, batch: NewBatch, messages: Sequence[NewMessage]) -> int:
@@ -364,7 +368,7 @@ class NotificationRepository:
         the same statement; returns one bool per claimed id, and the ids skipped because their
         address is flagged (now 'skipped'; the director's explicit override is respected).
         """
-        if self._db.is_sqlite and len(claim) <= 1:
+        if self._db.path is not None and len(claim) <= 1:  # a SQLite file
             return self._commit_sqlite(updates, claim)
         with self._db.engine.begin() as conn:
             sent = [
@@ -396,21 +400,23 @@ class NotificationRepository:
     def _commit_sqlite(
         self, updates: Sequence[StateUpdate], claim: Sequence[str]
     ) -> tuple[list[bool], list[str]]:
-        """``commit`` for SQLite on the DBAPI connection: the same statements as the portable path,
-        without SQLAlchemy's per-statement overhead, which was most of the outbox's cost per
-        message (tests/bench/bench_send.py). The transaction is still one BEGIN ... COMMIT."""
-        raw = self._db.engine.raw_connection()
-        try:
-            cur = raw.cursor()
+        """``commit`` for SQLite on a dedicated DBAPI connection in autocommit mode: the same
+        statements as the portable path without SQLAlchemy's per-statement overhead, which was
+        most of the outbox's cost per message (tests/bench/bench_send.py). Each statement is
+        atomic on its own; several results are still written in one transaction."""
+        con = self._outbox_connection()
+        several = len(updates) > 1
+        with self._sqlite_lock:
+            if several:
+                con.execute("BEGIN IMMEDIATE")
             try:
-                cur.execute("BEGIN IMMEDIATE")
                 for u in updates:
                     if u.state is MessageState.SENT:
-                        cur.execute(
+                        con.execute(
                             _SQLITE_MARK_SENT, (_sqlite_time(u.sent_at), u.provider_message_id, u.message_id)
                         )
                     else:
-                        cur.execute(
+                        con.execute(
                             _SQLITE_MARK_UNSENT,
                             (
                                 u.state.value,
@@ -419,24 +425,39 @@ class NotificationRepository:
                                 u.message_id,
                             ),
                         )
-                result: tuple[list[bool], list[str]] = ([], [])
-                if claim:
-                    mid = claim[0]
-                    cur.execute(_SQLITE_CLAIM_ONE, (mid,))
-                    if cur.rowcount == 1:
-                        result = ([True], [])
-                    else:
-                        cur.execute(_SQLITE_SKIP_ONE, (_SKIPPED_FLAGGED, mid))
-                        result = ([False], [mid] if cur.rowcount == 1 else [])
-                cur.execute("COMMIT")
-                return result
+                if several:
+                    con.execute("COMMIT")
             except BaseException:
-                raw.rollback()
+                if several and con.in_transaction:
+                    con.execute("ROLLBACK")
                 raise
-            finally:
-                cur.close()
-        finally:
-            raw.close()
+            if not claim:
+                return [], []
+            mid = claim[0]
+            if con.execute(_SQLITE_CLAIM_ONE, (mid,)).rowcount == 1:
+                return [True], []
+            if con.execute(_SQLITE_SKIP_ONE, (_SKIPPED_FLAGGED, mid)).rowcount == 1:
+                return [False], [mid]
+            return [False], []
+
+    def _outbox_connection(self) -> sqlite3.Connection:
+        if self._sqlite is None:
+            assert self._db.path is not None
+            con = sqlite3.connect(
+                str(self._db.path), timeout=30, isolation_level=None, check_same_thread=False
+            )
+            con.execute("PRAGMA foreign_keys=ON")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA busy_timeout=30000")
+            self._sqlite = con
+        return self._sqlite
+
+    def close(self) -> None:
+        """Close the outbox's own SQLite connection (AppContext.close calls this)."""
+        with self._sqlite_lock:
+            if self._sqlite is not None:
+                self._sqlite.close()
+                self._sqlite = None
 
     def _claim(self, conn: Connection, ids: Sequence[str]) -> tuple[list[bool], list[str]]:
         """Atomically move pending messages to 'sending' (attempts + 1), checking address flags
