@@ -171,3 +171,48 @@ def test_unmatched_events_are_counted_in_the_summary(
     assert "tabmail events --unmatched" in page.summary.toolTip()
     assert page.summary.styleSheet() == ""  # no bounce in the round itself
     assert Theme().text_style(Tone.BAD) != ""
+
+
+def test_unmatched_events_are_listed_from_the_round_view(
+    qtbot: QtBot, demo: AppContext, page: RoundMessagesPage
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from tabmail.gui.rounds.unmatched import UnmatchedEventsDialog
+    from tabmail.store.models import StatusEventRow
+
+    with demo.db.engine.begin() as conn:
+        conn.execute(
+            insert(StatusEventRow),
+            [
+                {
+                    "message_id": None,
+                    "provider": "sendgrid",
+                    "provider_event_id": f"late-{n}",
+                    "event": "bounce",
+                    "status": "bounced",
+                    "source": "suppressions",
+                    "event_time": datetime(2026, 11, 24, 9, n, tzinfo=UTC),
+                    "received_at": datetime(2026, 11, 24, 10, 0, tzinfo=UTC),
+                    "address": f"stranger{n}@example.org",
+                    "address_key": f"stranger{n}@example.org",
+                    "reason": "550 5.1.1 no such user",
+                    "raw": {"event": "bounce"},
+                }
+                for n in range(3)
+            ],
+        )
+    page.show_round(*round_1(demo))
+    page._refresh_unmatched()
+    assert not page.unmatched_button.isHidden()
+    assert "3 unmatched events" in page.summary.text()
+    dialog = page.show_unmatched()
+    assert isinstance(dialog, UnmatchedEventsDialog)
+    model = dialog.model
+    assert model.rowCount() == 3
+    addresses = {model.index(r, 2).data() for r in range(3)}
+    assert addresses == {"stranger0@example.org", "stranger1@example.org", "stranger2@example.org"}
+    assert model.index(0, 3).data() == "550 5.1.1 no such user"
+    dialog.close()

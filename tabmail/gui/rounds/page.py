@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QMenu,
+    QPushButton,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -36,6 +37,7 @@ from tabmail.gui.rounds.delegate import RoundMessagesDelegate, RoundTree
 from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundMessagesModel
 from tabmail.gui.rounds.proxy import RoundMessagesProxy
 from tabmail.gui.rounds.resending import Resender
+from tabmail.gui.rounds.unmatched import UnmatchedEventsDialog
 from tabmail.gui.rounds.words import BUCKET_WORDS, Bucket
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
@@ -89,6 +91,12 @@ class RoundMessagesPage(QWidget):
         )
         self.problems_only.toggled.connect(self.proxy.set_problems_only)
         self.summary = muted_label("", self)
+        self.unmatched_button = QPushButton("Show unmatched…", self)
+        self.unmatched_button.setFlat(True)
+        self.unmatched_button.setObjectName("unmatched-events")
+        self.unmatched_button.setToolTip("Provider events that matched no message tabmail sent: show them")
+        self.unmatched_button.clicked.connect(self.show_unmatched)
+        self.unmatched_button.hide()
         self.summary.setObjectName("round-summary")
         self.notice = MessageStrip(self, self._theme)
         self.notice.setObjectName("round-notice")
@@ -131,6 +139,7 @@ class RoundMessagesPage(QWidget):
         bar.addWidget(self.problems_only)
         bar.addSpacing(12)
         bar.addWidget(self.summary, 3)
+        bar.addWidget(self.unmatched_button)
         lp = QVBoxLayout(list_page)
         lp.setContentsMargins(20, 16, 20, 12)
         lp.setSpacing(8)
@@ -380,6 +389,7 @@ class RoundMessagesPage(QWidget):
         parts += problems
         if self._unmatched:
             parts.append(f"{self._unmatched} unmatched event{'s' if self._unmatched != 1 else ''}")
+        self.unmatched_button.setVisible(bool(self._unmatched))
         self.summary.setText(" · ".join(parts))
         self.summary.setToolTip(
             "Unmatched events are provider events that tabmail could not match to any message it sent "
@@ -389,6 +399,14 @@ class RoundMessagesPage(QWidget):
         )
         tone = Tone.BAD if problems else None
         self.summary.setStyleSheet(self._theme.text_style(tone) if tone else "")
+
+    def show_unmatched(self) -> UnmatchedEventsDialog:
+        dialog = UnmatchedEventsDialog(
+            self._ctx.tracking.unmatched(limit=1000), self._ctx.tracking.unmatched_count(), self._theme, self
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     # -- editing and resending --------------------------------------------------------------------
     def edit_current_address(self) -> None:
