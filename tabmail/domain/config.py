@@ -86,6 +86,9 @@ SETTINGS: dict[str, SettingSpec] = {
         SettingSpec("sendgrid.base_url", "https://api.sendgrid.com", _url, "SendGrid API base URL"),
         SettingSpec("sendgrid.sandbox", False, _bool, "SendGrid sandbox mode (nothing delivered)"),
         SettingSpec("file.directory", "", _text, "dry run: folder for .eml files (empty: data folder)"),
+        SettingSpec(
+            "tabbycat.write_back", False, _bool, "write addresses corrected for a resend back to Tabbycat"
+        ),
         SettingSpec("poll.interval_seconds", 60, _int_range(10, 86400), "status poll interval"),
         SettingSpec("outbox.max_attempts", 8, _int_range(1, 100), "attempts before a transient error fails"),
     )

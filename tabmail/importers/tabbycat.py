@@ -252,6 +252,34 @@ class TabbycatClient:
         )
 
     # -- the import ------------------------------------------------------------------------
+    def set_email(self, slug: str, role: str, person_id: str, email: str) -> None:
+        """Write a corrected address back to Tabbycat (PATCH the speaker or adjudicator).
+
+        ``role`` is "speaker" or "adjudicator"; ``person_id`` Tabbycat's id. Raises TabbycatError
+        with the site's own words when it refuses (a token without write permission: 403)."""
+        kind = {"speaker": "speakers", "adjudicator": "adjudicators"}.get(role)
+        if kind is None or not person_id.isdigit():
+            raise self._error(f"cannot write back to Tabbycat: no Tabbycat {role} with id {person_id!r}")
+        url = f"{self.base_url}/api/v1/tournaments/{quote(slug, safe='')}/{kind}/{person_id}"
+        what = f"the address of {role} {person_id}"
+        try:
+            resp = self._session().patch(url, json={"email": email}, timeout=self._timeout)
+        except requests.RequestException as exc:
+            reason = _network_reason(exc, self._timeout)
+            raise self._error(f"cannot reach {self.base_url}: {reason}", url=url, reason=reason) from None
+        if resp.status_code == 403:
+            detail = _detail(resp)
+            said = f" (it said: {detail})" if detail else ""
+            raise self._error(
+                f"{self.base_url} does not let this token change addresses{said}; write-back needs an "
+                "admin (superuser) token",
+                status=403,
+                url=url,
+                reason=f"HTTP 403{said}",
+            )
+        if not 200 <= resp.status_code < 300:
+            raise self._status_error(resp, url, what)
+
     def fetch_tournament(self, slug: str, progress: Progress | None = None) -> ImportBundle:
         """Everything tabmail keeps about one tournament, as an ImportBundle.
 

@@ -11,6 +11,7 @@ removes it there first. The caller then runs the outbox.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import logging
@@ -28,6 +29,7 @@ from tabmail.services.context import AppContext
 from tabmail.services.notify import build_message, sender_for
 from tabmail.services.sending import uses_sendgrid
 from tabmail.services.tracking import api_key, client_for
+from tabmail.services.writeback import can_write_back, write_back_email
 from tabmail.status.requester import CallFailed, Offline, Requester, Unavailable
 from tabmail.status.suppressions import LIST_WORDS, lists_holding, remove_from
 from tabmail.store.tournaments import NotFound
@@ -150,6 +152,11 @@ async def resend(
             ctx.tournaments.set_person_email(old.person_id, target, source="resend")
             ctx.bus.publish(PersonChanged(old.person_id))
             notes.append(f"{person.name}'s address is now {target}")
+            if ctx.settings.get("tabbycat.write_back") and can_write_back(ctx, person.tournament_id):
+                try:  # best effort: the resend goes out whether or not the site takes it
+                    notes.append(await asyncio.to_thread(write_back_email, ctx, old.person_id))
+                except TabmailError as exc:
+                    notes.append(f"could not write the address back to Tabbycat: {exc}")
     recipient = Recipient(
         person_id=old.person_id or 0,
         name=old.recipient_name,

@@ -232,6 +232,15 @@ class TournamentRepository:
             s.flush()
             return person_from_row(row)
 
+    def record_write_back(self, person_id: int, address: str) -> None:
+        """Note in the address history that ``address`` was written back to the source."""
+        with self._db.session() as s:
+            s.add(
+                AddressChangeRow(
+                    person_id=person_id, old_address=address, new_address=address, source="tabbycat"
+                )
+            )
+
     def address_history(self, person_id: int) -> list[tuple[datetime, str | None, str | None, str]]:
         with self._db.session() as s:
             rows = s.scalars(

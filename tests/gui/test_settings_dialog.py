@@ -161,3 +161,15 @@ def test_test_button_saves_then_asks_for_a_test(
     box.test_button.click()
     assert requested == ["sendgrid"]  # invalid settings are not tested
     assert "Correct the settings" in box.test_result.text()
+
+
+def test_write_back_to_tabbycat_is_a_setting(qtbot: QtBot, ctx: AppContext) -> None:
+    from PySide6.QtWidgets import QCheckBox
+
+    dialog = SettingsDialog(ctx)
+    qtbot.addWidget(dialog)
+    box = next(w for w in dialog.findChildren(QCheckBox) if "back to Tabbycat" in w.text())
+    assert not box.isChecked()
+    box.setChecked(True)
+    assert dialog.apply()
+    assert ctx.settings.get("tabbycat.write_back") is True

@@ -37,6 +37,7 @@ Query = tuple[tuple[str, str], ...]
 _PAGINATION = ("limit", "offset")
 _PERSON_URL = re.compile(r"/tournaments/[^/]+/(?:speakers|adjudicators)/(\d+)$")
 _TOURNAMENT_PATH = re.compile(r"^/api/v1/tournaments/([^/]+)(?:/|$)")
+_PERSON_PATH = re.compile(r"^/api/v1/tournaments/([^/]+)/(?:speakers|adjudicators)/(\d+)$")
 # What Tabbycat leaves out for callers without the staff permissions (see the README's notes).
 _PRIVATE_PERSON = (
     "email", "phone", "url_key", "gender", "pronoun", "barcode", "base_score", "institution_conflicts",
@@ -145,8 +146,8 @@ class TabbycatServer:
         self.emails: dict[int, str | None] = {}  # person id -> address served instead
         self.dropped: set[int] = set()  # person ids left out of every list
         self.forced: dict[str, Recorded] = {}  # path -> response, whatever the query or token
-        self.link_origin: str | None = None  # origin written in Link headers (a confused proxy)
         self.requests: list[Request] = []
+        self.patches: list[tuple[str, dict[str, Any]]] = []  # (path, fields) of accepted PATCHes
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -177,6 +178,9 @@ class TabbycatServer:
 
             def do_POST(self) -> None:
                 server._handle(self)
+
+            def do_PATCH(self) -> None:
+                server._patch(self)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
@@ -213,7 +217,7 @@ class TabbycatServer:
         text = f"AttributeError at {path}\n'BallotViewSet' object has no attribute 'participant_requester'\n"
         self.respond_with(path, status, text, "text/html; charset=utf-8")
 
-    def set_email(self, person_id: int, email: str | None) -> None:
+    def set_email(self, person_id: int, email: str | None) -> None:  # as if edited on the site
         self.emails[person_id] = email
 
     def drop_person(self, person_id: int) -> None:
@@ -229,6 +233,43 @@ class TabbycatServer:
             return Counter(r.path for r in self.requests)
 
     # -- answering ---------------------------------------------------------------------------
+    def _patch(self, h: BaseHTTPRequestHandler) -> None:
+        """PATCH a speaker's or adjudicator's email (what write-back uses); admin only."""
+        split = urlsplit(h.path)
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        caller, header_error = self._caller(h.headers.get("Authorization"))
+        with self._lock:
+            self.requests.append(Request(h.command, split.path, (), caller, h.headers.get("Accept")))
+        match = _PERSON_PATH.match(split.path)
+        status: int
+        body: Any
+        if header_error:
+            status, body = 401, {"detail": header_error}
+        elif caller != "admin":
+            status, body = 403, {"detail": "You do not have permission to perform this action."}
+        elif match is None:
+            status, body = 405, {"detail": 'Method "PATCH" not allowed.'}
+        else:
+            try:
+                fields = json.loads(raw or b"{}")
+            except ValueError:
+                fields = None
+            if not isinstance(fields, dict) or not isinstance(fields.get("email"), str):
+                status, body = 400, {"email": ["Enter a valid email address."]}
+            else:
+                person_id = int(match.group(2))
+                with self._lock:
+                    self.emails[person_id] = fields["email"]
+                    self.patches.append((split.path, fields))
+                status, body = 200, {"id": person_id, "email": fields["email"]}
+        payload = json.dumps(body).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        h.wfile.write(payload)
+
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         split = urlsplit(h.path)
         path, query = split.path, _query(parse_qsl(split.query, keep_blank_values=True))

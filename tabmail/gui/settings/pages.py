@@ -249,6 +249,13 @@ def build_general_page(fs: FieldSet, parent: QWidget) -> QWidget:
     tabbycat = QGroupBox("Tabbycat", page)
     form = _form(tabbycat)
     form.addRow("API token:", fs.secret("tabbycat-token"))
+    form.addRow(
+        "",
+        fs.check(
+            "tabbycat.write_back",
+            "Write addresses corrected for a resend back to Tabbycat (needs an admin token)",
+        ),
+    )
     outer.addWidget(tabbycat)
     outer.addStretch(1)
     align_labels(page)
