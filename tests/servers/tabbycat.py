@@ -146,6 +146,7 @@ class TabbycatServer:
         self.emails: dict[int, str | None] = {}  # person id -> address served instead
         self.dropped: set[int] = set()  # person ids left out of every list
         self.forced: dict[str, Recorded] = {}  # path -> response, whatever the query or token
+        self.link_origin: str | None = None  # origin written in Link headers (a confused proxy)
         self.requests: list[Request] = []
         self.patches: list[tuple[str, dict[str, Any]]] = []  # (path, fields) of accepted PATCHes
         self._lock = threading.Lock()
