@@ -186,3 +186,18 @@ def test_a_latin1_folder_is_one_line_and_imports_nothing(
 
     assert "adjudicators.csv is not UTF-8" in line and "line 2" in line and "save it as UTF-8" in line
     assert [t["slug"] for t in json_out(tabmail("--db", str(db), "tournaments", "--json"))] == ["demo-open"]
+
+
+def test_an_api_base_url_over_plain_http_is_refused_unless_local(tmp_path: Path) -> None:
+    from tabmail.domain.config import SettingError, parse_setting
+
+    assert parse_setting("sendgrid.base_url", "https://api.sendgrid.com/") == "https://api.sendgrid.com"
+    assert parse_setting("sendgrid.base_url", "http://127.0.0.1:8025") == "http://127.0.0.1:8025"
+    assert parse_setting("sendgrid.base_url", "http://localhost:8025") == "http://localhost:8025"
+    with pytest.raises(SettingError, match="unencrypted"):
+        parse_setting("sendgrid.base_url", "http://api.sendgrid.com")
+    with pytest.raises(SettingError, match="unencrypted"):
+        parse_setting("sendgrid.base_url", "http://127.0.0.1.evil.example@api.sendgrid.com")
+    with pytest.raises(SettingError, match="unencrypted"):
+        parse_setting("sendgrid.base_url", "http://127.0.0.1.evil.example/v3")
+    assert parse_setting("sendgrid.base_url", "http://[::1]:8025") == "http://[::1]:8025"

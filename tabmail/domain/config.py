@@ -5,6 +5,7 @@ Secrets (keys, passwords, tokens) are never settings: they live in the OS keyrin
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,10 +43,26 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit("@", 1)[-1]
+    name = name[1:].split("]", 1)[0] if name.startswith("[") else name.rsplit(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _url(text: str) -> str:
+    """An API base URL. Plain http:// only to this machine: the API key travels in a header."""
     text = text.strip().rstrip("/")
     if not text.startswith(("http://", "https://")):
-        raise SettingError(f"must start with http:// or https://, got {text!r}")
+        raise SettingError(f"must start with https:// (or http:// to this machine), got {text!r}")
+    if text.startswith("http://"):
+        host = text.removeprefix("http://").split("/", 1)[0]
+        if not _is_loopback(host):
+            raise SettingError(f"must use https:// (the API key would travel unencrypted to {host})")
     return text
 
 
