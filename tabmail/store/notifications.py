@@ -54,42 +54,33 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# The outbox's per-message statements, built once: they run twice per message sent, and
-# building SQLAlchemy expressions each time cost more than SQLite's own work. Plain portable SQL.
+# The outbox's per-message statements, written once as plain portable SQL with named
+# parameters: SQLAlchemy runs them as text() on any database, and on a SQLite file the outbox
+# hands the same strings to its own connection (see _commit_sqlite). They run twice per message
+# sent; building SQLAlchemy expressions each time cost more than SQLite's own work.
 _FLAGGED = "SELECT address_key FROM address_flags WHERE cleared_at IS NULL"
-_CLAIM_ONE = text(
+_CLAIM_ONE_SQL = (
     "UPDATE messages SET state = 'sending', attempts = attempts + 1 "
     "WHERE id = :id AND state IN ('queued', 'retrying') "
     f"AND (send_despite_flag = TRUE OR address_key NOT IN ({_FLAGGED}))"
 )
-_SKIP_ONE = text(
+_SKIP_ONE_SQL = (
     "UPDATE messages SET state = 'skipped', last_error = :error "
     "WHERE id = :id AND state IN ('queued', 'retrying') "
     f"AND send_despite_flag = FALSE AND address_key IN ({_FLAGGED})"
 )
-_MARK_SENT = text(
+_MARK_SENT_SQL = (
     "UPDATE messages SET state = 'sent', sent_at = :now, provider_message_id = :provider_id, "
     "last_error = NULL, next_attempt_at = NULL WHERE id = :id"
-).bindparams(bindparam("now", type_=UTCDateTime()))
-_MARK_UNSENT = text(
+)
+_MARK_UNSENT_SQL = (
     "UPDATE messages SET state = :state, last_error = :error, next_attempt_at = :next WHERE id = :id"
-).bindparams(bindparam("next", type_=UTCDateTime()))
+)
+_CLAIM_ONE = text(_CLAIM_ONE_SQL)
+_SKIP_ONE = text(_SKIP_ONE_SQL)
+_MARK_SENT = text(_MARK_SENT_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
+_MARK_UNSENT = text(_MARK_UNSENT_SQL).bindparams(bindparam("next", type_=UTCDateTime()))
 _SKIPPED_FLAGGED = "skipped: the address is flagged as bouncing (checked just before sending)"
-_SQLITE_MARK_SENT = (
-    "UPDATE messages SET state = 'sent', sent_at = ?, provider_message_id = ?, "
-    "last_error = NULL, next_attempt_at = NULL WHERE id = ?"
-)
-_SQLITE_MARK_UNSENT = "UPDATE messages SET state = ?, last_error = ?, next_attempt_at = ? WHERE id = ?"
-_SQLITE_CLAIM_ONE = (
-    "UPDATE messages SET state = 'sending', attempts = attempts + 1 "
-    "WHERE id = ? AND state IN ('queued', 'retrying') "
-    f"AND (send_despite_flag = 1 OR address_key NOT IN ({_FLAGGED}))"
-)
-_SQLITE_SKIP_ONE = (
-    "UPDATE messages SET state = 'skipped', last_error = ? "
-    "WHERE id = ? AND state IN ('queued', 'retrying') "
-    f"AND send_despite_flag = 0 AND address_key IN ({_FLAGGED})"
-)
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -413,17 +404,22 @@ class NotificationRepository:
                 for u in updates:
                     if u.state is MessageState.SENT:
                         con.execute(
-                            _SQLITE_MARK_SENT, (_sqlite_time(u.sent_at), u.provider_message_id, u.message_id)
+                            _MARK_SENT_SQL,
+                            {
+                                "now": _sqlite_time(u.sent_at),
+                                "provider_id": u.provider_message_id,
+                                "id": u.message_id,
+                            },
                         )
                     else:
                         con.execute(
-                            _SQLITE_MARK_UNSENT,
-                            (
-                                u.state.value,
-                                (u.error or "")[:4000],
-                                _sqlite_time(u.next_attempt_at),
-                                u.message_id,
-                            ),
+                            _MARK_UNSENT_SQL,
+                            {
+                                "state": u.state.value,
+                                "error": (u.error or "")[:4000],
+                                "next": _sqlite_time(u.next_attempt_at),
+                                "id": u.message_id,
+                            },
                         )
                 if several:
                     con.execute("COMMIT")
@@ -434,9 +430,9 @@ class NotificationRepository:
             if not claim:
                 return [], []
             mid = claim[0]
-            if con.execute(_SQLITE_CLAIM_ONE, (mid,)).rowcount == 1:
+            if con.execute(_CLAIM_ONE_SQL, {"id": mid}).rowcount == 1:
                 return [True], []
-            if con.execute(_SQLITE_SKIP_ONE, (_SKIPPED_FLAGGED, mid)).rowcount == 1:
+            if con.execute(_SKIP_ONE_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
                 return [False], [mid]
             return [False], []
 
