@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tabmail.cli.common import open_context
+from tabmail.cli.terminal import raw_stderr
 from tabmail.domain.imported import ImportResult
 from tabmail.services import importing
 
@@ -29,7 +30,7 @@ def register(sub: Any) -> None:
 
 def _progress(stage: str, done: int, total: int) -> None:
     if sys.stderr.isatty():
-        print(f"\r{stage}: {done}/{total}   ", end="", file=sys.stderr, flush=True)
+        print(f"\r{stage}: {done}/{total}   ", end="", file=raw_stderr(), flush=True)
 
 
 def _report(result: ImportResult) -> int:

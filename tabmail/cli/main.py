@@ -17,6 +17,7 @@ from tabmail.cli import (
     status_cmds,
     template_cmds,
 )
+from tabmail.cli.terminal import guard_terminal_streams
 from tabmail.domain.errors import TabmailError
 from tabmail.logs import setup_logging
 
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], 
     args = parser.parse_args(argv)
     # Warnings (everything with --debug) on stderr as before, plus the rotating, redacted log
     # file in the platform's log folder (tabmail.logs).
+    guard_terminal_streams()  # names and provider texts cannot drive the director's terminal
     setup_logging(args.debug)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     try:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tabmail.cli.common import confirm, open_context, print_json
+from tabmail.cli.common import confirm, open_context, open_private_output, print_json, write_csv
 from tabmail.cli.send_cmds import _run_outbox
 from tabmail.domain.addresses import address_key
 from tabmail.domain.errors import TabmailError
@@ -318,15 +317,13 @@ def _export(args: argparse.Namespace) -> int:
     ctx = open_context(args)
     try:
         rows = export_rows(ctx, args.tournament)
-        out = args.output.open("w", newline="", encoding="utf-8") if args.output else sys.stdout
+        out = open_private_output(args.output) if args.output else sys.stdout
         try:
             if args.format == "json":
                 json.dump(rows, out, indent=2, ensure_ascii=False)
                 out.write("\n")
             else:
-                writer = csv.DictWriter(out, fieldnames=list(EXPORT_FIELDS))
-                writer.writeheader()
-                writer.writerows(rows)
+                write_csv(out, EXPORT_FIELDS, rows)
         finally:
             if args.output:
                 out.close()

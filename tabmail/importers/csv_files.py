@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.imported import ImportProblem
+from tabmail.domain.text import clean_name
 
 # Files read, in the order they are read (later files refer to earlier ones).
 READ_FILES = (
@@ -91,13 +92,13 @@ class BadRow(Exception):
 
 
 def norm(text: str | None) -> str:
-    """The key form of a name: spaces collapsed, case folded."""
-    return " ".join((text or "").split()).casefold()
+    """The key form of a name: as ``clean``, case folded."""
+    return clean_name(text).casefold()
 
 
 def clean(text: str | None) -> str:
-    """A name as shown: trimmed, inner runs of spaces collapsed."""
-    return " ".join((text or "").split())
+    """A name as shown: no control characters, trimmed, inner runs of spaces collapsed."""
+    return clean_name(text)
 
 
 def slugify(text: str) -> str:

@@ -273,7 +273,7 @@ class FolderReader:
         if inst is not None and truthy(row.get("use_institution_prefix")):
             name = f"{inst.code or inst.name} {reference}"
         team = self.add_team(
-            row, name, inst, code_name=clean(row.get("code_name")), emoji=row.get("emoji")[:20]
+            row, name, inst, code_name=clean(row.get("code_name")), emoji=clean(row.get("emoji"))[:20]
         )
         if inst is not None and truthy(row.get("use_institution_prefix")):
             # "University of Arnor AC" finds "Arnor AC" too (Tabbycat's long name).

@@ -38,6 +38,7 @@ from tabmail.domain.imported import (
     TournamentData,
     VenueData,
 )
+from tabmail.domain.text import clean_name
 from tabmail.domain.tournament import Position, Role
 
 log = logging.getLogger(__name__)
@@ -480,6 +481,11 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _name(value: Any) -> str:
+    """A name as stored: no control characters (domain.text.clean_name)."""
+    return clean_name(value) if isinstance(value, str) else _text(value)
+
+
 def _motions_released(rnd: dict[str, Any]) -> bool | None:
     """Whether the round's motions are public; None when the site does not say."""
     if "motions_released" in rnd:
@@ -496,12 +502,12 @@ class _BundleBuilder:
     """Turns Tabbycat's JSON into an ImportBundle, noting each thing it had to skip."""
 
     def __init__(self, slug: str, tournament: dict[str, Any], base_url: str) -> None:
-        name = _text(tournament.get("name")) or slug
+        name = _name(tournament.get("name")) or slug
         self.bundle = ImportBundle(
             TournamentData(
                 slug=_text(tournament.get("slug")) or slug,
                 name=name,
-                short_name=_text(tournament.get("short_name")) or name,
+                short_name=_name(tournament.get("short_name")) or name,
                 source="tabbycat",
                 source_url=base_url,
             )
@@ -526,8 +532,8 @@ class _BundleBuilder:
                 self.bundle.institutions.append(
                     InstitutionData(
                         key,
-                        _text(obj.get("name")) or _text(obj.get("code")) or f"Institution {key}",
-                        _text(obj.get("code")),
+                        _name(obj.get("name")) or _name(obj.get("code")) or f"Institution {key}",
+                        _name(obj.get("code")),
                         _text(obj.get("region")),
                     )
                 )
@@ -535,7 +541,7 @@ class _BundleBuilder:
     def add_venues(self, items: list[dict[str, Any]], where: str) -> None:
         for obj in items:
             if (key := self._key(obj, "room", where)) is not None:
-                name = _text(obj.get("display_name")) or _text(obj.get("name")) or f"Room {key}"
+                name = _name(obj.get("display_name")) or _name(obj.get("name")) or f"Room {key}"
                 self.bundle.venues.append(VenueData(key, name))
 
     def add_teams(self, items: list[dict[str, Any]], where: str) -> None:
@@ -544,15 +550,15 @@ class _BundleBuilder:
             if key is None:
                 continue
             institution = tail_id(obj.get("institution"))
-            short = _text(obj.get("short_name")) or _text(obj.get("reference")) or f"Team {key}"
+            short = _name(obj.get("short_name")) or _name(obj.get("reference")) or f"Team {key}"
             self.bundle.teams.append(
                 TeamData(
                     key=key,
-                    name=_text(obj.get("long_name")) or short,
+                    name=_name(obj.get("long_name")) or short,
                     short_name=short,
-                    code_name=_text(obj.get("code_name")),
+                    code_name=_name(obj.get("code_name")),
                     institution_key=institution,
-                    emoji=_text(obj.get("emoji")),
+                    emoji=_name(obj.get("emoji")),
                 )
             )
             for speaker in obj.get("speakers") or []:
@@ -577,7 +583,7 @@ class _BundleBuilder:
         self.bundle.people.append(
             PersonData(
                 key=key,
-                name=_text(obj.get("name")) or f"({role.value} {key})",
+                name=_name(obj.get("name")) or f"({role.value} {key})",
                 role=role,
                 email=email,
                 team_key=team_key,
@@ -612,8 +618,8 @@ class _BundleBuilder:
             # Unreleased motions stay out of tabmail, so no email can leak them early.
             rnd = RoundData(
                 seq=seq,
-                name=_text(obj.get("name")) or f"Round {seq}",
-                abbreviation=_text(obj.get("abbreviation")),
+                name=_name(obj.get("name")) or f"Round {seq}",
+                abbreviation=_name(obj.get("abbreviation")),
                 stage=_text(obj.get("stage")) or "P",
                 draw_status=_text(obj.get("draw_status")) or "N",
                 starts_at=parse_time(obj.get("starts_at")),
