@@ -18,17 +18,15 @@ from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
 from tabmail.store.db import Database
 from tabmail.store.secrets import MemoryKeyring
+from tests.datafiles import data_path
 from tests.servers.smtp import SmtpTestServer
 
+__all__ = ["REPO", "data_path"]
+
+# On CI a skip without a reason CI cannot meet fails the run (tests/ci_skips.py).
+pytest_plugins = ["tests.ci_skips"]
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-
-
-def shared_path(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared data missing: {path}")
-    return path
 
 
 @pytest.fixture

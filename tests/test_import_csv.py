@@ -15,7 +15,7 @@ from tabmail.resources import resource
 from tabmail.services import importing
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
-from tests.conftest import REPO, shared_path
+from tests.conftest import REPO, data_path
 
 
 def write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
@@ -74,7 +74,7 @@ def import_folder(ctx: AppContext, folder: Path, name: str | None = None) -> Imp
 
 
 def test_bp88_demo_imports_everything_the_files_list(ctx: AppContext) -> None:
-    folder = shared_path("data", "tabbycat-demo-csv", "bp88team")
+    folder = data_path("tabbycat-demo-csv", "bp88team")
     teams = rows(folder / "teams.csv")
     adjudicators = rows(folder / "adjudicators.csv")
     speakers = [r[f"speaker{i}_name"] for r in teams for i in (1, 2) if r[f"speaker{i}_name"].strip()]

@@ -20,7 +20,7 @@ from tabmail.importers.tabbycat import TabbycatClient, TabbycatError
 from tabmail.services.context import AppContext
 from tabmail.services.importing import import_tabbycat
 from tabmail.store.models import BallotRow, DebateRow, PersonRow
-from tests.conftest import REPO, shared_path
+from tests.conftest import REPO, data_path
 from tests.servers.tabbycat import Dataset, TabbycatServer
 
 T = "/api/v1/tournaments/bp88"
@@ -28,7 +28,7 @@ T = "/api/v1/tournaments/bp88"
 
 @pytest.fixture(scope="session")
 def recordings() -> Dataset:
-    return Dataset.from_recordings(shared_path("data", "tabbycat-api"))
+    return Dataset.from_recordings(data_path("tabbycat-api"))
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def _count(ctx: AppContext, model: Any) -> int:
 
 
 def _recorded(name: str) -> Any:
-    return json.loads(shared_path("data", "tabbycat-api", "bp88", name).read_text())["body"]
+    return json.loads(data_path("tabbycat-api", "bp88", name).read_text())["body"]
 
 
 def test_bp88_imports_the_recorded_tournament(ctx: AppContext, server: TabbycatServer) -> None:
@@ -276,7 +276,7 @@ def test_recorded_link_headers_match_the_servers_pagination(server: TabbycatServ
             "limit=5&offset=5",
         ),
     ]:
-        recorded = json.loads(shared_path("data", "tabbycat-api", "bp88", name).read_text())
+        recorded = json.loads(data_path("tabbycat-api", "bp88", name).read_text())
         resp = requests.get(
             f"{server.url}{path}?{query}", headers={"Authorization": "Token admin"}, timeout=10
         )

@@ -17,13 +17,13 @@ from tabmail.services.outbox import Outbox
 from tabmail.services.resend import resend
 from tabmail.services.sending import build_backend
 from tabmail.services.writeback import write_back_email
-from tests.conftest import shared_path
+from tests.conftest import data_path
 from tests.servers.tabbycat import Dataset, TabbycatServer
 
 
 @pytest.fixture(scope="module")
 def recordings() -> Dataset:
-    return Dataset.from_recordings(shared_path("data", "tabbycat-api"))
+    return Dataset.from_recordings(data_path("tabbycat-api"))
 
 
 @pytest.fixture

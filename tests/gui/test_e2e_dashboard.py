@@ -29,6 +29,8 @@ from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
 from tabmail.services.outbox import Outbox
 from tabmail.services.sending import build_backend
+from tabmail.services.tracking import Poller
+from tests.servers import sendgrid
 from tests.servers.smtp import SmtpTestServer
 
 pytestmark = pytest.mark.gui
@@ -185,14 +187,6 @@ def test_smtp_compose_send_fail_correct_resend(
 def test_sendgrid_compose_send_poll_bounce_correct_resend_delivered(
     qtbot: QtBot, ctx: AppContext, qsettings: QSettings, qloop: asyncio.AbstractEventLoop
 ) -> None:
-    sendgrid = pytest.importorskip(
-        "tests.servers.sendgrid", reason="the SendGrid test server is not there yet"
-    )
-    if not hasattr(sendgrid, "SendGridTestServer"):  # pragma: no cover
-        pytest.skip("tests.servers.sendgrid has no SendGridTestServer yet")
-    pytest.importorskip("tabmail.backends.sendgrid", reason="the SendGrid backend is not there yet")
-    from tabmail.services.tracking import Poller
-
     assert load_demo_if_empty(ctx) is not None
     clock = sendgrid.FakeClock()
 

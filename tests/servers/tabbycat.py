@@ -1,6 +1,6 @@
 """A Tabbycat-compatible REST API on 127.0.0.1 that replays recorded responses.
 
-The recordings in ``../shared/data/tabbycat-api`` (one JSON file per request) are served with the
+The recordings in ``tests/data/tabbycat-api`` (one JSON file per request) are served with the
 host placeholder ``http://tabbycat.test`` rewritten to this server's own origin, in bodies and in
 ``Link`` headers. Tokens: ``admin`` (superuser), ``nonadmin`` (a plain user); no header is the
 public; any other token gets 401 ``{"detail": "Invalid token."}`` like DRF's TokenAuthentication.
@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from tests.datafiles import DATA_DIR
+
 PLACEHOLDER = "http://tabbycat.test"
-RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tabbycat-api"
+RECORDINGS = DATA_DIR / "tabbycat-api"
 TOKENS = {"admin": "admin", "nonadmin": "nonadmin"}  # token -> caller
 
 Query = tuple[tuple[str, str], ...]

@@ -1,5 +1,5 @@
 """A SendGrid-compatible test server on loopback: mail send, Email Activity, Email Logs,
-suppression lists and scopes, checked against ../shared/specs/sendgrid/ (reference §9).
+suppression lists and scopes, checked against tests/data/sendgrid-openapi/ (reference §9).
 
 Modules: ``server`` (the HTTP server, faults, modes), ``timeline`` (scripted per-recipient
 events on a controllable clock), ``query`` (the query-language subsets), ``spec`` (OpenAPI checks).

@@ -1,6 +1,6 @@
 """SendGridTestServer: a SendGrid-compatible HTTP server on 127.0.0.1 (reference §9).
 
-Every request is checked against ../shared/specs/sendgrid/ and against the documented rules the
+Every request is checked against tests/data/sendgrid-openapi/ and against the documented rules the
 spec cannot express (limits, unique addresses, reserved headers); what fails lands in
 ``validation_errors`` and is answered with SendGrid's own 400. Accepted mail becomes one
 ``Recipient`` per address with a scripted timeline on a controllable clock; the Activity API,

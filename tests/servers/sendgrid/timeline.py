@@ -2,7 +2,7 @@
 
 A timeline is a tuple of ``Step``s in webhook vocabulary (processed, deferred, delivered, bounce,
 dropped, open, click, spamreport, unsubscribe), each ``after`` seconds after the send. An event
-is visible once the server's clock reaches it. Shapes follow ../shared/reference/sendgrid.md §2-§4.
+is visible once the server's clock reaches it. Shapes follow SendGrid's documented event and activity formats.
 """
 
 from __future__ import annotations
