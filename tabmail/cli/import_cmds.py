@@ -21,6 +21,11 @@ def register(sub: Any) -> None:
     )
     t.add_argument("--url", required=True, help="the site's address, e.g. https://mytourney.herokuapp.com")
     t.add_argument("--tournament", required=True, metavar="SLUG")
+    t.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a plain http:// site on another machine (the token travels unencrypted)",
+    )
     t.set_defaults(handler=_tabbycat)
     c = isub.add_parser("csv", help="from a folder of CSV files (Tabbycat's demo format; draw.csv)")
     c.add_argument("folder", metavar="DIR", type=Path)
@@ -51,7 +56,11 @@ def _report(result: ImportResult) -> int:
 def _tabbycat(args: argparse.Namespace) -> int:
     ctx = open_context(args)
     try:
-        return _report(importing.import_tabbycat(ctx, args.url, args.tournament, progress=_progress))
+        return _report(
+            importing.import_tabbycat(
+                ctx, args.url, args.tournament, progress=_progress, insecure=args.insecure
+            )
+        )
     finally:
         ctx.close()
 

@@ -43,7 +43,9 @@ def _text(text: str) -> str:
     return text.strip()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` (a URL's ``[user@]host[:port]``) names this machine: localhost or a
+    loopback address. Plain http:// to such a host never leaves the machine."""
     name = host.rsplit("@", 1)[-1]
     name = name[1:].split("]", 1)[0] if name.startswith("[") else name.rsplit(":", 1)[0]
     if name == "localhost":
@@ -61,7 +63,7 @@ def _url(text: str) -> str:
         raise SettingError(f"must start with https:// (or http:// to this machine), got {text!r}")
     if text.startswith("http://"):
         host = text.removeprefix("http://").split("/", 1)[0]
-        if not _is_loopback(host):
+        if not is_loopback_host(host):
             raise SettingError(f"must use https:// (the API key would travel unencrypted to {host})")
     return text
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from tabmail.domain.config import is_loopback_host
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.imported import (
     BallotData,
@@ -84,6 +85,17 @@ def normalise_base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
+def refuse_plain_http(base_url: str, *, insecure: bool) -> None:
+    """Plain http:// only to this machine, or when the director accepts it (``insecure``): the
+    API token (and every participant's address) would otherwise cross the network in clear."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "http" and not insecure and not is_loopback_host(parts.netloc):
+        raise TabbycatError(
+            f"refusing {base_url}: over plain http:// the Tabbycat token and the participants' "
+            "addresses would travel in clear; use https://, or pass --insecure to accept that"
+        )
+
+
 def _detail(resp: requests.Response) -> str:
     """The server's own one-line explanation (DRF's ``detail``), if any."""
     try:
@@ -113,8 +125,17 @@ def _network_reason(exc: requests.RequestException, timeout: float) -> str:
 class TabbycatClient:
     """One Tabbycat site. ``token`` is an API token (admin for contact details), or None."""
 
-    def __init__(self, base_url: str, token: str | None, *, timeout: float = 30.0, workers: int = 8) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        insecure: bool = False,
+        timeout: float = 30.0,
+        workers: int = 8,
+    ) -> None:
         self.base_url = normalise_base_url(base_url)
+        refuse_plain_http(self.base_url, insecure=insecure)
         self._api = f"{self.base_url}/api"
         token = (token or "").strip()  # a pasted token often brings a newline along
         if token and not (token.isascii() and token.isprintable() and " " not in token):

@@ -15,11 +15,19 @@ Progress = Callable[[str, int, int], None]
 
 
 def import_tabbycat(
-    ctx: AppContext, url: str, slug: str, progress: Progress | None = None, token: str | None = None
+    ctx: AppContext,
+    url: str,
+    slug: str,
+    progress: Progress | None = None,
+    token: str | None = None,
+    *,
+    insecure: bool = False,
 ) -> ImportResult:
-    """Import (or re-import) a tournament from a Tabbycat site. Raises TabmailError."""
+    """Import (or re-import) a tournament from a Tabbycat site. Raises TabmailError.
+
+    ``insecure`` allows plain http:// to another machine (the token then travels in clear)."""
     token = token or ctx.secrets.get("tabbycat-token")
-    client = TabbycatClient(url, token)
+    client = TabbycatClient(url, token, insecure=insecure)
     try:
         bundle = client.fetch_tournament(slug, progress=progress)
     finally:

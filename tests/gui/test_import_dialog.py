@@ -30,11 +30,11 @@ class FakeImports:
         self.error = error
 
     def tabbycat(
-        self, ctx: AppContext, url: str, slug: str, progress: Any, token: str | None
+        self, ctx: AppContext, url: str, slug: str, progress: Any, token: str | None, *, insecure: bool
     ) -> ImportResult:
         self.threads.append(threading.get_ident())
         progress("fetching teams", 1, 3)
-        self.calls.append(("tabbycat", (url, slug, token)))
+        self.calls.append(("tabbycat", (url, slug, token) + (("insecure",) if insecure else ())))
         if self.error:
             raise self.error
         return self.result
@@ -134,6 +134,32 @@ def test_form_is_checked_before_anything_runs(
     dialog.import_button.click()
     assert "no folder" in dialog.message.text()
     assert fake.calls == []
+
+
+def test_plain_http_to_another_machine_needs_the_box_ticked(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, ctx: AppContext
+) -> None:
+    fake = FakeImports()
+    dialog = _dialog(qtbot, ctx, fake)
+    dialog.url.setText("http://tab.example.org")
+    dialog.slug.setText("spring")
+    dialog.token.setText("tok-123")
+    dialog.import_button.click()
+    assert dialog.message.tone == Tone.BAD
+    assert "tab.example.org uses plain http://" in dialog.message.text()
+    assert "in clear" in dialog.message.text()
+    assert fake.calls == []
+
+    dialog.insecure.setChecked(True)
+    with qtbot.waitSignal(dialog.imported, timeout=5000):
+        dialog.import_button.click()
+    assert fake.calls == [("tabbycat", ("http://tab.example.org", "spring", "tok-123", "insecure"))]
+
+    dialog.insecure.setChecked(False)  # this machine: no need to tick anything
+    dialog.url.setText("http://127.0.0.1:8000")
+    with qtbot.waitSignal(dialog.imported, timeout=5000):
+        dialog.import_button.click()
+    assert fake.calls[-1] == ("tabbycat", ("http://127.0.0.1:8000", "spring", None))
 
 
 def test_a_failed_import_is_reported(qtbot: QtBot, qloop: asyncio.AbstractEventLoop, ctx: AppContext) -> None:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tabmail.domain.config import is_loopback_host
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.imported import ImportResult
 from tabmail.gui.run_op import cancel_ops, run_op
@@ -53,7 +54,8 @@ def _import_csv(*args: Any, **kwargs: Any) -> ImportResult:
 class ImportFunctions:
     """The blocking use cases the dialog runs in a worker thread (replaceable in tests)."""
 
-    tabbycat: Callable[..., ImportResult] = _import_tabbycat  # (ctx, url, slug, progress, token)
+    # (ctx, url, slug, progress, token, *, insecure)
+    tabbycat: Callable[..., ImportResult] = _import_tabbycat
     csv: Callable[..., ImportResult] = _import_csv  # (ctx, folder, name)
 
 
@@ -174,6 +176,13 @@ class ImportDialog(QDialog):
         form.addRow("Tournament:", self.slug)
         form.addRow("API token:", self.token)
         form.addRow("", self.remember)
+        self.insecure = QCheckBox("Allow a plain http:// site (the token travels unencrypted)", page)
+        self.insecure.setObjectName("import-insecure")
+        self.insecure.setToolTip(
+            "Only for a site on your own network that has no certificate: anyone on the way "
+            "can read the token and the participants' addresses."
+        )
+        form.addRow("", self.insecure)
         hint = muted_label(
             "Tabbycat shows the token on the user's API page. Without the remember box it is "
             "used for this import only and never written anywhere.",
@@ -238,11 +247,20 @@ class ImportDialog(QDialog):
                 raise TabmailError("Enter the Tabbycat site's address, starting with https://")
             if not slug:
                 raise TabmailError("Enter the tournament's slug (the part of its URLs after the site).")
+            parts = urlsplit(url)
+            insecure = self.insecure.isChecked()
+            if parts.scheme == "http" and not insecure and not is_loopback_host(parts.netloc):
+                raise TabmailError(
+                    f"{parts.netloc} uses plain http://: the token and the participants' addresses "
+                    "would travel in clear. Use https://, or tick “Allow a plain http:// site”."
+                )
             token = self.token.text().strip() or None
             if token and self.remember.isChecked():
                 ctx.secrets.set(TOKEN, token)
             return (
-                lambda progress: asyncio.to_thread(fns.tabbycat, ctx, url, slug, progress, token),
+                lambda progress: asyncio.to_thread(
+                    fns.tabbycat, ctx, url, slug, progress, token, insecure=insecure
+                ),
                 f"Importing {slug} from {urlsplit(url).netloc or url}…",
             )
         folder_text = self.folder.text().strip()
