@@ -19,6 +19,7 @@ from tabmail.services.demo import load_demo_if_empty
 from tabmail.store.db import Database
 from tabmail.store.secrets import MemoryKeyring
 from tests.datafiles import data_path
+from tests.servers.mailserver import MailServers, unavailable_reason
 from tests.servers.smtp import SmtpTestServer
 
 __all__ = ["REPO", "data_path"]
@@ -71,3 +72,29 @@ def smtp_demo(ctx: AppContext, smtp: SmtpTestServer) -> AppContext:
     }.items():
         ctx.settings.set_text(key, value)
     return ctx
+
+
+# Mailboxes of the loopback Postfix + Dovecot (tests/servers/mailserver.py): "tab" is the tab
+# room's own; the others are participants that exist (any other local part is an unknown user).
+MAILBOXES = ("tab", "alice", "bob", "carol", "dave", "erin", "frank")
+
+
+@pytest.fixture(scope="session")
+def mail_servers() -> Iterator[MailServers]:
+    """A real Postfix and Dovecot on loopback for the whole session (stopped at the end).
+    Missing binaries or no root: a failure under CI=true (CI must run these), a skip elsewhere."""
+    reason = unavailable_reason()
+    if reason:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must run the Postfix/Dovecot tests: {reason}", pytrace=False)
+        pytest.skip(reason)
+    with MailServers(MAILBOXES) as servers:
+        yield servers
+
+
+@pytest.fixture
+def mail(mail_servers: MailServers) -> MailServers:
+    """The session's mail servers with every mailbox empty and Postfix's queue drained."""
+    mail_servers.wait_queue_empty()
+    mail_servers.empty_mailboxes()
+    return mail_servers
