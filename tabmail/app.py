@@ -20,9 +20,9 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from tabmail import __version__
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.main_window import MainWindow
-from tabmail.gui.rounds.install import install_dashboard
 from tabmail.resources import resource
 from tabmail.services.context import AppContext
+from tabmail.services.demo import load_demo_if_empty
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,7 @@ def configure_application(app: QApplication) -> None:
 
 
 def load_demo(ctx: AppContext) -> None:
-    """Load the demo tournament into an empty database; a missing or failing loader is only logged."""
-    try:
-        from tabmail.services.demo import load_demo_if_empty
-    except ImportError as exc:
-        log.info("no demo loader available (%s); starting without demo data", exc)
-        return
+    """Load the demo tournament into an empty database; a failure is logged, the app still starts."""
     try:
         load_demo_if_empty(ctx)
     except Exception:
@@ -107,8 +102,7 @@ def run_gui(args: argparse.Namespace) -> int:
             load_demo(ctx)
         bridge = EventBridge(ctx.bus)
         window = MainWindow(ctx, bridge)
-        # Round view, composer, outbox and poller (they start on the qasync loop set above).
-        install_dashboard(window)
+        window.start_background()  # the outbox resumes and polling starts on the loop set above
         if getattr(args, "smoke_test", False):
             return _smoke_test(app, loop, window, ctx)
         window.show()

@@ -42,7 +42,6 @@ from tabmail.domain.notification import Audience, DeliveryStatus, Event, FlagKin
 from tabmail.domain.tournament import Position, Role
 from tabmail.gui.importer import ImportDialog
 from tabmail.gui.main_window import MainWindow
-from tabmail.gui.rounds.install import install_dashboard
 from tabmail.gui.settings import SettingsDialog
 from tabmail.services import notify
 from tabmail.services.context import AppContext
@@ -344,7 +343,6 @@ def main(argv: list[str]) -> int:
             ctx.settings.set_text("test_mode.reroute_to", "tab.director@example.org")
             qsettings = QSettings(str(Path(tmp) / "qt.ini"), QSettings.Format.IniFormat)
             window = MainWindow(ctx, qsettings=qsettings)
-            dashboard = install_dashboard(window, start=False)
             window.resize(*SIZE)
             window.show()
             window.status.set_poll_result(
@@ -354,8 +352,7 @@ def main(argv: list[str]) -> int:
             tournament = ctx.tournaments.list_all()[0]
             rounds = ctx.tournaments.rounds(tournament.id)
             window.select_round(rounds[0].id)
-            view = dashboard.round_view
-            assert view is not None
+            view = window.round_view
             bounced = view.model.message(seeded["bounced"])
             if bounced is not None:
                 view.model.set_draft(bounced.id, bounced.address.replace("@", ".ie@", 1))
@@ -371,7 +368,7 @@ def main(argv: list[str]) -> int:
             view.message_view.tabs.setCurrentIndex(0)
 
             window.select_round(rounds[1].id if len(rounds) > 1 else rounds[0].id)
-            composer = dashboard.open_composer()
+            composer = window.open_composer()
             assert composer is not None
             run_until(loop, lambda: composer.plan is not None)
             composer.resize(1300, 800)

@@ -24,10 +24,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from tabmail.gui.status_bar import StatusWidgets
 from tabmail.services.context import AppContext
 from tabmail.services.outbox import Outbox, OutboxReport
-from tabmail.services.sending import build_backend, uses_sendgrid
+from tabmail.services.sending import build_backend
+from tabmail.services.tracking import Poller, tracking_disabled_reason
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ class BackgroundWorker(QObject):
     def __init__(
         self,
         ctx: AppContext,
-        status: StatusWidgets | None = None,
         *,
         outbox: Outbox | None = None,
         poller_factory: Callable[[AppContext], Any] | None = None,
@@ -56,7 +55,6 @@ class BackgroundWorker(QObject):
         """``poll_interval`` overrides the ``poll.interval_seconds`` setting (tests)."""
         super().__init__(parent)
         self.ctx = ctx
-        self.status = status
         self.outbox = outbox or default_outbox(ctx)
         self._poller_factory = poller_factory
         self._poll_interval = poll_interval
@@ -153,28 +151,16 @@ class BackgroundWorker(QObject):
     @property
     def poller(self) -> Any:
         if self._poller is None:
-            if self._poller_factory is not None:
-                self._poller = self._poller_factory(self.ctx)
-            else:
-                from tabmail.services.tracking import Poller
-
-                self._poller = Poller(self.ctx)
+            factory = self._poller_factory or Poller
+            self._poller = factory(self.ctx)
         return self._poller
 
     def tracking_enabled(self) -> bool:
-        if not uses_sendgrid(self.ctx):
-            return False
-        try:
-            from tabmail.services.tracking import tracking_disabled_reason
-        except ImportError:  # pragma: no cover - the tracking service is optional
-            return False
         return tracking_disabled_reason(self.ctx) is None
 
     async def poll_now(self) -> Any:
         """Poll once now (F5). Returns the PollReport; SendGrid trouble is in it, not raised."""
         self.poll_started.emit()
-        if self.status is not None:
-            self.status.last_poll.setText("Checking delivery statuses…")
         report = await self.poller.poll_once()
         self.poll_completed.emit(report)
         return report

@@ -1,22 +1,20 @@
 """The main window: tournaments and rounds on the left, the selected page in the centre.
 
-Extension points for the layers that come next:
-- ``compose_action`` (Ctrl+N) is a disabled placeholder: connect it and enable it.
-- ``set_poll_handler(coro_factory)``: what F5 / ``poll_action`` runs (through run_op); without
-  one, F5 just reloads from the database.
-- ``set_round_view_factory(factory)``: the widget shown for a selected round (see round_page).
-- ``settings_dialog_opened(dialog)``: wire the dialog's ``test_backend_requested``.
+The window owns everything it shows and runs: the participants page, the round view
+(``RoundMessagesPage``), the composer (Ctrl+N) and the app's one ``BackgroundWorker`` (outbox
+and poller). ``start_background()`` resumes the outbox and starts polling once the qasync loop
+is the current loop; closing the window stops both. Settings saved anywhere reach the status
+bar and the worker through the bridge's ``settings_changed``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Signal
+import shiboken6
+from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
@@ -31,11 +29,13 @@ from PySide6.QtWidgets import (
 
 from tabmail import __version__
 from tabmail.domain.tournament import Round, Tournament
+from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
+from tabmail.gui.composer import ComposeDialog
 from tabmail.gui.importer import ImportDialog
 from tabmail.gui.navigator import PARTICIPANTS, ROUND, TOURNAMENT, NavigatorPanel
 from tabmail.gui.participants import ParticipantsPage
-from tabmail.gui.round_page import RoundPlaceholderPage, RoundViewFactory
+from tabmail.gui.rounds.page import RoundMessagesPage
 from tabmail.gui.run_op import cancel_ops, run_op
 from tabmail.gui.settings import SettingsDialog
 from tabmail.gui.status_bar import StatusWidgets
@@ -51,16 +51,16 @@ GEOMETRY_KEY = "main_window/geometry"
 
 
 class MainWindow(QMainWindow):
-    settings_dialog_opened = Signal(object)  # the SettingsDialog just opened
-    round_shown = Signal(object, object)  # Tournament, Round now in the centre
-
     def __init__(
         self,
         ctx: AppContext,
         bridge: EventBridge | None = None,
         qsettings: QSettings | None = None,
         theme: Theme | None = None,
+        worker: BackgroundWorker | None = None,
     ) -> None:
+        """``worker``: a BackgroundWorker built elsewhere (tests inject clocks); by default the
+        window builds the app's one worker itself."""
         super().__init__()
         self.setObjectName("main-window")
         self.ctx = ctx
@@ -68,8 +68,8 @@ class MainWindow(QMainWindow):
         self.bridge = bridge or EventBridge(ctx.bus, self)
         self._owns_bridge = bridge is None
         self._qsettings = qsettings if qsettings is not None else QSettings()
-        self._poll_handler: Callable[[], Awaitable[Any]] | None = None
-        self._round_view_factory: RoundViewFactory | None = None
+        self.worker = worker or BackgroundWorker(ctx, parent=self)
+        self.composer: ComposeDialog | None = None
         self.current_tournament: Tournament | None = None
         self.current_round: Round | None = None
         self.setWindowTitle("tabmail")
@@ -86,9 +86,10 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget(self)
         self.welcome_page = self._build_welcome_page()
         self.participants_page = ParticipantsPage(ctx, self.bridge, self.theme, self)
-        self.round_placeholder = RoundPlaceholderPage(ctx, self.compose_action, self)
-        self.round_view: QWidget = self.round_placeholder
-        for page in (self.welcome_page, self.participants_page, self.round_placeholder):
+        self.round_view = RoundMessagesPage(
+            ctx, self.bridge, self.theme, self.worker, self.compose_action, self
+        )
+        for page in (self.welcome_page, self.participants_page, self.round_view):
             self.stack.addWidget(page)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -105,6 +106,8 @@ class MainWindow(QMainWindow):
         self._show_last_poll()
         self.bridge.tournament_imported.connect(self._on_bridge_tournament_imported)
         self.bridge.poll_finished.connect(self._on_bridge_poll_finished)
+        self.worker.poll_started.connect(self._on_worker_poll_started)
+        self.worker.outbox_failed.connect(self._on_worker_outbox_failed)
 
         self._restore_geometry()
         self.refresh()
@@ -131,7 +134,8 @@ class MainWindow(QMainWindow):
         self.compose_action = self._action(
             "&Compose…", "Ctrl+N", "Compose a notification for the selected round", "compose"
         )
-        self.compose_action.setEnabled(False)  # wired by the compose layer
+        self.compose_action.setEnabled(False)  # until a tournament is selected
+        self.compose_action.triggered.connect(self.open_composer)
         self.poll_action = self._action("&Check Delivery Now", "F5", "Check delivery statuses now", "refresh")
         self.poll_action.setIconText("Check now")
         self.poll_action.triggered.connect(self.poll_now)
@@ -205,20 +209,10 @@ class MainWindow(QMainWindow):
         layout.addStretch(2)
         return page
 
-    # -- extension points -----------------------------------------------------------------
-    def set_round_view_factory(self, factory: RoundViewFactory | None) -> None:
-        """Use ``factory(parent)`` to build the round page (built once, on first use)."""
-        self._round_view_factory = factory
-        if self.round_view is not self.round_placeholder:
-            self.stack.removeWidget(self.round_view)
-            self.round_view.deleteLater()
-            self.round_view = self.round_placeholder
-        if self.current_round is not None and self.current_tournament is not None:
-            self._show_round(self.current_tournament, self.current_round)
-
-    def set_poll_handler(self, handler: Callable[[], Awaitable[Any]] | None) -> None:
-        """What ``poll_action`` runs (a coroutine factory); None: F5 only reloads."""
-        self._poll_handler = handler
+    # -- background work -----------------------------------------------------------------
+    def start_background(self, *, resume: bool = True, poll: bool = True) -> None:
+        """Resume the outbox and start polling (the qasync loop must be the current loop)."""
+        self.worker.start(resume=resume, poll=poll)
 
     # -- navigation -----------------------------------------------------------------------
     def refresh(self) -> None:
@@ -245,6 +239,7 @@ class MainWindow(QMainWindow):
 
     def _on_navigator_tournament_selected(self, tournament: Tournament) -> None:
         self.current_tournament, self.current_round = tournament, None
+        self.compose_action.setEnabled(True)
         self.setWindowTitle(f"{tournament.name} — tabmail")
         if self.participants_page.tournament != tournament:
             self.participants_page.set_tournament(tournament)
@@ -252,21 +247,19 @@ class MainWindow(QMainWindow):
 
     def _on_navigator_round_selected(self, tournament: Tournament, rnd: Round) -> None:
         self.current_tournament, self.current_round = tournament, rnd
+        self.compose_action.setEnabled(True)
         self.setWindowTitle(f"{rnd.name} · {tournament.name} — tabmail")
         self._show_round(tournament, rnd)
 
     def _on_navigator_nothing_selected(self) -> None:
         self.current_tournament = self.current_round = None
+        self.compose_action.setEnabled(False)
         self.setWindowTitle("tabmail")
         self.stack.setCurrentWidget(self.welcome_page)
 
     def _show_round(self, tournament: Tournament, rnd: Round) -> None:
-        if self._round_view_factory is not None and self.round_view is self.round_placeholder:
-            self.round_view = self._round_view_factory(self)
-            self.stack.addWidget(self.round_view)
-        self.round_view.show_round(tournament, rnd)  # type: ignore[attr-defined]
+        self.round_view.show_round(tournament, rnd)
         self.stack.setCurrentWidget(self.round_view)
-        self.round_shown.emit(tournament, rnd)
 
     # -- actions --------------------------------------------------------------------------
     def open_import_dialog(self) -> ImportDialog:
@@ -280,18 +273,32 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.ctx, self, theme=self.theme)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.saved.connect(self._on_settings_dialog_saved)
-        self.settings_dialog_opened.emit(dialog)
         dialog.open()
         return dialog
 
+    def open_composer(self) -> ComposeDialog | None:
+        """The composer for the selected tournament and round (one at a time, not modal: the
+        round view behind it updates while it sends)."""
+        composer = self.composer
+        if composer is not None and shiboken6.isValid(composer) and composer.isVisible():
+            composer.raise_()
+            composer.activateWindow()
+            return composer
+        tournament = self.current_tournament
+        if tournament is None:
+            return None
+        dialog = ComposeDialog(
+            self.ctx, self.bridge, self.worker, tournament, self.current_round, theme=self.theme, parent=self
+        )
+        dialog.batch_queued.connect(self._on_composer_batch_queued)
+        self.composer = dialog
+        dialog.show()
+        return dialog
+
     def poll_now(self) -> None:
-        if self._poll_handler is None:
-            self.refresh()
-            self.statusBar().showMessage("Reloaded from the database.", 4000)
-            return
         run_op(
             self,
-            self._poll_handler,
+            self.worker.poll_now,
             action=self.poll_action,
             title="Checking delivery statuses",
             on_success=lambda _result: self.refresh(),
@@ -303,6 +310,22 @@ class MainWindow(QMainWindow):
 
     def _on_settings_dialog_saved(self) -> None:
         self.status.update_from_settings(self.ctx.settings.all())
+        self.worker.settings_changed()
+
+    def _on_composer_batch_queued(self, batch_id: int) -> None:
+        batch = self.ctx.notifications.get_batch(batch_id)
+        if batch.round_id is None:
+            return
+        if self.current_round is None or self.current_round.id != batch.round_id:
+            self.select_round(batch.round_id)
+        self.round_view.model.add_batch(batch_id)
+        self.round_view.select_batch(batch_id)
+
+    def _on_worker_poll_started(self) -> None:
+        self.status.last_poll.setText("Checking delivery statuses…")
+
+    def _on_worker_outbox_failed(self, why: str) -> None:
+        self.statusBar().showMessage(f"Sending stopped: {why}", 15000)
 
     def _on_bridge_tournament_imported(self, tournament_id: int) -> None:
         self.refresh()
@@ -373,6 +396,7 @@ class MainWindow(QMainWindow):
         self.resize(min(1600, int(area.width() * 0.92)), min(1000, int(area.height() * 0.92)))
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.worker.stop()
         cancelled = cancel_ops(self)
         if cancelled:
             log.info("cancelled %d running operation(s) on close", cancelled)

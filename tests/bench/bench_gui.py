@@ -54,7 +54,6 @@ def in_process(db: Path) -> dict[str, float]:
     from tabmail.domain.events import StatusesChanged
     from tabmail.gui.bridge import EventBridge
     from tabmail.gui.main_window import MainWindow
-    from tabmail.gui.rounds.install import install_dashboard
     from tabmail.services.context import AppContext
     from tabmail.store.secrets import MemoryKeyring
 
@@ -63,7 +62,6 @@ def in_process(db: Path) -> dict[str, float]:
     bridge = EventBridge(ctx.bus)
     window = MainWindow(ctx, bridge=bridge)
     window.resize(1440, 900)
-    dashboard = install_dashboard(window, start=False)
     window.show()
     app.processEvents()
     out: dict[str, float] = {}
@@ -75,8 +73,7 @@ def in_process(db: Path) -> dict[str, float]:
     start = time.perf_counter()
     window.select_round(rnd.id)
     app.processEvents()
-    page = dashboard.round_view
-    assert page is not None
+    page = window.round_view
     page.repaint()
     out["show_round_s"] = time.perf_counter() - start
     out["round_messages"] = page.model.message_count()

@@ -21,7 +21,6 @@ from tabmail.gui.composer import ComposeDialog
 from tabmail.gui.main_window import MainWindow
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds import Column
-from tabmail.gui.rounds.install import Dashboard, install_dashboard
 from tabmail.gui.rounds.page import RoundMessagesPage
 from tabmail.gui.theme import Tone
 from tabmail.services import notify
@@ -44,8 +43,10 @@ def click(box: QMessageBox, text: str) -> None:
     button.click()
 
 
-def open_window(qtbot: QtBot, ctx: AppContext, qsettings: QSettings) -> MainWindow:
-    window = MainWindow(ctx, EventBridge(ctx.bus), qsettings=qsettings)
+def open_window(
+    qtbot: QtBot, ctx: AppContext, qsettings: QSettings, worker: BackgroundWorker | None = None
+) -> MainWindow:
+    window = MainWindow(ctx, EventBridge(ctx.bus), qsettings=qsettings, worker=worker)
     qtbot.addWidget(window)
     window.resize(1440, 900)
     window.show()
@@ -65,10 +66,10 @@ def planned_addresses(ctx: AppContext) -> list[str]:
     return [p.recipient.address or "" for p in plan.recipients if p.selected_by_default]
 
 
-def compose_and_send(qtbot: QtBot, window: MainWindow, dashboard: Dashboard) -> tuple[ComposeDialog, int]:
+def compose_and_send(qtbot: QtBot, window: MainWindow) -> tuple[ComposeDialog, int]:
     assert window.compose_action.isEnabled()
     window.compose_action.trigger()
-    dialog = dashboard.composer
+    dialog = window.composer
     assert dialog is not None and dialog.isVisible()
     qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10000)
     assert dialog.current_event() == (Event.DRAW, Audience.ALL) and dialog.round.currentText() == "Round 1"
@@ -149,12 +150,12 @@ def test_smtp_compose_send_fail_correct_resend(
         wrong = planned_addresses(ctx)[2]
         smtp.script(wrong, rcpt=f"550 5.1.1 <{wrong}>: Recipient address rejected: User unknown")
         window = open_window(qtbot, ctx, qsettings)
-        dashboard = install_dashboard(window)
+        window.start_background()
         assert window.select_round(first_round(ctx))
-        view = dashboard.round_view
-        assert view is not None and view.stack.currentWidget() is view.placeholder
+        view = window.round_view
+        assert view.stack.currentWidget() is view.placeholder
 
-        dialog, n = compose_and_send(qtbot, window, dashboard)
+        dialog, n = compose_and_send(qtbot, window)
         assert "1 failed" in dialog.send_progress.label.text()
         close_dialog(qtbot, window, dialog)
         qtbot.waitUntil(lambda: view.model.rowCount() == 1, timeout=5000)
@@ -206,18 +207,16 @@ def test_sendgrid_compose_send_poll_bounce_correct_resend_delivered(
         server.script(first, sendgrid.bounced("bounce"))
         server.script(second, sendgrid.bounced("bounce"))
 
-        window = open_window(qtbot, ctx, qsettings)
         outbox = Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus, clock=now)
         worker = BackgroundWorker(
-            ctx, window.status, outbox=outbox, poller_factory=lambda c: Poller(c, clock=now, sleep=sleep)
+            ctx, outbox=outbox, poller_factory=lambda c: Poller(c, clock=now, sleep=sleep)
         )
-        dashboard = install_dashboard(window, worker=worker, start=False)
-        worker.start(poll=False)  # F5 polls below; the timer would only add noise
+        window = open_window(qtbot, ctx, qsettings, worker)
+        window.start_background(poll=False)  # F5 polls below; the timer would only add noise
         window.select_round(first_round(ctx))
-        view = dashboard.round_view
-        assert view is not None
+        view = window.round_view
 
-        dialog, n = compose_and_send(qtbot, window, dashboard)
+        dialog, n = compose_and_send(qtbot, window)
         close_dialog(qtbot, window, dialog)
         qtbot.waitUntil(
             lambda: {view.model.status_of(m.id) for m in ctx.notifications.messages()} == {"sent"},
@@ -306,11 +305,9 @@ def test_the_worker_polls_on_its_timer_and_stops_on_close(
         def close(self) -> None:
             pass
 
-    window = open_window(qtbot, polling_world, qsettings)
-    worker = BackgroundWorker(
-        polling_world, window.status, poller_factory=lambda c: CountingPoller(), poll_interval=0.05
-    )
-    install_dashboard(window, worker=worker)
+    worker = BackgroundWorker(polling_world, poller_factory=lambda c: CountingPoller(), poll_interval=0.05)
+    window = open_window(qtbot, polling_world, qsettings, worker)
+    window.start_background()
     qtbot.waitUntil(lambda: CountingPoller.calls >= 3, timeout=5000)
     task = worker._poll_task
     assert task is not None and not task.done()

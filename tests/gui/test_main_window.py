@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from tabmail.domain.events import PollFinished, TournamentImported
-from tabmail.domain.tournament import Round, Tournament
+from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.main_window import GEOMETRY_KEY, MainWindow
 from tabmail.gui.navigator import PARTICIPANTS, ROUND, TOURNAMENT
 from tabmail.gui.roles import Roles
@@ -53,37 +53,24 @@ def test_rounds_tree_lists_the_tournaments_rounds(window: MainWindow, tournament
     assert window.participants_page.model.rowCount() == 7
 
 
-def test_selecting_a_round_shows_the_placeholder_then_the_plugged_in_view(
+def test_selecting_a_round_shows_the_round_view(
     window: MainWindow, ctx: AppContext, tournament_id: int
 ) -> None:
     round_2 = ctx.tournaments.get_round(tournament_id, 2)
     assert window.select_round(round_2.id)
-    assert window.stack.currentWidget() is window.round_placeholder
-    assert window.round_placeholder.title.text() == "Round 2"
+    view = window.round_view
+    assert window.stack.currentWidget() is view
+    assert view.stack.currentWidget() is view.placeholder  # nothing sent for this round yet
+    assert view.placeholder.title.text() == "Round 2"
     assert "Round 2" in window.windowTitle()
-
-    shown: list[tuple[Tournament, Round]] = []
-
-    class FakeRoundView(QWidget):
-        def show_round(self, tournament: Tournament, rnd: Round) -> None:
-            shown.append((tournament, rnd))
-
-    window.set_round_view_factory(FakeRoundView)
-    # The current round is re-shown in the new view at once.
-    assert isinstance(window.stack.currentWidget(), FakeRoundView)
-    round_1 = ctx.tournaments.get_round(tournament_id, 1)
-    window.select_round(round_1.id)
-    assert [(t.id, r.id) for t, r in shown] == [(tournament_id, round_2.id), (tournament_id, round_1.id)]
-    view = window.stack.currentWidget()
-    window.select_round(round_2.id)
-    assert window.stack.currentWidget() is view  # built once, reused
-
-
-def test_round_placeholder_summarises_the_draw(
-    window: MainWindow, ctx: AppContext, tournament_id: int
-) -> None:
     window.select_round(ctx.tournaments.get_round(tournament_id, 1).id)
-    text = window.round_placeholder.draw_summary.text()
+    assert window.stack.currentWidget() is view  # one view, reused
+    assert view.round is not None and view.round.seq == 1
+
+
+def test_an_empty_round_summarises_the_draw(window: MainWindow, ctx: AppContext, tournament_id: int) -> None:
+    window.select_round(ctx.tournaments.get_round(tournament_id, 1).id)
+    text = window.round_view.placeholder.draw_summary.text()
     assert "1 debate" in text and "2 teams" in text and "1 adjudicator" in text
 
 
@@ -98,7 +85,7 @@ def test_actions_have_their_shortcuts(window: MainWindow) -> None:
     }
     for action, keys in expected.items():
         assert action.shortcut().toString() == keys, action.text()
-    assert not window.compose_action.isEnabled()  # placeholder until the composer lands
+    assert window.compose_action.isEnabled()  # a tournament is selected
 
 
 def test_find_focuses_the_participants_search(qtbot: QtBot, window: MainWindow) -> None:
@@ -156,20 +143,24 @@ def test_empty_database_shows_the_welcome_page(qtbot: QtBot, ctx: AppContext, qs
     assert not win.navigator.empty_label.isHidden()
 
 
-def test_poll_action_runs_the_handler_through_run_op(
-    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, window: MainWindow
+def test_poll_action_runs_the_workers_poll_through_run_op(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, ctx: AppContext, tournament_id: int, qsettings: QSettings
 ) -> None:
     release = asyncio.Event()
     calls: list[str] = []
 
-    async def poll() -> None:
-        calls.append("poll")
-        await release.wait()
+    class WaitingPoller:
+        async def poll_once(self) -> None:
+            calls.append("poll")
+            await release.wait()
 
-    window.set_poll_handler(poll)
+    worker = BackgroundWorker(ctx, poller_factory=lambda c: WaitingPoller())
+    window = MainWindow(ctx, qsettings=qsettings, worker=worker)
+    qtbot.addWidget(window)
     window.poll_action.trigger()
     qtbot.waitUntil(lambda: calls == ["poll"], timeout=5000)
     assert not window.poll_action.isEnabled()
+    assert window.status.last_poll.text() == "Checking delivery statuses…"
     release.set()
     qtbot.waitUntil(window.poll_action.isEnabled, timeout=5000)
 

@@ -31,9 +31,9 @@ from tabmail.gui.bridge import EventBridge
 from tabmail.gui.message import MessageView
 from tabmail.gui.navigator import round_summary
 from tabmail.gui.roles import Roles
-from tabmail.gui.round_page import RoundPlaceholderPage
 from tabmail.gui.rounds.batch_panel import BatchPanel
 from tabmail.gui.rounds.delegate import RoundMessagesDelegate, RoundTree
+from tabmail.gui.rounds.empty import RoundEmptyPage
 from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundMessagesModel
 from tabmail.gui.rounds.proxy import RoundMessagesProxy
 from tabmail.gui.rounds.resending import Resender
@@ -121,9 +121,9 @@ class RoundMessagesPage(QWidget):
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setSizes([430, 370])
 
-        # An empty round shows the foundation's placeholder (its own title, draw summary and
-        # Compose button); a round with batches shows the list page below.
-        self.placeholder = RoundPlaceholderPage(ctx, compose_action, self)
+        # An empty round shows its draw summary and a Compose button; a round with batches
+        # shows the list page below.
+        self.placeholder = RoundEmptyPage(ctx, compose_action, self)
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.placeholder)
         list_page = QWidget(self)

@@ -1,15 +1,8 @@
-"""The round slot of the main window, and the placeholder that fills it until a real view does.
-
-A round view is any ``QWidget`` with ``show_round(tournament, round)`` (and optionally
-``focus_search()`` for Ctrl+F). The main window builds it once, through the factory given to
-``MainWindow.set_round_view_factory``, and calls ``show_round`` on every round selection.
-"""
+"""What the round view shows for a round nothing was sent for yet: its draw, motions and Compose."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from html import escape
-from typing import Protocol, runtime_checkable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
@@ -22,22 +15,14 @@ from tabmail.gui.widgets import heading_label, muted_label
 from tabmail.services.context import AppContext
 
 
-@runtime_checkable
-class RoundView(Protocol):
-    def show_round(self, tournament: Tournament, rnd: Round) -> None: ...
-
-
-RoundViewFactory = Callable[[QWidget], QWidget]  # parent -> a widget implementing RoundView
-
-
-class RoundPlaceholderPage(QWidget):
-    """What the round slot shows before the notifications view is plugged in."""
+class RoundEmptyPage(QWidget):
+    """A round without notifications: title, draw summary, motions and the Compose button."""
 
     def __init__(
         self, ctx: AppContext, compose_action: QAction | None = None, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
-        self.setObjectName("round-placeholder")
+        self.setObjectName("round-empty")
         self._ctx = ctx
         self.tournament: Tournament | None = None
         self.round: Round | None = None
