@@ -207,6 +207,8 @@ def test_a_failed_upgrade_leaves_a_backup_of_the_old_database(
     assert raw_query(backup, "SELECT version_num FROM alembic_version") == [(old_revision,)]
     assert raw_query(backup, "SELECT slug FROM tournaments") == [("old-open",)]
     assert raw_query(path, "SELECT version_num FROM alembic_version") == [(old_revision,)]
+    # the whole upgrade was one transaction: the table its failed step had created is gone too
+    assert raw_query(path, "SELECT name FROM sqlite_master WHERE name = 'extra_notes'") == []
 
 
 # -- where the database is ---------------------------------------------------------------

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import select
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +20,7 @@ from tabmail.cli import (
     status_cmds,
     template_cmds,
 )
+from tabmail.cli.errors import explain
 from tabmail.cli.terminal import guard_terminal_streams
 from tabmail.domain.errors import TabmailError
 from tabmail.logs import setup_logging
@@ -69,10 +73,19 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], 
             if gui is None:
                 raise TabmailError("no command given (see tabmail --help)")
             return gui(args)
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe or a full disk shows here, not at interpreter exit
+        return code
     except KeyboardInterrupt:
         print("tabmail: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as exc:
+        if _stdout_closed():
+            return _reader_went_away()
+        if args.debug:
+            raise
+        print(f"tabmail: error: a connection was closed by the other side ({exc})", file=sys.stderr)
+        return 1
     except TabmailError as exc:
         if args.debug:
             raise
@@ -81,8 +94,32 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], 
     except Exception as exc:
         if args.debug:
             raise
+        words = explain(exc)
+        if words is not None:
+            print(f"tabmail: error: {words}", file=sys.stderr)
+            return 1
         print(
             f"tabmail: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
             file=sys.stderr,
         )
         return 2
+
+
+def _stdout_closed() -> bool:
+    """Whether the process reading our output has gone (a broken socket is another matter)."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _reader_went_away() -> int:
+    """``tabmail status | head``: the reader has all it wanted. Like any Unix tool killed by
+    SIGPIPE: no message, status 128 + SIGPIPE; what is still buffered goes nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE

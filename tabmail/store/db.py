@@ -1,4 +1,9 @@
-"""The database: where it lives, how it is opened, and how its schema is kept current."""
+"""The database: where it lives, how it is opened, and how its schema is kept current.
+
+Opening is cheap: the file is checked with sqlite3 alone (``dbfile``), and Alembic is imported
+only when the stored revision is not the scripts' head. A file that is not tabmail's is refused
+before anything changes it; a file this process cannot write is opened read-only.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +14,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
-from tabmail.domain.errors import TabmailError
+from tabmail.store.dbfile import (
+    APPLICATION_ID,
+    DatabaseError,
+    FileState,
+    Revisions,
+    connect_readonly,
+    inspect_file,
+    read_revision,
+    scan_revisions,
+)
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 APP_NAME = "tabmail"
 
-
-class DatabaseError(TabmailError):
-    """The database cannot be opened or upgraded; the message says why in plain words."""
+__all__ = ["Database", "DatabaseError", "default_database_path", "resolve_url"]
 
 
 def default_database_path() -> Path:
@@ -69,35 +80,71 @@ def _create_private_file(path: Path) -> None:
 
 
 def _alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
-class Database:
-    """Owns the engine and hands out short sessions. Call ``migrate()`` once at start-up."""
+def _driver_missing(url: str, exc: ImportError) -> DatabaseError:
+    backend = make_url(url).get_backend_name()
+    module = exc.name or str(exc)
+    return DatabaseError(
+        f"the {backend} database URL needs the Python driver {module!r}, which is not installed "
+        f"(install it into tabmail's environment, e.g. pip install {module})"
+    )
 
-    def __init__(self, target: str | os.PathLike[str] | None = None, *, echo: bool = False) -> None:
+
+class Database:
+    """Owns the engine and hands out short sessions. Call ``migrate()`` once at start-up.
+
+    ``read_only``: open without writing even when the file could be written (offline review).
+    A file this process cannot write is opened read-only whatever is asked; see ``read_only``.
+    """
+
+    def __init__(
+        self, target: str | os.PathLike[str] | None = None, *, echo: bool = False, read_only: bool = False
+    ) -> None:
         self.url = resolve_url(target)
-        parsed = make_url(self.url)
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError as exc:
+            raise DatabaseError(f"not a database URL or path: {self.url!r}") from exc
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self.path: Path | None = None
+        self.read_only = read_only
+        self._state: FileState | None = None
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             self.path = Path(parsed.database)
-            try:
-                _create_private_file(self.path)
-            except OSError as exc:
-                raise DatabaseError(f"cannot create the database at {self.path}: {exc.strerror}") from exc
+            self._state = inspect_file(self.path, self._revisions().known)
+            self.read_only = read_only or not self._state.writable
+            if self.read_only and not self._state.exists:
+                raise DatabaseError(f"cannot create the database at {self.path}: the folder is read-only")
+            if not self.read_only:
+                try:
+                    _create_private_file(self.path)
+                except OSError as exc:
+                    raise DatabaseError(f"cannot create the database at {self.path}: {exc.strerror}") from exc
         connect_args: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args = {"timeout": 30, "check_same_thread": False}
             if self.path is None:  # in memory: one connection, or every session sees its own database
                 extra["poolclass"] = StaticPool
-        self.engine: Engine = create_engine(self.url, echo=echo, connect_args=connect_args, **extra)
+            elif self.read_only:
+                path = self.path
+                extra["creator"] = lambda: connect_readonly(path, check_same_thread=False)
+                extra["poolclass"] = QueuePool
+        try:
+            self.engine: Engine = create_engine(self.url, echo=echo, connect_args=connect_args, **extra)
+        except ImportError as exc:
+            raise _driver_missing(self.url, exc) from exc
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(
+                self.engine, "connect", _sqlite_readonly_on_connect if self.read_only else _sqlite_on_connect
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def describe(self) -> str:
@@ -118,48 +165,99 @@ class Database:
             session.close()
 
     # -- schema -----------------------------------------------------------------
+    @staticmethod
+    def _revisions() -> Revisions:
+        return scan_revisions(MIGRATIONS_DIR / "versions")
+
     def current_revision(self) -> str | None:
+        if self.path is not None:
+            return read_revision(self.path)
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def head_revision(self) -> str:
-        head = ScriptDirectory.from_config(_alembic_config(self.url)).get_current_head()
+        head = self._revisions().head
+        if head is None:  # not one plain chain of scripts: Alembic decides
+            from alembic.script import ScriptDirectory
+
+            head = ScriptDirectory.from_config(_alembic_config(self.url)).get_current_head()
         assert head is not None
         return head
 
     def migrate(self) -> Path | None:
         """Bring the schema to the code's version. Returns the backup made, if any.
 
-        Refuses (DatabaseError) a database written by a newer tabmail. Before upgrading an
-        existing SQLite database, copies it next to itself so a failed upgrade loses nothing.
+        Refuses (DatabaseError) a database written by a newer tabmail, and a read-only database
+        whose schema is behind. Before upgrading an existing SQLite database, copies it next to
+        itself so a failed upgrade loses nothing. The whole upgrade is one transaction: a
+        process killed half-way leaves the database as it was.
         """
+        revisions = self._revisions()
+        current = self.current_revision()
+        if current is not None and current == revisions.head:
+            self._mark()
+            return None
+        if current is not None and current not in revisions.known and revisions.head is not None:
+            raise self._newer(current, revisions.head)
+        if self.read_only:
+            raise DatabaseError(
+                f"the database {self.describe()} is read-only and its schema "
+                f"({current or 'none yet'}) is older than this tabmail's ({self.head_revision()}); "
+                "open a writable copy once to upgrade it"
+            )
+        return self._upgrade(current)
+
+    def _newer(self, current: str, head: str) -> DatabaseError:
+        return DatabaseError(
+            f"the database {self.describe()} was written by a newer tabmail "
+            f"(schema {current}); this version knows up to {head}. Upgrade tabmail."
+        )
+
+    def _mark(self) -> None:
+        """Databases written before tabmail marked its files get the mark on their next start."""
+        if self.read_only or self._state is None or self._state.marked or self.path is None:
+            return
+        conn = sqlite3.connect(str(self.path), timeout=30)
+        try:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.commit()
+        finally:
+            conn.close()
+        self._state = None
+
+    def _upgrade(self, current: str | None) -> Path | None:
+        from alembic import command
+        from alembic.script import ScriptDirectory
+
         cfg = _alembic_config(self.url)
         script = ScriptDirectory.from_config(cfg)
-        current = self.current_revision()
         head = script.get_current_head()
         if current == head:
+            self._mark()
             return None
         if current is not None:
             try:
                 script.get_revision(current)
             except Exception as exc:
-                raise DatabaseError(
-                    f"the database {self.describe()} was written by a newer tabmail "
-                    f"(schema {current}); this version knows up to {head}. Upgrade tabmail."
-                ) from exc
+                raise self._newer(current, str(head)) from exc
         backup = None
         if current is not None and self.path is not None and self.path.exists():
             backup = self._backup(current)
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn, _transactional_ddl(conn, self.is_sqlite):
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                if self.is_sqlite:
+                    conn.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")
         except Exception as exc:
             kept = f"; the database before the upgrade is kept at {backup}" if backup else ""
             raise DatabaseError(
                 f"upgrading the database {self.describe()} from schema {current} to {head} failed "
                 f"({type(exc).__name__}: {exc}){kept}"
             ) from exc
+        self._state = None
         log.info("database %s upgraded %s -> %s", self.describe(), current, head)
         return backup
 
@@ -185,10 +283,54 @@ class Database:
         self.engine.dispose()
 
 
+@contextmanager
+def _transactional_ddl(conn: Connection, is_sqlite: bool) -> Iterator[None]:
+    """One real transaction around the whole upgrade, DDL included, committed at the end.
+
+    Python's sqlite3 driver (in its default mode) sends no BEGIN before CREATE TABLE, so each
+    statement would commit on its own and a killed first start would leave half a schema. As
+    SQLAlchemy's pysqlite notes advise, the driver's own transaction handling is switched off on
+    this connection and BEGIN is sent explicitly. Foreign keys are off during the upgrade (a
+    batch migration copies and drops tables; with them on, dropping cascades) and checked before
+    the commit.
+    """
+    if not is_sqlite:
+        with conn.begin():
+            yield
+        return
+    dbapi = conn.connection.driver_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    if conn.in_transaction():
+        conn.commit()
+    saved = dbapi.isolation_level
+    dbapi.isolation_level = None
+    try:
+        dbapi.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: set before BEGIN
+        # SQLAlchemy's transaction: Alembic sees it as the caller's and opens none of its own;
+        # its commit (or rollback) ends the BEGIN sent here.
+        with conn.begin():
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield
+            problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise DatabaseError(f"the upgrade would break {len(problems)} foreign-key references")
+    finally:
+        dbapi.isolation_level = saved
+        dbapi.execute("PRAGMA foreign_keys=ON")
+
+
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_readonly_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA query_only=ON")
     cur.close()
