@@ -17,8 +17,8 @@ import pytest
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
 from tabmail.store.db import Database
-from tabmail.store.secrets import MemoryKeyring
 from tests.datafiles import data_path
+from tests.keyrings import MemoryKeyring
 from tests.servers.mailserver import MailServers, unavailable_reason
 from tests.servers.smtp import SmtpTestServer
 

@@ -29,8 +29,9 @@ from tabmail.logs import (
     setup_logging,
 )
 from tabmail.services.context import AppContext
-from tabmail.store.secrets import MemoryKeyring, SecretStore
+from tabmail.store.secrets import SecretStore
 from tests.conftest import REPO
+from tests.keyrings import MemoryKeyring
 
 log = logging.getLogger("tabmail.test_logs")
 POSIX = os.name == "posix"

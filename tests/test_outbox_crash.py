@@ -22,7 +22,7 @@ from tabmail.domain.notification import Event, MessageState, Templates
 from tabmail.domain.tournament import Role
 from tabmail.services import notify
 from tabmail.services.context import AppContext
-from tabmail.store.secrets import MemoryKeyring
+from tests.keyrings import MemoryKeyring
 from tests.servers.smtp import iter_recorded
 
 REPO = Path(__file__).resolve().parents[1]

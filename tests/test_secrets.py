@@ -4,6 +4,7 @@ tools/with-keyring.sh provides one (make unit runs the tests inside it)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -11,15 +12,17 @@ import sys
 import traceback
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import keyring.backend
 import keyring.errors
 import pytest
-from keyring.backends import fail
+from keyring.backends import fail, null
 from secretstorage.exceptions import SecretServiceNotAvailableException
 
-from tabmail.store.secrets import SECRET_NAMES, MemoryKeyring, SecretStore, SecretStoreError
+from tabmail.store.secrets import SECRET_NAMES, SecretStore, SecretStoreError
 from tests.conftest import REPO
+from tests.keyrings import MemoryKeyring
 
 SECRET = "s3cr3t-Value-7f2e"
 
@@ -106,7 +109,10 @@ def test_without_a_keyring_the_environment_is_used_and_set_refuses() -> None:
     assert store.get("sendgrid-api-key") is None
     with pytest.raises(SecretStoreError) as caught:
         store.set("tabbycat-token", "another-value")
-    assert str(caught.value) == reason
+    assert str(caught.value) == (
+        "No OS keyring is available on this machine, so tabbycat-token cannot be stored; "
+        "set TABMAIL_TABBYCAT_TOKEN in tabmail's environment instead."
+    )
     with pytest.raises(SecretStoreError):
         store.delete("tabbycat-token")
 
@@ -151,6 +157,40 @@ def test_secret_values_never_reach_errors_or_logs(caplog: pytest.LogCaptureFixtu
     assert SECRET not in caplog.text
 
 
+@pytest.mark.parametrize("name", sorted(SECRET_NAMES))
+def test_every_secret_is_refused_naming_its_own_variable(name: str) -> None:
+    store = SecretStore(fail.Keyring(), environ={})  # type: ignore[no-untyped-call]
+
+    with pytest.raises(SecretStoreError) as caught:
+        store.set(name, SECRET)
+
+    variable = "TABMAIL_" + name.upper().replace("-", "_")
+    assert SECRET_NAMES[name] == variable  # the convention a new name's line follows
+    assert str(caught.value) == (
+        f"No OS keyring is available on this machine, so {name} cannot be stored; "
+        f"set {variable} in tabmail's environment instead."
+    )
+
+
+class ForgetfulKeyring(MemoryKeyring):
+    """Accepts every value and keeps none (as keyring's null backend or a broken daemon does)."""
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("backend", [ForgetfulKeyring(), null.Keyring()], ids=["forgetful", "null"])
+def test_a_keyring_that_keeps_nothing_never_counts_as_stored(backend: keyring.backend.KeyringBackend) -> None:
+    store = SecretStore(backend, environ={})
+
+    with pytest.raises(SecretStoreError) as caught:
+        store.set("smtp-password", SECRET)
+
+    assert "so smtp-password cannot be stored; set TABMAIL_SMTP_PASSWORD" in str(caught.value)
+    assert one_sentence(str(caught.value)) and SECRET not in str(caught.value)
+    assert store.get("smtp-password") is None
+
+
 # -- the command line --------------------------------------------------------------------
 
 
@@ -179,6 +219,66 @@ def test_cli_secret_set_without_a_keyring_says_so_and_never_echoes() -> None:
     [line] = done.stderr.splitlines()
     assert line.startswith("tabmail: error: No OS keyring is available") and "TABMAIL_SMTP_PASSWORD" in line
     assert SECRET not in done.stdout + done.stderr
+
+
+def without_any_keyring(home: Path) -> dict[str, str]:
+    """An environment as on a machine with no keyring: no D-Bus session, no keyring choice made
+    by configuration, a home of its own (no keyringrc), no secrets in variables."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DBUS_", "PYTHON_KEYRING", "TABMAIL_", "XDG_", "KEYRING_"))
+    }
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"))
+    env["TABMAIL_DB"] = str(home / "tabmail.sqlite3")
+    env["TABMAIL_LOG_DIR"] = str(home / "logs")
+    return env
+
+
+def test_cli_secret_set_with_no_keyring_found_refuses_and_nothing_claims_it(tmp_path: Path) -> None:
+    """keyring's own discovery, as in production: a test double in the package used to be picked
+    ("stored ... in the OS keyring", exit 0) and the secret vanished with the process."""
+    env = without_any_keyring(tmp_path)
+
+    done = tabmail("secret", "set", "smtp-password", stdin=SECRET + "\n", env=env)
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == [
+        "tabmail: error: No OS keyring is available on this machine, so smtp-password cannot be stored; "
+        "set TABMAIL_SMTP_PASSWORD in tabmail's environment instead."
+    ]
+    later = tabmail("secret", "status", env=env)
+    assert later.returncode == 0, later.stderr
+    assert "smtp-password      missing" in later.stdout.splitlines()
+    assert SECRET not in done.stderr + later.stdout + later.stderr
+
+
+FIND_BACKENDS = """
+import importlib, json, pkgutil
+import keyring, keyring.backend
+import tabmail
+for module in pkgutil.walk_packages(tabmail.__path__, "tabmail."):
+    if not module.name.endswith("__main__"):
+        importlib.import_module(module.name)
+ours = [c.__module__ + "." + c.__name__ for c in keyring.backend.KeyringBackend._classes if c.__module__.startswith("tabmail")]
+print(json.dumps({"ours": ours, "chosen": type(keyring.get_keyring()).__module__}))
+"""
+
+
+def test_no_tabmail_module_offers_keyring_a_backend(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FIND_BACKENDS],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**without_any_keyring(tmp_path), "QT_QPA_PLATFORM": "offscreen"},
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found == {"ours": [], "chosen": "keyring.backends.fail"}
 
 
 # -- the real Secret Service -------------------------------------------------------------

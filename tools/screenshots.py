@@ -47,7 +47,7 @@ from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.resend import resend
 from tabmail.status.events import ProviderEvent, derive_status, stable_event_id
-from tabmail.store.secrets import MemoryKeyring
+from tests.keyrings import MemoryKeyring
 
 SIZE = (1440, 900)
 

@@ -38,9 +38,9 @@ def _read_value(name: str) -> str:
 
 def _set(args: argparse.Namespace) -> int:
     store = SecretStore()
-    if not store.available:
-        raise TabmailError(str(store.unavailable_reason))
-    store.set(args.name, _read_value(args.name))
+    if not store.available:  # before reading: nothing is taken that cannot be kept
+        raise TabmailError(store.refusal(args.name))
+    store.set(args.name, _read_value(args.name))  # reads it back: "stored" is never claimed falsely
     print(f"stored {args.name} in the OS keyring")
     return 0
 

@@ -1,8 +1,10 @@
 """Secrets in the OS keyring, never anywhere else.
 
-When the platform has no usable keyring (keyring's fail backend, a locked or absent Secret
-Service), ``SecretStore.unavailable_reason`` says so in one sentence and ``get`` falls back to
-the documented environment variables for that run. Nothing here ever writes a secret to disk.
+When the platform has no usable keyring (keyring's fail or null backend, a locked or absent
+Secret Service), ``SecretStore.unavailable_reason`` says so in one sentence, ``set`` refuses
+with one sentence naming the secret's environment variable, and ``get`` falls back to those
+variables for that run. Nothing here ever writes a secret to disk, and nothing here is a
+keyring backend: keyring's discovery would pick any imported ``KeyringBackend`` subclass.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping
 import keyring
 import keyring.backend
 import keyring.errors
-from keyring.backends import fail
+from keyring.backends import fail, null
 
 from tabmail.domain.errors import TabmailError
 from tabmail.logs import remember_secret
@@ -23,7 +25,9 @@ log = logging.getLogger(__name__)
 
 SERVICE = "tabmail"
 
-# name -> environment variable accepted when no keyring can be used
+# name -> environment variable accepted when no keyring can be used. Adding a secret is adding its
+# line here (the variable is TABMAIL_ and the name in upper case, - as _): the CLI, the settings
+# dialog's fields and the refusals all read this table.
 SECRET_NAMES: dict[str, str] = {
     "tabbycat-token": "TABMAIL_TABBYCAT_TOKEN",
     "smtp-password": "TABMAIL_SMTP_PASSWORD",
@@ -46,7 +50,7 @@ class SecretStore:
         self._backend = backend if backend is not None else keyring.get_keyring()
         self._environ = os.environ if environ is None else environ
         self._service = service
-        self._reason: str | None = None
+        self._problem: str | None = None
         self._probed = False
 
     @staticmethod
@@ -58,34 +62,39 @@ class SecretStore:
     @property
     def unavailable_reason(self) -> str | None:
         """None when the keyring works; otherwise one sentence for the director."""
-        if not self._probed:
-            self._probed = True
-            self._reason = self._probe()
-        return self._reason
+        problem = self._keyring_problem()
+        if problem is None:
+            return None
+        envs = ", ".join(SECRET_NAMES.values())
+        return f"{problem}, so secrets cannot be stored; set them for this run through the environment variables {envs}."
 
     @property
     def available(self) -> bool:
-        return self.unavailable_reason is None
+        return self._keyring_problem() is None
+
+    def refusal(self, name: str, problem: str | None = None) -> str:
+        """The one sentence saying why ``name`` cannot be stored here, and what to do instead."""
+        self.check_name(name)
+        problem = problem or self._keyring_problem() or "The OS keyring cannot be used"
+        return f"{problem}, so {name} cannot be stored; set {SECRET_NAMES[name]} in tabmail's environment instead."
+
+    def _keyring_problem(self) -> str | None:
+        """What is wrong with the keyring, as the start of a sentence; None when it works (probed once)."""
+        if not self._probed:
+            self._probed = True
+            self._problem = self._probe()
+        return self._problem
 
     def _probe(self) -> str | None:
-        envs = ", ".join(SECRET_NAMES.values())
-        if isinstance(self._backend, fail.Keyring):
-            return (
-                "No OS keyring is available on this machine, so secrets cannot be stored; "
-                f"set them for this run through the environment variables {envs}."
-            )
+        # fail: keyring's discovery found nothing; null: a backend that silently keeps nothing.
+        if isinstance(self._backend, fail.Keyring | null.Keyring):
+            return "No OS keyring is available on this machine"
         try:
             self._backend.get_password(self._service, "__probe__")
         except keyring.errors.KeyringError as exc:
-            return (
-                f"The OS keyring cannot be used ({type(exc).__name__}: it may be locked or absent); "
-                f"set secrets for this run through the environment variables {envs}."
-            )
+            return f"The OS keyring cannot be used ({type(exc).__name__}: it may be locked or absent)"
         except Exception as exc:  # D-Bus errors from SecretStorage and the like
-            return (
-                f"The OS keyring cannot be reached ({type(exc).__name__}); "
-                f"set secrets for this run through the environment variables {envs}."
-            )
+            return f"The OS keyring cannot be reached ({type(exc).__name__})"
         return None
 
     def get(self, name: str) -> str | None:
@@ -110,11 +119,14 @@ class SecretStore:
             raise SecretStoreError(f"refusing to store an empty value for {name}")
         remember_secret(value)
         if not self.available:
-            raise SecretStoreError(str(self.unavailable_reason))
+            raise SecretStoreError(self.refusal(name))
         try:
             self._backend.set_password(self._service, name, value)
+            kept = self._backend.get_password(self._service, name)
         except Exception as exc:
             raise SecretStoreError(f"the keyring refused to store {name} ({type(exc).__name__})") from None
+        if kept != value:  # a backend that accepts and forgets must not let anyone say "stored"
+            raise SecretStoreError(self.refusal(name, "The OS keyring did not keep it"))
 
     def delete(self, name: str) -> bool:
         """Remove a stored secret; False when there was none."""
@@ -139,25 +151,3 @@ class SecretStore:
             except Exception:
                 pass
         return "environment" if self._environ.get(SECRET_NAMES[name]) else "missing"
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """An in-memory backend for tests and for platforms without a keyring in demo runs."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self._data: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self._data.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self._data[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self._data[(service, username)]
-        except KeyError:
-            raise keyring.errors.PasswordDeleteError(username) from None

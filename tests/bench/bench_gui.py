@@ -55,7 +55,7 @@ def in_process(db: Path) -> dict[str, float]:
     from tabmail.gui.bridge import EventBridge
     from tabmail.gui.main_window import MainWindow
     from tabmail.services.context import AppContext
-    from tabmail.store.secrets import MemoryKeyring
+    from tests.keyrings import MemoryKeyring
 
     app = QApplication.instance() or QApplication([])
     ctx = AppContext.open(db, keyring_backend=MemoryKeyring())

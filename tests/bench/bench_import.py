@@ -29,7 +29,7 @@ def _child(url: str, db_path: str, slug: str) -> None:
 
     from tabmail.services.context import AppContext
     from tabmail.services.importing import import_tabbycat
-    from tabmail.store.secrets import MemoryKeyring
+    from tests.keyrings import MemoryKeyring
 
     ctx = AppContext.open(db_path, keyring_backend=MemoryKeyring())
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

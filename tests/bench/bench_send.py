@@ -93,7 +93,7 @@ def child(db: str, port: int, connections: int) -> dict[str, float]:
     from tabmail.services.context import AppContext
     from tabmail.services.outbox import Outbox
     from tabmail.services.sending import build_backend
-    from tabmail.store.secrets import MemoryKeyring
+    from tests.keyrings import MemoryKeyring
 
     ctx = AppContext.open(db, keyring_backend=MemoryKeyring())
     for key, value in {
@@ -150,7 +150,7 @@ def stored_messages(db: Path) -> list[OutgoingMessage]:
 
     from tabmail.domain.notification import MessageState
     from tabmail.services.context import AppContext
-    from tabmail.store.secrets import MemoryKeyring
+    from tests.keyrings import MemoryKeyring
 
     ctx = AppContext.open(db, keyring_backend=MemoryKeyring())
     try:

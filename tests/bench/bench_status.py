@@ -39,7 +39,7 @@ def _rss_mb() -> float:
 
 def _context(tmp: Path) -> Any:
     from tabmail.services.context import AppContext
-    from tabmail.store.secrets import MemoryKeyring
+    from tests.keyrings import MemoryKeyring
 
     return AppContext.open(tmp / "bench.sqlite3", keyring_backend=MemoryKeyring())
 

@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from tabmail.gui.settings import SettingsDialog
 from tabmail.services.context import AppContext
-from tabmail.store.secrets import MemoryKeyring
+from tests.keyrings import MemoryKeyring
 
 pytestmark = pytest.mark.gui
 
