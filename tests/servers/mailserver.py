@@ -15,7 +15,7 @@ certificate comes from a test CA made here with trustme (``ca_file``).
 
 Both daemons need root (Postfix's master refuses to run otherwise). ``unavailable_reason()``
 says why they cannot run here; the fixture fails with it under CI=true and skips otherwise.
-Recipe facts: ../shared/reference/mail-servers.md, adapted (virtual instead of local delivery,
+The recipe follows the Postfix and Dovecot documentation, adapted (virtual instead of local delivery,
 so no system users are created).
 """
 
