@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from tabmail.cli.common import open_context, print_json
-from tabmail.domain.config import SETTINGS
-from tabmail.store.secrets import SECRET_NAMES
+from tabmail.domain.secret_names import SECRET_NAMES
 
 
 def register(sub: Any) -> None:
@@ -33,6 +32,8 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from tabmail.domain.config import SETTINGS
+
     ctx = open_context(args)
     try:
         values = ctx.settings.all()

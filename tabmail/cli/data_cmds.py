@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from tabmail.cli.common import open_context, print_json
-from tabmail.domain.tournament import Position
 
 
 def register(sub: Any) -> None:
@@ -81,6 +80,8 @@ def _people(args: argparse.Namespace) -> int:
 
 
 def _draw(args: argparse.Namespace) -> int:
+    from tabmail.domain.tournament import Position
+
     ctx = open_context(args)
     try:
         t = ctx.tournaments.get(args.tournament)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabmail.cli.common import open_context
 from tabmail.cli.terminal import raw_stderr
-from tabmail.domain.imported import ImportResult
-from tabmail.services import importing
+
+if TYPE_CHECKING:
+    from tabmail.domain.imported import ImportResult
 
 
 def register(sub: Any) -> None:
@@ -54,6 +55,8 @@ def _report(result: ImportResult) -> int:
 
 
 def _tabbycat(args: argparse.Namespace) -> int:
+    from tabmail.services import importing  # the HTTP client and importers: only when importing
+
     ctx = open_context(args)
     try:
         return _report(
@@ -66,6 +69,8 @@ def _tabbycat(args: argparse.Namespace) -> int:
 
 
 def _csv(args: argparse.Namespace) -> int:
+    from tabmail.services import importing
+
     ctx = open_context(args)
     try:
         return _report(importing.import_csv(ctx, args.folder, args.tournament))

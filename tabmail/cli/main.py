@@ -23,7 +23,6 @@ from tabmail.cli import (
 from tabmail.cli.errors import explain
 from tabmail.cli.terminal import guard_terminal_streams
 from tabmail.domain.errors import TabmailError
-from tabmail.logs import setup_logging
 
 # Each command module adds its sub-commands; handlers are ``handler(args) -> int``.
 COMMAND_MODULES: list[Any] = [
@@ -64,6 +63,8 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], 
     # Warnings (everything with --debug) on stderr as before, plus the rotating, redacted log
     # file in the platform's log folder (tabmail.logs).
     guard_terminal_streams()  # names and provider texts cannot drive the director's terminal
+    from tabmail.logs import setup_logging  # after parsing: --version and --help need none of it
+
     setup_logging(args.debug)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     try:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabmail.domain.errors import TabmailError
-from tabmail.store.secrets import SECRET_NAMES, SecretStore
+from tabmail.domain.secret_names import SECRET_NAMES
+
+if TYPE_CHECKING:
+    from tabmail.store.secrets import SecretStore
 
 
 def register(sub: Any) -> None:
@@ -25,6 +28,12 @@ def register(sub: Any) -> None:
     st.set_defaults(handler=_status)
 
 
+def _store() -> SecretStore:
+    from tabmail.store.secrets import SecretStore  # keyring is imported by these commands only
+
+    return SecretStore()
+
+
 def _read_value(name: str) -> str:
     if sys.stdin.isatty():
         value = getpass.getpass(f"{name}: ")
@@ -37,7 +46,7 @@ def _read_value(name: str) -> str:
 
 
 def _set(args: argparse.Namespace) -> int:
-    store = SecretStore()
+    store = _store()
     if not store.available:  # before reading: nothing is taken that cannot be kept
         raise TabmailError(store.refusal(args.name))
     store.set(args.name, _read_value(args.name))  # reads it back: "stored" is never claimed falsely
@@ -46,7 +55,7 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    store = SecretStore()
+    store = _store()
     if store.delete(args.name):
         print(f"deleted {args.name} from the OS keyring")
     else:
@@ -55,7 +64,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    store = SecretStore()
+    store = _store()
     if store.unavailable_reason:
         print(store.unavailable_reason)
     for name in SECRET_NAMES:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tabmail.cli.common import confirm, open_context, print_json
+from tabmail.cli.common import confirm, open_context, print_json, run_async
 from tabmail.domain.errors import TabmailError
-from tabmail.domain.events import OutboxProgressed
 from tabmail.domain.notification import Audience, Event, MessageState, Templates
-from tabmail.services import notify
-from tabmail.services.context import AppContext
-from tabmail.services.outbox import Outbox, OutboxReport
-from tabmail.services.sending import build_backend
+
+if TYPE_CHECKING:  # composing and sending are imported by the commands that do them
+    from tabmail.services.context import AppContext
+    from tabmail.services.outbox import OutboxReport
 
 
 def register(sub: Any) -> None:
@@ -87,6 +85,8 @@ def _send(
     templates: Templates | None = None,
     people: list[int] | None = None,
 ) -> int:
+    from tabmail.services import notify
+
     ctx = open_context(args)
     try:
         plan = notify.plan(
@@ -127,6 +127,10 @@ def _send(
 
 
 def _run_outbox(ctx: AppContext, batch_id: int | None, wait: bool) -> OutboxReport:
+    from tabmail.domain.events import OutboxProgressed
+    from tabmail.services.outbox import Outbox
+    from tabmail.services.sending import build_backend
+
     tty = sys.stderr.isatty()
 
     def progress(ev: object) -> None:
@@ -135,7 +139,7 @@ def _run_outbox(ctx: AppContext, batch_id: int | None, wait: bool) -> OutboxRepo
 
     ctx.bus.subscribe(OutboxProgressed, progress)
     outbox = Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus)
-    report = asyncio.run(outbox.run(batch_id=batch_id, wait_for_retries=wait))
+    report = run_async(outbox.run(batch_id=batch_id, wait_for_retries=wait))
     if tty:
         print(file=sys.stderr)
     if report.recovered_uncertain:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tabmail.cli.common import confirm, open_context, open_private_output, print_json, write_csv
+from tabmail.cli.common import confirm, open_context, open_private_output, print_json, run_async, write_csv
 from tabmail.cli.send_cmds import _run_outbox
 from tabmail.domain.addresses import address_key
 from tabmail.domain.errors import TabmailError
-from tabmail.domain.notification import Message, StatusEvent
-from tabmail.services.context import AppContext
-from tabmail.services.resend import ResendOutcome, ResendResult, resend, resend_bounced
-from tabmail.services.tracking import Poller, PollReport
+
+if TYPE_CHECKING:  # the tracking and resend services are imported by their commands
+    from tabmail.domain.notification import Message, StatusEvent
+    from tabmail.services.context import AppContext
+    from tabmail.services.resend import ResendResult
+    from tabmail.services.tracking import PollReport
 
 EXPORT_FIELDS = (
     "batch_id",
@@ -110,11 +111,13 @@ def _print_report(report: PollReport, *, first: bool) -> None:
 
 
 def _poll(args: argparse.Namespace) -> int:
+    from tabmail.services.tracking import Poller
+
     ctx = open_context(args)
     poller = Poller(ctx)
     try:
         if args.once:
-            report = asyncio.run(poller.poll_once())
+            report = run_async(poller.poll_once())
             _print_report(report, first=True)
             if not report.enabled:
                 return 1
@@ -125,7 +128,7 @@ def _poll(args: argparse.Namespace) -> int:
             _print_report(report, first=not shown[0])
             shown[0] = True
 
-        last = asyncio.run(poller.run_forever(args.interval, on_report=show))
+        last = run_async(poller.run_forever(args.interval, on_report=show))
         return 1 if last is not None and not last.enabled else 0
     finally:
         poller.close()
@@ -336,6 +339,8 @@ def _export(args: argparse.Namespace) -> int:
 
 # -- resend -------------------------------------------------------------------------------------
 def _resend(args: argparse.Namespace) -> int:
+    from tabmail.services.resend import resend, resend_bounced
+
     batch: int | None = args.batch
     if args.bounced or args.batch is not None:
         if not (args.bounced and args.batch is not None) or args.message_id or args.to:
@@ -353,14 +358,14 @@ def _resend(args: argparse.Namespace) -> int:
             if not args.yes and not confirm(prompt):
                 print("not resent (answer yes, or pass --yes)", file=sys.stderr)
                 return 1
-            results = [asyncio.run(resend(ctx, old.id, args.to, unsuppress=args.unsuppress))]
+            results = [run_async(resend(ctx, old.id, args.to, unsuppress=args.unsuppress))]
         else:
             if not args.yes and not confirm(
                 f"resend the bounced messages of batch {args.batch} whose address was corrected?"
             ):
                 print("not resent (answer yes, or pass --yes)", file=sys.stderr)
                 return 1
-            results = asyncio.run(resend_bounced(ctx, batch or 0, unsuppress=args.unsuppress))
+            results = run_async(resend_bounced(ctx, batch or 0, unsuppress=args.unsuppress))
             if not results:
                 print(f"batch {args.batch} has no bounced message whose address was corrected since")
                 return 0
@@ -370,6 +375,8 @@ def _resend(args: argparse.Namespace) -> int:
 
 
 def _after_resend(ctx: AppContext, results: list[ResendResult], queue_only: bool) -> int:
+    from tabmail.services.resend import ResendOutcome
+
     for r in results:
         print(r.words)
     queued = [r for r in results if r.outcome is ResendOutcome.QUEUED]

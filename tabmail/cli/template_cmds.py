@@ -9,7 +9,6 @@ from typing import Any
 from tabmail.cli.common import open_context
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import Audience, Event, Templates
-from tabmail.services import notify
 
 FILES = ("subject.txt", "body.txt", "body.html")
 
@@ -37,6 +36,8 @@ def _kind(args: argparse.Namespace) -> tuple[Event, Audience | None]:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from tabmail.services import notify  # Jinja2 and the email package: only when needed
+
     ctx = open_context(args)
     try:
         t = ctx.tournaments.get(args.tournament)
@@ -53,6 +54,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from tabmail.services import notify  # Jinja2 and the email package: only when needed
+
     ctx = open_context(args)
     try:
         t = ctx.tournaments.get(args.tournament)
@@ -75,6 +78,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
+    from tabmail.services import notify  # Jinja2 and the email package: only when needed
+
     ctx = open_context(args)
     try:
         t = ctx.tournaments.get(args.tournament)

@@ -9,8 +9,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import keyring.backend
+from typing import TYPE_CHECKING
 
 from tabmail.services.bus import EventBus
 from tabmail.store.db import Database
@@ -20,6 +19,9 @@ from tabmail.store.secrets import SecretStore
 from tabmail.store.settings import SettingsRepository
 from tabmail.store.tournaments import TournamentRepository
 from tabmail.store.tracking import TrackingRepository
+
+if TYPE_CHECKING:
+    import keyring.backend
 
 log = logging.getLogger(__name__)
 

@@ -12,28 +12,22 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-
-import keyring
-import keyring.backend
-import keyring.errors
-from keyring.backends import fail, null
+from typing import TYPE_CHECKING
 
 from tabmail.domain.errors import TabmailError
+from tabmail.domain.secret_names import SECRET_NAMES
 from tabmail.logs import remember_secret
+
+if TYPE_CHECKING:
+    import keyring.backend
 
 log = logging.getLogger(__name__)
 
 SERVICE = "tabmail"
 
-# name -> environment variable accepted when no keyring can be used. Adding a secret is adding its
-# line here (the variable is TABMAIL_ and the name in upper case, - as _): the CLI, the settings
-# dialog's fields and the refusals all read this table.
-SECRET_NAMES: dict[str, str] = {
-    "tabbycat-token": "TABMAIL_TABBYCAT_TOKEN",
-    "smtp-password": "TABMAIL_SMTP_PASSWORD",
-    "sendgrid-api-key": "TABMAIL_SENDGRID_API_KEY",
-    "thread-key": "TABMAIL_THREAD_KEY",
-}
+# The names and their variables: tabmail/domain/secret_names.py (the CLI lists them without
+# importing keyring).
+__all__ = ["SECRET_NAMES", "SecretStore", "SecretStoreError"]
 
 
 class SecretStoreError(TabmailError):
@@ -47,11 +41,21 @@ class SecretStore:
         environ: Mapping[str, str] | None = None,
         service: str = SERVICE,
     ) -> None:
-        self._backend = backend if backend is not None else keyring.get_keyring()
+        self._given = backend
         self._environ = os.environ if environ is None else environ
         self._service = service
         self._problem: str | None = None
         self._probed = False
+
+    @property
+    def _backend(self) -> keyring.backend.KeyringBackend:
+        """keyring's choice, made on first use: importing keyring and asking every backend's
+        priority costs a tenth of a second, which commands that read no secret do not pay."""
+        if self._given is None:
+            import keyring
+
+            self._given = keyring.get_keyring()
+        return self._given
 
     @staticmethod
     def check_name(name: str) -> str:
@@ -86,6 +90,9 @@ class SecretStore:
         return self._problem
 
     def _probe(self) -> str | None:
+        import keyring.errors
+        from keyring.backends import fail, null
+
         # fail: keyring's discovery found nothing; null: a backend that silently keeps nothing.
         if isinstance(self._backend, fail.Keyring | null.Keyring):
             return "No OS keyring is available on this machine"
@@ -130,6 +137,8 @@ class SecretStore:
 
     def delete(self, name: str) -> bool:
         """Remove a stored secret; False when there was none."""
+        import keyring.errors
+
         self.check_name(name)
         if not self.available:
             raise SecretStoreError(str(self.unavailable_reason))
