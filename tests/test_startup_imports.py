@@ -1,0 +1,52 @@
+"""Start-up cost is mostly imports: each command loads only what it uses. (The times themselves
+are measured by ``python -m tests.bench startup``, not here.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+from tests.test_cli_foundation import BASE_ENV
+
+HEAVY = ("sqlalchemy", "alembic", "jinja2", "requests", "keyring", "email_validator", "PySide6", "asyncio")
+
+LOADED_AFTER = """
+import json, sys
+from tabmail.launcher import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+heavy = {heavy!r}
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def loaded_after(*args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_AFTER.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=BASE_ENV,
+        timeout=60,
+        check=False,
+    )
+    loaded: list[str] = json.loads(done.stderr.splitlines()[-1])
+    return loaded
+
+
+def test_version_and_help_load_nothing_heavy() -> None:
+    assert loaded_after("--version") == []
+    assert loaded_after("--help") == []
+    assert loaded_after("send", "--help") == []
+
+
+def test_reading_the_outbox_loads_the_database_layer_only(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.sqlite3")
+    assert "alembic" in loaded_after("--db", db, "outbox")  # a new database: the schema is made
+    # at head: no Alembic, no templates, no HTTP, no keyring (SQLAlchemy brings asyncio along)
+    assert set(loaded_after("--db", db, "outbox")) <= {"sqlalchemy", "asyncio"}
