@@ -108,6 +108,12 @@ SETTINGS: dict[str, SettingSpec] = {
         SettingSpec(
             "tabbycat.write_back", False, _bool, "write addresses corrected for a resend back to Tabbycat"
         ),
+        SettingSpec(
+            "tabbycat.import_timeout_seconds",
+            600,
+            _int_range(1, 86400),
+            "stop a Tabbycat import that takes longer than this (seconds)",
+        ),
         SettingSpec("poll.interval_seconds", 60, _int_range(10, 86400), "status poll interval"),
         SettingSpec("outbox.max_attempts", 8, _int_range(1, 100), "attempts before a transient error fails"),
     )

@@ -10,37 +10,25 @@ URL keys, which the bundle marks as unknown so the store keeps what it had.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from tabmail.domain.config import is_loopback_host
 from tabmail.domain.errors import TabmailError
-from tabmail.domain.imported import (
-    BallotData,
-    DebateData,
-    ImportBundle,
-    ImportProblem,
-    InstitutionData,
-    PersonData,
-    RoundData,
-    SheetData,
-    SheetTeamData,
-    SpeechData,
-    TeamData,
-    TournamentData,
-    VenueData,
-)
-from tabmail.domain.text import clean_name
-from tabmail.domain.tournament import Position, Role
+from tabmail.domain.imported import ImportBundle
+from tabmail.importers.tabbycat_bundle import BundleBuilder, tail_id, text_of
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +36,46 @@ Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
 
 TOKEN_HELP = "store one with `tabmail secret set tabbycat-token`, or set TABMAIL_TABBYCAT_TOKEN for this run"
-_MAX_PAGES = 10_000
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TabbycatLimits:
+    """How long and how much one import may take (docs/limits.md). A real tournament stays far
+    below every one; they stop a broken or hostile server from holding the import forever or
+    filling the memory."""
+
+    request_seconds: float = 120.0  # one answer, however slowly it trickles in
+    import_seconds: float = 600.0  # the whole import (setting tabbycat.import_timeout_seconds)
+    max_pages: int = 1_000  # pages of one paginated list
+    response_bytes: int = 8 * MIB  # one answer's JSON (a 400-team tournament's teams: ~1.5 MB)
+    import_bytes: int = 32 * MIB  # every answer of one import together
+    import_values: int = 2_000_000  # JSON values (objects, lists, scalars) of one import
 
 
 class TabbycatError(TabmailError):
     """The site could not be read. ``status`` is the HTTP status when there was one.
 
     The message names the URL and never contains the token. ``reason`` is the short cause
-    ("HTTP 500", "connection refused"), for problem lines that already name the URL.
+    ("HTTP 500", "connection refused"), for problem lines that already name the URL. ``fatal``
+    errors (the import's own deadline or size budget) stop the whole import even where a failed
+    request would otherwise only be a problem line.
     """
 
     def __init__(
-        self, message: str, *, status: int | None = None, url: str | None = None, reason: str | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        reason: str | None = None,
+        fatal: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.url = url
         self.reason = reason or message  # short, for a problem line that already names the URL
+        self.fatal = fatal
 
 
 def normalise_base_url(url: str) -> str:
@@ -96,20 +107,20 @@ def refuse_plain_http(base_url: str, *, insecure: bool) -> None:
         )
 
 
-def _detail(resp: requests.Response) -> str:
+def _detail(raw: bytes) -> str:
     """The server's own one-line explanation (DRF's ``detail``), if any."""
     try:
-        body = resp.json()
-    except ValueError:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
         return ""
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         return " ".join(body["detail"].split())[:200]
     return ""
 
 
-def _network_reason(exc: requests.RequestException, timeout: float) -> str:
+def _network_reason(exc: Exception, timeout: float) -> str:
     text = str(exc)
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
         return f"no answer within {timeout:g} s"
     if isinstance(exc, requests.exceptions.SSLError):
         return "its TLS certificate could not be verified"
@@ -133,6 +144,7 @@ class TabbycatClient:
         insecure: bool = False,
         timeout: float = 30.0,
         workers: int = 8,
+        limits: TabbycatLimits | None = None,
     ) -> None:
         self.base_url = normalise_base_url(base_url)
         refuse_plain_http(self.base_url, insecure=insecure)
@@ -149,6 +161,10 @@ class TabbycatClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
+        self.limits = limits or TabbycatLimits()
+        self._import_deadline: float | None = None  # monotonic time, while an import runs
+        self._bytes_read = 0
+        self._values_read = 0
         self.version: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -181,12 +197,18 @@ class TabbycatClient:
 
     # -- one request -----------------------------------------------------------------------
     def _error(
-        self, message: str, *, status: int | None = None, url: str | None = None, reason: str | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        reason: str | None = None,
+        fatal: bool = False,
     ) -> TabbycatError:
         if self._token:  # belt and braces: a server could echo it back in a detail
             message = message.replace(self._token, "[token]")
             reason = reason.replace(self._token, "[token]") if reason else None
-        return TabbycatError(message, status=status, url=url, reason=reason)
+        return TabbycatError(message, status=status, url=url, reason=reason, fatal=fatal)
 
     def _same_origin(self, url: str) -> str:
         """Keep path and query, but always talk to the origin we were given."""
@@ -194,29 +216,134 @@ class TabbycatClient:
         return urlunsplit((ours.scheme, ours.netloc, theirs.path, theirs.query, ""))
 
     def _get(self, url: str, what: str) -> tuple[Any, requests.Response]:
-        """GET and decode JSON. Raises TabbycatError for anything but a 2xx JSON answer."""
+        """GET and decode JSON. Raises TabbycatError for anything but a 2xx JSON answer that
+        arrived within the deadlines and the size limits."""
+        deadline, over = self._deadline()
+        wait = max(0.1, min(self._timeout, deadline - time.monotonic()))
         try:
-            resp = self._session().get(url, timeout=self._timeout)
+            resp = self._session().get(url, timeout=wait, stream=True)
         except requests.RequestException as exc:
-            reason = _network_reason(exc, self._timeout)
-            raise self._error(f"cannot reach {self.base_url}: {reason}", url=url, reason=reason) from None
-        status = resp.status_code
-        if not 200 <= status < 300:
-            raise self._status_error(resp, url, what)
+            raise self._unreachable(exc, url, deadline, over, what) from None
         try:
-            body = resp.json()
+            status = resp.status_code
+            ok = 200 <= status < 300
+            raw = self._read(resp, url, what, deadline, over, self.limits.response_bytes if ok else 65536)
+        finally:
+            resp.close()
+        if not ok:
+            raise self._status_error(status, raw, url, what)
+        return self._decode(raw, resp, url, what), resp
+
+    def _deadline(self) -> tuple[float, str]:
+        """(when the current request must be complete, which deadline that is)."""
+        request = time.monotonic() + self.limits.request_seconds
+        if self._import_deadline is not None and self._import_deadline < request:
+            return self._import_deadline, "import"
+        return request, "request"
+
+    def _over_time(self, url: str, what: str, over: str) -> TabbycatError:
+        if over == "import":
+            seconds = self.limits.import_seconds
+            return self._error(
+                f"the import from {self.base_url} took longer than {seconds:g} s (setting "
+                f"tabbycat.import_timeout_seconds) and was stopped while reading {what} from {url}",
+                url=url,
+                reason=f"the import took longer than {seconds:g} s",
+                fatal=True,
+            )
+        seconds = self.limits.request_seconds
+        return self._error(
+            f"{url} did not finish answering for {what} within {seconds:g} s; stopped waiting",
+            url=url,
+            reason=f"no complete answer within {seconds:g} s",
+        )
+
+    def _unreachable(self, exc: Exception, url: str, deadline: float, over: str, what: str) -> TabbycatError:
+        if time.monotonic() >= deadline:
+            return self._over_time(url, what, over)
+        reason = _network_reason(exc, self._timeout)
+        return self._error(f"cannot reach {self.base_url}: {reason}", url=url, reason=reason)
+
+    def _read(
+        self, resp: requests.Response, url: str, what: str, deadline: float, over: str, limit: int
+    ) -> bytes:
+        """The body, read as it arrives: stopped at the deadline (a server trickling a byte at a
+        time never finishes) and past ``limit`` bytes (after decompression)."""
+        length = resp.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise self._too_big(url, what, resp.status_code, limit)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                if time.monotonic() >= deadline:
+                    raise self._over_time(url, what, over)
+                chunk = resp.raw.read1(256 * 1024, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_big(url, what, resp.status_code, limit)
+                chunks.append(chunk)
+        except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:
+            raise self._unreachable(exc, url, deadline, over, what) from None
+        self._spend(url, what, size, 0)
+        return b"".join(chunks)
+
+    def _too_big(self, url: str, what: str, status: int, limit: int) -> TabbycatError:
+        return self._error(
+            f"{url} answered with more than {limit / MIB:g} MB for {what}; tabmail reads at most "
+            f"{limit / MIB:g} MB per answer (a whole tournament's largest list is far smaller)",
+            status=status,
+            url=url,
+            reason=f"answer larger than {limit / MIB:g} MB",
+        )
+
+    def _spend(self, url: str, what: str, size: int, values: int) -> None:
+        """Count an answer against the import's budgets; past one, the import stops."""
+        with self._lock:
+            self._bytes_read += size
+            self._values_read += values
+            total_bytes, total_values = self._bytes_read, self._values_read
+        if self._import_deadline is None:
+            return
+        if total_bytes > self.limits.import_bytes:
+            budget = f"{self.limits.import_bytes / MIB:g} MB"
+        elif total_values > self.limits.import_values:
+            budget = f"{self.limits.import_values:,} JSON values"
+        else:
+            return
+        raise self._error(
+            f"{self.base_url} sent more than {budget} for one tournament (stopped at {what}, {url}); "
+            "tabmail imports tournaments up to that size (docs/limits.md)",
+            url=url,
+            reason=f"the import went past {budget}",
+            fatal=True,
+        )
+
+    def _decode(self, raw: bytes, resp: requests.Response, url: str, what: str) -> Any:
+        # An upper bound on the values the text holds, counted before anything is built from it.
+        self._spend(url, what, 0, raw.count(b",") + raw.count(b"{") + raw.count(b"[") + 1)
+        try:
+            return json.loads(raw)
+        except RecursionError:
+            raise self._error(
+                f"{url} answered with JSON nested too deeply to read for {what}",
+                status=resp.status_code,
+                url=url,
+                reason="JSON nested too deeply",
+            ) from None
         except ValueError:
             ctype = resp.headers.get("Content-Type", "no content type").split(";")[0]
             raise self._error(
                 f"{url} did not answer with JSON ({ctype}) for {what}; is {self.base_url} a Tabbycat site?",
-                status=status,
+                status=resp.status_code,
                 url=url,
                 reason=f"not JSON ({ctype})",
             ) from None
-        return body, resp
 
-    def _status_error(self, resp: requests.Response, url: str, what: str) -> TabbycatError:
-        status, detail = resp.status_code, _detail(resp)
+    def _status_error(self, status: int, raw: bytes, url: str, what: str) -> TabbycatError:
+        detail = _detail(raw)
         said = f" (it said: {detail})" if detail else ""
         if status == 401 and self._token:
             message = (
@@ -241,25 +368,36 @@ class TabbycatClient:
             raise self._shape(url, what, f"a JSON {type(body).__name__} where an object was expected", resp)
         return body
 
-    def _list(self, url: str, what: str) -> list[dict[str, Any]]:
-        """A list endpoint, following ``Link: rel="next"`` pages when the server paginates."""
-        items: list[dict[str, Any]] = []
+    def _list(self, url: str, what: str) -> list[Any]:
+        """A list endpoint, following ``Link: rel="next"`` pages when the server paginates. Its
+        items are checked one by one later (BundleBuilder skips what is not an object)."""
+        items: list[Any] = []
         seen: set[str] = set()
         next_url: str | None = url
         while next_url is not None:
-            if next_url in seen or len(seen) >= _MAX_PAGES:
-                raise self._error(f"{url} keeps paginating back to {next_url} for {what}", url=url)
+            if next_url in seen:
+                raise self._error(
+                    f"{url} keeps paginating back to {next_url} for {what}; stopped",
+                    url=url,
+                    reason=f"pagination loops back to {next_url}",
+                )
+            if len(seen) >= self.limits.max_pages:
+                pages = f"{self.limits.max_pages:,}"
+                raise self._error(
+                    f"{url} still offered another page of {what} after {pages} pages; stopped "
+                    f"there and imported none of it (no Tabbycat list has that many pages)",
+                    url=url,
+                    reason=f"still paginating after {pages} pages",
+                )
             seen.add(next_url)
             body, resp = self._get(next_url, what)
             if not isinstance(body, list):
                 raise self._shape(
                     next_url, what, f"a JSON {type(body).__name__} where a list was expected", resp
                 )
-            for i, item in enumerate(body):
-                if not isinstance(item, dict):
-                    raise self._shape(
-                        next_url, what, f"item {i} is a {type(item).__name__}, not an object", resp
-                    )
+            if body and not any(isinstance(item, dict) for item in body):  # not Tabbycat's at all
+                problem = f"item 0 is a {type(body[0]).__name__}, not an object"
+                raise self._shape(next_url, what, problem, resp)
             items.extend(body)
             link = resp.links.get("next", {}).get("url")
             next_url = self._same_origin(link) if link else None
@@ -290,7 +428,7 @@ class TabbycatClient:
             reason = _network_reason(exc, self._timeout)
             raise self._error(f"cannot reach {self.base_url}: {reason}", url=url, reason=reason) from None
         if resp.status_code == 403:
-            detail = _detail(resp)
+            detail = _detail(resp.content)
             said = f" (it said: {detail})" if detail else ""
             raise self._error(
                 f"{self.base_url} does not let this token change addresses{said}; write-back needs an "
@@ -300,15 +438,26 @@ class TabbycatClient:
                 reason=f"HTTP 403{said}",
             )
         if not 200 <= resp.status_code < 300:
-            raise self._status_error(resp, url, what)
+            raise self._status_error(resp.status_code, resp.content, url, what)
 
     def fetch_tournament(self, slug: str, progress: Progress | None = None) -> ImportBundle:
         """Everything tabmail keeps about one tournament, as an ImportBundle.
 
         Raises TabbycatError when the site, the token or the tournament cannot be used. Ballots,
         motions, venues, institutions and single rounds are best-effort: a failure there becomes
-        an ImportProblem in the bundle (naming the URL) and the rest is imported.
+        an ImportProblem in the bundle (naming the URL) and the rest is imported; so is a record
+        whose data cannot be read. The whole import stops at ``limits.import_seconds`` and past
+        the size budgets (TabbycatLimits), naming the request it was reading.
         """
+        with self._lock:
+            self._bytes_read = self._values_read = 0
+        self._import_deadline = time.monotonic() + self.limits.import_seconds
+        try:
+            return self._fetch(slug, progress)
+        finally:
+            self._import_deadline = None
+
+    def _fetch(self, slug: str, progress: Progress | None) -> ImportBundle:
         report: Progress = progress or (lambda _stage, _done, _total: None)
         slug = slug.strip().strip("/")
         tpath = f"{self._api}/v1/tournaments/{quote(slug, safe='')}"
@@ -329,7 +478,7 @@ class TabbycatClient:
         report("connecting", 1, 1)
 
         tournament = self._tournament(tpath, slug)
-        builder = _BundleBuilder(slug, tournament, self.base_url)
+        builder = BundleBuilder(slug, tournament, self.base_url)
         urls = {
             name: f"{tpath}/{name}" for name in ("teams", "adjudicators", "rounds", "institutions", "venues")
         }
@@ -342,7 +491,7 @@ class TabbycatClient:
                     lists[name] = future.result()
                 except TabbycatError as exc:
                     # Rooms and institutions are nice to have; people and rounds are not.
-                    if name not in ("institutions", "venues") or exc.status in (None, 401):
+                    if name not in ("institutions", "venues") or exc.status in (None, 401) or exc.fatal:
                         raise
                     builder.problem(urls[name], f"{name} not imported: {exc.reason}")
                     lists[name] = []
@@ -355,30 +504,30 @@ class TabbycatClient:
             rounds = builder.add_rounds(lists["rounds"], urls["rounds"])
             if builder.rounds_missing_motions:
                 try:
-                    builder.add_motions(self._list(f"{tpath}/motions", "the motions"))
+                    builder.add_motions(self._list(f"{tpath}/motions", "the motions"), f"{tpath}/motions")
                 except TabbycatError as exc:
-                    if exc.status in (None, 401):
+                    if exc.status in (None, 401) or exc.fatal:
                         raise
                     builder.problem(f"{tpath}/motions", f"motions not imported: {exc.reason}")
 
-            drawn = [r for r in rounds if _text(r.get("draw_status")) not in ("", "N")]
+            drawn = [r for r in rounds if text_of(r.get("draw_status")) not in ("", "N")]
             pairings = self._each(
                 pool,
                 report,
                 "draws",
                 [(r, f"{tpath}/rounds/{r['seq']}/pairings") for r in drawn],
                 lambda item: self._list(
-                    item[1], f"the draw of {_text(item[0].get('name')) or item[0]['seq']}"
+                    item[1], f"the draw of {text_of(item[0].get('name')) or item[0]['seq']}"
                 ),
             )
             debates: list[tuple[int, str, str]] = []
             for (rnd, url), result in pairings:
                 seq = int(rnd["seq"])
                 if isinstance(result, TabbycatError):
-                    if result.status in (None, 401):
+                    if result.status in (None, 401) or result.fatal:
                         raise result
                     builder.problem(
-                        url, f"draw of {_text(rnd.get('name')) or seq} not imported: {result.reason}"
+                        url, f"draw of {text_of(rnd.get('name')) or seq} not imported: {result.reason}"
                     )
                     continue
                 for pairing in builder.add_pairings(seq, result, url):
@@ -396,12 +545,14 @@ class TabbycatClient:
             )
             for (seq, key, url), result in ballots:
                 if isinstance(result, TabbycatError):
+                    if result.fatal:
+                        raise result
                     builder.problem(
                         url, f"ballots of debate {key} (round {seq}) not imported: {result.reason}"
                     )
                 else:
                     builder.add_ballots(key, result, url)
-        return builder.bundle
+        return builder.finish()
 
     def _tournament(self, tpath: str, slug: str) -> dict[str, Any]:
         try:
@@ -410,8 +561,11 @@ class TabbycatClient:
             if exc.status != 404:
                 raise
         try:
-            known = [str(t.get("slug")) for t in self._list(f"{self._api}/v1/tournaments", "the tournaments")]
-        except TabbycatError:
+            listed = self._list(f"{self._api}/v1/tournaments", "the tournaments")
+            known = [text_of(t.get("slug")) for t in listed if isinstance(t, dict)]
+        except TabbycatError as exc:
+            if exc.fatal:
+                raise
             known = []
         listing = f"; the site has: {', '.join(known)}" if known else ""
         raise self._error(f"no tournament {slug!r} at {self.base_url}{listing}", status=404, url=tpath)
@@ -446,298 +600,3 @@ class TabbycatClient:
                 results[futures[future]] = exc
             report(stage, done, len(items))
         return [(item, result) for item, result in zip(items, results, strict=True) if result is not None]
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ISO time from Tabbycat as aware UTC; None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def tail_id(value: Any) -> str | None:
-    """The id at the end of a Tabbycat hyperlink (or an object's ``id``/``url``), as text."""
-    if isinstance(value, dict):
-        ident = value.get("id")
-        if isinstance(ident, int) and not isinstance(ident, bool):
-            return str(ident)
-        value = value.get("url")
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value:
-        last = urlsplit(value).path.rstrip("/").rsplit("/", 1)[-1]
-        if last.isdigit():
-            return last
-    return None
-
-
-def _side(value: Any) -> str:
-    """og/oo/cg/co, aff/neg, or a numbered side as text; Tabbycat's -1 is a bye."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return "bye" if value == -1 else str(value)
-    return "" if value is None else str(value)
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def _int(value: Any) -> int | None:
-    number = _float(value)
-    return int(number) if number is not None else None
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _name(value: Any) -> str:
-    """A name as stored: no control characters (domain.text.clean_name)."""
-    return clean_name(value) if isinstance(value, str) else _text(value)
-
-
-def _motions_released(rnd: dict[str, Any]) -> bool | None:
-    """Whether the round's motions are public; None when the site does not say."""
-    if "motions_released" in rnd:
-        return bool(rnd["motions_released"])
-    if "motions_status" in rnd:  # 2.11: info slides can be released before the motions
-        status = rnd["motions_status"]
-        if isinstance(status, bool):
-            return status
-        return _text(status).upper() in {"R", "M", "RELEASED", "MOTIONS", "MOTIONS_RELEASED"}
-    return None
-
-
-class _BundleBuilder:
-    """Turns Tabbycat's JSON into an ImportBundle, noting each thing it had to skip."""
-
-    def __init__(self, slug: str, tournament: dict[str, Any], base_url: str) -> None:
-        name = _name(tournament.get("name")) or slug
-        self.bundle = ImportBundle(
-            TournamentData(
-                slug=_text(tournament.get("slug")) or slug,
-                name=name,
-                short_name=_name(tournament.get("short_name")) or name,
-                source="tabbycat",
-                source_url=base_url,
-            )
-        )
-        self._rounds: dict[int, RoundData] = {}
-        self._released: dict[int, bool | None] = {}
-        self._motion_texts: dict[str, str] = {}
-        self.rounds_missing_motions: set[int] = set()
-
-    def problem(self, where: str, message: str) -> None:
-        self.bundle.problems.append(ImportProblem(where, message))
-
-    def _key(self, obj: dict[str, Any], what: str, where: str) -> str | None:
-        key = tail_id(obj)
-        if key is None:
-            self.problem(where, f"skipped a {what} without an id ({_text(obj.get('name')) or 'no name'})")
-        return key
-
-    def add_institutions(self, items: list[dict[str, Any]], where: str) -> None:
-        for obj in items:
-            if (key := self._key(obj, "institution", where)) is not None:
-                self.bundle.institutions.append(
-                    InstitutionData(
-                        key,
-                        _name(obj.get("name")) or _name(obj.get("code")) or f"Institution {key}",
-                        _name(obj.get("code")),
-                        _text(obj.get("region")),
-                    )
-                )
-
-    def add_venues(self, items: list[dict[str, Any]], where: str) -> None:
-        for obj in items:
-            if (key := self._key(obj, "room", where)) is not None:
-                name = _name(obj.get("display_name")) or _name(obj.get("name")) or f"Room {key}"
-                self.bundle.venues.append(VenueData(key, name))
-
-    def add_teams(self, items: list[dict[str, Any]], where: str) -> None:
-        for obj in items:
-            key = self._key(obj, "team", where)
-            if key is None:
-                continue
-            institution = tail_id(obj.get("institution"))
-            short = _name(obj.get("short_name")) or _name(obj.get("reference")) or f"Team {key}"
-            self.bundle.teams.append(
-                TeamData(
-                    key=key,
-                    name=_name(obj.get("long_name")) or short,
-                    short_name=short,
-                    code_name=_name(obj.get("code_name")),
-                    institution_key=institution,
-                    emoji=_name(obj.get("emoji")),
-                )
-            )
-            for speaker in obj.get("speakers") or []:
-                if isinstance(speaker, dict):
-                    self._person(speaker, Role.SPEAKER, where, key, institution)
-
-    def add_adjudicators(self, items: list[dict[str, Any]], where: str) -> None:
-        for obj in items:
-            self._person(obj, Role.ADJUDICATOR, where, None, tail_id(obj.get("institution")))
-
-    def _person(
-        self, obj: dict[str, Any], role: Role, where: str, team_key: str | None, institution_key: str | None
-    ) -> None:
-        key = self._key(obj, role.value, where)
-        if key is None:
-            return
-        email = _text(obj.get("email")) or None
-        # Tabbycat drops contact fields for callers who may not see them, and sends a null
-        # url_key to those who may not see private URLs: unknown, so the store keeps its own.
-        url_key = _text(obj.get("url_key")) or None
-        phone = obj.get("phone")
-        self.bundle.people.append(
-            PersonData(
-                key=key,
-                name=_name(obj.get("name")) or f"({role.value} {key})",
-                role=role,
-                email=email,
-                team_key=team_key,
-                institution_key=institution_key,
-                url_key=url_key,
-                phone=phone if isinstance(phone, str) else None,
-                email_known="email" in obj,
-                url_key_known=url_key is not None,
-            )
-        )
-
-    def add_rounds(self, items: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
-        """Adds the rounds; returns the usable round objects (with an integer ``seq``)."""
-        usable: list[dict[str, Any]] = []
-        for obj in items:
-            seq = _int(obj.get("seq"))
-            if seq is None:
-                self.problem(
-                    where, f"skipped a round without a number ({_text(obj.get('name')) or 'no name'})"
-                )
-                continue
-            released = _motions_released(obj)
-            motions: list[tuple[int, str, str]] = []
-            for i, m in enumerate(obj.get("motions") or [], 1):
-                if not isinstance(m, dict):
-                    continue
-                if (mid := tail_id(m)) is not None:
-                    self._motion_texts[mid] = _text(m.get("text"))
-                motions.append((_int(m.get("seq")) or i, _text(m.get("text")), _text(m.get("reference"))))
-            if "motions" not in obj and released is not False:
-                self.rounds_missing_motions.add(seq)
-            # Unreleased motions stay out of tabmail, so no email can leak them early.
-            rnd = RoundData(
-                seq=seq,
-                name=_name(obj.get("name")) or f"Round {seq}",
-                abbreviation=_name(obj.get("abbreviation")),
-                stage=_text(obj.get("stage")) or "P",
-                draw_status=_text(obj.get("draw_status")) or "N",
-                starts_at=parse_time(obj.get("starts_at")),
-                motions=motions if released is not False else [],
-            )
-            self._rounds[seq] = rnd
-            self._released[seq] = released
-            self.bundle.rounds.append(rnd)
-            obj = {**obj, "seq": seq}
-            usable.append(obj)
-        return usable
-
-    def add_motions(self, items: list[dict[str, Any]]) -> None:
-        """Motions from the tournament's motion list, for rounds that did not nest them."""
-        for m in items:
-            if (mid := tail_id(m)) is not None:
-                self._motion_texts[mid] = _text(m.get("text"))
-            for link in m.get("rounds") or []:
-                seq = _int(tail_id(link.get("round"))) if isinstance(link, dict) else None
-                if seq in self.rounds_missing_motions and self._released.get(seq) is not False:
-                    rnd = self._rounds[seq]
-                    mseq = _int(link.get("seq")) or len(rnd.motions) + 1
-                    rnd.motions.append((mseq, _text(m.get("text")), _text(m.get("reference"))))
-
-    def add_pairings(self, seq: int, items: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
-        """Adds one round's debates (its draw is now complete); returns those with an id."""
-        self.bundle.complete_rounds.add(seq)
-        usable: list[dict[str, Any]] = []
-        for obj in items:
-            key = self._key(obj, "debate", where)
-            if key is None:
-                continue
-            teams = [
-                (team, _side(t.get("side")))
-                for t in obj.get("teams") or []
-                if isinstance(t, dict) and (team := tail_id(t.get("team"))) is not None
-            ]
-            panel: list[tuple[str, Position]] = []
-            adjs = obj.get("adjudicators")  # absent while only the team draw is released (2.11)
-            if isinstance(adjs, dict):
-                if (chair := tail_id(adjs.get("chair"))) is not None:
-                    panel.append((chair, Position.CHAIR))
-                for group, position in (("panellists", Position.PANELLIST), ("trainees", Position.TRAINEE)):
-                    panel.extend(
-                        (k, position) for u in adjs.get(group) or [] if (k := tail_id(u)) is not None
-                    )
-            self.bundle.debates.append(
-                DebateData(
-                    key, seq, tail_id(obj.get("venue")), teams, panel, bool(obj.get("sides_confirmed", True))
-                )
-            )
-            usable.append(obj)
-        return usable
-
-    def add_ballots(self, debate_key: str, items: list[dict[str, Any]], where: str) -> None:
-        """All of a debate's ballots with their flags: the store picks the current one."""
-        for obj in items:
-            key = self._key(obj, "ballot", where)
-            if key is None:
-                continue
-            result = obj.get("result")
-            sheets: list[SheetData] = []
-            for sheet in (result.get("sheets") if isinstance(result, dict) else None) or []:
-                if not isinstance(sheet, dict):
-                    continue
-                teams: list[SheetTeamData] = []
-                for t in sheet.get("teams") or []:
-                    if not isinstance(t, dict):
-                        continue
-                    speeches = [
-                        SpeechData(
-                            tail_id(sp.get("speaker")), _float(sp.get("score")), bool(sp.get("ghost", False))
-                        )
-                        for sp in t.get("speeches") or []
-                        if isinstance(sp, dict)
-                    ]
-                    win = t.get("win")
-                    teams.append(
-                        SheetTeamData(
-                            team_key=tail_id(t.get("team")),
-                            side=_side(t.get("side")),
-                            points=_int(t.get("points")),
-                            win=win if isinstance(win, bool) else None,
-                            score=_float(t.get("score")),
-                            speeches=speeches,
-                        )
-                    )
-                sheets.append(SheetData(tail_id(sheet.get("adjudicator")), teams))
-            motion = tail_id(obj.get("motion"))
-            self.bundle.ballots.append(
-                BallotData(
-                    key=key,
-                    debate_key=debate_key,
-                    confirmed=bool(obj.get("confirmed", False)),
-                    discarded=bool(obj.get("discarded", False)),
-                    version=_int(obj.get("version")) or 1,
-                    motion_text=self._motion_texts.get(motion) if motion is not None else None,
-                    sheets=sheets,
-                )
-            )

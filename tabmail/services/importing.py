@@ -8,7 +8,7 @@ from pathlib import Path
 from tabmail.domain.events import TournamentImported
 from tabmail.domain.imported import ImportResult
 from tabmail.importers.csv_import import read_csv_folder
-from tabmail.importers.tabbycat import TabbycatClient
+from tabmail.importers.tabbycat import TabbycatClient, TabbycatLimits
 from tabmail.services.context import AppContext
 
 Progress = Callable[[str, int, int], None]
@@ -22,12 +22,16 @@ def import_tabbycat(
     token: str | None = None,
     *,
     insecure: bool = False,
+    limits: TabbycatLimits | None = None,
 ) -> ImportResult:
     """Import (or re-import) a tournament from a Tabbycat site. Raises TabmailError.
 
-    ``insecure`` allows plain http:// to another machine (the token then travels in clear)."""
+    ``insecure`` allows plain http:// to another machine (the token then travels in clear).
+    ``limits`` default to TabbycatLimits with the tabbycat.import_timeout_seconds setting."""
     token = token or ctx.secrets.get("tabbycat-token")
-    client = TabbycatClient(url, token, insecure=insecure)
+    if limits is None:
+        limits = TabbycatLimits(import_seconds=float(ctx.settings.get("tabbycat.import_timeout_seconds")))
+    client = TabbycatClient(url, token, insecure=insecure, limits=limits)
     try:
         bundle = client.fetch_tournament(slug, progress=progress)
     finally:

@@ -149,9 +149,14 @@ class TabbycatServer:
         self.dropped: set[int] = set()  # person ids left out of every list
         self.forced: dict[str, Recorded] = {}  # path -> response, whatever the query or token
         self.link_origin: str | None = None  # origin written in Link headers (a confused proxy)
+        self.trickle: dict[str, float] = {}  # path -> seconds between the bytes of its answer
+        self.endless: set[str] = set()  # list paths that always offer a next page (?page=N+1)
+        self.cut_off: list[str] = []  # paths whose answer the client stopped reading midway
         self.requests: list[Request] = []
         self.patches: list[tuple[str, dict[str, Any]]] = []  # (path, fields) of accepted PATCHes
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._cut = threading.Condition(self._lock)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -188,6 +193,7 @@ class TabbycatServer:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
+        self._stopping.clear()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -197,6 +203,7 @@ class TabbycatServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # ends trickling answers
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -225,6 +232,15 @@ class TabbycatServer:
 
     def drop_person(self, person_id: int) -> None:
         self.dropped.add(person_id)
+
+    def respond_raw(self, path: str, body: bytes, status: int = 200) -> None:
+        """Answer ``path`` with these exact bytes as JSON (1e400, 200,000 nested lists...)."""
+        self.forced[path] = Recorded(status, body, {"Content-Type": "application/json"})
+
+    def wait_cut_off(self, path: str, timeout: float = 10.0) -> bool:
+        """True once the client has hung up on a trickling answer of ``path``."""
+        with self._cut:
+            return self._cut.wait_for(lambda: path in self.cut_off, timeout)
 
     # -- request counting --------------------------------------------------------------------
     def count(self, path_prefix: str = "") -> int:
@@ -286,7 +302,12 @@ class TabbycatServer:
         else:
             rec = self._answer(path, query, caller)
         origin = f"http://{h.headers.get('Host') or self.url.removeprefix('http://')}"
-        if isinstance(rec.body, str) and not rec.headers.get("Content-Type", "").startswith(
+        if path in self.endless and h.command == "GET":
+            page = _positive(dict(query).get("page")) or 1
+            rec = Recorded(200, [], {"Link": f'<{PLACEHOLDER}{path}?page={page + 1}>; rel="next"'})
+        if isinstance(rec.body, bytes):
+            payload = rec.body
+        elif isinstance(rec.body, str) and not rec.headers.get("Content-Type", "").startswith(
             "application/json"
         ):
             payload = rec.body.encode()
@@ -300,7 +321,21 @@ class TabbycatServer:
                 h.send_header(name, value.replace(PLACEHOLDER, link_origin))
         h.send_header("Content-Length", str(len(payload)))
         h.end_headers()
-        h.wfile.write(payload)
+        interval = self.trickle.get(path)
+        if interval is None:
+            h.wfile.write(payload)
+            return
+        try:  # one byte at a time, as a stalled proxy or a hostile server does
+            for i in range(len(payload)):
+                h.wfile.write(payload[i : i + 1])
+                h.wfile.flush()
+                if self._stopping.wait(interval):
+                    return
+        except OSError:  # the client hung up before the answer was complete
+            with self._cut:
+                self.cut_off.append(path)
+                self._cut.notify_all()
+            h.close_connection = True
 
     @staticmethod
     def _caller(header: str | None) -> tuple[str, str | None]:
