@@ -72,6 +72,7 @@ class SendResult:
     provider_message_id: str | None = None  # SendGrid X-Message-Id
     retry_after: float | None = None  # seconds, when the server said when to come back
     flag_address: bool = False  # a permanent rejection of the address itself (550 user unknown)
+    connection_failed: bool = False  # the provider could not be reached at all (nothing answered)
 
 
 class SendHooks(Protocol):

@@ -327,6 +327,7 @@ class SendGridBackend:
                     code=status,
                     retry_after=exc.retry_after if outcome is Outcome.TRANSIENT else None,
                     flag_address=flag,
+                    connection_failed=isinstance(exc, SendGridConnectionError),
                 )
             )
 

@@ -624,7 +624,9 @@ class _Run:
         while self.queue:
             msg = self.queue.popleft()
             code = error.code if error else None
-            await self.hooks.finished(SendResult(msg.id, Outcome.TRANSIENT, detail, code))
+            await self.hooks.finished(
+                SendResult(msg.id, Outcome.TRANSIENT, detail, code, connection_failed=True)
+            )
 
 
 class _Lane:

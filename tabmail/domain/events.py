@@ -51,3 +51,18 @@ class PollFinished:
 @dataclass(frozen=True, slots=True)
 class PersonChanged:
     person_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChanged:
+    """Settings or secrets were saved: ``keys`` are setting keys and secret names."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SendingConnectionChanged:
+    """The outbox's last attempt reached the provider (``online``) or could not connect."""
+
+    online: bool
+    detail: str

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -27,7 +27,12 @@ from PySide6.QtCore import QObject, Signal
 from tabmail.services.context import AppContext
 from tabmail.services.outbox import Outbox, OutboxReport
 from tabmail.services.sending import build_backend
-from tabmail.services.tracking import Poller, tracking_disabled_reason
+from tabmail.services.tracking import (
+    CONNECTION_KEYS,
+    Poller,
+    forget_capabilities,
+    tracking_disabled_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +170,20 @@ class BackgroundWorker(QObject):
         self.poll_completed.emit(report)
         return report
 
-    def settings_changed(self) -> None:
-        """The backend or the interval may have changed: re-check now instead of at the next tick."""
+    def settings_changed(self, keys: Sequence[str] = ()) -> None:
+        """Settings were saved: the next send and the next check use them, and a check runs now.
+
+        The outbox builds its next backend from the new settings; the poller is replaced (a new
+        SendGrid client for the new address or key), and what the old account allowed is
+        forgotten when the account may have changed."""
+        self.outbox.use_new_settings()
+        old, self._poller = self._poller, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.stop()
+                old.close()
+        if not keys or CONNECTION_KEYS.intersection(keys):
+            forget_capabilities(self.ctx)
         if self._wake is not None:
             self._wake.set()
 

@@ -22,6 +22,8 @@ from tabmail.domain.events import (
     OutboxProgressed,
     PersonChanged,
     PollFinished,
+    SendingConnectionChanged,
+    SettingsChanged,
     StatusesChanged,
     TournamentImported,
 )
@@ -42,6 +44,8 @@ class EventBridge(QObject):
     poll_finished = Signal(bool, bool, str)  # ok, online, one-line summary
     outbox_progressed = Signal(int, int, int)  # batch id (NO_BATCH: all), done, total
     person_changed = Signal(int)  # person id
+    settings_changed = Signal(list)  # setting keys and secret names just saved
+    sending_connection_changed = Signal(bool, str)  # the outbox reached the provider; why not
 
     _received = Signal(object)  # an event from another thread, queued to the GUI thread
 
@@ -62,6 +66,8 @@ class EventBridge(QObject):
                 NO_BATCH if e.batch_id is None else e.batch_id, e.done, e.total
             ),
             PersonChanged: lambda e: self.person_changed.emit(e.person_id),
+            SettingsChanged: lambda e: self.settings_changed.emit(list(e.keys)),
+            SendingConnectionChanged: lambda e: self.sending_connection_changed.emit(e.online, e.detail),
         }
         self._received.connect(self._dispatch)  # auto connection: queued across threads
         for event_type in self._emitters:

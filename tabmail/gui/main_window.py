@@ -106,6 +106,8 @@ class MainWindow(QMainWindow):
         self._show_last_poll()
         self.bridge.tournament_imported.connect(self._on_bridge_tournament_imported)
         self.bridge.poll_finished.connect(self._on_bridge_poll_finished)
+        self.bridge.settings_changed.connect(self._on_bridge_settings_changed)
+        self.bridge.sending_connection_changed.connect(self.status.set_sending)
         self.worker.poll_started.connect(self._on_worker_poll_started)
         self.worker.outbox_failed.connect(self._on_worker_outbox_failed)
 
@@ -272,7 +274,6 @@ class MainWindow(QMainWindow):
     def open_settings_dialog(self) -> SettingsDialog:
         dialog = SettingsDialog(self.ctx, self, theme=self.theme)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.saved.connect(self._on_settings_dialog_saved)
         dialog.open()
         return dialog
 
@@ -308,9 +309,12 @@ class MainWindow(QMainWindow):
         self.refresh()
         self.select_tournament(tournament_id)
 
-    def _on_settings_dialog_saved(self) -> None:
+    def _on_bridge_settings_changed(self, keys: list[str]) -> None:
+        """Saved settings take effect at once: status bar, outbox and poller."""
         self.status.update_from_settings(self.ctx.settings.all())
-        self.worker.settings_changed()
+        if tracking.CONNECTION_KEYS.intersection(keys) or "smtp.port" in keys:
+            self.status.reset_connection()
+        self.worker.settings_changed(keys)
 
     def _on_composer_batch_queued(self, batch_id: int) -> None:
         batch = self.ctx.notifications.get_batch(batch_id)

@@ -74,7 +74,10 @@ class StatusWidgets:
         self.online = _Indicator(status_bar)
         self.online.setObjectName("online-indicator")
         self.online_state: bool | None = None
-        self.set_online(None)
+        self._poll_online: bool | None = None
+        self._send_online: bool | None = None
+        self._send_detail = ""
+        self._render_connection()
         status_bar.addPermanentWidget(self.test_mode)
         for i, widget in enumerate((self.backend, self.last_poll, self.online)):
             if i:
@@ -108,24 +111,41 @@ class StatusWidgets:
         self.last_poll.setStyleSheet("" if ok else self._theme.text_style(tone))
 
     def set_online(self, online: bool | None) -> None:
-        """None: not known yet (no check has run)."""
-        self.online_state = online
-        if online is None:
-            colour, text, tip = (
-                self._theme.accent(Tone.NEUTRAL),
-                "Connection unknown",
-                "Whether the provider can be reached is known after the first check",
+        """The last delivery check reached the provider (True) or not (False); None: no check yet."""
+        self._poll_online = online
+        self._render_connection()
+
+    def set_sending(self, online: bool | None, detail: str = "") -> None:
+        """The outbox's last attempt reached the mail server (True) or could not connect (False)."""
+        self._send_online, self._send_detail = online, detail
+        self._render_connection()
+
+    def reset_connection(self) -> None:
+        """The backend or its server changed: what was known about the old one no longer holds."""
+        self._poll_online = self._send_online = None
+        self._send_detail = ""
+        self._render_connection()
+
+    def _render_connection(self) -> None:
+        send, poll = self._send_online, self._poll_online
+        if send is False:
+            self.online_state = False
+            colour, text = self._theme.accent(Tone.BAD), "Offline · sending fails"
+            tip = (
+                f"The last send could not reach the mail server: {self._send_detail or 'no answer'}. "
+                "Messages wait in the outbox and are retried; nothing is lost."
             )
-        elif online:
-            colour, text, tip = (
-                self._theme.accent(Tone.GOOD),
-                "Online",
-                "The provider answered the last check",
-            )
+        elif poll is False:
+            self.online_state = False
+            colour, text = self._theme.accent(Tone.BAD), "Offline"
+            tip = "The provider could not be reached at the last check; sending will resume when it can"
+        elif send or poll:
+            self.online_state = True
+            reached = [what for what, ok in (("the last send", send), ("the last check", poll)) if ok]
+            colour, text = self._theme.accent(Tone.GOOD), "Online"
+            tip = "The provider answered " + " and ".join(reached)
         else:
-            colour, text, tip = (
-                self._theme.accent(Tone.BAD),
-                "Offline",
-                "The provider could not be reached at the last check; sending will resume when it can",
-            )
+            self.online_state = None
+            colour, text = self._theme.accent(Tone.NEUTRAL), "Connection unknown"
+            tip = "Whether the provider can be reached is known after the first send or check"
         self.online.set(text, dot_icon(colour), tip)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from tabmail.backends.base import Backend, Outcome, OutgoingMessage, SendResult
-from tabmail.domain.events import MessageStateChanged, OutboxProgressed
+from tabmail.domain.events import MessageStateChanged, OutboxProgressed, SendingConnectionChanged
 from tabmail.domain.notification import FlagKind, MessageState
 from tabmail.services.bus import EventBus
 from tabmail.store.flags import FlagRepository
@@ -106,6 +106,7 @@ class _Hooks:
         if result.code is not None and str(result.code) not in words:
             words = f"{result.code} {words}"
         attempts = o._attempts.get(mid, 0) + 1
+        o._observe_connection(not result.connection_failed, words)
         if result.outcome is Outcome.SENT:
             update = StateUpdate(
                 mid, MessageState.SENT, sent_at=now, provider_message_id=result.provider_message_id
@@ -180,6 +181,8 @@ class Outbox:
         self.backoff = backoff or Backoff()
         self.chunk = chunk
         self.cancelled = False
+        self.connection_online: bool | None = None  # the last attempt's reach; None: none yet
+        self._stale_backend = False
         self._lock = asyncio.Lock()
         self._recovered = False
         self._keys: dict[str, str] = {}
@@ -190,6 +193,18 @@ class Outbox:
     def cancel(self) -> None:
         """Stop handing over new messages; what is in flight finishes and is recorded."""
         self.cancelled = True
+
+    def use_new_settings(self) -> None:
+        """The settings changed: the next message goes through a backend built from them (a run
+        waiting for retries drops the backend it holds before sending again)."""
+        self._stale_backend = True
+        self.connection_online = None
+
+    def _observe_connection(self, online: bool, detail: str) -> None:
+        """Tell the bus when the provider stops or starts being reachable (not per message)."""
+        if online != self.connection_online:
+            self.connection_online = online
+            self.bus.publish(SendingConnectionChanged(online, "" if online else detail))
 
     async def run(self, *, batch_id: int | None = None, wait_for_retries: bool = True) -> OutboxReport:
         """Send what is due; with wait_for_retries, keep going until nothing is pending."""
@@ -213,7 +228,11 @@ class Outbox:
                         wait = (nxt - self.clock()).total_seconds()
                         await self.sleep(max(wait, 0.0))
                         continue
+                    if backend is not None and self._stale_backend:
+                        await backend.close()
+                        backend = None
                     if backend is None:
+                        self._stale_backend = False
                         backend = self.backend_factory()
                     await self._send(backend, items, report, total, batch_id)
             finally:

@@ -140,29 +140,6 @@ def test_backend_choice_shows_its_box(dialog: SettingsDialog) -> None:
         assert box.parentWidget().currentWidget() is box  # type: ignore[union-attr]
 
 
-def test_test_button_saves_then_asks_for_a_test(
-    qtbot: QtBot, dialog: SettingsDialog, ctx: AppContext
-) -> None:
-    box = dialog.backend_boxes["sendgrid"]
-    box.test_button.click()  # nobody listening: said plainly, no crash
-    assert "not available" in box.test_result.text()
-
-    requested: list[str] = []
-    dialog.test_backend_requested.connect(requested.append)
-    _set(dialog, "sendgrid.base_url", "http://127.0.0.1:9")
-    with qtbot.waitSignal(dialog.test_backend_requested, timeout=2000):
-        box.test_button.click()
-    assert requested == ["sendgrid"]
-    assert ctx.settings.get("sendgrid.base_url") == "http://127.0.0.1:9"
-    dialog.show_test_result("sendgrid", False, "401: the API key was refused")
-    assert "401" in box.test_result.text()
-
-    _set(dialog, "sendgrid.base_url", "ftp://nope")
-    box.test_button.click()
-    assert requested == ["sendgrid"]  # invalid settings are not tested
-    assert "Correct the settings" in box.test_result.text()
-
-
 def test_write_back_to_tabbycat_is_a_setting(qtbot: QtBot, ctx: AppContext) -> None:
     from PySide6.QtWidgets import QCheckBox
 

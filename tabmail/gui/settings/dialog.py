@@ -1,36 +1,37 @@
 """Settings: how mail is sent, tracking, test mode, and the secrets kept in the keyring.
 
 Settings are written through ``ctx.settings.set_text`` (the same parser as the CLI), secrets
-only through ``ctx.secrets`` (the OS keyring): a secret never reaches the settings table.
+only through ``ctx.secrets`` (the OS keyring): a secret never reaches the settings table. What
+was saved is announced on the bus (``SettingsChanged``), so the outbox, the poller and the status
+bar use it at once. A backend's Test button tests the values as typed, without saving them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QMetaMethod, Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTabWidget, QVBoxLayout, QWidget
 
+from tabmail.backends.probe import ProbeResult
 from tabmail.domain.errors import TabmailError
+from tabmail.domain.events import SettingsChanged
+from tabmail.gui.run_op import Op, run_op
 from tabmail.gui.settings.fields import SecretField, SettingField
 from tabmail.gui.settings.pages import BackendBox, FieldSet, build_general_page, build_sending_page
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip
+from tabmail.services.backend_check import check_backend
 from tabmail.services.context import AppContext
+
+BACKEND_TITLES = {"smtp": "the SMTP server", "sendgrid": "SendGrid", "file": "the folder"}
 
 log = logging.getLogger(__name__)
 
 
 class SettingsDialog(QDialog):
-    """Edits the settings; Save validates everything first and writes nothing if any is wrong.
-
-    ``test_backend_requested(backend)`` is emitted by a backend's Test button once the current
-    values are saved; whoever runs the test reports back with ``show_test_result``.
-    """
-
-    test_backend_requested = Signal(str)  # "smtp" | "sendgrid" | "file"
-    saved = Signal()
+    """Edits the settings; Save validates everything first and writes nothing if any is wrong."""
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None, theme: Theme | None = None) -> None:
         super().__init__(parent)
@@ -40,6 +41,8 @@ class SettingsDialog(QDialog):
         self._ctx = ctx
         self._theme = theme or Theme()
         self._fs = FieldSet(self._theme, ctx.secrets)
+        self.test_op: Op | None = None  # the backend test running now, if any
+        self.last_test: ProbeResult | None = None
 
         self.keyring_message = MessageStrip(self, self._theme)
         self.keyring_message.setObjectName("keyring-message")
@@ -53,6 +56,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(build_general_page(self._fs, self.tabs), "Tracking && test mode")
         for box in self.backend_boxes.values():
             box.test_clicked.connect(self._on_backend_test_clicked)
+        for secret in self._fs.secrets.values():
+            secret.forgotten.connect(self._on_secret_forgotten)
 
         self.message = MessageStrip(self, self._theme)
         buttons = QDialogButtonBox(
@@ -87,8 +92,8 @@ class SettingsDialog(QDialog):
             secret.refresh()
 
     # -- saving ---------------------------------------------------------------------------
-    def apply(self) -> bool:
-        """Validate every field, then store; False (errors shown inline) when any is invalid."""
+    def parsed_values(self) -> dict[str, Any] | None:
+        """Every setting as typed, parsed; None (errors shown inline) when any is invalid."""
         self.message.clear_message()
         parsed: dict[str, Any] = {}
         first_bad: SettingField | None = None
@@ -102,25 +107,47 @@ class SettingsDialog(QDialog):
             bad = [f for f in self._fs.fields.values() if f.error.text()]
             more = f" (and {len(bad) - 1} more, marked in red)" if len(bad) > 1 else ""
             self.message.show_message(f"{first_bad.label}: {first_bad.error.text()}{more}", Tone.BAD)
+            return None
+        return parsed
+
+    def apply(self) -> bool:
+        """Validate every field, then store; False (errors shown inline) when any is invalid."""
+        parsed = self.parsed_values()
+        if parsed is None:
             return False
         current = self._ctx.settings.all()
+        changed: list[str] = []
         try:
             for key, field in self._fs.fields.items():
                 if parsed[key] != current.get(key):
                     self._ctx.settings.set_text(key, field.text())
+                    changed.append(key)
         except TabmailError as exc:  # the parser agreed a moment ago; the database did not
+            self._announce(changed)
             self.message.show_message(str(exc), Tone.BAD)
             return False
         secrets_ok = True
         for secret in self._fs.secrets.values():
+            typed = secret.pending() is not None
             if not secret.store():
                 secrets_ok = False
                 self._reveal(secret)
+            elif typed:
+                changed.append(secret.name)
+        self._announce(changed)
         if not secrets_ok:
             self.message.show_message("The settings were saved, but a secret could not be stored.", Tone.BAD)
             return False
-        self.saved.emit()
         return True
+
+    def _announce(self, keys: Iterable[str]) -> None:
+        """Tell the running app (outbox, poller, status bar) what changed."""
+        keys = tuple(keys)
+        if keys:
+            self._ctx.bus.publish(SettingsChanged(keys))
+
+    def _on_secret_forgotten(self, name: str) -> None:
+        self._announce([name])
 
     def accept(self) -> None:
         if self.apply():
@@ -137,23 +164,42 @@ class SettingsDialog(QDialog):
 
     # -- backend tests --------------------------------------------------------------------
     def _on_backend_test_clicked(self, backend: str) -> None:
+        self.test_backend(backend)
+
+    def test_backend(self, backend: str) -> Op | None:
+        """Test ``backend`` with the values as typed (nothing is saved), off the GUI thread,
+        with a deadline and a Cancel button; the result is shown next to the Test button."""
         box = self.backend_boxes[backend]
-        if not self.apply():
-            self.show_test_result(backend, False, "Correct the settings first.")
-            return
-        signal = QMetaMethod.fromSignal(self.test_backend_requested)
-        if not self.isSignalConnected(signal):
-            box.test_result.setText("Testing this backend is not available in this version yet.")
-            box.test_result.setStyleSheet(self._theme.text_style(Tone.NEUTRAL))
-            return
+        parsed = self.parsed_values()
+        if parsed is None:
+            self.show_test_result(backend, False, "Correct the settings marked in red first.")
+            return None
+        secrets = {name: field.value_for_test() for name, field in self._fs.secrets.items()}
         box.test_result.setText("Testing…")
         box.test_result.setStyleSheet("")
-        self.test_backend_requested.emit(backend)
+        ctx = self._ctx
+        self.test_op = run_op(
+            self,
+            lambda: check_backend(ctx, backend, parsed, secrets),
+            action=box.test_button,
+            progress_label=f"Testing {BACKEND_TITLES.get(backend, backend)}…",
+            title=f"Testing {BACKEND_TITLES.get(backend, backend)}",
+            on_success=self.show_probe_result,
+        )
+        self.test_op.cancelled.connect(lambda: self.show_test_result(backend, False, "Test cancelled."))
+        return self.test_op
 
-    def show_test_result(self, backend: str, ok: bool, text: str) -> None:
+    def show_probe_result(self, result: ProbeResult) -> None:
+        """A finished test: its verdict first, then each step it went through."""
+        self.last_test = result
+        lines = [f"✓ {step.name}: {step.detail}" for step in result.steps if step.ok]
+        lines += result.notes
+        self.show_test_result(result.backend, result.ok, result.summary, lines)
+
+    def show_test_result(self, backend: str, ok: bool, text: str, steps: Iterable[str] = ()) -> None:
         """Show a backend test's outcome next to its Test button."""
         box: BackendBox | None = self.backend_boxes.get(backend)
         if box is None:
             return
-        box.test_result.setText(("✓ " if ok else "✗ ") + text)
+        box.test_result.setText("\n".join([("✓ " if ok else "✗ ") + text, *steps]))
         box.test_result.setStyleSheet(self._theme.text_style(Tone.GOOD if ok else Tone.BAD))

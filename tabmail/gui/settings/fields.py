@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -114,6 +115,8 @@ class SettingField(QWidget):
 class SecretField(QWidget):
     """A password box for one keyring secret. Empty means "keep what is stored"."""
 
+    forgotten = Signal(str)  # the secret's name, after Forget removed it from the keyring
+
     def __init__(self, name: str, secrets: SecretStore, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         SecretStore.check_name(name)
@@ -172,6 +175,10 @@ class SecretField(QWidget):
         text = self.edit.text()
         return text if text.strip() else None
 
+    def value_for_test(self) -> str | None:
+        """What a test should use: the typed value, or else the stored one."""
+        return self.pending() or self._secrets.get(self.name)
+
     def store(self) -> bool:
         """Write a typed value to the keyring; False (and the reason shown) on failure."""
         value = self.pending()
@@ -196,3 +203,4 @@ class SecretField(QWidget):
             self.show_error(str(exc))
             return
         self.refresh()
+        self.forgotten.emit(self.name)
