@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from tabmail.cli.common import open_context, print_json
+from tabmail.domain.addresses import unusual_domain
 
 
 def register(sub: Any) -> None:
@@ -64,6 +65,8 @@ def _people(args: argparse.Namespace) -> int:
                 "institution": p.institution_name,
                 "email": p.email,
                 "email_valid": p.email_valid,
+                # A special-use or private domain (.test, .local, .internal...): accepted, unusual.
+                "email_note": unusual_domain(p.email) if p.email_valid else None,
                 "active": p.active,
             }
             for p in ctx.tournaments.people(t.id)
@@ -72,7 +75,9 @@ def _people(args: argparse.Namespace) -> int:
             print_json(rows)
         else:
             for r in rows:
-                mark = "" if r["email_valid"] else "  (invalid address)" if r["email"] else "  (no address)"
+                mark = "  (invalid address)" if r["email"] else "  (no address)"
+                if r["email_valid"]:
+                    mark = "  (unusual domain)" if r["email_note"] else ""
                 print(f"{r['id']:>6} {r['role']:<12} {r['name']:<30} {r['email'] or '':<40}{mark}")
         return 0
     finally:

@@ -200,3 +200,19 @@ def test_the_panel_lists_what_the_person_was_sent(
     edsger = _person(ctx, tournament_id, "Edsger Dijkstra")
     assert page.select_person(edsger.id)
     qtbot.waitUntil(lambda: "Nothing sent yet" in page.panel.sent.text(), timeout=3000)
+
+
+def test_an_address_on_a_special_use_domain_is_accepted_and_marked_unusual(
+    ctx: AppContext, tournament_id: int
+) -> None:
+    ada = _person(ctx, tournament_id, "Ada Lovelace")
+    ctx.tournaments.set_person_email(ada.id, "ada@maths.uni.internal", "director")
+    model = ParticipantsModel(ctx)
+    model.load(tournament_id)
+    row = model.row_of(ada.id)
+    assert row is not None
+    status = model.index(row, Column.STATUS)
+    assert status.data(Roles.STATUS) == "ok" and status.data(Roles.PROBLEM) is False
+    tip = status.data(Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith("Unusual domain: a private-network domain (.internal): only a mail server")
+    assert model.index(row, Column.EMAIL).data(Qt.ItemDataRole.ToolTipRole).startswith("Unusual domain")

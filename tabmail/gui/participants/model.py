@@ -10,7 +10,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from tabmail.domain.addresses import validate_address
+from tabmail.domain.addresses import unusual_domain, validate_address
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import PersonChanged
 from tabmail.domain.notification import AddressFlag
@@ -237,9 +237,11 @@ class ParticipantsModel(QAbstractTableModel):
             problem = self.problem_text(person)
             if problem:
                 return f"{problem}\nDouble-click the address to correct it."
+            note = unusual_domain(person.email) if person.email_valid else None
+            unusual = f"Unusual domain: {note}.\n" if note else ""
             if column == Column.STATUS:
-                return address_look(self.status_of(person)).description
-            return "Double-click to edit"
+                return unusual + address_look(self.status_of(person)).description
+            return unusual + "Double-click to edit"
         if column == Column.NAME and not person.active:
             return f"{person.name}: {address_look('inactive').description.lower()}"
         text = self._display(person, column)
