@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from tabmail.domain.tournament import Position
 
@@ -146,9 +146,3 @@ class ScoreSheets(list[Any]):
 
     def __html__(self) -> Markup:
         return scores_html(self)
-
-
-def escape_always(value: Any) -> Markup:
-    """Finalizer for HTML templates: whatever a template does (|safe, autoescape false), every
-    printed value leaves escaped. Markup made by the template engine itself passes unchanged."""
-    return escape(value)

@@ -17,16 +17,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
-from tabmail.compose.formatting import ScoreSheets, escape_always, format_number, one_line
+from tabmail.compose.formatting import ScoreSheets, format_number, one_line
 from tabmail.compose.recipients import Recipient
+from tabmail.compose.sandbox import BudgetedEnvironment, RenderLimitError, TimeLimitError, budget
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import Audience, Event, Templates
 from tabmail.resources import resource
 
 PARTS = ("subject", "text", "html")
+
+# Documented limits (README, "Template limits"), per message; the sandbox's own are in
+# compose/sandbox.py.
+RENDER_SECONDS = 2.0  # one recipient's subject, text and HTML together
+MAX_MESSAGE_CHARS = 1_000_000  # text and HTML bodies together, before the footer
+MAX_SUBJECT_CHARS = 1_000
+MAX_TEMPLATE_CHARS = 1_000_000  # each template's source
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +72,12 @@ def _html_linebreaksbr(value: Any) -> Markup:
     return Markup("<br>\n").join(escape(str(value)).split("\n"))
 
 
-def _environment(*, html: bool) -> ImmutableSandboxedEnvironment:
+def _environment(*, html: bool) -> BudgetedEnvironment:
     # Immutable: a template cannot change the context (ASSIGNMENTS.append(...)) it shares
-    # with the other parts and recipients.
-    env = ImmutableSandboxedEnvironment(
+    # with the other parts and recipients. HTML: a finalizer escapes every printed value.
+    env = BudgetedEnvironment(
+        html=html,
         undefined=StrictUndefined,
-        autoescape=html,
-        finalize=escape_always if html else None,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -81,15 +87,24 @@ def _environment(*, html: bool) -> ImmutableSandboxedEnvironment:
     env.filters["safe"] = _text_safe
     env.filters["num"] = format_number
     env.filters["linebreaksbr"] = _html_linebreaksbr if html else _text_safe
+    env.guard_filters()
     return env
+
+
+class TemplateTimeLimitError(TemplateRenderError):
+    """A recipient's render ran out of time: rendering the others would likely do the same."""
 
 
 class CompiledTemplates:
     """One batch's templates, compiled once. Construction raises `TemplateRenderError` listing
-    every syntax error (recipient None)."""
+    every syntax error and every template over `MAX_TEMPLATE_CHARS` (recipient None).
 
-    def __init__(self, templates: Templates) -> None:
+    Each recipient's render has `time_limit` seconds and `MAX_MESSAGE_CHARS` characters of body
+    (text and HTML together; the subject `MAX_SUBJECT_CHARS`); see tabmail.compose.sandbox."""
+
+    def __init__(self, templates: Templates, *, time_limit: float = RENDER_SECONDS) -> None:
         self.templates = templates
+        self.time_limit = time_limit
         text_env, html_env = _environment(html=False), _environment(html=True)
         problems: list[TemplateProblem] = []
         compiled: dict[str, Template | None] = {}
@@ -97,6 +112,15 @@ class CompiledTemplates:
         for part, source in sources.items():
             if source is None:
                 compiled[part] = None
+                continue
+            if len(source) > MAX_TEMPLATE_CHARS:
+                problems.append(
+                    TemplateProblem(
+                        None,
+                        part,
+                        f"the template is {len(source):,} characters long; the limit is {MAX_TEMPLATE_CHARS:,}",
+                    )
+                )
                 continue
             try:
                 compiled[part] = (html_env if part == "html" else text_env).from_string(source)
@@ -107,24 +131,35 @@ class CompiledTemplates:
         self._compiled = compiled
 
     def render(self, recipient: Recipient, *, tournament_name: str = "") -> RenderedParts:
-        """Never partial: raises `TemplateRenderError` with all of this recipient's problems."""
+        """Never partial: raises `TemplateRenderError` with all of this recipient's problems
+        (`TemplateTimeLimitError` when the time budget ran out)."""
         context = _render_context(recipient.context)
         problems: list[TemplateProblem] = []
         out: dict[str, str | None] = {}
-        for part in PARTS:
-            template = self._compiled[part]
-            if template is None:
-                out[part] = None
-                continue
-            try:
-                out[part] = template.render(context)
-            except Exception as exc:  # the template is the director's code: report, never crash
-                problems.append(TemplateProblem(recipient.name, part, _describe(exc)))
-        subject = one_line(out["subject"] or "")
+        timed_out = False
+        with budget(self.time_limit):
+            body_left = MAX_MESSAGE_CHARS
+            for part in PARTS:
+                template = self._compiled[part]
+                if template is None:
+                    out[part] = None
+                    continue
+                limit = MAX_SUBJECT_CHARS if part == "subject" else body_left
+                try:
+                    out[part] = _render_limited(template, context, limit, part)
+                except Exception as exc:  # the template is the director's code: report, never crash
+                    problems.append(TemplateProblem(recipient.name, part, _describe(exc)))
+                    if isinstance(exc, TimeLimitError):
+                        timed_out = True
+                        break
+                    continue
+                if part != "subject":
+                    body_left -= len(out[part] or "")
+        subject = one_line(out.get("subject") or "")
         if not problems and not subject:
             problems.append(TemplateProblem(recipient.name, "subject", "the subject is empty"))
         if problems:
-            raise TemplateRenderError(problems)
+            raise (TemplateTimeLimitError if timed_out else TemplateRenderError)(problems)
         tournament = tournament_name or str(recipient.context.get("TOURN", ""))
         text = _text_with_footer(out["text"] or "", tournament, recipient.reasons)
         html = out["html"]
@@ -135,8 +170,25 @@ class CompiledTemplates:
         )
 
 
-def compile_templates(templates: Templates) -> CompiledTemplates:
-    return CompiledTemplates(templates)
+def _render_limited(template: Template, context: dict[str, Any], limit: int, part: str) -> str:
+    """The rendered text, streamed so that an oversized message stops as soon as it is too long."""
+    chunks: list[str] = []
+    size = 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > limit:
+            if part == "subject":
+                raise RenderLimitError(f"the subject is longer than {MAX_SUBJECT_CHARS:,} characters")
+            raise RenderLimitError(
+                f"the message is longer than {MAX_MESSAGE_CHARS:,} characters "
+                "(the limit for one message's text and HTML together)"
+            )
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
+def compile_templates(templates: Templates, *, time_limit: float = RENDER_SECONDS) -> CompiledTemplates:
+    return CompiledTemplates(templates, time_limit=time_limit)
 
 
 def check_syntax(templates: Templates) -> list[TemplateProblem]:
@@ -148,25 +200,51 @@ def check_syntax(templates: Templates) -> list[TemplateProblem]:
     return []
 
 
-def render_for(templates: Templates, recipient: Recipient, *, tournament_name: str = "") -> RenderedParts:
+def render_for(
+    templates: Templates,
+    recipient: Recipient,
+    *,
+    tournament_name: str = "",
+    time_limit: float = RENDER_SECONDS,
+) -> RenderedParts:
     """One recipient (a preview, a resend). Raises `TemplateRenderError`."""
-    return CompiledTemplates(templates).render(recipient, tournament_name=tournament_name)
+    return CompiledTemplates(templates, time_limit=time_limit).render(
+        recipient, tournament_name=tournament_name
+    )
 
 
 def render_all(
-    templates: Templates, recipients: Sequence[Recipient], *, tournament_name: str = ""
+    templates: Templates,
+    recipients: Sequence[Recipient],
+    *,
+    tournament_name: str = "",
+    time_limit: float = RENDER_SECONDS,
 ) -> tuple[list[RenderedParts | None], list[TemplateProblem]]:
     """Every recipient, templates compiled once. Never raises: a recipient whose rendering failed
-    gets None and its problems are listed; a syntax error gives all None and one problem each."""
+    gets None and its problems are listed; a syntax error gives all None and one problem each.
+    The first recipient to run out of time stops the batch (the others get None unchecked):
+    the same loop would likely cost every recipient the whole time limit."""
     try:
-        compiled = CompiledTemplates(templates)
+        compiled = CompiledTemplates(templates, time_limit=time_limit)
     except TemplateRenderError as exc:
         return [None] * len(recipients), exc.problems
     results: list[RenderedParts | None] = []
     problems: list[TemplateProblem] = []
-    for recipient in recipients:
+    for i, recipient in enumerate(recipients):
         try:
             results.append(compiled.render(recipient, tournament_name=tournament_name))
+        except TemplateTimeLimitError as exc:
+            problems.extend(exc.problems)
+            left = len(recipients) - i - 1
+            if left:
+                part = exc.problems[-1].part
+                problems.append(
+                    TemplateProblem(
+                        None, part, f"rendering stopped there; {left} other recipients not checked"
+                    )
+                )
+            results += [None] * (left + 1)
+            break
         except TemplateRenderError as exc:
             results.append(None)
             problems.extend(exc.problems)

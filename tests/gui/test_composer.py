@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
@@ -114,7 +116,7 @@ def test_the_preview_follows_the_template_and_the_chosen_recipient(
     qtbot: QtBot, demo: AppContext, bridge: EventBridge, worker: BackgroundWorker
 ) -> None:
     dialog = open_dialog(qtbot, demo, bridge, worker)
-    assert dialog.preview.parts is not None  # the default template previews at once
+    qtbot.waitUntil(lambda: dialog.preview.parts is not None, timeout=5000)  # the default template
     with qtbot.waitSignal(dialog.preview_updated, timeout=3000):
         dialog.editor.subject.setText("Hello {{ USER }} from {{ TOURN }}")
     who = dialog.preview_recipient()
@@ -128,6 +130,57 @@ def test_the_preview_follows_the_template_and_the_chosen_recipient(
     chosen = dialog.recipients.recipient(dialog.recipients_proxy.mapToSource(other).row())
     assert dialog.preview.subject.text() == f"Hello {chosen.recipient.name} from Demo Open"
     assert chosen.recipient.name in dialog.preview.heading.text()
+
+
+# ~10 s of bare loop iterations in plain Jinja2 on the 2-core CI machine: far over the limit.
+SLOW_TEMPLATE = "{% for i in range(100000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}done\n"
+
+
+def test_a_slow_template_previews_off_the_gui_thread_within_its_time_limit(
+    qtbot: QtBot, demo: AppContext, bridge: EventBridge, worker: BackgroundWorker
+) -> None:
+    dialog = open_dialog(qtbot, demo, bridge, worker)
+    qtbot.waitUntil(lambda: dialog.preview.parts is not None, timeout=5000)
+    dialog.preview_time_limit = 1.5
+    beats: list[float] = []
+    heartbeat = QTimer(dialog)
+    heartbeat.setInterval(20)
+    heartbeat.timeout.connect(lambda: beats.append(time.monotonic()))
+    heartbeat.start()
+    start = time.monotonic()
+    with qtbot.waitSignal(dialog.preview_updated, timeout=20000):
+        dialog.editor.text.setPlainText(SLOW_TEMPLATE)
+    elapsed = time.monotonic() - start
+    heartbeat.stop()
+    # The event loop kept running all along: no gap between heartbeats like the render's length.
+    gaps = [b - a for a, b in itertools.pairwise([start, *beats])]
+    assert elapsed >= 1.5 and len(beats) > 20
+    assert max(gaps) < 0.75, f"the window froze for {max(gaps):.2f} s"
+    # ...and the render stopped at its time limit, said inline, for the previewed recipient.
+    who = dialog.preview_recipient()
+    assert who is not None
+    assert "took longer than 1.5 s" in dialog.problems_strip.text()
+    assert who.recipient.name in dialog.problems_strip.text()
+    assert dialog.preview.parts is None and not dialog.send_button.isEnabled()
+
+
+def test_a_stale_preview_result_is_dropped(
+    qtbot: QtBot, demo: AppContext, bridge: EventBridge, worker: BackgroundWorker
+) -> None:
+    dialog = open_dialog(qtbot, demo, bridge, worker)
+    qtbot.waitUntil(lambda: dialog.preview.parts is not None, timeout=5000)
+    dialog.preview_time_limit = 1.0
+    dialog.editor.text.setPlainText(SLOW_TEMPLATE)
+    dialog.update_preview()  # the slow render starts now, in its thread
+    dialog.editor.text.setPlainText("Quick {{ USER }}\n")  # changed while it runs
+    dialog.update_preview()
+    shown: list[str] = []
+    dialog.preview_updated.connect(lambda: shown.append(dialog.preview.text.toPlainText()))
+    qtbot.waitUntil(lambda: bool(shown), timeout=20000)
+    qtbot.wait(50)  # let any late signal through
+    # only the latest templates were ever shown: the slow render's time-out was dropped
+    assert len(shown) == 1 and shown[0].startswith("Quick ")
+    assert not dialog.problems and dialog.send_button.isEnabled()
 
 
 def test_unknown_variables_and_syntax_errors_are_shown_inline_and_block_sending(

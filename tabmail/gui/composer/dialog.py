@@ -1,10 +1,10 @@
 """The compose dialog: choose what and to whom, edit and preview the template, send, watch.
 
-Every template is checked as the director types (syntax at once, a render for the previewed
+Every template is checked as the director types (syntax and a render for the previewed
 recipient after a short pause), and for every ticked recipient before the confirmation; the
 enqueue itself re-validates (``notify.enqueue`` queues nothing when any recipient fails). The
-blocking steps (planning, rendering everyone, enqueueing) run in a worker thread through
-``run_op``; sending is the background worker's outbox, whose progress this dialog follows until
+blocking steps (planning, previewing, rendering everyone, enqueueing) run in a worker thread
+through ``run_op``, each render with the per-message time budget of tabmail.compose.templates; sending is the background worker's outbox, whose progress this dialog follows until
 it is done or cancelled. Closing the dialog never stops a send.
 """
 
@@ -29,13 +29,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tabmail.compose.recipients import Recipient
 from tabmail.compose.templates import (
+    RENDER_SECONDS,
+    CompiledTemplates,
+    RenderedParts,
+    TemplateProblem,
     TemplateRenderError,
-    check_syntax,
     default_templates,
     preview_variables,
     render_all,
-    render_for,
 )
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import Audience, Event, Templates
@@ -51,7 +54,7 @@ from tabmail.gui.composer.recipients import (
     selection_button,
 )
 from tabmail.gui.composer.sending import SendProgress, confirm_send_box
-from tabmail.gui.run_op import run_op
+from tabmail.gui.run_op import Op, run_op
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip, SearchField, muted_label
 from tabmail.services import notify
@@ -65,6 +68,19 @@ EVENTS: list[tuple[str, Event, Audience | None]] = [
     ("Custom message", Event.CUSTOM, Audience.ALL),
 ]
 PREVIEW_DELAY_MS = 300
+
+
+def _preview(
+    templates: Templates, recipient: Recipient | None, tournament_name: str, time_limit: float
+) -> tuple[RenderedParts | None, list[TemplateProblem]]:
+    """In a worker thread: the syntax problems, else the render for ``recipient`` (if any)."""
+    try:
+        compiled = CompiledTemplates(templates, time_limit=time_limit)
+        if recipient is None:
+            return None, []
+        return compiled.render(recipient, tournament_name=tournament_name), []
+    except TemplateRenderError as exc:
+        return None, exc.problems
 
 
 class ComposeDialog(QDialog):
@@ -95,6 +111,9 @@ class ComposeDialog(QDialog):
         self.sending = False
         self.confirm_box: QMessageBox | None = None
         self._settings = ctx.settings.all()
+        self.preview_time_limit = RENDER_SECONDS
+        self._preview_op: Op | None = None
+        self._preview_stale = False
 
         self.event = QComboBox(self)
         self.event.setObjectName("compose-event")
@@ -327,20 +346,39 @@ class ComposeDialog(QDialog):
         return rows[0] if rows else None
 
     def update_preview(self) -> None:
-        """Check the syntax, then render for the previewed recipient; show problems inline."""
+        """Check the syntax and render for the previewed recipient in a worker thread (with the
+        same time budget as sending), then show the message or the problems inline.
+
+        One preview renders at a time: a change while one runs marks it stale, and when it
+        finishes its result is dropped and the latest templates are previewed instead."""
         self._preview_timer.stop()
+        if self._preview_op is not None and self._preview_op.is_running():
+            self._preview_stale = True
+            return
+        self._preview_stale = False
         templates = self.editor.templates()
-        problems = check_syntax(templates)
         who = self.preview_recipient()
-        if not problems and who is not None and self.plan is not None:
-            try:
-                parts = render_for(templates, who.recipient, tournament_name=self.plan.tournament.name)
-            except TemplateRenderError as exc:
-                problems = exc.problems
-            else:
-                self.preview.show_parts(
-                    f"{who.recipient.name} <{who.recipient.address or 'no address'}>", parts
-                )
+        recipient = who.recipient if who is not None and self.plan is not None else None
+        name = self.plan.tournament.name if self.plan is not None else ""
+        limit = self.preview_time_limit
+
+        async def work() -> Any:
+            return await asyncio.to_thread(_preview, templates, recipient, name, limit)
+
+        self._preview_op = run_op(
+            self, work, title="Previewing", on_success=lambda result: self._on_preview(result, templates, who)
+        )
+
+    def _on_preview(self, result: Any, templates: Templates, who: notify.PlannedRecipient | None) -> None:
+        self._preview_op = None
+        if self._preview_stale:  # the templates or the recipient changed meanwhile
+            self.update_preview()
+            return
+        if self._preview_timer.isActive():  # edited meanwhile: the timer previews the new text
+            return
+        parts, problems = result
+        if parts is not None and who is not None:
+            self.preview.show_parts(f"{who.recipient.name} <{who.recipient.address or 'no address'}>", parts)
         elif who is None:
             self.preview.show_unavailable("", "No recipient to preview.")
         self.show_problems(problems, templates)
