@@ -43,6 +43,9 @@ def register(sub: Any) -> None:
     r = osub.add_parser("run", help="send what is queued (waiting for retries), then exit")
     r.add_argument("--no-wait", action="store_true", help="do not wait for messages scheduled to retry later")
     r.set_defaults(handler=_outbox_run)
+    from tabmail.cli.problem_cmds import register_outbox
+
+    register_outbox(osub)
 
 
 def _common(p: argparse.ArgumentParser, round_required: bool) -> None:

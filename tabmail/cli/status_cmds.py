@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,9 +14,10 @@ from tabmail.cli.common import confirm, open_context, open_private_output, print
 from tabmail.cli.send_cmds import _run_outbox
 from tabmail.domain.addresses import address_key
 from tabmail.domain.errors import TabmailError
+from tabmail.domain.problems import ORDER, PROBLEM_CATEGORIES, Category, Resolution, category_of, counts_text
 
 if TYPE_CHECKING:  # the tracking and resend services are imported by their commands
-    from tabmail.domain.notification import Message, StatusEvent
+    from tabmail.domain.notification import FlagKind, Message, StatusEvent
     from tabmail.services.context import AppContext
     from tabmail.services.resend import ResendResult
     from tabmail.services.tracking import PollReport
@@ -136,20 +138,44 @@ def _poll(args: argparse.Namespace) -> int:
 
 
 # -- status -----------------------------------------------------------------------------------
-def _message_row(m: Message, last_event: datetime | None, flagged: set[str]) -> dict[str, Any]:
+def _message_row(
+    m: Message,
+    last_event: datetime | None,
+    flags: dict[str, FlagKind],
+    resolution: Resolution | None,
+) -> dict[str, Any]:
+    category = category_of(m, flags.get(address_key(m.address) or ""))
+    problem = category in PROBLEM_CATEGORIES
     return {
         "id": m.id,
         "recipient": m.recipient_name,
         "address": m.address,
         "state": m.state.value,
         "status": m.delivery_status.value,
+        "category": category.value,
+        "problem": problem and resolution is None,
+        "resolved": None
+        if not problem or resolution is None
+        else {
+            "reason": resolution.reason,
+            "by_resend": resolution.resend_id,
+            "at": _iso(resolution.at),
+            "by": resolution.by or None,
+        },
         "last_event_at": _iso(last_event),
         "status_at": _iso(m.status_at),
         "reason": m.status_reason or m.last_error,
         "resend_of": m.resend_of,
-        "address_flagged": address_key(m.address) in flagged,
+        "address_flagged": address_key(m.address) in flags,
         "sent_at": _iso(m.sent_at),
     }
+
+
+def _category_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Per category, the messages of that category that are not resolved problems: the same
+    counts the dashboard's batch bar shows (resolved problems are counted under "resolved")."""
+    counts = Counter(r["category"] for r in rows if not r["resolved"])
+    return {c.value: counts[c.value] for c in ORDER if counts[c.value]}
 
 
 def status_data(ctx: AppContext, slug: str, round_seq: int | None) -> dict[str, Any]:
@@ -157,11 +183,18 @@ def status_data(ctx: AppContext, slug: str, round_seq: int | None) -> dict[str, 
     round_id = ctx.tournaments.get_round(tournament.id, round_seq).id if round_seq is not None else None
     batches = ctx.notifications.batches(tournament_id=tournament.id, round_id=round_id)
     messages = ctx.notifications.messages(batch_ids=[b.batch.id for b in batches])
+    from tabmail.services.problems import flag_kinds, resolutions_for, tracked
+
     last = ctx.tracking.latest_event_times([m.id for m in messages])
-    flagged = set(ctx.flags.active())
+    flags = flag_kinds(ctx.flags.active())
+    manual = ctx.problems.resolutions([m.id for m in messages])
+    tracked_batches = [b.batch.id for b in batches if tracked(b.batch.backend)]
+    resolved = resolutions_for(messages, manual, tracked_batches=tracked_batches)
     per_batch: dict[int, list[dict[str, Any]]] = {}
     for m in messages:
-        per_batch.setdefault(m.batch_id, []).append(_message_row(m, last.get(m.id), flagged))
+        per_batch.setdefault(m.batch_id, []).append(
+            _message_row(m, last.get(m.id), flags, resolved.get(m.id))
+        )
     return {
         "tournament": tournament.slug,
         "round": round_seq,
@@ -175,6 +208,8 @@ def status_data(ctx: AppContext, slug: str, round_seq: int | None) -> dict[str, 
                 "total": b.total,
                 "states": dict(sorted(b.states.items())),
                 "statuses": dict(sorted(b.statuses.items())),
+                "categories": _category_counts(per_batch.get(b.batch.id, [])),
+                "resolved": sum(1 for m in per_batch.get(b.batch.id, []) if m["resolved"]),
                 "messages": per_batch.get(b.batch.id, []),
             }
             for b in batches
@@ -193,7 +228,7 @@ def _status(args: argparse.Namespace) -> int:
             print("nothing sent yet")
         for b in data["batches"]:
             rnd = f" round {b['round']}" if b["round"] is not None else ""
-            counts = ", ".join(f"{n} {k}" for k, n in b["statuses"].items())
+            counts = counts_text({Category(k): n for k, n in b["categories"].items()}, resolved=b["resolved"])
             states = ", ".join(f"{n} {k}" for k, n in b["states"].items())
             print(f"batch {b['id']}: {b['event']}{rnd}, {b['total']} message(s); {states}; status: {counts}")
             for m in b["messages"]:
@@ -201,9 +236,10 @@ def _status(args: argparse.Namespace) -> int:
                 resent = f" (resend of {m['resend_of']})" if m["resend_of"] else ""
                 when = _when(datetime.fromisoformat(m["last_event_at"])) if m["last_event_at"] else "-"
                 reason = f"  {m['reason']}" if m["reason"] else ""
+                done = " [resolved]" if m["resolved"] else ""
                 print(
-                    f"  {m['id']}  {m['status']:<12} {m['state']:<9} {when:<19}  "
-                    f"{m['recipient']} <{m['address']}>{flag}{resent}{reason}"
+                    f"  {m['id']}  {m['category']:<12} {m['state']:<9} {when:<19}  "
+                    f"{m['recipient']} <{m['address']}>{flag}{resent}{done}{reason}"
                 )
         return 0
     finally:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 
-from tabmail.domain.notification import DeliveryStatus, MessageState
+from tabmail.domain.notification import DeliveryStatus, FlagKind, MessageState
+from tabmail.domain.problems import LABELS, Category
 from tabmail.gui import icons
 
 
@@ -108,6 +109,64 @@ DELIVERY_STATUS_LOOKS: dict[DeliveryStatus, Look] = {
         Tone.WARNING, "Unsubscribed", "The recipient unsubscribed from these emails.", "minus"
     ),
 }
+
+# The one vocabulary's looks (tabmail.domain.problems): problem rows, counts, the Problems view.
+_CATEGORY_STYLE: dict[Category, tuple[Tone, str, str]] = {
+    Category.BOUNCED: (Tone.BAD, "cross", "The receiving server rejected the message for good."),
+    Category.BLOCKED: (Tone.BAD, "cross", "The receiving server blocked the message (often a spam filter)."),
+    Category.DROPPED: (
+        Tone.BAD,
+        "cross",
+        "SendGrid refused to send it (the address is on one of its suppression lists).",
+    ),
+    Category.INVALID: (Tone.BAD, "at", "The address does not exist: its mailbox or domain is unknown."),
+    Category.SPAM_REPORT: (Tone.BAD, "warning", "The recipient reported the message as spam."),
+    Category.UNSUBSCRIBED: (Tone.WARNING, "minus", "The recipient unsubscribed from these emails."),
+    Category.FAILED: (Tone.BAD, "cross", "The mail server refused this message; it will not be retried."),
+    Category.UNCERTAIN: (
+        Tone.WARNING,
+        "warning",
+        "The connection dropped after the message was handed over; it may or may not have gone.",
+    ),
+    Category.SKIPPED: (Tone.NEUTRAL, "minus", "Not sent: the address is flagged, or the send was cancelled."),
+    Category.DEFERRED: (
+        Tone.WARNING,
+        "retry",
+        "The receiving server asked to try later; SendGrid keeps trying.",
+    ),
+    Category.PENDING: (Tone.PENDING, "clock", "Waiting in the outbox, being sent, or waiting to retry."),
+    Category.SENT: (Tone.GOOD, "check", "Accepted; no word on delivery yet."),
+    Category.DELIVERED: (Tone.GOOD, "check", "The receiving server accepted the message."),
+}
+CATEGORY_LOOKS: dict[Category, Look] = {
+    c: Look(tone, LABELS[c], description, glyph) for c, (tone, glyph, description) in _CATEGORY_STYLE.items()
+}
+RESOLVED_LOOK = Look(
+    Tone.GOOD, "Resolved", "Resolved: a resend reached the recipient, or you marked it.", "check"
+)
+
+# What an address flag means, in the same words (participants, round rows, composer).
+FLAG_LOOKS: dict[FlagKind, Look] = {
+    FlagKind.HARD: Look(Tone.BAD, "Bouncing", "Mail to this address bounced.", "cross"),
+    FlagKind.SOFT: Look(
+        Tone.WARNING, "Bouncing (temporary)", "Mail to this address bounced for now.", "retry"
+    ),
+    FlagKind.BLOCKED: Look(Tone.BAD, "Blocked", "The receiving server blocks mail to this address.", "cross"),
+    FlagKind.INVALID: Look(Tone.BAD, "Invalid address", "This mailbox or domain does not exist.", "at"),
+    FlagKind.SPAM: Look(Tone.BAD, "Spam report", "This person reported a message as spam.", "warning"),
+    FlagKind.UNSUBSCRIBED: Look(
+        Tone.WARNING, "Unsubscribed", "This person unsubscribed from all mail from this account.", "minus"
+    ),
+}
+
+
+def category_look(category: Category | str) -> Look:
+    return CATEGORY_LOOKS[Category(category)]
+
+
+def flag_look(kind: FlagKind | str) -> Look:
+    return FLAG_LOOKS[FlagKind(kind)]
+
 
 # Address statuses used by the participants view (and later the round views).
 ADDRESS_LOOKS: dict[str, Look] = {

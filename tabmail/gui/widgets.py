@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
 
@@ -16,21 +16,36 @@ class MessageStrip(QLabel):
     away: a keyring that cannot be used, an address that was saved but is not valid.
     """
 
+    # Good news ("Saved ...", "Queued ...") goes away by itself; problems stay until replaced.
+    GOOD_NEWS_MS = 8000
+
     def __init__(self, parent: QWidget | None = None, theme: Theme | None = None) -> None:
         super().__init__(parent)
         self._theme = theme or Theme()
         self.tone: Tone | None = None
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._expiry = QTimer(self)
+        self._expiry.setSingleShot(True)
+        self._expiry.timeout.connect(self.clear_message)
         self.hide()
 
-    def show_message(self, text: str, tone: Tone = Tone.WARNING) -> None:
+    def show_message(self, text: str, tone: Tone = Tone.WARNING, timeout_ms: int | None = None) -> None:
+        """Show ``text``; GOOD and NEUTRAL messages hide after ``GOOD_NEWS_MS`` unless
+        ``timeout_ms`` says otherwise (0: keep)."""
         self.tone = tone
         self.setText(text)
         self.setStyleSheet(self._theme.tone_style(tone))
         self.setVisible(bool(text))
+        if timeout_ms is None:
+            timeout_ms = self.GOOD_NEWS_MS if tone in (Tone.GOOD, Tone.NEUTRAL) else 0
+        if timeout_ms > 0 and text:
+            self._expiry.start(timeout_ms)
+        else:
+            self._expiry.stop()
 
     def clear_message(self) -> None:
+        self._expiry.stop()
         self.tone = None
         self.clear()
         self.hide()

@@ -15,6 +15,7 @@ from tabmail.services.bus import EventBus
 from tabmail.store.db import Database
 from tabmail.store.flags import FlagRepository
 from tabmail.store.notifications import NotificationRepository
+from tabmail.store.problems import ProblemRepository
 from tabmail.store.secrets import SecretStore
 from tabmail.store.settings import SettingsRepository
 from tabmail.store.tournaments import TournamentRepository
@@ -37,9 +38,11 @@ class AppContext:
     bus: EventBus = field(default_factory=EventBus)
     user: str = ""
     tracking: TrackingRepository = field(init=False)  # delivery events, built from db
+    problems: ProblemRepository = field(init=False)  # problems and their resolutions
 
     def __post_init__(self) -> None:
         self.tracking = TrackingRepository(self.db)
+        self.problems = ProblemRepository(self.db)
 
     @classmethod
     def open(

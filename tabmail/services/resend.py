@@ -61,8 +61,12 @@ class ResendResult:
     notes: tuple[str, ...] = ()
 
 
-def _lists(names: list[str] | tuple[str, ...]) -> str:
-    return ", ".join(f"SendGrid's {LIST_WORDS.get(n, n)}" for n in names)
+def lists_words(names: list[str] | tuple[str, ...]) -> str:
+    """SendGrid's list names in words: ``"SendGrid's spam-report list"``."""
+    return ", ".join(f"SendGrid's {LIST_WORDS.get(n, n)}" for n in names) or "a SendGrid suppression list"
+
+
+_lists = lists_words
 
 
 def _already_resent(ctx: AppContext, old: Message, key: str) -> Message | None:

@@ -314,4 +314,17 @@ class SettingRow(Base):
     value: Mapped[Any] = mapped_column(JSON)
 
 
+class ResolutionRow(Base):
+    """A problem the director marked resolved by hand, with why (deleted again on undo).
+
+    Problems resolved by a delivered resend need no row: that is derived from ``resend_of``.
+    """
+
+    __tablename__ = "problem_resolutions"
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_by: Mapped[str] = mapped_column(String(200), default="")
+
+
 __all__ = [name for name in dir() if name.endswith("Row")] + ["Base", "UTCDateTime", "utcnow"]

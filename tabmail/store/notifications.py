@@ -541,6 +541,36 @@ class NotificationRepository:
             )
             return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
+    def retry_now(self, message_id: str) -> bool:
+        """Director's "Retry now": a retrying message becomes due now, a failed one queued."""
+        with self._db.session() as s:
+            res = s.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.id == message_id,
+                    MessageRow.state.in_([MessageState.RETRYING.value, MessageState.FAILED.value]),
+                )
+                .values(
+                    state=MessageState.QUEUED.value,
+                    next_attempt_at=None,
+                )
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def cancel(self, message_id: str) -> bool:
+        """Director's "Cancel" of one queued or retrying message: skipped, kept and shown."""
+        with self._db.session() as s:
+            res = s.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id, MessageRow.state.in_(PENDING))
+                .values(
+                    state=MessageState.SKIPPED.value,
+                    next_attempt_at=None,
+                    last_error="cancelled by the director",
+                )
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
     # -- reading --------------------------------------------------------------------
     def get(self, message_id: str) -> Message:
         """A message by id or by a unique prefix of at least 6 characters."""

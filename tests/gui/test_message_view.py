@@ -154,12 +154,15 @@ def test_the_timeline_and_the_resend_chain(qtbot: QtBot, ctx: AppContext) -> Non
     view = MessageView(ctx, Theme())
     qtbot.addWidget(view)
     view.show()
-    view.show_message(m, status="bounced", resendable=True, resent_as=[("01NEWID", "delivered")])
+    view.show_message(
+        m, status="bounced", resendable=True, resent_as=[("01NEWID", "fixed@example.org", "Delivered")]
+    )
     assert view.timeline_model.rowCount() == 2
     assert [view.timeline_model.index(r, 1).data() for r in range(2)] == ["Processed", "Bounced"]
     assert view.tabs.tabText(4) == "Timeline (2)"
     assert view.problem.isVisible() and "550 5.1.1 user unknown" in view.problem.text()
-    assert "Resent as" in view.chain.text() and "01NEWID" in view.chain.text()
+    assert "Resent to" in view.chain.text() and "fixed@example.org" in view.chain.text()
+    assert "message:01NEWID" in view.chain.text()  # a link to the resend, not its raw id
     assert not view.resend_row.isVisible()  # already resent: the chain says where it went
     with qtbot.waitSignal(view.message_link_activated) as link:
         view.chain.linkActivated.emit("message:01NEWID")

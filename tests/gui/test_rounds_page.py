@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from tabmail.domain.notification import Audience, DeliveryStatus
@@ -141,6 +142,11 @@ def test_resend_all_corrected_takes_drafts_and_addresses_corrected_in_participan
     page.select_batch(batch)
     assert "1 corrected here" in page.batch_panel.advice.text()
     page.batch_panel.resend_button.click()
+    box = page.findChild(QMessageBox, "confirm-resend-corrected")  # it asks first
+    assert box is not None and "2 here" not in box.text()
+    assert page.model.resent_as(ids[0]) == []
+    box.button(QMessageBox.StandardButton.Cancel)  # the question offers a way out
+    next(b for b in box.buttons() if b.text() == "Resend").click()
     qtbot.waitUntil(
         lambda: bool(page.model.resent_as(ids[0]) and page.model.resent_as(ids[1])), timeout=10000
     )
@@ -148,7 +154,7 @@ def test_resend_all_corrected_takes_drafts_and_addresses_corrected_in_participan
     new = {page.model.message(page.model.resent_as(i)[0]).address for i in ids[:2]}  # type: ignore[union-attr]
     assert new == {"first.fixed@example.org", "second.fixed@example.org"}
     assert page.model.draft(ids[0]) is None  # used up
-    assert page.notice.text() == "Queued 2 resends."
+    assert page.notice.text() == "Queued 2 resends: first.fixed@example.org, second.fixed@example.org."
     assert page.model.index_of_batch(batch).data(Roles.PROBLEM) is True  # the originals stay bounced
 
 

@@ -27,11 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tabmail.domain.notification import AddressFlag, Message
+from tabmail.domain.notification import AddressFlag, Message, MessageState
+from tabmail.domain.problems import PROBLEM_CATEGORIES, Category, Resolution
 from tabmail.gui.message.browser import SafeTextBrowser
 from tabmail.gui.message.timeline import TimelineColumn, TimelineModel
-from tabmail.gui.rounds.words import ROLE_NAMES, full_time, local_time, status_look
-from tabmail.gui.theme import Theme, Tone
+from tabmail.gui.rounds.words import ROLE_NAMES, full_time, local_time, row_look, status_look
+from tabmail.gui.theme import RESOLVED_LOOK, Theme, Tone, flag_look
 from tabmail.gui.widgets import MessageStrip, heading_label, muted_label
 from tabmail.services.context import AppContext
 
@@ -84,6 +85,10 @@ class MessageView(QWidget):
     resend_requested = Signal(str)  # message id
     message_link_activated = Signal(str)  # message id in the resend chain
     address_edited = Signal(str, str)  # message id, the corrected address as typed
+    retry_requested = Signal(str)  # message id: retry now (retrying or failed)
+    cancel_requested = Signal(str)  # message id: cancel (queued or retrying)
+    resolve_requested = Signal(str)  # message id: mark the problem resolved (asks why)
+    unresolve_requested = Signal(str)  # message id: undo "marked resolved"
 
     def __init__(self, ctx: AppContext, theme: Theme | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -125,6 +130,33 @@ class MessageView(QWidget):
         row.addWidget(QLabel("Resend to:", self.resend_row))
         row.addWidget(self.address, 1)
         row.addWidget(self.resend_button)
+
+        # Outbox actions for this one message, and the next retry time.
+        self.outbox_row = QWidget(self)
+        self.outbox_row.setObjectName("message-outbox-actions")
+        self.next_retry = muted_label("", self.outbox_row)
+        self.next_retry.setObjectName("next-retry")
+        self.retry_button = QPushButton("Retry Now", self.outbox_row)
+        self.retry_button.setObjectName("retry-now")
+        self.retry_button.setToolTip("Send this message again now instead of waiting")
+        self.retry_button.clicked.connect(lambda: self._emit_for(self.retry_requested))
+        self.cancel_button = QPushButton("Cancel Sending", self.outbox_row)
+        self.cancel_button.setObjectName("cancel-message")
+        self.cancel_button.setToolTip("Do not send this message (it stays listed as skipped)")
+        self.cancel_button.clicked.connect(lambda: self._emit_for(self.cancel_requested))
+        self.resolve_button = QPushButton("Mark Resolved…", self.outbox_row)
+        self.resolve_button.setObjectName("mark-resolved")
+        self.resolve_button.setToolTip("This problem needs nothing more (you say why; Ctrl+Z undoes it)")
+        self.resolve_button.clicked.connect(lambda: self._emit_for(self.resolve_requested))
+        self.unresolve_button = QPushButton("Not Resolved", self.outbox_row)
+        self.unresolve_button.setObjectName("unmark-resolved")
+        self.unresolve_button.setToolTip("Undo marking this problem resolved")
+        self.unresolve_button.clicked.connect(lambda: self._emit_for(self.unresolve_requested))
+        orow = QHBoxLayout(self.outbox_row)
+        orow.setContentsMargins(0, 0, 0, 0)
+        orow.addWidget(self.next_retry, 1)
+        for button in (self.retry_button, self.cancel_button, self.resolve_button, self.unresolve_button):
+            orow.addWidget(button)
 
         self.blocked = MessageStrip(self, self._theme)
         self.blocked.setObjectName("remote-content-blocked")
@@ -189,6 +221,7 @@ class MessageView(QWidget):
         layout.addWidget(self.chain)
         layout.addWidget(self.problem)
         layout.addWidget(self.resend_row)
+        layout.addWidget(self.outbox_row)
         layout.addWidget(self.tabs, 1)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(12, 10, 12, 8)
@@ -207,25 +240,30 @@ class MessageView(QWidget):
         message: Message,
         *,
         status: str,
+        category: Category | None = None,
+        resolution: Resolution | None = None,
         draft: str | None = None,
         resendable: bool = False,
-        resent_as: Sequence[tuple[str, str]] = (),
-        resend_of_status: str | None = None,
+        resent_as: Sequence[tuple[str, str, str]] = (),
+        resend_of: tuple[str, str] | None = None,
         flag: AddressFlag | None = None,
     ) -> None:
-        """``resent_as``: (message id, effective status) of each resend of this message."""
+        """``resent_as``: (message id, address, row label) of each resend of this message;
+        ``resend_of``: (address, row label) of the message this one resends."""
         same = self.message is not None and self.message.id == message.id
         self.message = message
-        look = status_look(status)
-        self.status_icon.setPixmap(self._theme.icon(look).pixmap(20, 20))
-        self.status_label.setText(look.label)
+        look = row_look(status, category) if category is not None else status_look(status)
+        shown = RESOLVED_LOOK if resolution is not None else look
+        self.status_icon.setPixmap(self._theme.icon(shown).pixmap(20, 20))
+        self.status_label.setText(f"{look.label} · resolved" if resolution is not None else look.label)
         self.status_label.setToolTip(look.description)
-        self.status_label.setStyleSheet(f"{self._theme.text_style(look.tone)} font-weight: 600;")
+        self.status_label.setStyleSheet(f"{self._theme.text_style(shown.tone)} font-weight: 600;")
         self.meta.setText(self._meta_text(message))
-        self.chain.setText(self._chain_html(message, resent_as, resend_of_status))
+        self.chain.setText(self._chain_html(message, resent_as, resend_of))
         self.chain.setVisible(bool(message.resend_of or resent_as))
-        self._show_problem(message, status, look.tone, flag)
+        self._show_problem(message, look.label, look.tone, flag, resolution, resent_as)
         self.resend_row.setVisible(resendable and not resent_as)
+        self._show_outbox_actions(message, category, resolution)
         if not same or not self.address.hasFocus():
             self.address.setText(draft or message.address)
         if not same:
@@ -234,6 +272,35 @@ class MessageView(QWidget):
             self._load_timeline(message)
         self.empty.hide()
         self.body.show()
+
+    def _show_outbox_actions(
+        self, m: Message, category: Category | None, resolution: Resolution | None
+    ) -> None:
+        retry = m.state in (MessageState.RETRYING, MessageState.FAILED)
+        cancel = m.state in (MessageState.QUEUED, MessageState.RETRYING)
+        problem = category in PROBLEM_CATEGORIES
+        self.retry_button.setVisible(retry)
+        self.cancel_button.setVisible(cancel)
+        self.resolve_button.setVisible(problem and resolution is None)
+        self.unresolve_button.setVisible(resolution is not None and resolution.resend_id is None)
+        if m.state is MessageState.RETRYING and m.next_attempt_at is not None:
+            self.next_retry.setText(
+                f"Next attempt {local_time(m.next_attempt_at, seconds=True)} (attempt {m.attempts + 1})"
+            )
+        elif m.state is MessageState.QUEUED:
+            self.next_retry.setText("Waiting in the outbox to be sent")
+        else:
+            self.next_retry.setText("")
+        self.outbox_row.setVisible(
+            retry
+            or cancel
+            or self.resolve_button.isVisibleTo(self)
+            or self.unresolve_button.isVisibleTo(self)
+        )
+
+    def _emit_for(self, signal: Signal) -> None:
+        if self.message is not None:
+            signal.emit(self.message.id)  # type: ignore[attr-defined]
 
     def _meta_text(self, m: Message) -> str:
         role = ROLE_NAMES.get(m.role or "", m.role or "")
@@ -250,30 +317,48 @@ class MessageView(QWidget):
         return " · ".join(parts)
 
     def _chain_html(
-        self, m: Message, resent_as: Sequence[tuple[str, str]], resend_of_status: str | None
+        self, m: Message, resent_as: Sequence[tuple[str, str, str]], resend_of: tuple[str, str] | None
     ) -> str:
         bits = []
         if m.resend_of:
-            what = f" ({escape(status_look(resend_of_status).label)})" if resend_of_status else ""
+            address, label = resend_of or ("an earlier message", "")
+            what = f" ({escape(label)})" if label else ""
             bits.append(
-                f"Resend of <a href='{MESSAGE_LINK}{escape(m.resend_of)}'>{escape(m.resend_of)}</a>{what}"
+                f"Resend of the message to <a href='{MESSAGE_LINK}{escape(m.resend_of)}'>{escape(address)}</a>{what}"
             )
-        for mid, status in resent_as:
+        for mid, address, label in resent_as:
             bits.append(
-                f"Resent as <a href='{MESSAGE_LINK}{escape(mid)}'>{escape(mid)}</a> "
-                f"({escape(status_look(status).label)})"
+                f"Resent to <a href='{MESSAGE_LINK}{escape(mid)}'>{escape(address)}</a> ({escape(label)})"
             )
         return " · ".join(bits)
 
-    def _show_problem(self, m: Message, status: str, tone: Tone, flag: AddressFlag | None) -> None:
+    def _show_problem(
+        self,
+        m: Message,
+        label: str,
+        tone: Tone,
+        flag: AddressFlag | None,
+        resolution: Resolution | None,
+        resent_as: Sequence[tuple[str, str, str]],
+    ) -> None:
         reasons = [r for r in (m.status_reason, m.last_error) if r]
-        if status_look(status).tone in (Tone.BAD, Tone.WARNING) and (reasons or status):
-            look = status_look(status)
-            detail = "; ".join(dict.fromkeys(reasons)) or look.description
-            self.problem.show_message(f"{look.label}: {detail}", tone)
+        if resolution is not None:
+            if resolution.resend_id:
+                where = next(
+                    (a for mid, a, _ in resent_as if mid == resolution.resend_id), "a corrected address"
+                )
+                text = f"Resolved: the resend to {where} reached the recipient. Was: {label}"
+            else:
+                by = f" by {resolution.by}" if resolution.by else ""
+                text = f"Marked resolved{by}: {resolution.reason}. Was: {label}"
+            detail = "; ".join(dict.fromkeys(reasons))
+            self.problem.show_message(text + (f" ({detail})" if detail else ""), Tone.GOOD, timeout_ms=0)
+        elif tone in (Tone.BAD, Tone.WARNING):
+            detail = "; ".join(dict.fromkeys(reasons))
+            self.problem.show_message(f"{label}: {detail}" if detail else label, tone, timeout_ms=0)
         elif flag is not None:
             self.problem.show_message(
-                f"{m.address} is flagged as bouncing ({flag.kind.value}, since {full_time(flag.since)}): "
+                f"{m.address} is flagged: {flag_look(flag.kind).label.lower()} since {full_time(flag.since)}: "
                 f"{flag.diagnostic}",
                 Tone.WARNING,
             )

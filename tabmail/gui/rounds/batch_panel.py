@@ -7,14 +7,14 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 from tabmail.domain.notification import BulkNotification
+from tabmail.domain.problems import ORDER, PROBLEM_CATEGORIES, Category
 from tabmail.gui.rounds.model import BATCH_LOOKS
 from tabmail.gui.rounds.words import (
-    BUCKET_SEVERITY,
-    Bucket,
     backend_words,
     batch_title,
     counts_text,
     full_time,
+    problem_total,
 )
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip, heading_label, muted_label
@@ -63,9 +63,9 @@ class BatchPanel(QWidget):
         layout.addWidget(muted_label("Templates as sent", self))
         layout.addWidget(self.template, 1)
 
-    def show_batch(self, batch: BulkNotification, counts: dict[Bucket, int], corrected: int) -> None:
+    def show_batch(self, batch: BulkNotification, counts: dict[str, int], corrected: int) -> None:
         self.batch = batch
-        worst = next((b for b in BUCKET_SEVERITY if counts.get(b)), Bucket.SENT)
+        worst = next((c for c in ORDER if counts.get(c)), Category.SENT)
         self.icon.setPixmap(self._theme.icon(BATCH_LOOKS[worst]).pixmap(20, 20))
         self.title.setText(batch_title(batch))
         total = sum(counts.values())
@@ -80,10 +80,12 @@ class BatchPanel(QWidget):
             meta.append(f"test mode: everything went to {batch.reroute_to}")
         self.meta.setText(" · ".join(meta))
         self.counts.setText(counts_text(counts))
-        problems = counts.get(Bucket.BOUNCED, 0) + counts.get(Bucket.FAILED, 0)
+        problems = problem_total(counts)
         if problems:
             self.advice.show_message(
-                f"{problems} message{'s' if problems != 1 else ''} bounced or failed. Correct an address "
+                f"{problems} message{'s' if problems != 1 else ''} did not reach "
+                f"{'their recipients' if problems != 1 else 'the recipient'}: "
+                f"{counts_text({c: n for c, n in counts.items() if c in PROBLEM_CATEGORIES})}. Correct an address "
                 "by double-clicking it in the list (or in Participants), then resend it with Ctrl+R, "
                 f"or resend all corrected ones at once{f' ({corrected} corrected here)' if corrected else ''}.",
                 Tone.BAD,

@@ -13,6 +13,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QFont
 
 from tabmail.domain.notification import AddressFlag
+from tabmail.domain.problems import HAPPENED, SEVERITY
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.nodes import (
     BATCH,
@@ -26,18 +27,16 @@ from tabmail.gui.rounds.nodes import (
     RoundRoles,
 )
 from tabmail.gui.rounds.words import (
-    BUCKET_WORDS,
     ROLE_NAMES,
-    SEVERITY,
     aware,
     backend_words,
     batch_title,
     counts_text,
     full_time,
     local_time,
-    status_look,
+    row_look,
 )
-from tabmail.gui.theme import Theme, Tone, address_look
+from tabmail.gui.theme import RESOLVED_LOOK, Theme, Tone, flag_look
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -70,7 +69,7 @@ class RoundCells:
         if role == Roles.SORT:
             return self._message_sort(node, column)
         if role == RoundRoles.BUCKET:
-            return node.bucket.value
+            return node.bucket
         if role == RoundRoles.SEARCH:
             return node.search
         if role == RoundRoles.DRAFT:
@@ -78,10 +77,12 @@ class RoundCells:
         if role == Qt.ItemDataRole.DecorationRole:
             return self._message_icon(node, column)
         if role == Qt.ItemDataRole.BackgroundRole:
-            return self._theme.background(status_look(node.status).tone) if node.problem else None
+            return self._theme.background(row_look(node.status, node.category).tone) if node.problem else None
         if role == Qt.ItemDataRole.ForegroundRole:
+            if node.resolved:
+                return self._theme.foreground(Tone.GOOD) if column == Column.STATUS else None
             if column == Column.STATUS or (node.problem and column == Column.ADDRESS):
-                return self._theme.foreground(status_look(node.status).tone)
+                return self._theme.foreground(row_look(node.status, node.category).tone)
             return None
         if role == Qt.ItemDataRole.FontRole:
             if column == Column.ADDRESS and node.draft:
@@ -92,7 +93,7 @@ class RoundCells:
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._message_tooltip(node, column)
         if role == Qt.ItemDataRole.AccessibleTextRole and column == Column.STATUS:
-            return status_look(node.status).description
+            return row_look(node.status, node.category).description
         return None
 
     def _message_text(self, node: MessageNode, column: Column) -> str:
@@ -104,8 +105,10 @@ class RoundCells:
         if column == Column.ADDRESS:
             return node.draft or m.address
         if column == Column.STATUS:
-            label = status_look(node.status).label
-            if m.id in self._resent_as:
+            label = row_look(node.status, node.category).label
+            if node.resolved:
+                label += " · resolved"
+            elif m.id in self._resent_as:
                 label += " · resent"
             elif node.draft:
                 label += " · corrected"
@@ -115,7 +118,9 @@ class RoundCells:
     def _message_sort(self, node: MessageNode, column: Column) -> Any:
         m = node.message
         if column == Column.STATUS:
-            return f"{SEVERITY.get(node.status, 99):02d} {m.recipient_name.casefold()}"
+            return (
+                f"{SEVERITY[node.category] + (50 if node.resolved else 0):02d} {m.recipient_name.casefold()}"
+            )
         if column == Column.WHEN:
             at = aware(m.status_at or m.sent_at or m.created_at)
             return at.timestamp() if at else 0.0
@@ -125,12 +130,12 @@ class RoundCells:
 
     def _message_icon(self, node: MessageNode, column: Column) -> Any:
         if column == Column.STATUS:
-            return self._theme.icon(status_look(node.status))
+            return self._theme.icon(RESOLVED_LOOK if node.resolved else row_look(node.status, node.category))
         if column == Column.ADDRESS:
             if node.draft:
                 return self._theme.icon(DRAFT_LOOK)
             if node.key in self._flags:
-                return self._theme.icon(address_look("flagged"))
+                return self._theme.icon(flag_look(self._flags[node.key].kind))
         if column == Column.RECIPIENT and node.message.resend_of:
             return self._theme.icon(RESEND_LOOK)
         return None
@@ -155,8 +160,15 @@ class RoundCells:
                 )
             return "\n".join(lines)
         if column in (Column.STATUS, Column.RECIPIENT, Column.WHEN):
-            look = status_look(node.status)
+            look = row_look(node.status, node.category)
             lines = [f"{look.label}: {look.description}"]
+            r = node.resolution if node.resolved else None
+            if r is not None and r.resend_id:
+                lines.append(
+                    f"Resolved: the resend to {self._address_of(r.resend_id)} reached the recipient."
+                )
+            elif r is not None:
+                lines.append(f"Marked resolved{f' by {r.by}' if r.by else ''}: {r.reason}")
             if m.status_reason:
                 lines.append(f"Reason: {m.status_reason}")
             if m.last_error:
@@ -168,12 +180,22 @@ class RoundCells:
             if m.status_at:
                 lines.append(f"Status since {full_time(m.status_at)}")
             if m.resend_of:
-                lines.append(f"Resend of {m.resend_of}")
+                lines.append(
+                    f"A resend: the earlier message to {self._address_of(m.resend_of)} {HAPPENED.get(self._category(m.resend_of), 'had a problem')}"
+                )
             for new in self._resent_as.get(m.id, ()):
-                lines.append(f"Resent as {new}")
-            lines.append(f"Message {m.id}")
+                lines.append(f"Resent to {self._address_of(new)}")
+            lines.append(f"Message id {m.id}")
             return "\n".join(lines)
         return None
+
+    def _address_of(self, message_id: str) -> str:
+        node = self._messages.get(message_id)  # type: ignore[attr-defined]
+        return node.message.address if node is not None else "another address"
+
+    def _category(self, message_id: str) -> Any:
+        node = self._messages.get(message_id)  # type: ignore[attr-defined]
+        return node.category if node is not None else None
 
     # -- batch rows -----------------------------------------------------------------------------
     def _batch_data(self, node: BatchNode, column: Column, role: int) -> Any:
@@ -232,7 +254,7 @@ class RoundCells:
         ]
         if b.reroute_to:
             lines.append(f"Test mode: every message went to {b.reroute_to}")
-        lines.append(", ".join(f"{n} {BUCKET_WORDS[k]}" for k, n in sorted(node.counts.items()) if n))
-        if node.highlighted:
-            lines.append("Some messages bounced or failed: correct the addresses and resend.")
+        lines.append(counts_text(node.counts))
+        if node.problem:
+            lines.append("Some messages did not reach their recipient: correct the addresses and resend.")
         return "\n".join(lines)

@@ -19,10 +19,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tabmail.domain.problems import ORDER, Category
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundRoles
-from tabmail.gui.rounds.words import BUCKET_TONES, Bucket
-from tabmail.gui.theme import Theme, Tone
+from tabmail.gui.rounds.words import RESOLVED
+from tabmail.gui.theme import Theme, Tone, category_look
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -30,13 +31,34 @@ BAR_WIDTH = 96
 BAR_HEIGHT = 9
 
 
-def bucket_colour(theme: Theme, bucket: Bucket) -> QColor:
-    tone = BUCKET_TONES[bucket]
-    colour = theme.accent(tone)
-    if bucket is Bucket.SENT:  # accepted, no final word: a lighter shade of delivered
+# The bar's drawing order: good news first, problems last (resolved ones next to delivered).
+BAR_ORDER: tuple[str, ...] = (
+    Category.DELIVERED,
+    RESOLVED,
+    Category.SENT,
+    Category.PENDING,
+    Category.DEFERRED,
+    *reversed(
+        [
+            c
+            for c in ORDER
+            if c not in (Category.DELIVERED, Category.SENT, Category.PENDING, Category.DEFERRED)
+        ]
+    ),
+)
+
+
+def bucket_colour(theme: Theme, bucket: str) -> QColor:
+    if bucket == RESOLVED:
+        colour = QColor(theme.accent(Tone.GOOD))
+        colour.setAlphaF(0.7)
+        return colour
+    category = Category(bucket)
+    colour = theme.accent(category_look(category).tone)
+    if category is Category.SENT:  # accepted, no final word: a lighter shade of delivered
         colour = QColor(colour)
         colour.setAlphaF(0.45)
-    elif bucket is Bucket.FAILED:  # darker than bounced, so the two read apart
+    elif category in (Category.FAILED, Category.DROPPED):  # darker than bounced, so they read apart
         colour = theme.foreground(Tone.BAD)
     return colour
 
@@ -58,7 +80,7 @@ class RoundMessagesDelegate(QStyledItemDelegate):
         style = widget.style() if widget is not None else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
 
-        counts: dict[Bucket, int] = index.data(RoundRoles.COUNTS) or {}
+        counts: dict[str, int] = index.data(RoundRoles.COUNTS) or {}
         total = sum(counts.values())
         rect = opt.rect.adjusted(6, 0, -6, 0)
         width = min(BAR_WIDTH, max(24, rect.width() // 3))
@@ -71,7 +93,7 @@ class RoundMessagesDelegate(QStyledItemDelegate):
         if total:
             painter.setClipPath(outline)
             x = bar.left()
-            for bucket in Bucket:
+            for bucket in BAR_ORDER:
                 n = counts.get(bucket, 0)
                 if not n:
                     continue

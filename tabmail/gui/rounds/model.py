@@ -22,6 +22,7 @@ from PySide6.QtGui import QFont
 
 from tabmail.domain.addresses import address_key, validate_address
 from tabmail.domain.notification import AddressFlag, BulkNotification, Message
+from tabmail.domain.problems import Category, Resolution
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.rounds.cells import RoundCells
 from tabmail.gui.rounds.nodes import (
@@ -38,7 +39,6 @@ from tabmail.gui.rounds.nodes import (
     RoundRoles,
 )
 from tabmail.gui.rounds.updates import FLUSH_DELAY_MS, RoundUpdates
-from tabmail.gui.rounds.words import Bucket
 from tabmail.gui.theme import Theme
 from tabmail.services.context import AppContext
 
@@ -62,6 +62,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
 
     draft_rejected = Signal(str, str)  # message id, why the typed address cannot be used
     draft_changed = Signal(str)  # message id whose corrected address changed (or was cleared)
+    draft_edited = Signal(str, str, str)  # message id, old, new: typed in the tree (for undo)
     messages_refreshed = Signal(list)  # message ids re-read in place (the detail panel listens)
     rows_added = Signal(list)  # message ids inserted after loading (resends, new batches)
 
@@ -82,6 +83,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         self._by_key: dict[str, list[MessageNode]] = {}
         self._resent_as: dict[str, list[str]] = {}
         self._flags: dict[str, AddressFlag] = {}
+        self._manual: dict[str, Resolution] = {}
         self._foreign_batches: set[int] = set()
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
@@ -100,14 +102,17 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
             bridge.statuses_changed.connect(self._on_bridge_statuses_changed)
             bridge.flags_changed.connect(self._on_bridge_flags_changed)
             bridge.batch_queued.connect(self._on_bridge_batch_queued)
+            bridge.person_changed.connect(self._on_bridge_person_changed)
 
     # -- loading ----------------------------------------------------------------------------
     def load(self, round_id: int | None) -> None:
-        """Show ``round_id``'s batches (None: nothing). Three queries, whatever the size."""
+        """Show ``round_id``'s batches (None: nothing). At most six queries, whatever the size:
+        batches (two), messages, address flags, the director's resolutions and corrected addresses
+        (the last two only when the round has problems)."""
         self.beginResetModel()
         self.round_id = round_id
         self._order, self._batches, self._messages = [], {}, {}
-        self._by_key, self._resent_as, self._flags = {}, {}, {}
+        self._by_key, self._resent_as, self._flags, self._manual = {}, {}, {}, {}
         self._foreign_batches.clear()
         self._dirty.clear()
         self._new_batches.clear()
@@ -120,12 +125,54 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
             )
             for summary in summaries:
                 self._append_batch(summary.batch)
+            keys = {k for k in (address_key(m.address) for m in messages) if k}
+            self._flags = self._ctx.flags.active(list(keys)) if keys else {}
             for m in messages:
                 self._attach(m)
-            self._flags = self._ctx.flags.active(list(self._by_key)) if self._by_key else {}
+            problem_ids = [n.message.id for n in self._messages.values() if n.problem_category]
+            self._manual = self._ctx.problems.resolutions(problem_ids) if problem_ids else {}
             for batch in self._order:
+                self._settle(batch)
                 self._sort_children(batch)
+            self._take_corrections(list(self._messages.values()))
         self.endResetModel()
+
+    # -- addresses corrected in Participants ------------------------------------------------------
+    def _take_corrections(self, nodes: list[MessageNode]) -> list[MessageNode]:
+        """A problem row whose person's address was corrected since (in Participants, or by an
+        import) shows the corrected address, ready to resend. Returns the rows that changed."""
+        wanted = [
+            n
+            for n in nodes
+            if n.resendable and n.message.person_id and not n.draft and n.message.id not in self._resent_as
+        ]
+        if not wanted:
+            return []
+        current = self._ctx.problems.current_addresses([n.message.person_id or 0 for n in wanted])
+        changed = []
+        for node in wanted:
+            address, key = current.get(node.message.person_id or 0, ("", None))
+            if not address or key == node.key:
+                continue
+            node.draft = address
+            flag = self._flags.get(node.key)
+            node.update(node.message, flag.kind if flag else None)
+            changed.append(node)
+        return changed
+
+    def _on_bridge_person_changed(self, person_id: int) -> None:
+        nodes = [n for n in self._messages.values() if n.message.person_id == person_id]
+        if not nodes:
+            return
+        current = self._ctx.problems.current_addresses([person_id]).get(person_id)
+        for node in nodes:
+            if node.draft and node.resendable and (current is None or node.draft != current[0]):
+                node.draft = None  # the address in Participants wins over an older correction here
+                self._emit_row(node)
+                self.draft_changed.emit(node.message.id)
+        for node in self._take_corrections(nodes):
+            self._emit_row(node)
+            self.draft_changed.emit(node.message.id)
 
     def reload(self) -> None:
         self.load(self.round_id)
@@ -139,7 +186,8 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
     def _attach(self, m: Message) -> MessageNode:
         parent = self._batches[m.batch_id]
         node = MessageNode(m, m.batch_id, len(parent.children))
-        node.update(m)
+        flag = self._flags.get(address_key(m.address) or "")
+        node.update(m, flag.kind if flag else None)
         parent.children.append(node)
         parent.counts[node.bucket] += 1
         self._messages[m.id] = node
@@ -157,7 +205,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         node = self._batches.get(batch_id)
         return node.batch if node else None
 
-    def batch_counts(self, batch_id: int) -> dict[Bucket, int]:
+    def batch_counts(self, batch_id: int) -> dict[str, int]:
         node = self._batches.get(batch_id)
         return dict(node.counts) if node else {}
 
@@ -172,8 +220,8 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
     def message_count(self) -> int:
         return len(self._messages)
 
-    def totals(self) -> Counter[Bucket]:
-        total: Counter[Bucket] = Counter()
+    def totals(self) -> Counter[str]:
+        total: Counter[str] = Counter()
         for b in self._order:
             total.update(b.counts)
         return total
@@ -181,6 +229,22 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
     def status_of(self, message_id: str) -> str | None:
         node = self._messages.get(message_id)
         return node.status if node else None
+
+    def category_of(self, message_id: str) -> Category | None:
+        node = self._messages.get(message_id)
+        return node.category if node else None
+
+    def resolution(self, message_id: str) -> Resolution | None:
+        """How this message's problem was resolved (None: not a problem, or unresolved)."""
+        node = self._messages.get(message_id)
+        return node.resolution if node is not None and node.resolved else None
+
+    def is_problem(self, message_id: str) -> bool:
+        node = self._messages.get(message_id)
+        return node is not None and node.problem
+
+    def problem_count(self) -> int:
+        return sum(1 for n in self._messages.values() if n.problem)
 
     def is_resendable(self, message_id: str) -> bool:
         node = self._messages.get(message_id)
@@ -226,7 +290,8 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
             draft = normalised
         if draft != node.draft:
             node.draft = draft
-            node.update(node.message)
+            flag = self._flags.get(node.key)
+            node.update(node.message, flag.kind if flag else None)
             self._emit_row(node)
             self.draft_changed.emit(message_id)
         return None
@@ -331,10 +396,13 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         node = self._message_node(index)
         if node is None or not node.resendable:
             return False
+        before = node.draft
         problem = self.set_draft(node.message.id, str(value or ""))
         if problem is not None:
             self.draft_rejected.emit(node.message.id, problem)
             return False
+        if node.draft != before:
+            self.draft_edited.emit(node.message.id, before or "", node.draft or "")
         return True
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -10,16 +10,19 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from tabmail.domain.addresses import address_key
-from tabmail.domain.notification import BulkNotification, Message
-from tabmail.gui.rounds.words import (
-    BUCKET_SEVERITY,
-    PROBLEM_STATUSES,
+from tabmail.domain.notification import BulkNotification, FlagKind, Message
+from tabmail.domain.problems import (
+    ORDER,
+    PROBLEM_CATEGORIES,
     SEVERITY,
-    Bucket,
-    aware,
-    bucket_of,
+    Category,
+    Resolution,
+    category_of,
     effective_status,
+    resolved_by_resend,
 )
+from tabmail.gui.collation import sort_key
+from tabmail.gui.rounds.words import RESOLVED, aware
 from tabmail.gui.theme import Look, Tone
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -43,8 +46,8 @@ HEADERS = {
 
 
 class RoundRoles(enum.IntEnum):
-    COUNTS = Qt.ItemDataRole.UserRole + 20  # batch rows: dict[Bucket, int]
-    BUCKET = Qt.ItemDataRole.UserRole + 21  # message rows: the Bucket the message counts in
+    COUNTS = Qt.ItemDataRole.UserRole + 20  # batch rows: dict[Category | "resolved", int]
+    BUCKET = Qt.ItemDataRole.UserRole + 21  # message rows: the count key (Category value, "resolved")
     SEARCH = Qt.ItemDataRole.UserRole + 22  # message rows: case-folded text the search matches
     CREATED = Qt.ItemDataRole.UserRole + 23  # batch rows: (created timestamp, id) for ordering
     DRAFT = Qt.ItemDataRole.UserRole + 24  # message rows: the corrected address typed in, or None
@@ -58,15 +61,22 @@ DRAFT_LOOK = Look(
     Tone.PENDING, "Corrected", "Corrected address: press Resend (Ctrl+R) to send it there.", "arrow"
 )
 BATCH_LOOKS = {
-    Bucket.BOUNCED: Look(Tone.BAD, "Bounces", "Some messages bounced.", "cross"),
-    Bucket.FAILED: Look(Tone.BAD, "Failures", "Some messages could not be sent.", "cross"),
-    Bucket.UNCERTAIN: Look(Tone.WARNING, "Uncertain", "Some messages may not have gone out.", "warning"),
-    Bucket.PENDING: Look(Tone.PENDING, "Sending", "Some messages are still being sent.", "clock"),
-    Bucket.SKIPPED: Look(Tone.NEUTRAL, "Skipped", "Some messages were not sent.", "minus"),
-    Bucket.SENT: Look(Tone.GOOD, "Sent", "Every message was accepted.", "check"),
-    Bucket.DELIVERED: Look(Tone.GOOD, "Delivered", "Every message was delivered.", "double_check"),
+    Category.BOUNCED: Look(Tone.BAD, "Bounces", "Some messages bounced.", "cross"),
+    Category.INVALID: Look(Tone.BAD, "Invalid addresses", "Some addresses do not exist.", "at"),
+    Category.BLOCKED: Look(Tone.BAD, "Blocks", "Some messages were blocked.", "cross"),
+    Category.DROPPED: Look(Tone.BAD, "Drops", "SendGrid dropped some messages.", "cross"),
+    Category.FAILED: Look(Tone.BAD, "Failures", "Some messages could not be sent.", "cross"),
+    Category.SPAM_REPORT: Look(Tone.BAD, "Spam reports", "Some recipients reported spam.", "warning"),
+    Category.UNSUBSCRIBED: Look(Tone.WARNING, "Unsubscribes", "Some recipients unsubscribed.", "minus"),
+    Category.UNCERTAIN: Look(Tone.WARNING, "Uncertain", "Some messages may not have gone out.", "warning"),
+    Category.SKIPPED: Look(Tone.NEUTRAL, "Skipped", "Some messages were not sent.", "minus"),
+    Category.DEFERRED: Look(Tone.WARNING, "Deferred", "Some messages are deferred.", "retry"),
+    Category.PENDING: Look(Tone.PENDING, "Sending", "Some messages are still being sent.", "clock"),
+    Category.SENT: Look(Tone.GOOD, "Sent", "Every message was accepted.", "check"),
+    Category.DELIVERED: Look(Tone.GOOD, "Delivered", "Every message was delivered.", "double_check"),
 }
-PROBLEM_BUCKETS = frozenset({Bucket.BOUNCED, Bucket.FAILED, Bucket.UNCERTAIN, Bucket.SKIPPED})
+# The categories that paint a batch row red.
+HIGHLIGHT_CATEGORIES = frozenset(c for c in PROBLEM_CATEGORIES if BATCH_LOOKS[c].tone is Tone.BAD)
 
 
 @dataclass(slots=True, eq=False)
@@ -75,27 +85,47 @@ class MessageNode:
     batch_id: int
     row: int
     status: str = ""
-    bucket: Bucket = Bucket.PENDING
+    category: Category = Category.PENDING
     key: str = ""
     search: str = ""
     draft: str | None = None
+    resolution: Resolution | None = None
+    name_key: Any = None  # the recipient's name as QCollator sorts it
 
-    def update(self, message: Message) -> None:
+    def update(self, message: Message, flag: FlagKind | None = None) -> None:
+        if self.name_key is None or message.recipient_name != self.message.recipient_name:
+            self.name_key = sort_key(message.recipient_name)
         self.message = message
         self.status = effective_status(message)
-        self.bucket = bucket_of(self.status)
+        self.category = category_of(message, flag)
         self.key = address_key(message.address) or ""
         self.search = " ".join(
             (message.recipient_name, message.address, message.id, message.role or "", self.draft or "")
         ).casefold()
 
     @property
+    def problem_category(self) -> bool:
+        return self.category in PROBLEM_CATEGORIES
+
+    @property
+    def resolved(self) -> bool:
+        return self.resolution is not None and self.problem_category
+
+    @property
     def problem(self) -> bool:
-        return self.status in PROBLEM_STATUSES
+        """An unresolved problem: highlighted, counted, kept by "problems only"."""
+        return self.problem_category and self.resolution is None
+
+    @property
+    def bucket(self) -> str:
+        """What this row counts as in its batch's counts."""
+        return RESOLVED if self.resolved else self.category.value
 
     @property
     def resendable(self) -> bool:
-        return self.problem and not self.message.state.pending
+        if not self.problem_category or self.message.state.pending:
+            return False
+        return self.resolution is None or self.resolution.resend_id is None
 
 
 @dataclass(slots=True, eq=False)
@@ -103,26 +133,45 @@ class BatchNode:
     batch: BulkNotification
     row: int
     children: list[MessageNode] = field(default_factory=list)
-    counts: Counter[Bucket] = field(default_factory=Counter)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def settle(self, manual: dict[str, Resolution], *, tracked: bool) -> list[MessageNode]:
+        """Recompute every child's resolution and the counts; returns the children whose
+        resolution changed."""
+        by_resend = resolved_by_resend((c.message for c in self.children), tracked=tracked)
+        changed = []
+        for c in self.children:
+            mid = c.message.id
+            if mid in by_resend:
+                fresh: Resolution | None = Resolution(
+                    mid, "a resend reached the recipient", None, "", by_resend[mid]
+                )
+            else:
+                fresh = manual.get(mid)
+            if fresh != c.resolution:
+                c.resolution = fresh
+                changed.append(c)
+        self.counts = Counter(c.bucket for c in self.children)
+        return changed
 
     @property
-    def worst(self) -> Bucket:
-        for bucket in BUCKET_SEVERITY:
-            if self.counts.get(bucket):
-                return bucket
-        return Bucket.SENT
+    def worst(self) -> Category:
+        for category in ORDER:
+            if self.counts.get(category):
+                return category
+        return Category.SENT
 
     @property
     def problem(self) -> bool:
-        return any(self.counts.get(b) for b in PROBLEM_BUCKETS)
+        return any(self.counts.get(c) for c in PROBLEM_CATEGORIES)
 
     @property
     def highlighted(self) -> bool:
-        return bool(self.counts.get(Bucket.BOUNCED) or self.counts.get(Bucket.FAILED))
+        return any(self.counts.get(c) for c in HIGHLIGHT_CATEGORIES)
 
 
-def _name(node: MessageNode) -> str:
-    return node.message.recipient_name.casefold()
+def _name(node: MessageNode) -> Any:
+    return node.name_key
 
 
 def _when(node: MessageNode) -> float:
@@ -135,6 +184,6 @@ SORT_KEYS: dict[Column, Any] = {
     Column.RECIPIENT: lambda n: (_name(n), n.message.id),
     Column.ROLE: lambda n: (n.message.role or "", _name(n)),
     Column.ADDRESS: lambda n: ((n.draft or n.message.address).casefold(), _name(n)),
-    Column.STATUS: lambda n: (SEVERITY.get(n.status, 99), _name(n)),
+    Column.STATUS: lambda n: (SEVERITY[n.category] + (50 if n.resolved else 0), _name(n)),
     Column.WHEN: lambda n: (_when(n), _name(n)),
 }

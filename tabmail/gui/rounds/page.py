@@ -9,13 +9,16 @@ from the bridge; the view's expansion, selection and scroll position are kept.
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
+    QLabel,
     QMenu,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -25,6 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tabmail.domain.errors import TabmailError
+from tabmail.domain.problems import PROBLEM_CATEGORIES
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
@@ -38,12 +43,14 @@ from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundMessagesModel
 from tabmail.gui.rounds.proxy import RoundMessagesProxy
 from tabmail.gui.rounds.resending import Resender
 from tabmail.gui.rounds.unmatched import UnmatchedEventsDialog
-from tabmail.gui.rounds.words import BUCKET_WORDS, Bucket
+from tabmail.gui.rounds.words import RESOLVED, counts_text, row_look
 from tabmail.gui.theme import Theme, Tone
+from tabmail.gui.undo import DoneCommand
 from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
+from tabmail.services import problems as problem_service
 from tabmail.services.context import AppContext
 
-COLUMN_WIDTHS = {Column.RECIPIENT: 240, Column.ROLE: 100, Column.STATUS: 390, Column.WHEN: 110}
+COLUMN_WIDTHS = {Column.RECIPIENT: 240, Column.ROLE: 100, Column.STATUS: 390, Column.WHEN: 150}
 
 
 class RoundMessagesPage(QWidget):
@@ -72,7 +79,9 @@ class RoundMessagesPage(QWidget):
         self.proxy = RoundMessagesProxy(self)
         self.proxy.setSourceModel(self.model)
         self.resender = Resender(ctx, worker, self)
+        self.resender.category_of = self.model.category_of
         self.resender.queued.connect(self._on_resender_queued)
+        self.undo_stack: QUndoStack | None = None  # the main window's (Edit → Undo)
 
         self._build_actions()
         self.title = heading_label("", 1.45, self)
@@ -87,7 +96,8 @@ class RoundMessagesPage(QWidget):
         self.search.textChanged.connect(self.proxy.set_search)
         self.problems_only = QCheckBox("Problems only", self)
         self.problems_only.setToolTip(
-            "Only bounced, blocked, dropped, spam-reported, failed, uncertain and skipped messages"
+            "Only unresolved problems: bounced, invalid, blocked, dropped, failed, spam reports, "
+            "unsubscribed, uncertain and skipped messages"
         )
         self.problems_only.toggled.connect(self.proxy.set_problems_only)
         self.summary = muted_label("", self)
@@ -106,8 +116,12 @@ class RoundMessagesPage(QWidget):
         self.message_view.resend_requested.connect(self._on_message_view_resend_requested)
         self.message_view.address_edited.connect(self._on_message_view_address_edited)
         self.message_view.message_link_activated.connect(self.select_message)
+        self.message_view.retry_requested.connect(self.retry_now)
+        self.message_view.cancel_requested.connect(self.cancel_message)
+        self.message_view.resolve_requested.connect(self.ask_resolve)
+        self.message_view.unresolve_requested.connect(self.unresolve)
         self.batch_panel = BatchPanel(self._theme, self)
-        self.batch_panel.resend_corrected_requested.connect(self.resend_corrected)
+        self.batch_panel.resend_corrected_requested.connect(self.confirm_resend_corrected)
         self.detail = QStackedWidget(self)
         self.detail.setObjectName("round-detail")
         self.detail.addWidget(self.message_view)
@@ -115,6 +129,10 @@ class RoundMessagesPage(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.setObjectName("round-splitter")
         self.splitter.setChildrenCollapsible(False)
+        self.no_matches = QLabel("No matches", self.tree.viewport())
+        self.no_matches.setObjectName("no-matches")
+        self.no_matches.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_matches.hide()
         self.splitter.addWidget(self.tree)
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
@@ -161,6 +179,14 @@ class RoundMessagesPage(QWidget):
         self.model.draft_changed.connect(lambda mid: self._refresh_detail([mid]))
         self.proxy.rowsInserted.connect(self._on_proxy_rows_inserted)
         self.proxy.modelReset.connect(self._expand_batches)
+        for signal in (
+            self.proxy.rowsInserted,
+            self.proxy.rowsRemoved,
+            self.proxy.modelReset,
+            self.proxy.layoutChanged,
+        ):
+            signal.connect(self._update_no_matches)
+        self.model.draft_edited.connect(self._on_model_draft_edited)
         bridge.unmatched_events_received.connect(self._on_bridge_unmatched_events_received)
         bridge.poll_finished.connect(lambda *_: self._refresh_unmatched())
 
@@ -185,6 +211,18 @@ class RoundMessagesPage(QWidget):
             None,
             self._on_resend_all_triggered,
             "Resend every corrected message of the batch",
+        )
+        self.retry_action = action(
+            "Retry &Now", None, self._on_retry_triggered, "Send this message again now"
+        )
+        self.cancel_action = action(
+            "&Cancel Sending",
+            None,
+            self._on_cancel_triggered,
+            "Do not send this message (it becomes skipped)",
+        )
+        self.resolve_action = action(
+            "&Mark Resolved…", None, self._on_resolve_triggered, "This problem needs nothing more (say why)"
         )
         self.copy_address_action = action("Copy &Address", None, self._copy_address, "Copy the address")
         self.copy_id_action = action("Copy Message &Id", None, self._copy_id, "Copy tabmail's message id")
@@ -222,7 +260,13 @@ class RoundMessagesPage(QWidget):
 
     # -- the round view protocol ------------------------------------------------------------------
     def show_round(self, tournament: Tournament, rnd: Round) -> None:
+        same = self.round is not None and self.round.id == rnd.id and self.model.round_id == rnd.id
         self.tournament, self.round = tournament, rnd
+        if same:  # the navigator was rebuilt (a check, an import): keep rows, selection and scroll
+            self.title.setText(rnd.name)
+            self.subtitle.setText(f"{tournament.name} · {round_summary(rnd)}")
+            self.placeholder.show_round(tournament, rnd)
+            return
         self.title.setText(rnd.name)
         self.subtitle.setText(f"{tournament.name} · {round_summary(rnd)}")
         self._collapsed.clear()
@@ -288,6 +332,10 @@ class RoundMessagesPage(QWidget):
         self.resend_action.setEnabled(bool(mid and self.model.is_resendable(mid)))
         self.edit_address_action.setEnabled(self.resend_action.isEnabled())
         self.resend_all_action.setEnabled(kind is not None)
+        m = self.model.message(mid) if mid else None
+        self.retry_action.setEnabled(m is not None and m.state.value in ("retrying", "failed"))
+        self.cancel_action.setEnabled(m is not None and m.state.value in ("queued", "retrying"))
+        self.resolve_action.setEnabled(bool(mid and self.model.is_problem(mid)))
         if kind == BATCH:
             bid = int(index.data(Roles.ID))
             batch = self.model.batch(bid)
@@ -305,17 +353,29 @@ class RoundMessagesPage(QWidget):
         m = self.model.message(mid)
         if m is None:
             return
-        original = m.resend_of
+        original = self.model.message(m.resend_of) if m.resend_of else None
         self.message_view.show_message(
             m,
             status=self.model.status_of(mid) or m.state.value,
+            category=self.model.category_of(mid),
+            resolution=self.model.resolution(mid),
             draft=self.model.draft(mid),
             resendable=self.model.is_resendable(mid),
-            resent_as=[(n, self.model.status_of(n) or "queued") for n in self.model.resent_as(mid)],
-            resend_of_status=self.model.status_of(original) if original else None,
+            resent_as=[(n, *self._address_and_label(n)) for n in self.model.resent_as(mid)],
+            resend_of=self._address_and_label(original.id) if original else None,
             flag=self.model.flag_of(m.address),
         )
         self.detail.setCurrentWidget(self.message_view)
+
+    def _address_and_label(self, message_id: str) -> tuple[str, str]:
+        m = self.model.message(message_id)
+        category = self.model.category_of(message_id)
+        if m is None or category is None:
+            return ("another address", "")
+        label = row_look(self.model.status_of(message_id) or m.state.value, category).label
+        if self.model.resolution(message_id) is not None:
+            label += " · resolved"
+        return (m.address, label)
 
     def _on_tree_activated(self, index: QModelIndex) -> None:
         """Enter / double-click on a row that is not being edited: look at it in the panel."""
@@ -381,12 +441,11 @@ class RoundMessagesPage(QWidget):
         n_batches = self.model.rowCount()
         n = self.model.message_count()
         parts = [f"{n_batches} batch{'es' if n_batches != 1 else ''}", f"{n} message{'s' if n != 1 else ''}"]
-        problems = [
-            f"{totals[b]} {BUCKET_WORDS[b]}"
-            for b in (Bucket.BOUNCED, Bucket.FAILED, Bucket.UNCERTAIN)
-            if totals[b]
-        ]
-        parts += problems
+        problem_counts = {c: totals[c] for c in PROBLEM_CATEGORIES if totals.get(c)}
+        if problem_counts:
+            parts.append(counts_text(problem_counts))
+        if totals.get(RESOLVED):
+            parts.append(f"{totals[RESOLVED]} resolved")
         if self._unmatched:
             parts.append(f"{self._unmatched} unmatched event{'s' if self._unmatched != 1 else ''}")
         self.unmatched_button.setVisible(bool(self._unmatched))
@@ -397,8 +456,19 @@ class RoundMessagesPage(QWidget):
             if self._unmatched
             else ""
         )
-        tone = Tone.BAD if problems else None
-        self.summary.setStyleSheet(self._theme.text_style(tone) if tone else "")
+        self.summary.setStyleSheet(self._theme.text_style(Tone.BAD) if problem_counts else "")
+
+    def _update_no_matches(self, *_: object) -> None:
+        empty = self.proxy.filtering and self.proxy.rowCount() == 0 and self.model.rowCount() > 0
+        if empty:
+            what = (
+                "No unresolved problems"
+                if self.proxy.problems_only and not self.proxy.needle
+                else "No matches"
+            )
+            self.no_matches.setText(what)
+            self.no_matches.setGeometry(self.tree.viewport().rect())
+        self.no_matches.setVisible(empty)
 
     def show_unmatched(self) -> UnmatchedEventsDialog:
         dialog = UnmatchedEventsDialog(
@@ -431,16 +501,61 @@ class RoundMessagesPage(QWidget):
     def _on_resend_all_triggered(self) -> None:
         batch_id = self.current_batch_id()
         if batch_id is not None:
-            self.resend_corrected(batch_id)
+            self.confirm_resend_corrected(batch_id)
+
+    def confirm_resend_corrected(self, batch_id: int) -> QMessageBox:
+        """Ask before resending a whole batch's corrected messages (a window-modal box)."""
+        drafts = self.model.drafts(batch_id)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Resend all corrected",
+            f"Resend every message of this batch whose address was corrected "
+            f"({len(drafts)} here, plus any corrected in Participants)?",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setObjectName("confirm-resend-corrected")
+        if drafts:
+            box.setInformativeText("\n".join(f"{self._recipient(mid)} → {a}" for mid, a in drafts.items()))
+        go = box.addButton("Resend", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(go)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.finished.connect(
+            lambda _code: self.resend_corrected(batch_id) if box.clickedButton() is go else None
+        )
+        box.open()
+        return box
+
+    def _recipient(self, message_id: str) -> str:
+        m = self.model.message(message_id)
+        return m.recipient_name if m else message_id
 
     def _on_message_view_resend_requested(self, message_id: str) -> None:
         if self.model.is_resendable(message_id):
             self.resend(message_id)
 
     def _on_message_view_address_edited(self, message_id: str, text: str) -> None:
+        before = self.model.draft(message_id)
         problem = self.model.set_draft(message_id, text)
         if problem:
             self.notice.show_message(problem, Tone.BAD)
+        elif self.model.draft(message_id) != before:
+            self._on_model_draft_edited(message_id, before or "", self.model.draft(message_id) or "")
+
+    def _on_model_draft_edited(self, message_id: str, old: str, new: str) -> None:
+        """A corrected address typed in: undoable (Edit → Undo)."""
+        if self.undo_stack is None:
+            return
+        name = self._recipient(message_id)
+        what = f"correct {name}'s address to {new}" if new else f"clear {name}'s corrected address"
+        self.undo_stack.push(
+            DoneCommand(
+                what,
+                lambda: self.model.set_draft(message_id, new or None),
+                lambda: self.model.set_draft(message_id, old or None),
+            )
+        )
 
     def _on_model_draft_rejected(self, message_id: str, problem: str) -> None:
         self.notice.show_message(problem, Tone.BAD)
@@ -453,6 +568,93 @@ class RoundMessagesPage(QWidget):
                 self.model.clear_draft(m.resend_of)
         self.notice.show_message(words, Tone.GOOD if new_ids else Tone.NEUTRAL)
         self._refresh_detail(new_ids)
+
+    # -- per message: retry now, cancel, mark resolved ------------------------------------------
+    def _on_retry_triggered(self) -> None:
+        if (mid := self.current_message_id()) is not None:
+            self.retry_now(mid)
+
+    def _on_cancel_triggered(self) -> None:
+        if (mid := self.current_message_id()) is not None:
+            self.cancel_message(mid)
+
+    def _on_resolve_triggered(self) -> None:
+        if (mid := self.current_message_id()) is not None:
+            self.ask_resolve(mid)
+
+    def retry_now(self, message_id: str) -> None:
+        try:
+            m = problem_service.retry_now(self._ctx, message_id)
+        except TabmailError as exc:
+            self.notice.show_message(str(exc), Tone.BAD)
+            return
+        if self.worker is not None:
+            self.worker.run_outbox(m.batch_id)
+        self.notice.show_message(f"Sending the message to {m.address} again now.", Tone.GOOD)
+
+    def cancel_message(self, message_id: str) -> None:
+        try:
+            m = problem_service.cancel(self._ctx, message_id)
+        except TabmailError as exc:
+            self.notice.show_message(str(exc), Tone.BAD)
+            return
+        self.notice.show_message(
+            f"Cancelled: the message to {m.address} will not be sent (skipped).", Tone.NEUTRAL
+        )
+
+    def ask_resolve(self, message_id: str) -> QInputDialog:
+        """Ask why the problem is resolved (window-modal), then mark it (undoable)."""
+        dialog = QInputDialog(self)
+        dialog.setObjectName("resolve-reason")
+        dialog.setWindowTitle("Mark resolved")
+        dialog.setLabelText(
+            f"Why does the problem with {self._recipient(message_id)}'s message need nothing more?"
+        )
+        dialog.setTextValue("")
+        dialog.setOkButtonText("Mark Resolved")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.textValueSelected.connect(lambda reason: self.resolve(message_id, reason))
+        dialog.open()
+        return dialog
+
+    def resolve(self, message_id: str, reason: str) -> bool:
+        try:
+            problem_service.mark_resolved(self._ctx, message_id, reason)
+        except TabmailError as exc:
+            self.notice.show_message(str(exc), Tone.BAD)
+            return False
+        self.model.flush()
+        if self.undo_stack is not None:
+            self.undo_stack.push(
+                DoneCommand(
+                    f"mark {self._recipient(message_id)}'s problem resolved",
+                    lambda: problem_service.mark_resolved(self._ctx, message_id, reason),
+                    lambda: problem_service.unmark_resolved(self._ctx, message_id),
+                    lambda text: self.notice.show_message(text, Tone.BAD),
+                )
+            )
+        self.notice.show_message(f"Marked resolved: {reason}", Tone.GOOD)
+        return True
+
+    def unresolve(self, message_id: str) -> None:
+        resolution = self.model.resolution(message_id)
+        try:
+            problem_service.unmark_resolved(self._ctx, message_id)
+        except TabmailError as exc:
+            self.notice.show_message(str(exc), Tone.BAD)
+            return
+        self.model.flush()
+        if self.undo_stack is not None and resolution is not None:
+            reason = resolution.reason
+            self.undo_stack.push(
+                DoneCommand(
+                    f"unmark {self._recipient(message_id)}'s problem as resolved",
+                    lambda: problem_service.unmark_resolved(self._ctx, message_id),
+                    lambda: problem_service.mark_resolved(self._ctx, message_id, reason),
+                    lambda text: self.notice.show_message(text, Tone.BAD),
+                )
+            )
 
     # -- context menu and clipboard ---------------------------------------------------------------
     def _on_tree_context_menu_requested(self, pos: QPoint) -> None:
@@ -468,6 +670,9 @@ class RoundMessagesPage(QWidget):
         if index.data(Roles.KIND) == MESSAGE:
             for a in (self.resend_action, self.edit_address_action):
                 menu.addAction(a)
+            for a in (self.retry_action, self.cancel_action, self.resolve_action):
+                if a.isEnabled():
+                    menu.addAction(a)
             menu.addSeparator()
             menu.addAction(self.copy_address_action)
             menu.addAction(self.copy_id_action)

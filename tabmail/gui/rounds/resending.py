@@ -9,13 +9,14 @@ first (``unsuppress=True``) — the question is a window-modal box, never a bloc
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from tabmail.domain.problems import HAPPENED, Category
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.run_op import Op, run_op
 from tabmail.services.context import AppContext
@@ -45,6 +46,8 @@ class Resender(QObject):
         self._ctx = ctx
         self._worker = worker
         self._parent = parent
+        # The round view's categories (what happened to a message), for the dialog's words.
+        self.category_of: Callable[[str], Category | None] | None = None
 
     # -- one message ----------------------------------------------------------------------------
     def resend(
@@ -106,6 +109,11 @@ class Resender(QObject):
 
         return run_op(self._parent, work, title="Resend", on_success=self._after)
 
+    def _happened(self, message_id: str) -> str:
+        """What happened to the original, in the one vocabulary ("the recipient reported it as spam")."""
+        category = self.category_of(message_id) if self.category_of is not None else None
+        return HAPPENED[category] if category is not None else "the earlier message had a problem"
+
     # -- shared ---------------------------------------------------------------------------------
     def _after(self, results: list[Any], batch: bool = True) -> None:
         new_ids = [r.new_message_id for r in results if r.new_message_id]
@@ -121,16 +129,19 @@ class Resender(QObject):
         if self._worker is not None:
             for batch_id in batches:
                 self._worker.run_outbox(batch_id)
-        words = results[0].words if len(results) == 1 else f"Queued {len(new_ids)} resends."
+        if len(results) == 1:
+            r = results[0]
+            words = f"Queued a resend to {r.address}" + ("; " + "; ".join(r.notes) if r.notes else "") + "."
+        else:
+            words = f"Queued {len(new_ids)} resends: " + ", ".join(r.address for r in results) + "."
         self.queued.emit(words, new_ids)
 
     def _ask_unsuppress(self, results: list[Any], go: Any) -> QMessageBox:
         if len(results) == 1:
             r = results[0]
-            lists = ", ".join(r.suppressed_on) or "a suppression list"
             text = (
-                f"{r.address} is on SendGrid's {lists}, so SendGrid would drop the message without "
-                "trying to deliver it."
+                f"{r.address} is on {_service().lists_words(r.suppressed_on)}, so SendGrid would drop "
+                "the message without trying to deliver it."
             )
         else:
             text = (
@@ -145,9 +156,11 @@ class Resender(QObject):
             self._parent,
         )
         box.setObjectName("unsuppress-question")
+        happened = {self._happened(r.original_id) for r in results}
+        since = happened.pop() if len(happened) == 1 else "the earlier message had a problem"
         box.setInformativeText(
             "Remove it from SendGrid's lists and resend? Only do this if the address has been fixed "
-            "since it bounced, or you know the mailbox works now."
+            f"since {since}, or you know the mailbox works now."
         )
         remove = box.addButton("Remove and Resend", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(remove)

@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QTimer
 
 from tabmail.domain.notification import AddressFlag, Message
+from tabmail.domain.problems import Resolution
 from tabmail.gui.rounds.nodes import BatchNode, Column, MessageNode
 from tabmail.services.context import AppContext
+from tabmail.services.problems import tracked
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 log = logging.getLogger(__name__)
@@ -39,10 +41,21 @@ class RoundUpdates:
     _messages: dict[str, MessageNode]
     _by_key: dict[str, list[MessageNode]]
     _flags: dict[str, AddressFlag]
+    _manual: dict[str, Resolution]
     _foreign_batches: set[int]
     _dirty: dict[str, int]
     _new_batches: set[int]
     _flush_timer: QTimer
+
+    def _recategorise(self, nodes: list[MessageNode]) -> None:
+        """Categories that depend on an address flag (a bounce from an invalid address)."""
+        for node in nodes:
+            flag = self._flags.get(node.key)
+            node.update(node.message, flag.kind if flag else None)
+
+    def _settle(self, batch: BatchNode) -> list[MessageNode]:
+        """Resolutions and counts of a batch (a delivered resend resolves its original)."""
+        return batch.settle(self._manual, tracked=tracked(batch.batch.backend))
 
     def _emit_row(self, node: MessageNode) -> None:
         parent = self.createIndex(self._batches[node.batch_id].row, 0, 0)
@@ -112,15 +125,21 @@ class RoundUpdates:
         if not mine:
             return
         fresh = self._ctx.flags.active(mine)
+        touched: dict[int, list[int]] = {}
         for key in mine:
             if key in fresh:
                 self._flags[key] = fresh[key]
             else:
                 self._flags.pop(key, None)
-            for node in self._by_key[key]:
-                parent = self.createIndex(self._batches[node.batch_id].row, 0, 0)
-                address = self.index(node.row, Column.ADDRESS, parent)
-                self.dataChanged.emit(address, address, [])
+            nodes = self._by_key[key]
+            self._recategorise(nodes)  # a bounce from an address now flagged invalid reads "invalid"
+            for node in nodes:
+                touched.setdefault(node.batch_id, []).append(node.row)
+        for bid, rows in touched.items():
+            batch = self._batches[bid]
+            self._settle(batch)
+            self._emit_rows(batch, rows)
+            self._emit_batch(batch)
 
     def flush(self) -> None:
         """Apply everything the bridge reported so far, now (the timer does it in slices)."""
@@ -160,6 +179,12 @@ class RoundUpdates:
         for mid in set(ids) - set(fresh):
             log.debug("message %s vanished before it could be shown", mid)
         counts_before = Counter(batch.counts)
+        manual = self._ctx.problems.resolutions(list(fresh))
+        for mid in fresh:
+            if mid in manual:
+                self._manual[mid] = manual[mid]
+            else:
+                self._manual.pop(mid, None)
         updated: list[str] = []
         added: list[Message] = []
         rows: list[int] = []
@@ -168,15 +193,18 @@ class RoundUpdates:
             if node is None:
                 added.append(m)
                 continue
-            batch.counts[node.bucket] -= 1
-            node.update(m)
-            batch.counts[node.bucket] += 1
+            flag = self._flags.get(node.key)
+            node.update(m, flag.kind if flag else None)
             rows.append(node.row)
             updated.append(mid)
-        self._emit_rows(batch, rows)
         if added:
             self._append_messages(batch, added)
-        batch.counts = +batch.counts
+        # A delivered resend resolves its original (and a new bounce un-resolves it): re-settle.
+        for node in self._settle(batch):
+            if node.message.id not in fresh:
+                rows.append(node.row)
+                updated.append(node.message.id)
+        self._emit_rows(batch, rows)
         if added or batch.counts != counts_before:
             self._emit_batch(batch)
         return updated
@@ -217,6 +245,7 @@ class RoundUpdates:
         for node in nodes:
             for m in by_batch.get(node.batch.id, ()):
                 self._attach(m)
+            self._settle(node)
         self.endInsertRows()
         self._refresh_flags(self._messages[m.id].key for m in messages)
         self.rows_added.emit([m.id for m in messages])

@@ -1,155 +1,52 @@
 """How batches, messages and times read on screen: one place for the round view's words.
 
-A message's *effective status* folds the outbox state and the provider's delivery status into
-one string: the delivery status once the provider has said something about a handed-over
-message, the outbox state otherwise. Buckets group effective statuses for a batch's counts.
+A message's *category* (``tabmail.domain.problems``) is what counts and problem rows say; its
+*effective status* (the delivery status once the provider reported, else the outbox state) gives
+the finer word of a row that is not a problem.
 """
 
 from __future__ import annotations
 
-import enum
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from tabmail.domain.notification import (
-    Audience,
-    BulkNotification,
-    DeliveryStatus,
-    Event,
-    Message,
-    MessageState,
-)
-from tabmail.gui.theme import Look, Tone, delivery_status_look, message_state_look
+from tabmail.domain.notification import Audience, BulkNotification, Event, MessageState
+from tabmail.domain.problems import ORDER, PROBLEM_CATEGORIES, Category
+from tabmail.domain.problems import counts_text as domain_counts_text
+from tabmail.gui.theme import Look, category_look, delivery_status_look, message_state_look
 
-# Statuses the "problems only" filter keeps (and the rows that get highlighted).
-PROBLEM_STATUSES = frozenset(
-    {
-        DeliveryStatus.BOUNCED.value,
-        DeliveryStatus.DROPPED.value,
-        DeliveryStatus.BLOCKED.value,
-        DeliveryStatus.SPAM_REPORT.value,
-        MessageState.FAILED.value,
-        MessageState.UNCERTAIN.value,
-        MessageState.SKIPPED.value,
-    }
-)
-# Worst first: the sort order of the status column.
-SEVERITY = {
-    DeliveryStatus.BOUNCED.value: 0,
-    DeliveryStatus.BLOCKED.value: 1,
-    DeliveryStatus.DROPPED.value: 2,
-    MessageState.FAILED.value: 3,
-    DeliveryStatus.SPAM_REPORT.value: 4,
-    MessageState.UNCERTAIN.value: 5,
-    MessageState.SKIPPED.value: 6,
-    MessageState.RETRYING.value: 7,
-    DeliveryStatus.DEFERRED.value: 8,
-    MessageState.QUEUED.value: 9,
-    MessageState.SENDING.value: 10,
-    MessageState.SENT.value: 11,
-    DeliveryStatus.PROCESSED.value: 12,
-    DeliveryStatus.UNSUBSCRIBED.value: 13,
-    DeliveryStatus.DELIVERED.value: 14,
-    DeliveryStatus.OPENED.value: 15,
-    DeliveryStatus.CLICKED.value: 16,
-}
-ROLE_NAMES = {"adjudicator": "Adjudicator", "speaker": "Speaker"}
-BACKEND_NAMES = {"smtp": "SMTP", "sendgrid": "SendGrid", "file": "Files (dry run)"}
-
-
-class Bucket(enum.StrEnum):
-    """What a batch's stacked bar and counts are made of, in drawing order."""
-
-    DELIVERED = "delivered"
-    SENT = "sent"
-    PENDING = "pending"
-    UNCERTAIN = "uncertain"
-    SKIPPED = "skipped"
-    BOUNCED = "bounced"
-    FAILED = "failed"
-
-
-BUCKET_TONES = {
-    Bucket.DELIVERED: Tone.GOOD,
-    Bucket.SENT: Tone.GOOD,
-    Bucket.PENDING: Tone.PENDING,
-    Bucket.UNCERTAIN: Tone.WARNING,
-    Bucket.SKIPPED: Tone.NEUTRAL,
-    Bucket.BOUNCED: Tone.BAD,
-    Bucket.FAILED: Tone.BAD,
-}
-BUCKET_WORDS = {
-    Bucket.DELIVERED: "delivered",
-    Bucket.SENT: "sent",
-    Bucket.PENDING: "pending",
-    Bucket.UNCERTAIN: "uncertain",
-    Bucket.SKIPPED: "skipped",
-    Bucket.BOUNCED: "bounced",
-    Bucket.FAILED: "failed",
-}
-# A batch's worst bucket decides its row's icon and highlight.
-BUCKET_SEVERITY = (
-    Bucket.BOUNCED,
-    Bucket.FAILED,
-    Bucket.UNCERTAIN,
-    Bucket.PENDING,
-    Bucket.SKIPPED,
-    Bucket.SENT,
-    Bucket.DELIVERED,
-)
-_SETTLED_DELIVERY = frozenset(s for s in DeliveryStatus if s is not DeliveryStatus.UNKNOWN)
 _STATES = frozenset(s.value for s in MessageState)
 
-
-def effective_status(m: Message) -> str:
-    """The delivery status once the provider reported on a handed-over message, else the state."""
-    if m.state in (MessageState.SENT, MessageState.UNCERTAIN) and m.delivery_status in _SETTLED_DELIVERY:
-        return m.delivery_status.value
-    return m.state.value
+ROLE_NAMES = {"adjudicator": "Adjudicator", "speaker": "Speaker"}
+BACKEND_NAMES = {"smtp": "SMTP", "sendgrid": "SendGrid", "file": "Files (dry run)"}
+# A batch's count key for problems a resend or the director resolved (the rest count by Category).
+RESOLVED = "resolved"
+# A batch's worst category decides its row's icon and highlight.
+BATCH_SEVERITY = ORDER
 
 
 def status_look(status: str) -> Look:
+    """The look of an outbox state or a delivery status (the finer word of a non-problem row)."""
     if status in _STATES:
         return message_state_look(status)
     return delivery_status_look(status)
 
 
-def bucket_of(status: str) -> Bucket:
-    if status in (DeliveryStatus.BOUNCED, DeliveryStatus.BLOCKED, DeliveryStatus.DROPPED):
-        return Bucket.BOUNCED
-    if status in (
-        DeliveryStatus.DELIVERED,
-        DeliveryStatus.OPENED,
-        DeliveryStatus.CLICKED,
-        DeliveryStatus.SPAM_REPORT,
-        DeliveryStatus.UNSUBSCRIBED,
-    ):
-        return Bucket.DELIVERED
-    if status in (MessageState.QUEUED, MessageState.SENDING, MessageState.RETRYING):
-        return Bucket.PENDING
-    if status == MessageState.FAILED:
-        return Bucket.FAILED
-    if status == MessageState.UNCERTAIN:
-        return Bucket.UNCERTAIN
-    if status == MessageState.SKIPPED:
-        return Bucket.SKIPPED
-    return Bucket.SENT  # sent, processed, deferred: accepted, no final word yet
+def row_look(status: str, category: Category) -> Look:
+    """A message row's look: problems and deferrals in the one vocabulary, the rest finer
+    (Queued, Retrying, Processed, Opened...)."""
+    if category in PROBLEM_CATEGORIES or category is Category.DEFERRED:
+        return category_look(category)
+    return status_look(status)
 
 
-# The order counts are spelt out in: what needs the director first, so an elided cell keeps it.
-WORDS_ORDER = (
-    Bucket.BOUNCED,
-    Bucket.FAILED,
-    Bucket.UNCERTAIN,
-    Bucket.SKIPPED,
-    Bucket.PENDING,
-    Bucket.DELIVERED,
-    Bucket.SENT,
-)
+def counts_text(counts: Mapping[str, int]) -> str:
+    """A batch's counts: ``"2 bounced · 1 blocked · 1 spam report · 1 resolved · 38 delivered"``."""
+    return domain_counts_text({c: counts.get(c, 0) for c in Category}, resolved=counts.get(RESOLVED, 0))
 
 
-def counts_text(counts: dict[Bucket, int]) -> str:
-    parts = [f"{counts[b]} {BUCKET_WORDS[b]}" for b in WORDS_ORDER if counts.get(b)]
-    return " · ".join(parts) if parts else "no messages"
+def problem_total(counts: Mapping[str, int]) -> int:
+    return sum(counts.get(c, 0) for c in PROBLEM_CATEGORIES)
 
 
 def batch_title(batch: BulkNotification) -> str:
@@ -157,8 +54,8 @@ def batch_title(batch: BulkNotification) -> str:
         who = {
             Audience.ADJUDICATORS: "adjudicators",
             Audience.TEAMS: "teams",
-            Audience.ALL: "everyone",
-        }.get(batch.audience or Audience.ALL, "everyone")
+            Audience.ALL: "adjudicators and teams",
+        }.get(batch.audience or Audience.ALL, "adjudicators and teams")
         title = f"Draw release · {who}"
     elif batch.event is Event.BALLOT:
         title = "Ballot receipts"

@@ -1,0 +1,186 @@
+"""Unresolved problems per round, per tournament and across tournaments; resolving them by hand;
+and the per-message outbox actions "Retry now" and "Cancel".
+
+What is a problem and when it is resolved is ``tabmail.domain.problems``' call; this module
+gathers the data (``ctx.problems.candidates``: two queries whatever the size of the database)
+and applies it. Marking resolved and its undo publish ``StatusesChanged`` so every screen
+showing the message re-reads it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tabmail.domain.addresses import address_key
+from tabmail.domain.errors import TabmailError
+from tabmail.domain.events import MessageStateChanged, StatusesChanged
+from tabmail.domain.notification import AddressFlag, FlagKind, Message, MessageState
+from tabmail.domain.problems import (
+    PROBLEM_CATEGORIES,
+    Category,
+    Resolution,
+    category_of,
+    resolved_by_resend,
+)
+from tabmail.services.context import AppContext
+from tabmail.store.problems import Sent
+
+# Backends that report no delivery: a resend they accepted counts as having reached its recipient.
+UNTRACKED_BACKENDS = frozenset({"smtp", "file"})
+
+
+class ProblemError(TabmailError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One unresolved problem and where it happened: a row of the Problems view."""
+
+    message: Message
+    category: Category
+    sent: Sent
+
+    @property
+    def since(self) -> datetime | None:
+        m = self.message
+        return m.status_at or m.sent_at or m.created_at
+
+    @property
+    def reason(self) -> str:
+        m = self.message
+        return m.status_reason or m.last_error or ""
+
+
+def tracked(backend: str) -> bool:
+    return backend not in UNTRACKED_BACKENDS
+
+
+def flag_kinds(flags: dict[str, AddressFlag]) -> dict[str, FlagKind]:
+    return {k: f.kind for k, f in flags.items()}
+
+
+def resolutions_for(
+    messages: Sequence[Message],
+    manual: dict[str, Resolution],
+    *,
+    tracked_batches: Iterable[int] | None = None,
+) -> dict[str, Resolution]:
+    """Every resolution of ``messages``: a delivered resend (derived) or the director's word."""
+    trackedset = None if tracked_batches is None else set(tracked_batches)
+    by_batch: dict[int, list[Message]] = {}
+    for m in messages:
+        by_batch.setdefault(m.batch_id, []).append(m)
+    found: dict[str, Resolution] = {}
+    for bid, group in by_batch.items():
+        is_tracked = trackedset is None or bid in trackedset
+        for original, resend in resolved_by_resend(group, tracked=is_tracked).items():
+            found[original] = Resolution(original, "a resend reached the recipient", None, "", resend)
+    for mid, resolution in manual.items():
+        found.setdefault(mid, resolution)
+    return found
+
+
+def unresolved(
+    ctx: AppContext, *, tournament_id: int | None = None, round_id: int | None = None
+) -> list[Problem]:
+    """Every unresolved problem (worst and newest first within each round)."""
+    found = ctx.problems.candidates(tournament_id=tournament_id, round_id=round_id)
+    if not found.messages:
+        return []
+    tracked_batches = [b for b, sent in found.batches.items() if tracked(sent.backend)]
+    flags = flag_kinds(ctx.flags.active(sorted({a for a in (_key(m) for m in found.messages) if a})))
+    categories = {m.id: category_of(m, flags.get(_key(m) or "")) for m in found.messages}
+    problem_ids = [mid for mid, c in categories.items() if c in PROBLEM_CATEGORIES]
+    manual = ctx.problems.resolutions(problem_ids)
+    resolved = resolutions_for(found.messages, manual, tracked_batches=tracked_batches)
+    problems = [
+        Problem(m, categories[m.id], found.batches[m.batch_id])
+        for m in found.messages
+        if categories[m.id] in PROBLEM_CATEGORIES and m.id not in resolved
+    ]
+    problems.sort(
+        key=lambda p: (p.sent.tournament_name.casefold(), p.sent.round_name, -_stamp(p.since), p.message.id)
+    )
+    return problems
+
+
+def _key(m: Message) -> str | None:
+    return address_key(m.address)
+
+
+def _stamp(at: datetime | None) -> float:
+    if at is None:
+        return 0.0
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemCounts:
+    by_round: Counter[int]
+    by_tournament: Counter[int]
+    total: int
+
+
+def count(ctx: AppContext) -> ProblemCounts:
+    """Unresolved problems per round and per tournament (badges, the window title)."""
+    problems = unresolved(ctx)
+    by_round: Counter[int] = Counter(p.sent.round_id for p in problems if p.sent.round_id is not None)
+    by_tournament: Counter[int] = Counter(p.sent.tournament_id for p in problems)
+    return ProblemCounts(by_round, by_tournament, len(problems))
+
+
+# -- the director's word ---------------------------------------------------------------------------
+def mark_resolved(ctx: AppContext, message_id: str, reason: str) -> Resolution:
+    """Mark a problem resolved with a reason (undo: ``unmark_resolved``). Raises ProblemError."""
+    why = " ".join((reason or "").split())
+    if not why:
+        raise ProblemError("say why the problem is resolved (for example: phoned the adjudicator)")
+    m = ctx.notifications.get(message_id)
+    flags = flag_kinds(ctx.flags.active([k for k in [_key(m)] if k]))
+    category = category_of(m, flags.get(_key(m) or ""))
+    if category not in PROBLEM_CATEGORIES:
+        raise ProblemError(
+            f"message {m.id} to {m.address} is {category.value}: there is no problem to resolve"
+        )
+    resolution = ctx.problems.resolve(m.id, why, by=ctx.user)
+    ctx.bus.publish(StatusesChanged((m.id,)))
+    return resolution
+
+
+def unmark_resolved(ctx: AppContext, message_id: str) -> bool:
+    m = ctx.notifications.get(message_id)
+    changed = ctx.problems.unresolve(m.id)
+    if changed:
+        ctx.bus.publish(StatusesChanged((m.id,)))
+    return changed
+
+
+# -- per message: retry now, cancel ----------------------------------------------------------------
+def retry_now(ctx: AppContext, message_id: str) -> Message:
+    """Send a retrying or failed message again at once (the caller runs the outbox)."""
+    m = ctx.notifications.get(message_id)
+    if m.state not in (MessageState.RETRYING, MessageState.FAILED):
+        raise ProblemError(
+            f"message {m.id} is {m.state.value}: only retrying or failed messages can be retried"
+        )
+    if not ctx.notifications.retry_now(m.id):
+        raise ProblemError(f"message {m.id} changed state meanwhile; look again")
+    ctx.bus.publish(MessageStateChanged(m.id, m.batch_id, MessageState.QUEUED.value))
+    return ctx.notifications.get(m.id)
+
+
+def cancel(ctx: AppContext, message_id: str) -> Message:
+    """Stop a queued or retrying message: it becomes skipped (kept, shown)."""
+    m = ctx.notifications.get(message_id)
+    if m.state not in (MessageState.QUEUED, MessageState.RETRYING):
+        raise ProblemError(
+            f"message {m.id} is {m.state.value}: only queued or retrying messages can be cancelled"
+        )
+    if not ctx.notifications.cancel(m.id):
+        raise ProblemError(f"message {m.id} is being sent right now; it can no longer be cancelled")
+    ctx.bus.publish(MessageStateChanged(m.id, m.batch_id, MessageState.SKIPPED.value))
+    return ctx.notifications.get(m.id)
