@@ -143,6 +143,8 @@ def _message_row(
     last_event: datetime | None,
     flags: dict[str, FlagKind],
     resolution: Resolution | None,
+    source: str | None = None,
+    replies: tuple[int, int] = (0, 0),
 ) -> dict[str, Any]:
     category = category_of(m, flags.get(address_key(m.address) or ""))
     problem = category in PROBLEM_CATEGORIES
@@ -168,6 +170,9 @@ def _message_row(
         "resend_of": m.resend_of,
         "address_flagged": address_key(m.address) in flags,
         "sent_at": _iso(m.sent_at),
+        "status_source": source,  # "sendgrid" or "inbox" (bounces read from the mailbox); None: no event
+        "replies": replies[0],
+        "unread_replies": replies[1],
     }
 
 
@@ -190,10 +195,15 @@ def status_data(ctx: AppContext, slug: str, round_seq: int | None) -> dict[str, 
     manual = ctx.problems.resolutions([m.id for m in messages])
     tracked_batches = [b.batch.id for b in batches if tracked(b.batch.backend)]
     resolved = resolutions_for(messages, manual, tracked_batches=tracked_batches)
+    ids = [m.id for m in messages]
+    sources = ctx.tracking.status_sources(ids)
+    replies = ctx.inbox.reply_counts(ids)
     per_batch: dict[int, list[dict[str, Any]]] = {}
     for m in messages:
         per_batch.setdefault(m.batch_id, []).append(
-            _message_row(m, last.get(m.id), flags, resolved.get(m.id))
+            _message_row(
+                m, last.get(m.id), flags, resolved.get(m.id), sources.get(m.id), replies.get(m.id, (0, 0))
+            )
         )
     return {
         "tournament": tournament.slug,

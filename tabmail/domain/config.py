@@ -115,6 +115,26 @@ SETTINGS: dict[str, SettingSpec] = {
             "stop a Tabbycat import that takes longer than this (seconds)",
         ),
         SettingSpec("poll.interval_seconds", 60, _int_range(10, 86400), "status poll interval"),
+        SettingSpec("imap.host", "", _text, "the tab room's mailbox: IMAP server (empty: inbox not read)"),
+        SettingSpec("imap.port", 993, _int_range(1, 65535), "IMAP server port"),
+        SettingSpec(
+            "imap.security",
+            "ssl",
+            _choice("ssl", "starttls", "none"),
+            "IMAP encryption (none: this machine only)",
+        ),
+        SettingSpec("imap.username", "", _text, "IMAP login"),
+        SettingSpec("imap.folder", "INBOX", _text, "the folder bounces and replies arrive in"),
+        SettingSpec("imap.poll_seconds", 60, _int_range(5, 86400), "inbox check interval without IDLE"),
+        SettingSpec(
+            "imap.processed_folder", "", _text, "move processed mail to this folder (empty: never move)"
+        ),
+        SettingSpec(
+            "smtp.verp", False, _bool, "MAIL FROM local+tm-<id>@domain so any bounce names its message"
+        ),
+        SettingSpec(
+            "tls.ca_file", "", _text, "extra CA certificate file for SMTP and IMAP (empty: system CAs)"
+        ),
         SettingSpec("outbox.max_attempts", 8, _int_range(1, 100), "attempts before a transient error fails"),
     )
 }

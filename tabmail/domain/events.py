@@ -66,3 +66,15 @@ class SendingConnectionChanged:
 
     online: bool
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboxChecked:
+    ok: bool
+    online: bool
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class RepliesReceived:
+    message_ids: tuple[str, ...]  # our messages that got a (new) reply

@@ -9,4 +9,5 @@ SECRET_NAMES: dict[str, str] = {
     "smtp-password": "TABMAIL_SMTP_PASSWORD",
     "sendgrid-api-key": "TABMAIL_SENDGRID_API_KEY",
     "thread-key": "TABMAIL_THREAD_KEY",
+    "imap-password": "TABMAIL_IMAP_PASSWORD",
 }

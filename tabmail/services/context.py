@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from tabmail.services.bus import EventBus
 from tabmail.store.db import Database
 from tabmail.store.flags import FlagRepository
+from tabmail.store.inbox import InboxRepository
 from tabmail.store.notifications import NotificationRepository
 from tabmail.store.problems import ProblemRepository
 from tabmail.store.secrets import SecretStore
@@ -39,10 +40,12 @@ class AppContext:
     user: str = ""
     tracking: TrackingRepository = field(init=False)  # delivery events, built from db
     problems: ProblemRepository = field(init=False)  # problems and their resolutions
+    inbox: InboxRepository = field(init=False)  # what was read from the tab room's mailbox
 
     def __post_init__(self) -> None:
         self.tracking = TrackingRepository(self.db)
         self.problems = ProblemRepository(self.db)
+        self.inbox = InboxRepository(self.db)
 
     @classmethod
     def open(

@@ -256,10 +256,18 @@ class Sender:
     reroute_to: str | None  # test mode: every message goes here instead
     relay: bool  # SMTP through SendGrid: X-SMTPAPI unique_args carry tabmail's id
     thread_key: bytes
+    verp: bool = False  # MAIL FROM local+tm-<id>@domain: a bounce names its message by address
 
     @property
     def domain(self) -> str:
         return self.from_address.rsplit("@", 1)[1]
+
+    def envelope_from(self, tabmail_id: str) -> str:
+        """The MAIL FROM address; the From header never changes."""
+        if not self.verp:
+            return self.from_address
+        local, _, domain = self.from_address.rpartition("@")
+        return f"{local}+tm-{tabmail_id.lower()}@{domain}"
 
 
 def sender_for(ctx: AppContext, tournament: Tournament) -> Sender:
@@ -277,6 +285,7 @@ def sender_for(ctx: AppContext, tournament: Tournament) -> Sender:
         reroute_to=str(settings["test_mode.reroute_to"]) or None,
         relay=is_sendgrid_relay(ctx),
         thread_key=thread_key(ctx),
+        verp=bool(settings["smtp.verp"]),
     )
 
 
@@ -319,7 +328,7 @@ def build_message(
         role=r.role,
         address=r.address,
         address_key=r.address_key,
-        envelope_from=sender.from_address,
+        envelope_from=sender.envelope_from(tid),
         envelope_to=sender.reroute_to or r.address,
         subject=parts.subject,
         context=r.context,

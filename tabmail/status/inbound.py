@@ -443,8 +443,9 @@ def _classify(msg: Message, key: str, problems: list[str]) -> Classified:
         from_name=name[:300],
         subject=_decoded(msg, "Subject")[:1000],
         date=_date(msg),
-        in_reply_to=msg_ids(_header(msg, "In-Reply-To")),
-        references=msg_ids(_header(msg, "References")),
+        # decoded: some mailers (Python's email among them) wrap a long id in encoded words
+        in_reply_to=msg_ids(_decoded(msg, "In-Reply-To").replace(" ", "")),
+        references=msg_ids(_decoded(msg, "References").replace("><", "> <")),
         problems=tuple(problems),
     )
     report_type = _report_type(msg)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -304,6 +305,37 @@ class AddressFlagRow(Base):
     source: Mapped[str] = mapped_column(String(50))
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cleared_reason: Mapped[str | None] = mapped_column(String(300))
+
+
+class InboxMessageRow(Base):
+    """One message read from the tab room's mailbox (bounce, spam report, auto-reply, reply or
+    ignored), once: ``key`` hashes its header block, so a re-read or a UIDVALIDITY rescan finds
+    it already here. Bounces also become status_events (provider "inbox"); this row keeps the
+    message itself and what it was attached to."""
+
+    __tablename__ = "inbox_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    folder: Mapped[str] = mapped_column(String(300), default="")
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
+    uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    header_message_id: Mapped[str | None] = mapped_column(String(300))
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    from_key: Mapped[str | None] = mapped_column(String(320), index=True)
+    from_name: Mapped[str] = mapped_column(String(300), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    matched_by: Mapped[str | None] = mapped_column(String(30))
+    different_sender: Mapped[bool] = mapped_column(Boolean, default=False)
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SettingRow(Base):

@@ -398,6 +398,26 @@ class TrackingRepository:
             value = s.scalar(select(func.max(MessageRow.sent_at)))
             return _aware(value) if value is not None else None
 
+    def status_sources(self, message_ids: Collection[str]) -> dict[str, str]:
+        """Which source (provider: "sendgrid", "inbox") gave each message its current status: the
+        provider of its latest event with that status. Messages without events are left out."""
+        out: dict[str, str] = {}
+        with self._db.session() as s:
+            for part in chunks(list(set(message_ids))):
+                q = (
+                    select(StatusEventRow.message_id, StatusEventRow.provider)
+                    .join(MessageRow, MessageRow.id == StatusEventRow.message_id)
+                    .where(
+                        StatusEventRow.message_id.in_(part),
+                        StatusEventRow.status == MessageRow.delivery_status,
+                    )
+                    .order_by(StatusEventRow.event_time, StatusEventRow.id)
+                )
+                for mid, provider in s.execute(q):
+                    if mid is not None:
+                        out[mid] = provider  # the latest wins
+        return out
+
     def statuses_by_sg_id(self, sg_message_ids: Collection[str]) -> dict[str, str]:
         """Our current delivery status of the messages with these sg_message_ids."""
         out: dict[str, str] = {}
