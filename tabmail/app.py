@@ -83,7 +83,7 @@ def run_gui(args: argparse.Namespace) -> int:
     configure_application(app)
 
     try:
-        ctx = AppContext.open(getattr(args, "db", None))
+        ctx = AppContext.open(getattr(args, "db", None), read_only=bool(getattr(args, "read_only", False)))
     except Exception as exc:  # TabmailError says it plainly; anything else still gets a dialog
         if getattr(args, "debug", False):
             log.exception("opening the database failed")
@@ -98,7 +98,7 @@ def run_gui(args: argparse.Namespace) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     try:
-        if not getattr(args, "no_demo", False):
+        if not getattr(args, "no_demo", False) and not ctx.read_only:
             load_demo(ctx)
         bridge = EventBridge(ctx.bus)
         window = MainWindow(ctx, bridge)
@@ -132,11 +132,13 @@ def _smoke_test(
         return len(tournaments)
 
     count = loop.run_until_complete(check())
+    banner = window.status.read_only
+    shown = f" ({banner.text()})" if banner.isVisible() else ""
     window.close()
     app.processEvents()
     _drain(loop)
     loop.close()
-    print(f"smoke test ok: {count} tournaments", flush=True)
+    print(f"smoke test ok: {count} tournaments{shown}", flush=True)
     return 0
 
 

@@ -19,10 +19,24 @@ if TYPE_CHECKING:  # the database layer is imported by the commands that open it
     from tabmail.services.context import AppContext
 
 
-def open_context(args: argparse.Namespace) -> AppContext:
+READ_ONLY_SENDING = "read-only database: sending disabled"
+
+
+def open_context(args: argparse.Namespace, *, sends: bool = False, writes: bool = False) -> AppContext:
+    """The app's context for one command. On a read-only database (``--read-only``, or a file
+    this user cannot write) a command that ``sends`` or ``writes`` is refused in one line; any
+    other command says once on stderr that sending is disabled, then runs."""
     from tabmail.services.context import AppContext
 
-    return AppContext.open(args.db)
+    ctx = AppContext.open(args.db, read_only=bool(getattr(args, "read_only", False)))
+    if ctx.read_only:
+        where = ctx.db.describe()
+        if sends or writes:
+            ctx.close()
+            what = READ_ONLY_SENDING if sends else "read-only database: this command would change it"
+            raise TabmailError(f"{what} ({where} is opened read-only)")
+        print(f"tabmail: {READ_ONLY_SENDING} ({where} is opened read-only)", file=sys.stderr)
+    return ctx
 
 
 T = TypeVar("T")

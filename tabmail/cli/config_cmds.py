@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
 
 
 def _set(args: argparse.Namespace) -> int:
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     try:
         value = ctx.settings.set_text(args.key, args.value)
         print(f"{args.key} = {value}")

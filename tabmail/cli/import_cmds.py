@@ -57,7 +57,7 @@ def _report(result: ImportResult) -> int:
 def _tabbycat(args: argparse.Namespace) -> int:
     from tabmail.services import importing  # the HTTP client and importers: only when importing
 
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     try:
         return _report(
             importing.import_tabbycat(
@@ -71,7 +71,7 @@ def _tabbycat(args: argparse.Namespace) -> int:
 def _csv(args: argparse.Namespace) -> int:
     from tabmail.services import importing
 
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     try:
         return _report(importing.import_csv(ctx, args.folder, args.tournament))
     finally:

@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--db", metavar="PATH_OR_URL", help="database file or SQLAlchemy URL (env TABMAIL_DB)"
     )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="open the database without writing (review a copy); a file you cannot write is always opened so",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--smoke-test", action="store_true", help="start the GUI, load, quit (for packaging)")
     parser.add_argument(

@@ -90,7 +90,7 @@ def _send(
 ) -> int:
     from tabmail.services import notify
 
-    ctx = open_context(args)
+    ctx = open_context(args, sends=True)
     try:
         plan = notify.plan(
             ctx,
@@ -158,7 +158,7 @@ def _run_outbox(ctx: AppContext, batch_id: int | None, wait: bool) -> OutboxRepo
 
 
 def _outbox_run(args: argparse.Namespace) -> int:
-    ctx = open_context(args)
+    ctx = open_context(args, sends=True)
     try:
         report = _run_outbox(ctx, None, wait=not args.no_wait)
         return 0 if report.failed == 0 and report.uncertain == 0 else 3

@@ -115,7 +115,7 @@ def _print_report(report: PollReport, *, first: bool) -> None:
 def _poll(args: argparse.Namespace) -> int:
     from tabmail.services.tracking import Poller
 
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     poller = Poller(ctx)
     try:
         if args.once:
@@ -395,7 +395,7 @@ def _resend(args: argparse.Namespace) -> int:
             )
     elif not args.message_id:
         raise TabmailError("which message? give MESSAGE_ID (see tabmail status) or --batch ID --bounced")
-    ctx = open_context(args)
+    ctx = open_context(args, sends=True)
     try:
         if args.message_id:
             old = ctx.notifications.get(args.message_id)

@@ -56,7 +56,7 @@ def _export(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from tabmail.services import notify  # Jinja2 and the email package: only when needed
 
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     try:
         t = ctx.tournaments.get(args.tournament)
         event, audience = _kind(args)
@@ -80,7 +80,7 @@ def _import(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     from tabmail.services import notify  # Jinja2 and the email package: only when needed
 
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     try:
         t = ctx.tournaments.get(args.tournament)
         event, audience = _kind(args)

@@ -110,6 +110,8 @@ class MainWindow(QMainWindow):
         self.bridge.sending_connection_changed.connect(self.status.set_sending)
         self.worker.poll_started.connect(self._on_worker_poll_started)
         self.worker.outbox_failed.connect(self._on_worker_outbox_failed)
+        if ctx.read_only:
+            self._enter_read_only()
 
         self._restore_geometry()
         self.refresh()
@@ -213,8 +215,20 @@ class MainWindow(QMainWindow):
 
     # -- background work -----------------------------------------------------------------
     def start_background(self, *, resume: bool = True, poll: bool = True) -> None:
-        """Resume the outbox and start polling (the qasync loop must be the current loop)."""
+        """Resume the outbox and start polling (the qasync loop must be the current loop).
+        A read-only database sends nothing and records no delivery events: neither starts."""
+        if self.ctx.read_only:
+            return
         self.worker.start(resume=resume, poll=poll)
+
+    def _enter_read_only(self) -> None:
+        """Everything can be looked at; nothing that sends or writes can be started."""
+        self.status.set_read_only(self.ctx.db.describe())
+        why = "The database is opened read-only"
+        for action in (self.import_action, self.compose_action, self.poll_action, self.settings_action):
+            action.setEnabled(False)
+            action.setToolTip(f"{action.toolTip()} — {why.lower()}")
+            action.setStatusTip(action.toolTip())
 
     # -- navigation -----------------------------------------------------------------------
     def refresh(self) -> None:
@@ -241,7 +255,7 @@ class MainWindow(QMainWindow):
 
     def _on_navigator_tournament_selected(self, tournament: Tournament) -> None:
         self.current_tournament, self.current_round = tournament, None
-        self.compose_action.setEnabled(True)
+        self.compose_action.setEnabled(not self.ctx.read_only)
         self.setWindowTitle(f"{tournament.name} — tabmail")
         if self.participants_page.tournament != tournament:
             self.participants_page.set_tournament(tournament)
@@ -249,7 +263,7 @@ class MainWindow(QMainWindow):
 
     def _on_navigator_round_selected(self, tournament: Tournament, rnd: Round) -> None:
         self.current_tournament, self.current_round = tournament, rnd
-        self.compose_action.setEnabled(True)
+        self.compose_action.setEnabled(not self.ctx.read_only)
         self.setWindowTitle(f"{rnd.name} · {tournament.name} — tabmail")
         self._show_round(tournament, rnd)
 

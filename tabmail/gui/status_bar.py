@@ -66,6 +66,10 @@ class StatusWidgets:
         self.test_mode.setObjectName("test-mode-banner")
         self.test_mode.setStyleSheet(theme.banner_style())
         self.test_mode.hide()
+        self.read_only = QLabel("read-only: sending disabled", status_bar)
+        self.read_only.setObjectName("read-only-banner")
+        self.read_only.setStyleSheet(theme.banner_style())
+        self.read_only.hide()
         self.backend = QLabel(status_bar)
         self.backend.setObjectName("backend-label")
         self.last_poll = QLabel("Last check: never", status_bar)
@@ -78,12 +82,22 @@ class StatusWidgets:
         self._send_online: bool | None = None
         self._send_detail = ""
         self._render_connection()
+        status_bar.addPermanentWidget(self.read_only)
         status_bar.addPermanentWidget(self.test_mode)
         for i, widget in enumerate((self.backend, self.last_poll, self.online)):
             if i:
                 status_bar.addPermanentWidget(_separator(status_bar))
             widget.setContentsMargins(6, 0, 6, 0)
             status_bar.addPermanentWidget(widget)
+
+    def set_read_only(self, where: str) -> None:
+        """Show the read-only banner: the database ``where`` is opened without writing."""
+        self.read_only.setToolTip(
+            f"The database {where} is opened read-only (the file or its folder cannot be written, "
+            "or --read-only was given). Everything can be reviewed; sending, resending, importing, "
+            "checking delivery and changing settings are disabled."
+        )
+        self.read_only.show()
 
     def update_from_settings(self, settings: dict[str, Any]) -> None:
         text, tooltip = backend_description(settings)

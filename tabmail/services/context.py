@@ -53,9 +53,14 @@ class AppContext:
         db_target: str | os.PathLike[str] | None = None,
         keyring_backend: keyring.backend.KeyringBackend | None = None,
         migrate: bool = True,
+        read_only: bool = False,
     ) -> AppContext:
-        """Open (and migrate) the database and wire the repositories. Raises TabmailError."""
-        db = Database(db_target)
+        """Open (and migrate) the database and wire the repositories. Raises TabmailError.
+
+        ``read_only``: never write, even when the file could be written (offline review). A
+        file this process cannot write is opened read-only anyway; see ``read_only``.
+        """
+        db = Database(db_target, read_only=read_only)
         if migrate:
             backup = db.migrate()
             if backup:
@@ -70,6 +75,11 @@ class AppContext:
             flags=FlagRepository(db),
             user=user,
         )
+
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only: nothing can be sent, imported or changed."""
+        return self.db.read_only
 
     @property
     def data_dir(self) -> Path:

@@ -173,7 +173,7 @@ class ParticipantsModel(QAbstractTableModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
-        if index.column() == Column.EMAIL:
+        if index.column() == Column.EMAIL and not self._ctx.read_only:
             base |= Qt.ItemFlag.ItemIsEditable
         return base
 

@@ -248,7 +248,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
 
     def is_resendable(self, message_id: str) -> bool:
         node = self._messages.get(message_id)
-        return node is not None and node.resendable
+        return node is not None and node.resendable and not self._ctx.read_only
 
     def resent_as(self, message_id: str) -> list[str]:
         return list(self._resent_as.get(message_id, ()))
@@ -386,7 +386,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         base |= Qt.ItemFlag.ItemNeverHasChildren
         if index.column() == Column.ADDRESS:
             node = self._message_node(index)
-            if node is not None and node.resendable:
+            if node is not None and node.resendable and not self._ctx.read_only:
                 base |= Qt.ItemFlag.ItemIsEditable
         return base
 

@@ -331,11 +331,12 @@ class RoundMessagesPage(QWidget):
         mid = index.data(Roles.ID) if kind == MESSAGE else None
         self.resend_action.setEnabled(bool(mid and self.model.is_resendable(mid)))
         self.edit_address_action.setEnabled(self.resend_action.isEnabled())
-        self.resend_all_action.setEnabled(kind is not None)
+        writable = not self._ctx.read_only
+        self.resend_all_action.setEnabled(kind is not None and writable)
         m = self.model.message(mid) if mid else None
-        self.retry_action.setEnabled(m is not None and m.state.value in ("retrying", "failed"))
-        self.cancel_action.setEnabled(m is not None and m.state.value in ("queued", "retrying"))
-        self.resolve_action.setEnabled(bool(mid and self.model.is_problem(mid)))
+        self.retry_action.setEnabled(writable and m is not None and m.state.value in ("retrying", "failed"))
+        self.cancel_action.setEnabled(writable and m is not None and m.state.value in ("queued", "retrying"))
+        self.resolve_action.setEnabled(writable and bool(mid and self.model.is_problem(mid)))
         if kind == BATCH:
             bid = int(index.data(Roles.ID))
             batch = self.model.batch(bid)
