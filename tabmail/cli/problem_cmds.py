@@ -75,7 +75,7 @@ def _list(args: argparse.Namespace) -> int:
 def _resolve(args: argparse.Namespace) -> int:
     from tabmail.services import problems as service
 
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     try:
         r = service.mark_resolved(ctx, args.message_id, args.reason)
         print(f"marked {r.message_id} resolved: {r.reason}")
@@ -87,7 +87,7 @@ def _resolve(args: argparse.Namespace) -> int:
 def _unresolve(args: argparse.Namespace) -> int:
     from tabmail.services import problems as service
 
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     try:
         changed = service.unmark_resolved(ctx, args.message_id)
         print("no longer marked resolved" if changed else "it was not marked resolved")
@@ -99,7 +99,7 @@ def _unresolve(args: argparse.Namespace) -> int:
 def _retry(args: argparse.Namespace) -> int:
     from tabmail.services import problems as service
 
-    ctx = open_context(args)
+    ctx = open_context(args, sends=True)
     try:
         m = service.retry_now(ctx, args.message_id)
         print(f"queued {m.id} to {m.address} again")
@@ -116,7 +116,7 @@ def _retry(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     from tabmail.services import problems as service
 
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     try:
         m = service.cancel(ctx, args.message_id)
         print(f"cancelled {m.id} to {m.address}: it is now skipped")
