@@ -138,13 +138,17 @@ def test_messages_refused_by_the_outbox_are_not_sent(server: SendGridTestServer)
     assert messages[1].id not in hooks.results and len(hooks.results) == 3
 
 
-@pytest.mark.parametrize("status", [400, 403])
-def test_unverified_sender_is_permanent_in_plain_words(server: SendGridTestServer, status: int) -> None:
+@pytest.mark.parametrize(("status", "outcome"), [(400, Outcome.PERMANENT), (403, Outcome.SETUP_REFUSED)])
+def test_unverified_sender_is_refused_in_plain_words(
+    server: SendGridTestServer, status: int, outcome: Outcome
+) -> None:
+    """A 403 is about the account's settings (sender identity, scopes): the run stops and the
+    messages stay queued for the director (SETUP_REFUSED)."""
     server.fail_unverified_sender(status=status)
     hooks = RecordingHooks()
     send(make_backend(server), [outgoing(0), outgoing(1)], hooks)
     for result in hooks.results.values():
-        assert result.outcome is Outcome.PERMANENT
+        assert result.outcome is outcome
         assert result.code == status
         assert "not a verified Sender Identity" in result.detail
         assert "Settings > Sender Authentication" in result.detail
@@ -155,17 +159,17 @@ def test_a_from_address_sendgrid_does_not_know_is_refused(server: SendGridTestSe
     server.verified_senders = {"someone-else@example.org"}
     hooks = RecordingHooks()
     send(make_backend(server), [outgoing(0)], hooks)
-    assert hooks.results["tm-00000"].outcome is Outcome.PERMANENT
+    assert hooks.results["tm-00000"].outcome is Outcome.SETUP_REFUSED
     assert "verified Sender Identity" in hooks.results["tm-00000"].detail
 
 
-def test_bad_key_is_permanent_and_never_quoted(server: SendGridTestServer) -> None:
+def test_bad_key_stops_the_run_and_is_never_quoted(server: SendGridTestServer) -> None:
     big = [outgoing(i, text="x" * 11000, html=None) for i in range(3)]  # three separate requests
     hooks = RecordingHooks()
     send(make_backend(server, key=WRONG_KEY, concurrency=1), big, hooks)
     assert len(hooks.results) == 3
     for result in hooks.results.values():
-        assert result.outcome is Outcome.PERMANENT and result.code == 401
+        assert result.outcome is Outcome.SETUP_REFUSED and result.code == 401
         assert "SendGrid rejected the API key" in result.detail
         assert WRONG_KEY not in result.detail and "wrongwrong" not in result.detail
     # after the key was rejected once, the rest fail without asking again

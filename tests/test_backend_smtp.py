@@ -372,15 +372,18 @@ def test_implicit_tls(
 
 
 def assert_refused_before_anything_was_sent(
-    backend: SmtpBackend, server: SmtpTestServer, words: str
+    backend: SmtpBackend, server: SmtpTestServer, words: str, outcome: Outcome = Outcome.SETUP_REFUSED
 ) -> SmtpConnectionError:
+    """``outcome``: SETUP_REFUSED for what only a setting can fix, TRANSIENT for the rest."""
     with pytest.raises(SmtpConnectionError) as caught:
         asyncio.run(backend.check())
     assert words in str(caught.value)
+    assert caught.value.permanent is (outcome is Outcome.SETUP_REFUSED)
     hooks = send(backend, [make_message(i) for i in range(3)])
     assert hooks.handed == []
-    assert hooks.outcomes() == {Outcome.TRANSIENT: 3}
+    assert hooks.outcomes() == {outcome: 3}
     assert all(words in r.detail for r in hooks.results.values())
+    assert all(r.attempted for r in hooks.results.values())
     assert server.received == []
     return caught.value
 
@@ -418,7 +421,7 @@ def test_starttls_refused_by_the_server(
     server.refuse_starttls("454 4.7.0 TLS not available due to temporary reason")
     backend = SmtpBackend(config(server, security="starttls", ssl_context=client_ctx))
     error = assert_refused_before_anything_was_sent(
-        backend, server, "refused STARTTLS: 454 4.7.0 TLS not available"
+        backend, server, "refused STARTTLS: 454 4.7.0 TLS not available", Outcome.TRANSIENT
     )
     assert error.code == 454
 
@@ -428,15 +431,19 @@ def test_failed_login_has_the_servers_words_and_never_the_password(
 ) -> None:
     server = start_server(tls="starttls", cert=leaf, auth=(USER, PASSWORD))
     wrong = "hunter2-not-the-password"
-    cfg = config(server, security="starttls", username=USER, password=wrong, ssl_context=client_ctx)
+    cfg = config(
+        server, security="starttls", username=USER, password=wrong, ssl_context=client_ctx, connections=4
+    )
     backend = SmtpBackend(cfg)
 
     error = assert_refused_before_anything_was_sent(
         backend, server, "535 5.7.8 Authentication credentials invalid"
     )
 
-    assert f"refused the login for {USER}" in str(error)
+    assert f"the SMTP server {server.host}:{server.port} refused the login for {USER}" in str(error)
     assert error.code == 535
+    # one login for check(), and one for the whole send of three messages over four connections
+    assert server.logins == 2
     shown = "".join(traceback.format_exception(error)) + repr(cfg) + backend.info.description
     assert wrong not in shown
 
@@ -556,7 +563,7 @@ def test_server_that_cannot_be_reached(server: SmtpTestServer) -> None:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     backend = SmtpBackend(config(server, port=closed_port, connections=3))
-    assert_refused_before_anything_was_sent(backend, server, "connection refused")
+    assert_refused_before_anything_was_sent(backend, server, "connection refused", Outcome.TRANSIENT)
 
 
 def test_info() -> None:

@@ -48,7 +48,7 @@ def people(ctx: AppContext, tmp_path: Path) -> dict[str, int]:
 
 
 def run_outbox(ctx: AppContext) -> None:
-    outbox = Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus)
+    outbox = Outbox(ctx.notifications, ctx.flags, lambda name: build_backend(ctx, name), ctx.bus)
     report = asyncio.run(outbox.run(wait_for_retries=False))
     assert report.failed == 0
 

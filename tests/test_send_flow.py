@@ -15,6 +15,7 @@ from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.outbox import Backoff, Outbox, OutboxReport
 from tabmail.services.sending import build_backend
+from tests.outbox_support import dead_claim
 from tests.servers.smtp import SmtpTestServer
 
 
@@ -41,7 +42,7 @@ def run_outbox(ctx: AppContext, t: FakeTime | None = None) -> OutboxReport:
     outbox = Outbox(
         ctx.notifications,
         ctx.flags,
-        lambda: build_backend(ctx),
+        lambda name: build_backend(ctx, name),
         ctx.bus,
         clock=t.clock,
         sleep=t.sleep,
@@ -143,7 +144,8 @@ def test_interrupted_sending_becomes_uncertain_on_restart(demo: AppContext, smtp
     plan = notify.plan(demo, slug(demo), Event.DRAW, round_seq=1, audience=Audience.ADJUDICATORS)
     result = notify.enqueue(demo, plan)
     first = demo.notifications.messages(batch_id=result.batch_id)[0]
-    assert demo.notifications.claim([first.id]) == ([True], [])  # as if the process died mid-send
+    # as if a process that has since died was sending it
+    assert demo.notifications.claim([first.id], dead_claim("smtp")) == ([True], [])
     report = run_outbox(demo)
     assert report.recovered_uncertain == [first.id]
     assert demo.notifications.get(first.id).state is MessageState.UNCERTAIN
@@ -183,7 +185,7 @@ def test_cancelling_a_run_leaves_nothing_half_sent(demo: AppContext, smtp: SmtpT
     smtp.data_delay = 0.05
     plan = notify.plan(demo, slug(demo), Event.DRAW, round_seq=1, audience=Audience.ALL)
     result = notify.enqueue(demo, plan)
-    outbox = Outbox(demo.notifications, demo.flags, lambda: build_backend(demo), demo.bus)
+    outbox = Outbox(demo.notifications, demo.flags, lambda name: build_backend(demo, name), demo.bus)
 
     async def scenario() -> None:
         task = asyncio.ensure_future(outbox.run())

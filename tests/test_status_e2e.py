@@ -43,7 +43,7 @@ class World:
         outbox = Outbox(
             self.ctx.notifications,
             self.ctx.flags,
-            lambda: build_backend(self.ctx),
+            lambda name: build_backend(self.ctx, name),
             self.ctx.bus,
             clock=self.now,
         )

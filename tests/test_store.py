@@ -377,3 +377,53 @@ def test_times_are_stored_in_utc_and_come_back_aware(ctx: AppContext) -> None:
             )
         )
         s.flush()
+
+
+def test_a_database_written_by_migration_0001_upgrades_keeping_each_messages_backend(
+    tmp_path: Path,
+) -> None:
+    """0004 adds the backend each message was queued for (filled from its batch) and the lease
+    columns; a database created by 0001 with a queued message upgrades in place (backed up)."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    path = tmp_path / "old.sqlite3"
+    command.upgrade(db_module._alembic_config(f"sqlite:///{path}"), "0001")
+    con = sqlite3.connect(path)
+    with con:
+        con.execute(
+            "INSERT INTO batches (id, tournament_slug, event, created_at, subject_template, "
+            "text_template, backend, triggered_by) VALUES (1, 'x', 'custom', '2026-11-24 09:00:00.000000', "
+            "'s', 't', 'smtp', '')"
+        )
+        con.execute(
+            "INSERT INTO messages (id, batch_id, recipient_name, address, address_key, envelope_from, "
+            "envelope_to, send_despite_flag, subject, context, reasons, state, attempts, created_at, "
+            "delivery_status) VALUES ('m1', 1, 'A', 'a@example.org', 'a@example.org', 'tab@example.org', "
+            "'a@example.org', 0, 's', '{}', '[]', 'retrying', 2, '2026-11-24 09:00:00.000000', 'unknown')"
+        )
+    con.close()
+
+    database = Database(path)
+    try:
+        backup = database.migrate()
+        assert backup is not None and backup.exists()
+        assert database.current_revision() == database.head_revision() == "0004_outbox"
+        columns = {c["name"] for c in inspect(database.engine).get_columns("messages")}
+        assert {"backend", "lease_owner", "lease_expires_at"} <= columns
+    finally:
+        database.dispose()
+    assert raw_query(path, "SELECT id, state, attempts, backend, lease_owner FROM messages") == [
+        ("m1", "retrying", 2, "smtp", None)
+    ]
+
+
+def test_the_models_and_the_migrations_describe_the_same_schema(db: Database) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from tabmail.store.models import Base
+
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []

@@ -89,7 +89,7 @@ def test_resend_writes_back_when_the_director_asked_for_it(
         ctx, "bp88", Event.CUSTOM, person_ids=[pid], templates=Templates("Hi", "Hello {{ USER }}\n")
     )
     batch = notify.enqueue(ctx, plan)
-    asyncio.run(Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus).run())
+    asyncio.run(Outbox(ctx.notifications, ctx.flags, lambda name: build_backend(ctx, name), ctx.bus).run())
     sent = ctx.notifications.messages(batch_id=batch.batch_id)[0]
     assert sent.state is MessageState.SENT
     result = asyncio.run(resend(ctx, sent.id, "corrected@example.org"))

@@ -6,6 +6,11 @@ The outbox owns state; a backend only moves bytes. For each message the backend:
    e.g. an address flagged since queueing, or a cancelled run);
 2. reports exactly one ``SendResult`` per handed-over message through ``hooks.finished``.
 A backend never raises out of ``send``: every failure becomes a result with the server's words.
+
+A backend may also report a message it never offered to ``handing_over``: when the connection
+could not be set up (TRANSIENT, an attempt that counts against the limit), when the settings are
+refused (SETUP_REFUSED: the run stops) or when a daily cap is reached (TRANSIENT with
+``attempted=False``: not counted).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ class Outcome(enum.StrEnum):
     TRANSIENT = "transient"  # try again later (4xx, timeout, reset before DATA, 429, 5xx API)
     PERMANENT = "permanent"  # never retry (5xx per recipient, 400/403 API)
     UNCERTAIN = "uncertain"  # the body was handed over but no answer came: never resend silently
+    # The provider refused the settings before taking the message (SMTP login refused, TLS
+    # certificate untrusted, API key rejected): nothing was delivered, retrying cannot help until
+    # the director changes a setting. The message goes back to queued and the run stops.
+    SETUP_REFUSED = "setup_refused"
 
 
 class OutgoingMessage:
@@ -73,6 +82,7 @@ class SendResult:
     retry_after: float | None = None  # seconds, when the server said when to come back
     flag_address: bool = False  # a permanent rejection of the address itself (550 user unknown)
     connection_failed: bool = False  # the provider could not be reached at all (nothing answered)
+    attempted: bool = True  # False: nothing was tried (a daily cap); not counted as an attempt
 
 
 class SendHooks(Protocol):

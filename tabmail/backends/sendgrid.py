@@ -265,7 +265,7 @@ class SendGridBackend:
             body = self.body(messages, substitute)
             answer = await asyncio.to_thread(self._client.request, "POST", MAIL_SEND, json=body)
         except SendGridError as exc:
-            if exc.status == 401:
+            if exc.status in (401, 403):
                 fatal.append(exc)
             if exc.status == 413 and len(messages) > 1:
                 half = len(messages) // 2  # nothing was accepted: try smaller requests
@@ -314,6 +314,10 @@ class SendGridBackend:
         status = exc.status
         if isinstance(exc, SendGridConnectionError):
             outcome = Outcome.UNCERTAIN if exc.request_sent else Outcome.TRANSIENT
+        elif status in (401, 403) and not flag:
+            # The key, its scopes or the sender identity: a setting, the same for every message.
+            # Nothing was accepted; the messages wait (queued) until the director fixes it.
+            outcome = Outcome.SETUP_REFUSED
         elif status is not None and (status == 429 or status >= 500):
             outcome = Outcome.TRANSIENT
         else:

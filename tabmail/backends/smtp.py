@@ -19,9 +19,15 @@ Choices the outbox should know about:
   unverified TLS context) make ``send`` raise ``SmtpConfigError`` before anything is handed over:
   this is the one exception to "send never raises", because retrying cannot help and the director
   must change a setting.
-- A worker whose connection cannot be set up (cannot connect, TLS verification failed, no
-  STARTTLS, login refused) retires; the others carry on. When no worker is left, every message not
-  yet handed over gets a TRANSIENT result carrying that error, without ``handing_over``.
+- Until one connection of a run is set up, connections are opened one at a time, and the first
+  failure ends the run's attempts: a refused login is tried once per run, not once per worker.
+- A setup failure that only the director can fix (login refused with a 5xx, certificate not
+  verified, TLS mismatch, no STARTTLS or AUTH offered, a 5xx greeting) stops the whole run: the
+  other workers finish the transaction they are in and take nothing more, and every message not
+  yet handed over gets a SETUP_REFUSED result with the server's words, without ``handing_over``.
+- Any other setup failure (connection refused, unreachable, timeout, 4xx) retires the worker; the
+  others carry on. When no worker is left, every message not yet handed over gets a TRANSIENT
+  result carrying that error, without ``handing_over`` (the outbox counts it as an attempt).
 - Messages beyond the daily cap get a TRANSIENT result with ``retry_after`` = seconds to the next
   UTC midnight, also without ``handing_over`` (nothing was offered to the server).
 - If ``send`` is cancelled (or a hook raises), a transaction already running in its thread
@@ -64,11 +70,12 @@ class SmtpConfigError(TabmailError, ValueError):
 
 class SmtpConnectionError(TabmailError):
     """Setting up a connection failed (connect, TLS, STARTTLS, login). ``code``: the SMTP reply code
-    when the server gave one."""
+    when the server gave one; ``permanent``: retrying cannot help until a setting changes."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.permanent = permanent
 
 
 @dataclass
@@ -204,6 +211,7 @@ class DailyCap:
                 "sending resumes after midnight UTC"
             ),
             retry_after=seconds_to_utc_midnight(self._utcnow()),
+            attempted=False,
         )
 
     def _roll(self) -> None:
@@ -380,7 +388,8 @@ class SmtpBackend:
                     raise SmtpConnectionError(
                         f"{cfg.where} does not offer STARTTLS, and tabmail never sends without "
                         "encryption when STARTTLS is chosen. If the server expects TLS from the "
-                        "start (usually port 465), set SMTP security to tls."
+                        "start (usually port 465), set SMTP security to tls.",
+                        permanent=True,
                     )
                 stage = "STARTTLS"
                 smtp.starttls(context=self._ssl_context)
@@ -401,22 +410,21 @@ class SmtpBackend:
     def _explain(self, exc: Exception, stage: str) -> SmtpConnectionError:
         cfg = self.config
         where = cfg.where
-        if isinstance(exc, smtplib.SMTPAuthenticationError):
-            words = self._scrub(_text(exc.smtp_error))
-            return SmtpConnectionError(
-                f"{where} refused the login for {cfg.username}: {exc.smtp_code} {words}", exc.smtp_code
-            )
-        if isinstance(exc, smtplib.SMTPConnectError):
-            words = self._scrub(_text(exc.smtp_error))
-            return SmtpConnectionError(
-                f"{where} refused the connection: {exc.smtp_code} {words}", exc.smtp_code
-            )
         if isinstance(exc, smtplib.SMTPResponseException):
             words = self._scrub(_text(exc.smtp_error))
-            return SmtpConnectionError(f"{where} refused {stage}: {exc.smtp_code} {words}", exc.smtp_code)
+            code = exc.smtp_code
+            permanent = 500 <= code < 600
+            if isinstance(exc, smtplib.SMTPAuthenticationError):
+                said = f"the SMTP server {where} refused the login for {cfg.username}: {code} {words}"
+            elif isinstance(exc, smtplib.SMTPConnectError):
+                said = f"the SMTP server {where} refused the connection: {code} {words}"
+            else:
+                said = f"the SMTP server {where} refused {stage}: {code} {words}"
+            return SmtpConnectionError(said, code, permanent=permanent)
         if isinstance(exc, smtplib.SMTPNotSupportedError):
             return SmtpConnectionError(
-                f"{where} does not offer a login (AUTH) on this connection; check the security setting"
+                f"{where} does not offer a login (AUTH) on this connection; check the security setting",
+                permanent=True,
             )
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return SmtpConnectionError(f"{where} closed the connection while it was being set up ({exc})")
@@ -426,12 +434,14 @@ class SmtpBackend:
             return SmtpConnectionError(
                 f"The TLS certificate of {where} could not be verified "
                 f"({str(exc.verify_message).rstrip('.')}); "
-                "tabmail only sends over verified connections."
+                "tabmail only sends over verified connections.",
+                permanent=True,
             )
         if isinstance(exc, ssl.SSLError):
             return SmtpConnectionError(
                 f"TLS with {where} failed ({exc.reason or exc}); check that port {cfg.port} "
-                f"expects {cfg.label}."
+                f"expects {cfg.label}.",
+                permanent=True,
             )
         if isinstance(exc, socket.gaierror):
             return SmtpConnectionError(f"Cannot find the SMTP server {cfg.host}: {exc.strerror}")
@@ -538,6 +548,9 @@ class _Run:
         self.queue: deque[OutgoingMessage] = deque(messages)
         self.workers_left = 0
         self.last_error: SmtpConnectionError | None = None
+        self.refused: SmtpConnectionError | None = None  # a setting must change: stop the run
+        self.connected = False  # one connection of this run has been set up
+        self._first = asyncio.Lock()  # until then, connections are opened one at a time
 
     async def execute(self) -> None:
         count = min(self.backend.config.connections, len(self.queue))
@@ -570,7 +583,7 @@ class _Run:
 
     async def _drain(self, lane: _Lane) -> None:
         backend, hooks, cap = self.backend, self.hooks, self.backend._cap
-        while self.queue:
+        while self.queue and self.refused is None:
             if cap.exhausted():
                 await hooks.finished(cap.refusal(self.queue.popleft().id))
                 continue
@@ -580,9 +593,11 @@ class _Run:
             try:
                 await self._ready(lane)
             except SmtpConnectionError as exc:
+                if exc.permanent:
+                    self.refused = self.refused or exc
                 self.last_error = exc
                 return
-            if not self.queue:
+            if not self.queue or self.refused is not None:
                 return
             msg = self.queue.popleft()
             if not cap.try_reserve():
@@ -615,17 +630,31 @@ class _Run:
             lane.conn = None
             await lane.run(conn.smtp.close)
         if lane.conn is None:
-            smtp = await lane.run(backend._open)
-            lane.conn = _Connection(smtp, last_used=backend._clock())
+            lane.conn = _Connection(await self._connect(lane), last_used=backend._clock())
+
+    async def _connect(self, lane: _Lane) -> smtplib.SMTP:
+        if self.connected:
+            return await lane.run(self.backend._open)
+        async with self._first:
+            # A refused login or an unreachable server is tried once per run, not once per worker.
+            if self.last_error is not None and not self.connected:
+                raise self.last_error
+            smtp = await lane.run(self.backend._open)
+            self.connected = True
+            return smtp
 
     async def _fail_remaining(self) -> None:
-        error = self.last_error
-        detail = f"not sent: {error}" if error else "not sent: no SMTP connection could be set up"
+        error = self.refused or self.last_error
+        if self.refused is not None:
+            outcome, detail = Outcome.SETUP_REFUSED, str(self.refused)
+        else:
+            outcome = Outcome.TRANSIENT
+            detail = f"not sent: {error}" if error else "not sent: no SMTP connection could be set up"
+        code = error.code if error else None
         while self.queue:
             msg = self.queue.popleft()
-            code = error.code if error else None
             await self.hooks.finished(
-                SendResult(msg.id, Outcome.TRANSIENT, detail, code, connection_failed=True)
+                SendResult(msg.id, outcome, detail, code, connection_failed=outcome is Outcome.TRANSIENT)
             )
 
 

@@ -1,4 +1,4 @@
-"""tabmail send draw|ballot|custom, tabmail outbox [run]"""
+"""tabmail send draw|ballot|custom, tabmail outbox [run|requeue]"""
 
 from __future__ import annotations
 
@@ -46,6 +46,22 @@ def register(sub: Any) -> None:
     from tabmail.cli.problem_cmds import register_outbox
 
     register_outbox(osub)
+    q = osub.add_parser(
+        "requeue",
+        help="send messages again through the selected backend (pending and failed ones; "
+        "a message otherwise keeps the backend it was queued for)",
+    )
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--batch", type=int, metavar="B", help="the messages of batch B")
+    which.add_argument("--message", nargs="+", metavar="ID", help="these messages")
+    q.add_argument("--backend", choices=["smtp", "sendgrid", "file"], help="default: the selected one")
+    q.add_argument(
+        "--include-uncertain",
+        action="store_true",
+        help="also messages that may already have been delivered (the recipient may get two)",
+    )
+    q.add_argument("--include-skipped", action="store_true", help="also skipped messages")
+    q.set_defaults(handler=_outbox_requeue)
 
 
 def _common(p: argparse.ArgumentParser, round_required: bool) -> None:
@@ -92,6 +108,7 @@ def _send(
 
     ctx = open_context(args, sends=True)
     try:
+        _say_waits(ctx)
         plan = notify.plan(
             ctx,
             args.tournament,
@@ -123,16 +140,48 @@ def _send(
         print(f"queued {result.queued} message(s) as batch {result.batch_id}")
         if args.queue_only:
             return 0
-        report = _run_outbox(ctx, batch_id=None, wait=True)
+        # This batch only: older queued or retrying work is the outbox's (tabmail outbox run, or
+        # the window's background outbox), each message through the backend it was queued for.
+        report = _run_outbox(ctx, batch_id=result.batch_id, wait=True)
+        older = ctx.notifications.pending_count(exclude_batch=result.batch_id)
+        if older:
+            print(f"{older} older message(s) wait in the outbox: tabmail outbox run sends them")
         return 0 if report.failed == 0 and report.uncertain == 0 else 3
     finally:
         ctx.close()
 
 
+def _say_waits(ctx: AppContext) -> None:
+    """Print every wait on stderr, terminal or not: nothing waits without saying for what."""
+    from tabmail.domain.events import DatabaseWaiting, OutboxWaiting
+
+    def waiting(ev: object) -> None:
+        if isinstance(ev, OutboxWaiting):
+            why = f" (last error: {ev.reason})" if ev.reason else ""
+            print(
+                f"tabmail: waiting {_duration(ev.seconds)} to retry {ev.count} message(s){why}",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif isinstance(ev, DatabaseWaiting):
+            print(f"tabmail: {ev.message}", file=sys.stderr, flush=True)
+
+    ctx.bus.subscribe(OutboxWaiting, waiting)
+    ctx.bus.subscribe(DatabaseWaiting, waiting)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _run_outbox(ctx: AppContext, batch_id: int | None, wait: bool) -> OutboxReport:
     from tabmail.domain.events import OutboxProgressed
-    from tabmail.services.outbox import Outbox
-    from tabmail.services.sending import build_backend
+    from tabmail.services.outbox import OutboxStopped
+    from tabmail.services.sending import default_outbox
 
     tty = sys.stderr.isatty()
 
@@ -141,10 +190,26 @@ def _run_outbox(ctx: AppContext, batch_id: int | None, wait: bool) -> OutboxRepo
             print(f"\rsending: {ev.done}/{ev.total}   ", end="", file=sys.stderr, flush=True)
 
     ctx.bus.subscribe(OutboxProgressed, progress)
-    outbox = Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus)
-    report = run_async(outbox.run(batch_id=batch_id, wait_for_retries=wait))
+    _say_waits(ctx)
+    outbox = default_outbox(ctx)
+    try:
+        report = run_async(outbox.run(batch_id=batch_id, wait_for_retries=wait))
+    except OutboxStopped as stopped:
+        if tty:
+            print(file=sys.stderr)
+        _summary(ctx, stopped.report, batch_id)
+        waiting = ctx.notifications.pending_count(batch_id)
+        raise TabmailError(
+            f"{stopped}. Sending stopped; {waiting} message(s) stay queued: fix this, then run "
+            "`tabmail outbox run`"
+        ) from None
     if tty:
         print(file=sys.stderr)
+    _summary(ctx, report, batch_id)
+    return report
+
+
+def _summary(ctx: AppContext, report: OutboxReport, batch_id: int | None) -> None:
     if report.recovered_uncertain:
         print(
             f"{len(report.recovered_uncertain)} message(s) were being sent when tabmail last stopped; "
@@ -152,9 +217,8 @@ def _run_outbox(ctx: AppContext, batch_id: int | None, wait: bool) -> OutboxRepo
         )
     print(
         f"sent {report.sent}, failed {report.failed}, uncertain {report.uncertain}, "
-        f"skipped {report.skipped}, still retrying {ctx.notifications.pending_count()}"
+        f"skipped {report.skipped}, still pending {ctx.notifications.pending_count(batch_id)}"
     )
-    return report
 
 
 def _outbox_run(args: argparse.Namespace) -> int:
@@ -162,6 +226,30 @@ def _outbox_run(args: argparse.Namespace) -> int:
     try:
         report = _run_outbox(ctx, None, wait=not args.no_wait)
         return 0 if report.failed == 0 and report.uncertain == 0 else 3
+    finally:
+        ctx.close()
+
+
+def _outbox_requeue(args: argparse.Namespace) -> int:
+    from tabmail.services.sending import backend_name
+
+    ctx = open_context(args)
+    try:
+        _say_waits(ctx)
+        backend = args.backend or backend_name(ctx)
+        states = [MessageState.QUEUED, MessageState.RETRYING, MessageState.FAILED]
+        if args.include_uncertain:
+            states.append(MessageState.UNCERTAIN)
+        if args.include_skipped:
+            states.append(MessageState.SKIPPED)
+        if args.batch is not None:
+            ctx.notifications.get_batch(args.batch)  # a clear error for an unknown batch
+            ids = ctx.notifications.requeue(backend, batch_id=args.batch, states=states)
+        else:
+            full = [ctx.notifications.get(m).id for m in args.message]
+            ids = ctx.notifications.requeue(backend, message_ids=full, states=states)
+        print(f"re-queued {len(ids)} message(s) to go through {backend}: tabmail outbox run sends them")
+        return 0
     finally:
         ctx.close()
 

@@ -78,3 +78,20 @@ class InboxChecked:
 @dataclass(frozen=True, slots=True)
 class RepliesReceived:
     message_ids: tuple[str, ...]  # our messages that got a (new) reply
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxWaiting:
+    """The outbox waits ``seconds`` before retrying ``count`` message(s); ``reason``: the last error."""
+
+    batch_id: int | None
+    seconds: float
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseWaiting:
+    """A write waits for another process's lock on the database (``message`` says so)."""
+
+    message: str

@@ -24,9 +24,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from tabmail.domain.events import DatabaseWaiting, OutboxWaiting
 from tabmail.services.context import AppContext
 from tabmail.services.outbox import Outbox, OutboxReport
-from tabmail.services.sending import build_backend
+from tabmail.services.sending import default_outbox
 from tabmail.services.tracking import (
     CONNECTION_KEYS,
     Poller,
@@ -37,14 +38,11 @@ from tabmail.services.tracking import (
 log = logging.getLogger(__name__)
 
 
-def default_outbox(ctx: AppContext) -> Outbox:
-    return Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus)
-
-
 class BackgroundWorker(QObject):
     outbox_started = Signal()
     outbox_finished = Signal(object)  # the last OutboxReport of the run (None if it failed)
     outbox_failed = Signal(str)  # why the outbox stopped, in the director's words
+    outbox_waiting = Signal(str)  # what the outbox waits for (a retry, another process's lock)
     poll_started = Signal()
     poll_completed = Signal(object)  # the PollReport
 
@@ -71,6 +69,18 @@ class BackgroundWorker(QObject):
         self._stopped = False
         self._wake: asyncio.Event | None = None
         self.last_report: OutboxReport | None = None
+        ctx.bus.subscribe(OutboxWaiting, self._on_waiting)
+        ctx.bus.subscribe(DatabaseWaiting, self._on_waiting)
+
+    def _on_waiting(self, event: object) -> None:
+        if isinstance(event, OutboxWaiting):
+            minutes = max(1, round(event.seconds / 60))
+            why = f": {event.reason}" if event.reason else ""
+            self.outbox_waiting.emit(
+                f"{event.count} message(s) will be tried again in about {minutes} min{why}"
+            )
+        elif isinstance(event, DatabaseWaiting):
+            self.outbox_waiting.emit(event.message)
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self, *, resume: bool = True, poll: bool = True) -> None:

@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self.bridge.sending_connection_changed.connect(self.status.set_sending)
         self.worker.poll_started.connect(self._on_worker_poll_started)
         self.worker.outbox_failed.connect(self._on_worker_outbox_failed)
+        self.worker.outbox_waiting.connect(self._on_worker_outbox_waiting)
         if ctx.read_only:
             self._enter_read_only()
 
@@ -344,6 +345,9 @@ class MainWindow(QMainWindow):
 
     def _on_worker_outbox_failed(self, why: str) -> None:
         self.statusBar().showMessage(f"Sending stopped: {why}", 15000)
+
+    def _on_worker_outbox_waiting(self, what: str) -> None:
+        self.statusBar().showMessage(what.rstrip(".…") + "…", 15000)
 
     def _on_bridge_tournament_imported(self, tournament_id: int) -> None:
         self.refresh()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tabmail.domain.events import DatabaseWaiting
 from tabmail.services.bus import EventBus
 from tabmail.store.db import Database
 from tabmail.store.flags import FlagRepository
@@ -46,6 +47,8 @@ class AppContext:
         self.tracking = TrackingRepository(self.db)
         self.problems = ProblemRepository(self.db)
         self.inbox = InboxRepository(self.db)
+        # A write waiting for another process's lock says so on the bus (CLI and window show it).
+        self.db.on_lock_wait = lambda message: self.bus.publish(DatabaseWaiting(message))
 
     @classmethod
     def open(

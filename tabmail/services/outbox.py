@@ -2,38 +2,96 @@
 
 States: queued -> sending -> sent | retrying | failed | skipped | uncertain.
 - A message is committed as 'sending' (attempts + 1) right before the backend hands it over,
-  by an atomic compare-and-set, so two runs can never both send it.
-- A process killed while a message is 'sending' leaves it so; the next start turns it into
-  'uncertain' (shown to the director, never silently resent).
+  by an atomic compare-and-set, so two runs can never both send it. The claim carries a lease
+  (owner host:pid:token, expiry) that the run renews while it sends.
+- A process killed while a message is 'sending' leaves it so; the next run (in any process)
+  turns it into 'uncertain' (shown to the director, never silently resent) once no live process
+  holds it: on this host the owner's pid is gone, elsewhere its lease has expired.
+- A message goes out through the backend it was queued for (``backend_factory(name)``); only an
+  explicit re-queue changes that.
 - Transient failures retry with exponential backoff and full jitter, honouring the server's
-  retry-after; permanent ones fail at once with the server's words kept.
+  retry-after; permanent ones fail at once with the server's words kept. A connection that cannot
+  be set up counts as an attempt for every message it was meant for; after
+  ``Backoff.max_attempts`` (setting ``outbox.max_attempts``) the message fails with the reason.
+- Settings the provider refuses (login, certificate, API key) stop the run at once with the
+  server's words (OutboxStopped); the messages stay queued for the director to fix the setting.
+- Another process holding the database's write lock: the run waits, saying so
+  (DatabaseWaiting), up to the database's ``lock_wait``; then it stops claiming, records what it
+  had in flight, and stops with one clear line.
 The clock, the sleep and the random source are injected, so tests never really wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import random
+import secrets
+import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from tabmail.backends.base import Backend, Outcome, OutgoingMessage, SendResult
-from tabmail.domain.events import MessageStateChanged, OutboxProgressed, SendingConnectionChanged
+from tabmail.domain.errors import TabmailError
+from tabmail.domain.events import (
+    MessageStateChanged,
+    OutboxProgressed,
+    OutboxWaiting,
+    SendingConnectionChanged,
+)
 from tabmail.domain.notification import FlagKind, MessageState
 from tabmail.services.bus import EventBus
+from tabmail.store.db import DatabaseBusy, DatabaseLocked
 from tabmail.store.flags import FlagRepository
-from tabmail.store.notifications import NotificationRepository, OutboxItem, StateUpdate
+from tabmail.store.notifications import Claim, NotificationRepository, OutboxItem, StateUpdate
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+
+LEASE_SECONDS = 60.0  # a claim holds this long unless renewed (every third of it while sending)
+# On this host a live pid settles it; a lease this long overdue means the pid was reused.
+SAME_HOST_STALE = timedelta(minutes=15)
+LOCK_RETRY_SECONDS = 0.25
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_owner() -> str:
+    """This process as a lease owner: host:pid:random token."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def holder_gone(owner: str | None, expires: datetime | None, now: datetime) -> bool:
+    """Whether no live process holds a message in 'sending' (see the module docstring)."""
+    if owner is None or expires is None:
+        return True  # claimed before leases existed
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        return not pid_alive(int(pid_text)) or expires < now - SAME_HOST_STALE
+    return expires < now
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +123,15 @@ class OutboxReport:
         return self.sent + self.failed + self.skipped + self.uncertain
 
 
+class OutboxStopped(TabmailError):
+    """The run stopped before its work was done: a setting the provider refuses, or a database
+    another process keeps locked. The message is the whole story; ``report``: what was done."""
+
+    def __init__(self, message: str, report: OutboxReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class _Hooks:
     """The outbox's side of the backend protocol.
 
@@ -73,23 +140,33 @@ class _Hooks:
     matters when eight connections share one loop thread. Bus events go out after the commit,
     so a screen that reloads on them sees the new state."""
 
-    def __init__(self, outbox: Outbox, report: OutboxReport, total: int, batch_id: int | None) -> None:
+    def __init__(
+        self, outbox: Outbox, report: OutboxReport, total: int, batch_id: int | None, backend: str
+    ) -> None:
         self.o = outbox
         self.report = report
         self.total = total
         self.batch_id = batch_id
+        self.backend = backend
         self.claimed: set[str] = set()
         self.finished_ids: set[str] = set()
         self._pending: list[StateUpdate] = []
         self._flush_scheduled = False
+        self._delays: dict[int, float] = {}
 
     async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
         o = self.o
-        if o.cancelled:
-            self.flush()
+        if o.cancelled or o.stop_reason is not None:
             return [False] * len(ids)
         pending = self._take()
-        result, skipped = o.repo.commit(pending, claim=ids)
+        try:
+            result, skipped = await o.write(
+                lambda: o.repo.commit(pending, claim=ids, by=o.claim_for(self.backend))
+            )
+        except DatabaseBusy as exc:
+            self._pending[:0] = pending  # written at the end of the run, or by the next one
+            o.stop(str(exc))
+            return [False] * len(ids)
         self._published(pending)
         self.claimed.update(i for i, ok in zip(ids, result, strict=True) if ok)
         for i in skipped:
@@ -102,10 +179,13 @@ class _Hooks:
         now = o.clock()
         mid = result.message_id
         self.finished_ids.add(mid)
+        claimed = mid in self.claimed
         words = result.detail or result.outcome.value
         if result.code is not None and str(result.code) not in words:
             words = f"{result.code} {words}"
-        attempts = o._attempts.get(mid, 0) + 1
+        before = o._attempts.get(mid, 0)  # as stored when the run read it, before any claim
+        attempts = before + 1  # a claim counted this attempt; a failed connection counts it here
+        backoff = o.current_backoff
         o._observe_connection(not result.connection_failed, words)
         if result.outcome is Outcome.SENT:
             update = StateUpdate(
@@ -113,18 +193,39 @@ class _Hooks:
             )
             self.report.sent += 1
         elif result.outcome is Outcome.UNCERTAIN:
-            update = StateUpdate(mid, MessageState.UNCERTAIN, error=f"uncertain: {words}")
+            update = StateUpdate(mid, MessageState.UNCERTAIN, error=f"uncertain: {words}", claimed=claimed)
             self.report.uncertain += 1
-        elif result.outcome is Outcome.TRANSIENT and attempts < o.backoff.max_attempts:
-            delay = o.backoff.delay(attempts, result.retry_after, o.rng)
+        elif result.outcome is Outcome.SETUP_REFUSED:
+            # Not the message's fault and not an attempt: back to queued, and the run stops.
+            update = StateUpdate(mid, MessageState.QUEUED, error=words, claimed=claimed, attempts=before)
+            o.stop(words)
+        elif result.outcome is Outcome.TRANSIENT and not result.attempted:
+            delay = backoff.delay(1, result.retry_after, o.rng)
             update = StateUpdate(
-                mid, MessageState.RETRYING, error=words, next_attempt_at=now + timedelta(seconds=delay)
+                mid,
+                MessageState.RETRYING,
+                error=words,
+                next_attempt_at=now + timedelta(seconds=delay),
+                claimed=claimed,
+            )
+            self.report.retrying += 1
+        elif result.outcome is Outcome.TRANSIENT and attempts < backoff.max_attempts:
+            delay = self._delay(attempts, result.retry_after, shared=not claimed)
+            update = StateUpdate(
+                mid,
+                MessageState.RETRYING,
+                error=words,
+                next_attempt_at=now + timedelta(seconds=delay),
+                claimed=claimed,
+                attempts=attempts,
             )
             self.report.retrying += 1
         else:
             gave_up = result.outcome is Outcome.TRANSIENT
-            prefix = "gave up after repeated temporary failures: " if gave_up else ""
-            update = StateUpdate(mid, MessageState.FAILED, error=prefix + words)
+            prefix = f"gave up after {attempts} attempts: " if gave_up else ""
+            update = StateUpdate(
+                mid, MessageState.FAILED, error=prefix + words, claimed=claimed, attempts=attempts
+            )
             self.report.failed += 1
             if result.flag_address and mid in o._addresses:
                 o.flags.add(o._addresses[mid], FlagKind.HARD, words, "smtp")
@@ -133,12 +234,42 @@ class _Hooks:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
+    def _delay(self, attempts: int, retry_after: float | None, shared: bool) -> float:
+        """A connection that could not be set up fails every waiting message at once: they all
+        come back together (one jitter draw per attempt count), so the next try is one
+        connection, not one per message."""
+        o = self.o
+        if not shared:
+            return o.current_backoff.delay(attempts, retry_after, o.rng)
+        if attempts not in self._delays:
+            self._delays[attempts] = o.current_backoff.delay(attempts, retry_after, o.rng)
+        return self._delays[attempts]
+
     def flush(self) -> None:
-        """Write the results not yet written. Safe to call at any time."""
+        """Write the results not yet written, if the database lets us now. Safe at any time;
+        what cannot be written yet stays for ``drain``."""
         pending = self._take()
-        if pending:
-            self.o.repo.commit(pending)
-            self._published(pending)
+        if not pending:
+            return
+        try:
+            self.o.repo.commit(pending, by=self.o.claim_for(self.backend))
+        except DatabaseLocked:
+            self._pending[:0] = pending
+            return
+        self._published(pending)
+
+    async def drain(self) -> None:
+        """Write every result not yet written, waiting for another process's lock (bounded)."""
+        pending = self._take()
+        if not pending:
+            return
+        o = self.o
+        try:
+            await o.write(lambda: o.repo.commit(pending, by=o.claim_for(self.backend)))
+        except DatabaseBusy:
+            self._pending[:0] = pending
+            raise
+        self._published(pending)
 
     def _take(self) -> list[StateUpdate]:
         pending, self._pending = self._pending, []
@@ -156,20 +287,24 @@ class _Hooks:
 
 
 class Outbox:
-    """One per process. ``run`` may be called repeatedly; runs are serialised."""
+    """One per process. ``run`` may be called repeatedly; runs are serialised.
+
+    ``backend_factory(name)`` builds the backend a message was queued for ("smtp", "sendgrid",
+    "file"). ``backoff`` may be a callable, read at the start of each run (a setting)."""
 
     def __init__(
         self,
         repo: NotificationRepository,
         flags: FlagRepository,
-        backend_factory: Callable[[], Backend],
+        backend_factory: Callable[[str], Backend],
         bus: EventBus,
         *,
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
-        backoff: Backoff | None = None,
+        backoff: Backoff | Callable[[], Backoff] | None = None,
         chunk: int = 1000,
+        lock_wait: float | None = None,
     ) -> None:
         self.repo = repo
         self.flags = flags
@@ -178,17 +313,20 @@ class Outbox:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
-        self.backoff = backoff or Backoff()
+        self._backoff = backoff or Backoff()
+        self.current_backoff = self._backoff if isinstance(self._backoff, Backoff) else Backoff()
         self.chunk = chunk
+        self.lock_wait = lock_wait
+        self.owner = new_owner()
         self.cancelled = False
         self.connection_online: bool | None = None  # the last attempt's reach; None: none yet
         self._stale_backend = False
+        self.stop_reason: str | None = None
         self._lock = asyncio.Lock()
-        self._recovered = False
-        self._keys: dict[str, str] = {}
         self._addresses: dict[str, str] = {}
         self._batches: dict[str, int] = {}
         self._attempts: dict[str, int] = {}
+        self._backlog: list[tuple[str, list[StateUpdate]]] = []  # results a locked database refused
 
     def cancel(self) -> None:
         """Stop handing over new messages; what is in flight finishes and is recorded."""
@@ -206,43 +344,117 @@ class Outbox:
             self.connection_online = online
             self.bus.publish(SendingConnectionChanged(online, "" if online else detail))
 
+    def stop(self, reason: str) -> None:
+        """Stop handing over new messages because of ``reason``; the run then raises OutboxStopped."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def claim_for(self, backend: str) -> Claim:
+        return Claim(self.owner, utcnow() + timedelta(seconds=LEASE_SECONDS), backend)
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        """Run a database write; while another process holds the lock, say so and retry, up to
+        the database's lock_wait, then raise DatabaseBusy. Waits on the event loop, so a window
+        stays responsive."""
+        db = self.repo.db
+        limit = db.lock_wait if self.lock_wait is None else self.lock_wait
+        start: float | None = None
+        while True:
+            try:
+                return fn()
+            except DatabaseLocked:
+                now = time.monotonic()
+                if start is None:
+                    start = now
+                    db.waiting()
+                elif now - start >= limit:
+                    raise db.busy(now - start) from None
+                await asyncio.sleep(LOCK_RETRY_SECONDS)
+
     async def run(self, *, batch_id: int | None = None, wait_for_retries: bool = True) -> OutboxReport:
-        """Send what is due; with wait_for_retries, keep going until nothing is pending."""
+        """Send what is due (only ``batch_id``'s messages when given); with wait_for_retries,
+        keep going until nothing is pending. Raises OutboxStopped (see the module docstring)."""
         async with self._lock:
             self.cancelled = False
+            self.stop_reason = None
+            if not isinstance(self._backoff, Backoff):
+                self.current_backoff = self._backoff()
             report = OutboxReport()
-            if not self._recovered:
-                report.recovered_uncertain = self.repo.recover_interrupted()
-                self._recovered = True
-            total = self.repo.pending_count(batch_id)
-            backend: Backend | None = None
+            renewer = asyncio.ensure_future(self._renew_leases())
+            backends: dict[str, Backend] = {}
             try:
-                while not self.cancelled:
+                await self._write_backlog()
+                report.recovered_uncertain = await asyncio.to_thread(self._recover)
+                total = self.repo.pending_count(batch_id)
+                while not self.cancelled and self.stop_reason is None:
                     items = self.repo.due(self.clock(), self.chunk, batch_id)
                     if not items:
-                        if not wait_for_retries:
+                        if not wait_for_retries or not await self._wait_for_retry(batch_id):
                             break
-                        nxt = self.repo.next_retry_at(batch_id)
-                        if nxt is None:
-                            break
-                        wait = (nxt - self.clock()).total_seconds()
-                        await self.sleep(max(wait, 0.0))
                         continue
-                    if backend is not None and self._stale_backend:
-                        await backend.close()
-                        backend = None
-                    if backend is None:
+                    if self._stale_backend:
                         self._stale_backend = False
-                        backend = self.backend_factory()
-                    await self._send(backend, items, report, total, batch_id)
+                        for old in backends.values():
+                            await old.close()
+                        backends.clear()
+                    for name, group in _by_backend(items).items():
+                        if self.cancelled or self.stop_reason is not None:
+                            break
+                        if name not in backends:
+                            backends[name] = self.backend_factory(name)
+                        await self._send(backends[name], name, group, report, total, batch_id)
+            except DatabaseBusy as exc:
+                self.stop(str(exc))
             finally:
-                if backend is not None:
+                renewer.cancel()
+                for backend in backends.values():
                     await backend.close()
+            if self.stop_reason is not None:
+                raise OutboxStopped(self.stop_reason, report)
             return report
+
+    async def _wait_for_retry(self, batch_id: int | None) -> bool:
+        nxt, count, reason = self.repo.retry_summary(batch_id)
+        if nxt is None:
+            return False
+        wait = max((nxt - self.clock()).total_seconds(), 0.0)
+        self.bus.publish(OutboxWaiting(batch_id, wait, count, reason))
+        await self.sleep(wait)
+        return True
+
+    def _recover(self) -> list[str]:
+        """Mark uncertain what was left 'sending' by processes that no longer hold it."""
+        now = utcnow()
+        gone = {
+            m.lease_owner
+            for m in self.repo.in_flight()
+            if m.lease_owner != self.owner and holder_gone(m.lease_owner, m.lease_expires_at, now)
+        }
+        out: list[str] = []
+        for owner in gone:
+            # Judged again in the update: on another host the lease must still be expired then.
+            same_host = owner is not None and owner.partition(":")[0] == socket.gethostname()
+            out += self.repo.mark_abandoned(owner, None if owner is None or same_host else now)
+        return out
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                self.repo.renew_leases(self.owner, utcnow() + timedelta(seconds=LEASE_SECONDS))
+            except DatabaseLocked:
+                log.info("lease renewal postponed: the database is locked")
+
+    async def _write_backlog(self) -> None:
+        while self._backlog:
+            backend, updates = self._backlog[0]
+            await self.write(functools.partial(self.repo.commit, updates, by=self.claim_for(backend)))
+            self._backlog.pop(0)
 
     async def _send(
         self,
         backend: Backend,
+        name: str,
         items: list[OutboxItem],
         report: OutboxReport,
         total: int,
@@ -250,23 +462,37 @@ class Outbox:
     ) -> None:
         outgoing = []
         for it in items:
-            self._keys[it.id] = it.address_key
             self._addresses[it.id] = it.envelope_to
             self._batches[it.id] = it.batch_id
             self._attempts[it.id] = it.attempts
             outgoing.append(OutgoingMessage(it.id, it.envelope_from, it.envelope_to, None, it.raw))
-        hooks = _Hooks(self, report, total, batch_id)
+        hooks = _Hooks(self, report, total, batch_id, name)
         try:
             await backend.send(outgoing, hooks)
         finally:
-            hooks.flush()
             # Handed over but never reported (the run was cancelled mid-transaction, or the
             # backend broke its contract): the message may have gone out. Never resend silently.
             for mid in hooks.claimed - hooks.finished_ids:
-                self.repo.mark_unsent(
-                    mid,
-                    MessageState.UNCERTAIN,
-                    "interrupted while being handed to the server; check before resending",
+                hooks._pending.append(
+                    StateUpdate(
+                        mid,
+                        MessageState.UNCERTAIN,
+                        "interrupted while being handed to the server; check before resending",
+                    )
                 )
                 report.uncertain += 1
-                hooks._publish(mid, MessageState.UNCERTAIN)
+            try:
+                await hooks.drain()
+            except DatabaseBusy as exc:
+                # Kept for the next run of this process; if the process ends first, its
+                # messages are still 'sending' under its lease and the next run marks them
+                # uncertain, as after a crash.
+                self._backlog.append((name, hooks._take()))
+                self.stop(str(exc))
+
+
+def _by_backend(items: list[OutboxItem]) -> dict[str, list[OutboxItem]]:
+    groups: dict[str, list[OutboxItem]] = {}
+    for it in items:
+        groups.setdefault(it.backend, []).append(it)
+    return groups

@@ -27,7 +27,7 @@ from tabmail.domain.events import MessageStateChanged, PersonChanged
 from tabmail.domain.notification import DeliveryStatus, Message, MessageState
 from tabmail.services.context import AppContext
 from tabmail.services.notify import build_message, sender_for
-from tabmail.services.sending import uses_sendgrid
+from tabmail.services.sending import backend_name, uses_sendgrid
 from tabmail.services.tracking import api_key, client_for
 from tabmail.services.writeback import can_write_back, write_back_email
 from tabmail.status.requester import CallFailed, Offline, Requester, Unavailable
@@ -184,7 +184,7 @@ async def resend(
         send_despite_flag=True,
     )
     message = dataclasses.replace(message, person_id=old.person_id)
-    ctx.notifications.add_messages(batch.id, [message])
+    ctx.notifications.add_messages(batch.id, [message], backend_name(ctx))
     ctx.bus.publish(MessageStateChanged(message.id, batch.id, MessageState.QUEUED.value))
     flags = ctx.flags.active([k for k in {address_key(old.address), key} if k])
     if key in flags:

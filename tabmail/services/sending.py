@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import secrets as pysecrets
 from pathlib import Path
+from typing import Any
 
 from tabmail.backends.base import Backend
 from tabmail.domain.errors import TabmailError
 from tabmail.services.context import AppContext
+from tabmail.services.outbox import Backoff, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,10 @@ def eml_directory(ctx: AppContext) -> Path:
     return Path(configured).expanduser() if configured else ctx.data_dir / "sent-eml"
 
 
-def build_backend(ctx: AppContext) -> Backend:
-    """The backend the settings name, with its secret from the keyring. Raises TabmailError."""
-    name = backend_name(ctx)
+def build_backend(ctx: AppContext, name: str | None = None) -> Backend:
+    """The backend ``name`` (default: the one the settings select), configured from the settings,
+    with its secret from the keyring. Raises TabmailError."""
+    name = name or backend_name(ctx)
     if name == "file":
         from tabmail.backends.file import FileBackend
 
@@ -84,6 +87,24 @@ def build_backend(ctx: AppContext) -> Backend:
         )
     raise TabmailError(
         f"unknown backend {name!r}: set one with `tabmail config set backend smtp|sendgrid|file`"
+    )
+
+
+def max_attempts(ctx: AppContext) -> int:
+    return int(ctx.settings.get("outbox.max_attempts"))
+
+
+def default_outbox(ctx: AppContext, **injected: Any) -> Outbox:
+    """The app's outbox: each message through the backend it was queued for, and the attempt
+    limit from the ``outbox.max_attempts`` setting (read at the start of each run). ``injected``:
+    Outbox keywords such as clock, sleep and rng (tests)."""
+    return Outbox(
+        ctx.notifications,
+        ctx.flags,
+        lambda name: build_backend(ctx, name),
+        ctx.bus,
+        backoff=lambda: Backoff(max_attempts=max_attempts(ctx)),
+        **injected,
     )
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool, StaticPool
 
@@ -40,9 +41,42 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30000  # SQLite's own wait for a lock, for statements outside the outbox
+LOCK_POLL_MS = 250  # one try for the write lock while waiting with a visible message
 APP_NAME = "tabmail"
 
 __all__ = ["Database", "DatabaseError", "default_database_path", "resolve_url"]
+
+
+class DatabaseLocked(DatabaseError):
+    """Another connection holds SQLite's write lock right now; the caller may wait and retry."""
+
+
+class DatabaseBusy(DatabaseError):
+    """Another process kept the database locked for longer than tabmail waits."""
+
+
+# How long a write waits for another process's write lock (seconds), saying so while it waits.
+DEFAULT_LOCK_WAIT = 60.0
+LOCK_WAIT_ENV = "TABMAIL_LOCK_WAIT"
+WAITING_FOR_LOCK = "waiting for the database: another tabmail process is writing…"
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED, raw or wrapped by SQLAlchemy."""
+    orig = exc.orig if isinstance(exc, OperationalError) else exc
+    if not isinstance(orig, sqlite3.OperationalError):
+        return False
+    code = getattr(orig, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(orig)
+
+
+def lock_wait_from_env() -> float:
+    text = os.environ.get(LOCK_WAIT_ENV, "")
+    try:
+        return max(0.0, float(text)) if text else DEFAULT_LOCK_WAIT
+    except ValueError:
+        return DEFAULT_LOCK_WAIT
 
 
 def default_database_path() -> Path:
@@ -146,6 +180,21 @@ class Database:
                 self.engine, "connect", _sqlite_readonly_on_connect if self.read_only else _sqlite_on_connect
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # A write waits this long for another process's lock, calling on_lock_wait once first.
+        self.lock_wait: float = lock_wait_from_env()
+        self.on_lock_wait: Callable[[str], None] | None = None
+
+    def busy(self, waited: float) -> DatabaseBusy:
+        return DatabaseBusy(
+            f"the database {self.describe()} stayed locked by another process for {waited:.0f} s; "
+            "nothing was lost. Try again when the other tabmail has finished."
+        )
+
+    def waiting(self) -> None:
+        """Say once that a write waits for another process (the CLI prints it, the GUI shows it)."""
+        log.warning(WAITING_FOR_LOCK)
+        if self.on_lock_wait is not None:
+            self.on_lock_wait(WAITING_FOR_LOCK)
 
     def describe(self) -> str:
         """Where the database is, safe to show (no password)."""
@@ -153,16 +202,55 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One unit of work: committed on success, rolled back on any exception."""
+        """One unit of work: committed on success, rolled back on any exception. A lock another
+        process held beyond busy_timeout is one plain DatabaseBusy, never the SQL it stopped."""
         session = self._sessions()
         try:
             yield session
             session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            if is_lock_error(exc):
+                raise self.busy(SQLITE_BUSY_TIMEOUT_MS / 1000) from None
+            raise
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A unit of work that writes. On a SQLite file it takes the write lock first (BEGIN
+        IMMEDIATE): while another process holds it, this says so (``on_lock_wait``) and waits up
+        to ``lock_wait`` seconds, then raises DatabaseBusy with nothing written."""
+        with self.session() as session:
+            if self.path is not None:
+                self._begin_immediate(session)
+            yield session
+
+    def _begin_immediate(self, session: Session) -> None:
+        raw = session.connection().connection.dbapi_connection
+        assert raw is not None
+        start = time.monotonic()
+        said = False
+        raw.execute(f"PRAGMA busy_timeout={LOCK_POLL_MS}")
+        try:
+            while True:
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not is_lock_error(exc):
+                        raise
+                waited = time.monotonic() - start
+                if waited >= self.lock_wait:
+                    raise self.busy(waited)
+                if not said:
+                    said = True
+                    self.waiting()
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
     # -- schema -----------------------------------------------------------------
     @staticmethod
@@ -324,7 +412,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.close()
 
 

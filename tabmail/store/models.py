@@ -264,6 +264,11 @@ class MessageRow(Base):
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status_reason: Mapped[str | None] = mapped_column(Text)
     resend_of: Mapped[str | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
+    # The backend the message was queued for; only an explicit re-queue changes it.
+    backend: Mapped[str] = mapped_column(String(50), default="", server_default="")
+    # Who holds the message while it is 'sending' (host:pid:token) and until when (renewed).
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MessageBodyRow(Base):

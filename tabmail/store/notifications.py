@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import (
@@ -27,7 +28,7 @@ from tabmail.domain.notification import (
     MessageState,
     Templates,
 )
-from tabmail.store.db import Database
+from tabmail.store.db import LOCK_POLL_MS, Database, DatabaseLocked, is_lock_error
 from tabmail.store.models import (
     AddressFlagRow,
     BatchRow,
@@ -58,10 +59,13 @@ def _now() -> datetime:
 # parameters: SQLAlchemy runs them as text() on any database, and on a SQLite file the outbox
 # hands the same strings to its own connection (see _commit_sqlite). They run twice per message
 # sent; building SQLAlchemy expressions each time cost more than SQLite's own work.
+# A claim is an atomic compare-and-set: the message must still be pending, queued for this
+# backend, and its address not flagged (unless the director said so); it takes a lease.
 _FLAGGED = "SELECT address_key FROM address_flags WHERE cleared_at IS NULL"
 _CLAIM_ONE_SQL = (
-    "UPDATE messages SET state = 'sending', attempts = attempts + 1 "
-    "WHERE id = :id AND state IN ('queued', 'retrying') "
+    "UPDATE messages SET state = 'sending', attempts = attempts + 1, "
+    "lease_owner = :owner, lease_expires_at = :lease "
+    "WHERE id = :id AND state IN ('queued', 'retrying') AND backend = :backend "
     f"AND (send_despite_flag = TRUE OR address_key NOT IN ({_FLAGGED}))"
 )
 _SKIP_ONE_SQL = (
@@ -69,18 +73,34 @@ _SKIP_ONE_SQL = (
     "WHERE id = :id AND state IN ('queued', 'retrying') "
     f"AND send_despite_flag = FALSE AND address_key IN ({_FLAGGED})"
 )
+# Results of a claimed message: only while this process still holds it (a message another
+# process marked uncertain because it thought this one dead is still this one's to settle).
 _MARK_SENT_SQL = (
     "UPDATE messages SET state = 'sent', sent_at = :now, provider_message_id = :provider_id, "
-    "last_error = NULL, next_attempt_at = NULL WHERE id = :id"
+    "last_error = NULL, next_attempt_at = NULL WHERE id = :id AND lease_owner = :owner"
 )
 _MARK_UNSENT_SQL = (
-    "UPDATE messages SET state = :state, last_error = :error, next_attempt_at = :next WHERE id = :id"
+    "UPDATE messages SET state = :state, last_error = :error, next_attempt_at = :next, "
+    "attempts = COALESCE(:attempts, attempts) WHERE id = :id AND lease_owner = :owner"
 )
-_CLAIM_ONE = text(_CLAIM_ONE_SQL)
+# Results for a message that was never claimed (no connection, settings refused, daily cap):
+# only while it is still pending, so another process's claim is never overwritten.
+_MARK_WAITING_SQL = (
+    "UPDATE messages SET state = :state, last_error = :error, next_attempt_at = :next, "
+    "attempts = COALESCE(:attempts, attempts) WHERE id = :id AND state IN ('queued', 'retrying')"
+)
+_RENEW_SQL = "UPDATE messages SET lease_expires_at = :lease WHERE state = 'sending' AND lease_owner = :owner"
+_CLAIM_ONE = text(_CLAIM_ONE_SQL).bindparams(bindparam("lease", type_=UTCDateTime()))
 _SKIP_ONE = text(_SKIP_ONE_SQL)
 _MARK_SENT = text(_MARK_SENT_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
 _MARK_UNSENT = text(_MARK_UNSENT_SQL).bindparams(bindparam("next", type_=UTCDateTime()))
+_MARK_WAITING = text(_MARK_WAITING_SQL).bindparams(bindparam("next", type_=UTCDateTime()))
+_RENEW = text(_RENEW_SQL).bindparams(bindparam("lease", type_=UTCDateTime()))
 _SKIPPED_FLAGGED = "skipped: the address is flagged as bouncing (checked just before sending)"
+ABANDONED = (
+    "tabmail stopped while this message was being handed to the server; "
+    "it may or may not have been sent. Check before resending."
+)
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -88,6 +108,39 @@ def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _update_params(
+    updates: Sequence[StateUpdate], owner: str | None, *, sqlite: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Parameters for _MARK_SENT, _MARK_UNSENT (claimed) and _MARK_WAITING (never claimed)."""
+    when = _sqlite_time if sqlite else (lambda t: t)
+    sent: list[dict[str, Any]] = []
+    unsent: list[dict[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    for u in updates:
+        if u.state is MessageState.SENT:
+            sent.append(
+                {
+                    "id": u.message_id,
+                    "now": when(u.sent_at),
+                    "provider_id": u.provider_message_id,
+                    "owner": owner,
+                }
+            )
+            continue
+        params = {
+            "id": u.message_id,
+            "state": u.state.value,
+            "error": (u.error or "")[:4000],
+            "next": when(u.next_attempt_at),
+            "attempts": u.attempts,
+        }
+        if u.claimed:
+            unsent.append({**params, "owner": owner})
+        else:
+            waiting.append(params)
+    return sent, unsent, waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +176,11 @@ class NewMessage:
 
 @dataclass(frozen=True, slots=True)
 class StateUpdate:
-    """A message's new outbox state, written by ``NotificationRepository.commit``."""
+    """A message's new outbox state, written by ``NotificationRepository.commit``.
+
+    ``claimed``: the message was claimed by this process (written only while its lease is this
+    process's); otherwise it was never handed over (written only while still pending).
+    ``attempts``: the attempt count to store (None: leave it)."""
 
     message_id: str
     state: MessageState
@@ -131,6 +188,24 @@ class StateUpdate:
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     provider_message_id: str | None = None
+    claimed: bool = True
+    attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who claims (host:pid:token), until when the claim holds unless renewed, for which backend."""
+
+    owner: str
+    lease_until: datetime
+    backend: str
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    id: str
+    lease_owner: str | None
+    lease_expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +217,7 @@ class OutboxItem:
     address_key: str
     raw: bytes
     attempts: int
+    backend: str = ""
 
 
 @dataclass(slots=True)
@@ -199,9 +275,10 @@ def batch_from_row(r: BatchRow) -> BulkNotification:
     )
 
 
-def _queued_row(m: NewMessage, batch_id: int, now: datetime) -> MessageRow:
+def _queued_row(m: NewMessage, batch_id: int, now: datetime, backend: str) -> MessageRow:
     return MessageRow(
         id=m.id,
+        backend=backend,
         batch_id=batch_id,
         person_id=m.person_id,
         recipient_name=m.recipient_name,
@@ -230,10 +307,14 @@ class NotificationRepository:
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_lock = threading.Lock()
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
     # -- enqueue --------------------------------------------------------------------
     def create_batch(self, batch: NewBatch, messages: Sequence[NewMessage]) -> int:
         """Write the batch and ALL its messages as queued in one transaction."""
-        with self._db.session() as s:
+        with self._db.write_session() as s:
             t = s.get(TournamentRow, batch.tournament_id)
             r = s.get(RoundRow, batch.round_id) if batch.round_id else None
             row = BatchRow(
@@ -254,14 +335,18 @@ class NotificationRepository:
             s.add(row)
             s.flush()
             now = _now()
-            s.add_all(_queued_row(m, row.id, now) for m in messages)
+            s.add_all(_queued_row(m, row.id, now, batch.backend) for m in messages)
             return row.id
 
-    def add_messages(self, batch_id: int, messages: Sequence[NewMessage]) -> None:
-        """Append messages (resends) to an existing batch, in one transaction."""
-        with self._db.session() as s:
+    def add_messages(self, batch_id: int, messages: Sequence[NewMessage], backend: str | None = None) -> None:
+        """Append messages (resends) to an existing batch, in one transaction, to be sent
+        through ``backend`` (a resend: the one selected now; default: the batch's)."""
+        with self._db.write_session() as s:
+            if backend is None:
+                row = s.get(BatchRow, batch_id)
+                backend = row.backend if row is not None else ""
             now = _now()
-            s.add_all(_queued_row(m, batch_id, now) for m in messages)
+            s.add_all(_queued_row(m, batch_id, now, backend) for m in messages)
 
     def already_received(
         self, round_id: int | None, tournament_id: int, event: Event
@@ -292,21 +377,53 @@ class NotificationRepository:
             return people, keys
 
     # -- outbox ---------------------------------------------------------------------
-    def recover_interrupted(self) -> list[str]:
-        """Messages left 'sending' by a process that died: their fate is unknown -> uncertain."""
+    def in_flight(self) -> list[InFlight]:
+        """Messages in 'sending', with who holds them and until when."""
         with self._db.session() as s:
-            ids = list(s.scalars(select(MessageRow.id).where(MessageRow.state == MessageState.SENDING.value)))
+            q = select(MessageRow.id, MessageRow.lease_owner, MessageRow.lease_expires_at).where(
+                MessageRow.state == MessageState.SENDING.value
+            )
+            return [InFlight(*r) for r in s.execute(q)]
+
+    def mark_abandoned(self, owner: str | None, expired_before: datetime | None = None) -> list[str]:
+        """'sending' -> uncertain for the messages ``owner`` holds (None: those with no lease, from
+        before leases existed), only those whose lease ended before ``expired_before`` when given.
+        The same condition is checked again in the update, so a lease renewed meanwhile stands."""
+        cond: list[ColumnElement[bool]] = [MessageRow.state == MessageState.SENDING.value]
+        cond.append(MessageRow.lease_owner.is_(None) if owner is None else MessageRow.lease_owner == owner)
+        if expired_before is not None:
+            cond.append(MessageRow.lease_expires_at < expired_before)
+        with self._db.write_session() as s:
+            ids = list(s.scalars(select(MessageRow.id).where(*cond)))
             if ids:
                 s.execute(
                     update(MessageRow)
-                    .where(MessageRow.id.in_(ids), MessageRow.state == MessageState.SENDING.value)
-                    .values(
-                        state=MessageState.UNCERTAIN.value,
-                        last_error="tabmail stopped while this message was being handed to the server; "
-                        "it may or may not have been sent. Check before resending.",
-                    )
+                    .where(MessageRow.id.in_(ids), *cond)
+                    .values(state=MessageState.UNCERTAIN.value, last_error=ABANDONED)
                 )
             return ids
+
+    def recover_interrupted(self) -> list[str]:
+        """Every message left 'sending' -> uncertain, whoever holds it. Only for a caller that
+        knows no other process is sending (the outbox itself judges leases: ``mark_abandoned``)."""
+        out: list[str] = []
+        for owner in {m.lease_owner for m in self.in_flight()}:
+            out += self.mark_abandoned(owner)
+        return out
+
+    def renew_leases(self, owner: str, lease_until: datetime) -> int:
+        """Extend the lease on every message ``owner`` is sending."""
+        params = {"owner": owner, "lease": lease_until}
+        if self._db.path is not None:
+            con = self._outbox_connection()
+            with self._sqlite_lock:
+                try:
+                    cur = con.execute(_RENEW_SQL, {"owner": owner, "lease": _sqlite_time(lease_until)})
+                except sqlite3.OperationalError as exc:
+                    raise self._locked(exc) from None
+            return int(cur.rowcount)
+        with self._db.engine.begin() as conn:
+            return int(conn.execute(_RENEW, params).rowcount)
 
     def due(self, now: datetime, limit: int = 500, batch_id: int | None = None) -> list[OutboxItem]:
         with self._db.session() as s:
@@ -319,6 +436,7 @@ class NotificationRepository:
                     MessageRow.address_key,
                     MessageBodyRow.raw,
                     MessageRow.attempts,
+                    MessageRow.backend,
                 )
                 .join(MessageBodyRow, MessageBodyRow.message_id == MessageRow.id)
                 .where(
@@ -332,7 +450,7 @@ class NotificationRepository:
             if batch_id is not None:
                 q = q.where(MessageRow.batch_id == batch_id)
             q = q.order_by(MessageRow.created_at, MessageRow.id).limit(limit)
-            return [OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5] or b"", r[6]) for r in s.execute(q)]
+            return [OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5] or b"", r[6], r[7]) for r in s.execute(q)]
 
     def next_retry_at(self, batch_id: int | None = None) -> datetime | None:
         with self._db.session() as s:
@@ -343,53 +461,79 @@ class NotificationRepository:
                 q = q.where(MessageRow.batch_id == batch_id)
             return s.scalar(q)
 
-    def pending_count(self, batch_id: int | None = None) -> int:
+    def retry_summary(self, batch_id: int | None = None) -> tuple[datetime | None, int, str]:
+        """(the earliest retry, how many messages wait for one, the error of the earliest)."""
+        with self._db.session() as s:
+            q = select(MessageRow.next_attempt_at, MessageRow.last_error).where(
+                MessageRow.state == MessageState.RETRYING.value
+            )
+            c = (
+                select(func.count())
+                .select_from(MessageRow)
+                .where(MessageRow.state == MessageState.RETRYING.value)
+            )
+            if batch_id is not None:
+                q = q.where(MessageRow.batch_id == batch_id)
+                c = c.where(MessageRow.batch_id == batch_id)
+            first = s.execute(q.order_by(MessageRow.next_attempt_at).limit(1)).first()
+            if first is None:
+                return None, 0, ""
+            return first[0], int(s.scalar(c) or 0), first[1] or ""
+
+    def pending_count(self, batch_id: int | None = None, *, exclude_batch: int | None = None) -> int:
         with self._db.session() as s:
             q = select(func.count()).select_from(MessageRow).where(MessageRow.state.in_(PENDING))
             if batch_id is not None:
                 q = q.where(MessageRow.batch_id == batch_id)
+            if exclude_batch is not None:
+                q = q.where(MessageRow.batch_id != exclude_batch)
             return int(s.scalar(q) or 0)
 
     def commit(
-        self, updates: Sequence[StateUpdate], claim: Sequence[str] = ()
+        self, updates: Sequence[StateUpdate], claim: Sequence[str] = (), *, by: Claim | None = None
     ) -> tuple[list[bool], list[str]]:
         """Write outbox results and claim the next messages, in ONE short transaction.
 
-        Claiming moves pending messages to 'sending' (attempts + 1), checking address flags in
-        the same statement; returns one bool per claimed id, and the ids skipped because their
-        address is flagged (now 'skipped'; the director's explicit override is respected).
+        Claiming moves pending messages to 'sending' (attempts + 1) with ``by``'s lease, checking
+        address flags and the backend in the same statement; returns one bool per claimed id, and
+        the ids skipped because their address is flagged (now 'skipped'; the director's explicit
+        override is respected). Every write is idempotent, so after DatabaseLocked (another
+        process holds SQLite's write lock) the same call can simply be made again.
         """
+        owner = by.owner if by is not None else None
+        if claim and by is None:
+            raise ValueError("a claim needs an owner, a lease and a backend")
         if self._db.path is not None and len(claim) <= 1:  # a SQLite file
-            return self._commit_sqlite(updates, claim)
-        with self._db.engine.begin() as conn:
-            sent = [
-                {"id": u.message_id, "now": u.sent_at, "provider_id": u.provider_message_id}
-                for u in updates
-                if u.state is MessageState.SENT
-            ]
-            other = [
-                {
-                    "id": u.message_id,
-                    "state": u.state.value,
-                    "error": (u.error or "")[:4000],
-                    "next": u.next_attempt_at,
-                }
-                for u in updates
-                if u.state is not MessageState.SENT
-            ]
-            if sent:
-                conn.execute(_MARK_SENT, sent)
-            if other:
-                conn.execute(_MARK_UNSENT, other)
-            if not claim:
-                return [], []
-            return self._claim(conn, claim)
+            try:
+                return self._commit_sqlite(updates, claim, by)
+            except sqlite3.OperationalError as exc:
+                raise self._locked(exc) from None
+        try:
+            with self._db.engine.begin() as conn:
+                sent, unsent, waiting = _update_params(updates, owner, sqlite=False)
+                if sent:
+                    conn.execute(_MARK_SENT, sent)
+                if unsent:
+                    conn.execute(_MARK_UNSENT, unsent)
+                if waiting:
+                    conn.execute(_MARK_WAITING, waiting)
+                if not claim:
+                    return [], []
+                assert by is not None
+                return self._claim(conn, claim, by)
+        except OperationalError as exc:
+            raise self._locked(exc) from None
 
-    def claim(self, ids: Sequence[str]) -> tuple[list[bool], list[str]]:
-        return self.commit((), claim=ids)
+    def claim(self, ids: Sequence[str], by: Claim) -> tuple[list[bool], list[str]]:
+        return self.commit((), claim=ids, by=by)
+
+    def _locked(self, exc: Exception) -> Exception:
+        if is_lock_error(exc):
+            return DatabaseLocked("the database is locked by another process")
+        return exc
 
     def _commit_sqlite(
-        self, updates: Sequence[StateUpdate], claim: Sequence[str]
+        self, updates: Sequence[StateUpdate], claim: Sequence[str], by: Claim | None
     ) -> tuple[list[bool], list[str]]:
         """``commit`` for SQLite on a dedicated DBAPI connection in autocommit mode: the same
         statements as the portable path without SQLAlchemy's per-statement overhead, which was
@@ -397,30 +541,17 @@ class NotificationRepository:
         atomic on its own; several results are still written in one transaction."""
         con = self._outbox_connection()
         several = len(updates) > 1
+        sent, unsent, waiting = _update_params(updates, by.owner if by else None, sqlite=True)
         with self._sqlite_lock:
             if several:
                 con.execute("BEGIN IMMEDIATE")
             try:
-                for u in updates:
-                    if u.state is MessageState.SENT:
-                        con.execute(
-                            _MARK_SENT_SQL,
-                            {
-                                "now": _sqlite_time(u.sent_at),
-                                "provider_id": u.provider_message_id,
-                                "id": u.message_id,
-                            },
-                        )
-                    else:
-                        con.execute(
-                            _MARK_UNSENT_SQL,
-                            {
-                                "state": u.state.value,
-                                "error": (u.error or "")[:4000],
-                                "next": _sqlite_time(u.next_attempt_at),
-                                "id": u.message_id,
-                            },
-                        )
+                for params in sent:
+                    con.execute(_MARK_SENT_SQL, params)
+                for params in unsent:
+                    con.execute(_MARK_UNSENT_SQL, params)
+                for params in waiting:
+                    con.execute(_MARK_WAITING_SQL, params)
                 if several:
                     con.execute("COMMIT")
             except BaseException:
@@ -429,8 +560,15 @@ class NotificationRepository:
                 raise
             if not claim:
                 return [], []
+            assert by is not None
             mid = claim[0]
-            if con.execute(_CLAIM_ONE_SQL, {"id": mid}).rowcount == 1:
+            params = {
+                "id": mid,
+                "owner": by.owner,
+                "lease": _sqlite_time(by.lease_until),
+                "backend": by.backend,
+            }
+            if con.execute(_CLAIM_ONE_SQL, params).rowcount == 1:
                 return [True], []
             if con.execute(_SKIP_ONE_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
                 return [False], [mid]
@@ -444,7 +582,9 @@ class NotificationRepository:
             )
             con.execute("PRAGMA foreign_keys=ON")
             con.execute("PRAGMA synchronous=NORMAL")
-            con.execute("PRAGMA busy_timeout=30000")
+            # Short: the outbox waits for another process's lock itself, saying so, without
+            # holding up the event loop (services/outbox.py).
+            con.execute(f"PRAGMA busy_timeout={LOCK_POLL_MS}")
             self._sqlite = con
         return self._sqlite
 
@@ -455,16 +595,18 @@ class NotificationRepository:
                 self._sqlite.close()
                 self._sqlite = None
 
-    def _claim(self, conn: Connection, ids: Sequence[str]) -> tuple[list[bool], list[str]]:
-        """Atomically move pending messages to 'sending' (attempts + 1), checking address flags
-        in the same statement. Returns one bool per id, and the ids skipped because their address
-        is flagged (now 'skipped'; the director's explicit override is respected).
+    def _claim(self, conn: Connection, ids: Sequence[str], by: Claim) -> tuple[list[bool], list[str]]:
+        """Atomically move pending messages to 'sending' (attempts + 1) under ``by``'s lease,
+        checking address flags and the backend in the same statement. Returns one bool per id,
+        and the ids skipped because their address is flagged (now 'skipped'; the director's
+        explicit override is respected).
 
         One short Core transaction: this runs once per message, right before it is handed over.
         """
         wanted = list(ids)
+        lease = {"owner": by.owner, "lease": by.lease_until, "backend": by.backend}
         if len(wanted) == 1:
-            if conn.execute(_CLAIM_ONE, {"id": wanted[0]}).rowcount == 1:
+            if conn.execute(_CLAIM_ONE, {"id": wanted[0], **lease}).rowcount == 1:
                 return [True], []
             if conn.execute(_SKIP_ONE, {"id": wanted[0], "error": _SKIPPED_FLAGGED}).rowcount == 1:
                 return [False], wanted
@@ -477,9 +619,15 @@ class NotificationRepository:
                 .where(
                     MessageRow.id.in_(wanted),
                     MessageRow.state.in_(PENDING),
+                    MessageRow.backend == by.backend,
                     MessageRow.send_despite_flag.is_(True) | MessageRow.address_key.not_in(flagged),
                 )
-                .values(state=MessageState.SENDING.value, attempts=MessageRow.attempts + 1)
+                .values(
+                    state=MessageState.SENDING.value,
+                    attempts=MessageRow.attempts + 1,
+                    lease_owner=by.owner,
+                    lease_expires_at=by.lease_until,
+                )
                 .returning(MessageRow.id)
             )
         }
@@ -506,18 +654,34 @@ class NotificationRepository:
         return [i in claimed for i in wanted], skipped
 
     def mark_sent(self, message_id: str, provider_message_id: str | None, detail: str, now: datetime) -> None:
-        self.commit(
-            [StateUpdate(message_id, MessageState.SENT, sent_at=now, provider_message_id=provider_message_id)]
-        )
+        """Record a message as sent, whoever claimed it (for tools and tests; the outbox commits)."""
+        with self._db.write_session() as s:
+            s.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id)
+                .values(
+                    state=MessageState.SENT.value,
+                    sent_at=now,
+                    provider_message_id=provider_message_id,
+                    last_error=None,
+                    next_attempt_at=None,
+                )
+            )
 
     def mark_unsent(
         self, message_id: str, state: MessageState, error: str, next_attempt_at: datetime | None = None
     ) -> None:
-        self.commit([StateUpdate(message_id, state, error=error, next_attempt_at=next_attempt_at)])
+        """Record a message's state, whoever claimed it (for tools and tests; the outbox commits)."""
+        with self._db.write_session() as s:
+            s.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id)
+                .values(state=state.value, last_error=error, next_attempt_at=next_attempt_at)
+            )
 
     def cancel_pending(self, batch_id: int | None = None) -> int:
         """Stop sending what has not been handed over yet: pending -> skipped (kept, visible)."""
-        with self._db.session() as s:
+        with self._db.write_session() as s:
             q = update(MessageRow).where(MessageRow.state.in_(PENDING))
             if batch_id is not None:
                 q = q.where(MessageRow.batch_id == batch_id)
@@ -526,20 +690,57 @@ class NotificationRepository:
             )
             return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
-    def requeue(self, message_ids: Sequence[str]) -> int:
-        """Director's explicit choice: send failed/skipped/uncertain messages again as they are."""
-        with self._db.session() as s:
-            res = s.execute(
-                update(MessageRow)
-                .where(
-                    MessageRow.id.in_(list(message_ids)),
-                    MessageRow.state.in_(
-                        [MessageState.FAILED.value, MessageState.SKIPPED.value, MessageState.UNCERTAIN.value]
-                    ),
+    def requeue(
+        self,
+        backend: str,
+        *,
+        message_ids: Sequence[str] | None = None,
+        batch_id: int | None = None,
+        states: Sequence[MessageState] = (
+            MessageState.QUEUED,
+            MessageState.RETRYING,
+            MessageState.FAILED,
+        ),
+    ) -> list[str]:
+        """The director's explicit choice: send these messages again, as they are, through
+        ``backend``, with a fresh attempt count. Only messages in ``states`` move (a message
+        being sent never does). Returns the ids re-queued."""
+        if message_ids is None and batch_id is None:
+            raise ValueError("say which messages: ids or a batch")
+        cond: list[ColumnElement[bool]] = [
+            MessageRow.state.in_([x.value for x in states if x is not MessageState.SENDING])
+        ]
+        if message_ids is not None:
+            cond.append(MessageRow.id.in_(list(message_ids)))
+        if batch_id is not None:
+            cond.append(MessageRow.batch_id == batch_id)
+        with self._db.write_session() as s:
+            ids = list(s.scalars(select(MessageRow.id).where(*cond)))
+            if ids:
+                s.execute(
+                    update(MessageRow)
+                    .where(MessageRow.id.in_(ids), *cond)
+                    .values(
+                        state=MessageState.QUEUED.value,
+                        next_attempt_at=None,
+                        attempts=0,
+                        backend=backend,
+                        last_error=None,
+                    )
                 )
-                .values(state=MessageState.QUEUED.value, next_attempt_at=None)
+            return ids
+
+    def pending_backends(self, batch_id: int | None = None) -> dict[str, int]:
+        """Pending messages per backend they are queued for."""
+        with self._db.session() as s:
+            q = (
+                select(MessageRow.backend, func.count())
+                .where(MessageRow.state.in_(PENDING))
+                .group_by(MessageRow.backend)
             )
-            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+            if batch_id is not None:
+                q = q.where(MessageRow.batch_id == batch_id)
+            return {b: int(n) for b, n in s.execute(q)}
 
     def retry_now(self, message_id: str) -> bool:
         """Director's "Retry now": a retrying message becomes due now, a failed one queued."""

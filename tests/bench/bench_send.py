@@ -124,7 +124,7 @@ def child(db: str, port: int, connections: int) -> dict[str, float]:
     out["crowd_enqueue_s"] = time.perf_counter() - start
     out["crowd_messages"] = res.queued
     if port:
-        outbox = Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus)
+        outbox = Outbox(ctx.notifications, ctx.flags, lambda name: build_backend(ctx, name), ctx.bus)
         start = time.perf_counter()
         report = asyncio.run(outbox.run(batch_id=res.batch_id))
         out["send_s"] = time.perf_counter() - start

@@ -212,7 +212,9 @@ def test_sendgrid_compose_send_poll_bounce_correct_resend_delivered(
         server.script(first, sendgrid.bounced("bounce"))
         server.script(second, sendgrid.bounced("bounce"))
 
-        outbox = Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus, clock=now)
+        outbox = Outbox(
+            ctx.notifications, ctx.flags, lambda name: build_backend(ctx, name), ctx.bus, clock=now
+        )
         worker = BackgroundWorker(
             ctx, outbox=outbox, poller_factory=lambda c: Poller(c, clock=now, sleep=sleep)
         )

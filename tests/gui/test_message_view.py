@@ -83,7 +83,6 @@ def stored_message(
         ],
     )
     assert batch
-    ctx.notifications.claim([mid])
     ctx.notifications.mark_sent(mid, "x-1", "250 ok", datetime.now(UTC))
     return mid
 

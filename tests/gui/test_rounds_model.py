@@ -41,7 +41,6 @@ def send(ctx: AppContext, batch_id: int, *, failed: int = 0) -> list[str]:
     """Mark every message of the batch sent (the last ``failed`` ones failed); returns the ids."""
     ids = [m.id for m in ctx.notifications.messages(batch_id=batch_id)]
     for i, mid in enumerate(ids):
-        ctx.notifications.claim([mid])
         if i >= len(ids) - failed:
             ctx.notifications.mark_unsent(mid, MessageState.FAILED, "550 5.1.1 mailbox unavailable")
         else:

@@ -78,6 +78,7 @@ class _State:
         self.received: list[ReceivedMessage] = []
         self.scripts: dict[str, Script] = {}
         self.connections = 0
+        self.login_connections: set[int] = set()  # connections that tried AUTH
         self.active = 0
         self.max_active = 0
         self._ids = itertools.count(1)
@@ -204,6 +205,10 @@ class _Handler:
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
+        with self.state.cond:
+            # smtplib tries each mechanism offered (PLAIN, then LOGIN): one login, several AUTHs
+            self.state.login_connections.add(getattr(server, "connection_id", 0))
+            self.state.cond.notify_all()
         if (
             self.auth is not None
             and isinstance(auth_data, LoginPassword)
@@ -388,6 +393,12 @@ class SmtpTestServer:
             return self._state.connections
 
     @property
+    def logins(self) -> int:
+        """Logins the server saw, accepted or refused: connections that sent AUTH."""
+        with self._state.cond:
+            return len(self._state.login_connections)
+
+    @property
     def max_concurrent(self) -> int:
         with self._state.cond:
             return self._state.max_active
@@ -437,6 +448,15 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.5):
             pass
     return 0
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connecting is refused)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def iter_recorded(record_dir: Path) -> Iterator[tuple[dict[str, Any], bytes]]:
