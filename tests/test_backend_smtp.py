@@ -30,6 +30,7 @@ from tabmail.backends.smtp import (
     is_loopback_host,
     refuse_unsafe_settings,
 )
+from tabmail.domain.errors import TabmailError
 from tests.servers.smtp import SmtpTestServer, iter_recorded
 
 REPO = Path(__file__).resolve().parents[1]
@@ -604,3 +605,30 @@ def test_server_process_records_accepted_messages_to_disk(tmp_path: Path) -> Non
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_tls_ca_file_setting_is_trusted_by_the_smtp_backend(
+    start_server: Callable[..., SmtpTestServer], leaf: trustme.LeafCert, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """An institution's own CA: ``tls.ca_file`` (shared with IMAP) makes its certificate trusted."""
+    from tabmail.services.context import AppContext
+    from tabmail.services.sending import build_backend
+    from tests.keyrings import MemoryKeyring
+
+    server = start_server(tls="starttls", cert=leaf)
+    ca_file = tmp_path / "institution-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ctx = AppContext.open(tmp_path / "t.sqlite3", keyring_backend=MemoryKeyring())
+    try:
+        for key, value in {
+            "backend": "smtp",
+            "smtp.host": server.host,
+            "smtp.port": str(server.port),
+        }.items():
+            ctx.settings.set_text(key, value)
+        with pytest.raises(TabmailError, match="certificate"):
+            asyncio.run(build_backend(ctx).check())
+        ctx.settings.set_text("tls.ca_file", str(ca_file))
+        assert "STARTTLS" in asyncio.run(build_backend(ctx).check())
+    finally:
+        ctx.close()

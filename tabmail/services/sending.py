@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets as pysecrets
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ def build_backend(ctx: AppContext, name: str | None = None) -> Backend:
                 daily_cap=int(s["smtp.daily_cap"]),
                 sent_today=ctx.notifications.sent_since_midnight() if int(s["smtp.daily_cap"]) else 0,
                 timeout=float(s["smtp.timeout"]),
+                ssl_context=custom_ca_context(str(s["tls.ca_file"] or "")),
             )
         )
     if name == "sendgrid":
@@ -106,6 +108,17 @@ def default_outbox(ctx: AppContext, **injected: Any) -> Outbox:
         backoff=lambda: Backoff(max_attempts=max_attempts(ctx)),
         **injected,
     )
+
+
+def custom_ca_context(ca_file: str) -> ssl.SSLContext | None:
+    """A verifying TLS context trusting ``tls.ca_file`` (institutions run their own CA) besides
+    nothing else; None when no file is set (the system's CAs). Raises TabmailError."""
+    if not ca_file:
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise TabmailError(f"the CA file {ca_file} (tls.ca_file) cannot be used: {exc}") from None
 
 
 def thread_key(ctx: AppContext) -> bytes:
