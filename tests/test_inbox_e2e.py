@@ -63,7 +63,7 @@ def send_draw(ctx: AppContext, mail: MailServers) -> dict[str, str]:
     wanted = {mail.address(x) for x in EXISTING + UNKNOWN}
     keys = [p.key for p in plan.recipients if p.recipient.address in wanted]
     queued = notify.enqueue(ctx, plan, selected=keys)
-    outbox = Outbox(ctx.notifications, ctx.flags, lambda: build_backend(ctx), ctx.bus)
+    outbox = Outbox(ctx.notifications, ctx.flags, lambda name: build_backend(ctx, name), ctx.bus)
     report = asyncio.run(outbox.run(wait_for_retries=False))
     assert (report.failed, report.uncertain) == (0, 0)
     messages = ctx.notifications.messages(batch_id=queued.batch_id)
