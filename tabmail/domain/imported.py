@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tabmail.domain.errors import TabmailError
 from tabmail.domain.tournament import Position, Role
 
 
@@ -143,6 +144,29 @@ class ImportBundle:
     complete_rounds: set[int] = field(default_factory=set)
     # False when the source listed only part of the people (never mark others inactive then).
     people_complete: bool = True
+
+    def check_size(self, limits: dict[str, int] | None = None) -> None:
+        """Raise TabmailError when the import is larger than any tournament tabmail handles
+        (BUNDLE_LIMITS, docs/limits.md): one clear line instead of a store filling the memory."""
+        for what, limit in (limits or BUNDLE_LIMITS).items():
+            count = len(getattr(self, what))
+            if count > limit:
+                raise TabmailError(
+                    f"{self.tournament.name} holds {count:,} {what}; tabmail imports up to {limit:,} "
+                    "per tournament (see docs/limits.md)"
+                )
+
+
+# About 30 times a world championship (~1,500 people, ~400 teams, ~1,000 debates).
+BUNDLE_LIMITS: dict[str, int] = {
+    "people": 50_000,
+    "teams": 20_000,
+    "institutions": 20_000,
+    "venues": 20_000,
+    "rounds": 500,
+    "debates": 50_000,
+    "ballots": 100_000,
+}
 
 
 @dataclass(frozen=True, slots=True)

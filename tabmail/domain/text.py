@@ -28,6 +28,14 @@ def csv_row(values: dict[str, object]) -> dict[str, object]:
     return {key: csv_cell(value) for key, value in values.items()}
 
 
+def human_size(size: float) -> str:
+    """A byte count for a person: "50 MB", "8.5 MB", "16 kB", "900 bytes" (binary units)."""
+    for unit, scale in (("MB", 1024 * 1024), ("kB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{int(size)} bytes"
+
+
 def _is_control(char: str) -> bool:
     return unicodedata.category(char) == "Cc"  # C0, DEL and C1 (ESC, NUL, CR, LF, CSI, ...)
 

@@ -10,12 +10,12 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.imported import ImportProblem
-from tabmail.domain.text import clean_name
+from tabmail.domain.text import clean_name, human_size
 
 # Files read, in the order they are read (later files refer to earlier ones).
 READ_FILES = (
@@ -87,6 +87,34 @@ class CsvImportError(TabmailError):
         self.problems: list[ImportProblem] = list(problems)
 
 
+class CsvTooLarge(CsvImportError):
+    """Past one of CsvLimits: refused at once, before more is read."""
+
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CsvLimits:
+    """How much one CSV import reads (docs/csv-format.md, "Limits"). A world championship's files
+    stay far below: ~1,000 teams, ~4,000 ballot rows, well under 1 MB a file. The limits keep the
+    memory of any input under 500 MB (tests/bench/bench_input_sizes.py)."""
+
+    file_bytes: int = 8 * MIB
+    folder_bytes: int = 16 * MIB
+    rows: int = 20_000  # data rows per file
+    cells: int = 2_000_000  # cells of every file together
+
+
+@dataclass(slots=True)
+class CsvBudget:
+    """What one folder's import has used of its CsvLimits so far."""
+
+    limits: CsvLimits = field(default_factory=CsvLimits)
+    bytes: int = 0
+    cells: int = 0
+
+
 class BadRow(Exception):
     """Raised while reading one row: the row is skipped and the message reported."""
 
@@ -144,8 +172,22 @@ def _header(text: str) -> str:
     return re.sub(r"[\s\-]+", "_", text.strip().lower())
 
 
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
+def _decode(path: Path, budget: CsvBudget) -> str:
+    limits = budget.limits
+    size = path.stat().st_size
+    if size > limits.file_bytes:
+        raise CsvTooLarge(
+            f"{path.name} is {human_size(size)}; tabmail reads CSV files of up to "
+            f"{human_size(limits.file_bytes)} (a tournament's files are far smaller; see "
+            "docs/csv-format.md, Limits)"
+        )
+    budget.bytes += size
+    if budget.bytes > limits.folder_bytes:
+        raise CsvTooLarge(
+            f"the CSV files come to more than {human_size(limits.folder_bytes)} with {path.name}; "
+            f"tabmail reads up to {human_size(limits.folder_bytes)} per folder (docs/csv-format.md, Limits)"
+        )
+    data = path.read_bytes()[: limits.file_bytes + 1]  # a file growing while read stays bounded
     offset = 0
     if data.startswith(b"\xef\xbb\xbf"):
         offset = 3
@@ -166,9 +208,12 @@ def _delimiter(first_line: str) -> str:
     return best if counts[best] > counts[","] else ","
 
 
-def read_table(path: Path, name: str) -> Table:
-    """One CSV file as rows keyed by normalised header. Raises CsvImportError for a bad file."""
-    text = _decode(path)
+def read_table(path: Path, name: str, budget: CsvBudget | None = None) -> Table:
+    """One CSV file as rows keyed by normalised header. Raises CsvImportError for a bad file,
+    CsvTooLarge past the budget's limits (default CsvLimits)."""
+    budget = budget if budget is not None else CsvBudget()
+    limits = budget.limits
+    text = _decode(path, budget)
     first = text.split("\n", 1)[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first))
     headers: list[str] | None = None
@@ -177,8 +222,19 @@ def read_table(path: Path, name: str) -> Table:
     try:
         for cells in reader:
             start, previous_end = previous_end + 1, reader.line_num
+            budget.cells += len(cells)
+            if budget.cells > limits.cells:
+                raise CsvTooLarge(
+                    f"the CSV files hold more than {limits.cells:,} cells (at {name}:{reader.line_num}); "
+                    f"tabmail reads up to {limits.cells:,} per folder (docs/csv-format.md, Limits)"
+                )
             if not any(c.strip() for c in cells):
                 continue
+            if len(rows) >= limits.rows:
+                raise CsvTooLarge(
+                    f"{name} has more than {limits.rows:,} rows; tabmail reads up to {limits.rows:,} "
+                    "rows per file (docs/csv-format.md, Limits)"
+                )
             if headers is None:
                 headers = [_header(c) for c in cells]
                 continue

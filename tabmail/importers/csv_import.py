@@ -30,7 +30,10 @@ from tabmail.importers.csv_files import (
     READ_FILES,
     TABBYCAT_IGNORED,
     BadRow,
+    CsvBudget,
     CsvImportError,
+    CsvLimits,
+    CsvTooLarge,
     Row,
     Table,
     clean,
@@ -40,15 +43,19 @@ from tabmail.importers.csv_files import (
     truthy,
 )
 
-__all__ = ["CsvImportError", "FolderReader", "read_csv_folder", "slugify"]
+__all__ = ["CsvImportError", "CsvLimits", "CsvTooLarge", "FolderReader", "read_csv_folder", "slugify"]
 
 
-def read_csv_folder(folder: Path, tournament_name: str | None = None) -> ImportBundle:
+def read_csv_folder(
+    folder: Path, tournament_name: str | None = None, limits: CsvLimits | None = None
+) -> ImportBundle:
     """Read a folder of CSV files into an ``ImportBundle``. Raises CsvImportError (fatal).
 
     Bad rows are skipped and listed in ``bundle.problems``; invalid addresses are kept as given
-    (the store marks them invalid) and listed there too.
+    (the store marks them invalid) and listed there too. Past ``limits`` (default CsvLimits),
+    CsvTooLarge is raised before more is read.
     """
+    budget = CsvBudget(limits or CsvLimits())
     folder = Path(folder)
     if not folder.exists():
         raise CsvImportError(f"there is no folder {folder}")
@@ -64,7 +71,9 @@ def read_csv_folder(folder: Path, tournament_name: str | None = None) -> ImportB
                 problems.append(ImportProblem(path.name, "not a file tabmail reads; ignored"))
             continue
         try:
-            table = read_table(path, lower)
+            table = read_table(path, lower, budget)
+        except CsvTooLarge:
+            raise
         except CsvImportError as exc:
             fatal.append(ImportProblem(path.name, str(exc), fatal=True))
             continue

@@ -28,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from tabmail.domain.config import is_loopback_host
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.imported import ImportBundle
+from tabmail.domain.text import human_size
 from tabmail.importers.tabbycat_bundle import BundleBuilder, tail_id, text_of
 
 log = logging.getLogger(__name__)
@@ -292,11 +293,11 @@ class TabbycatClient:
 
     def _too_big(self, url: str, what: str, status: int, limit: int) -> TabbycatError:
         return self._error(
-            f"{url} answered with more than {limit / MIB:g} MB for {what}; tabmail reads at most "
-            f"{limit / MIB:g} MB per answer (a whole tournament's largest list is far smaller)",
+            f"{url} answered with more than {human_size(limit)} for {what}; tabmail reads at most "
+            f"{human_size(limit)} per answer (a whole tournament's largest list is far smaller)",
             status=status,
             url=url,
-            reason=f"answer larger than {limit / MIB:g} MB",
+            reason=f"answer larger than {human_size(limit)}",
         )
 
     def _spend(self, url: str, what: str, size: int, values: int) -> None:
@@ -308,7 +309,7 @@ class TabbycatClient:
         if self._import_deadline is None:
             return
         if total_bytes > self.limits.import_bytes:
-            budget = f"{self.limits.import_bytes / MIB:g} MB"
+            budget = human_size(self.limits.import_bytes)
         elif total_values > self.limits.import_values:
             budget = f"{self.limits.import_values:,} JSON values"
         else:

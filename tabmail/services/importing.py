@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tabmail.domain.events import TournamentImported
 from tabmail.domain.imported import ImportResult
-from tabmail.importers.csv_import import read_csv_folder
+from tabmail.importers.csv_import import CsvLimits, read_csv_folder
 from tabmail.importers.tabbycat import TabbycatClient, TabbycatLimits
 from tabmail.services.context import AppContext
 
@@ -36,14 +36,19 @@ def import_tabbycat(
         bundle = client.fetch_tournament(slug, progress=progress)
     finally:
         client.close()
+    bundle.check_size()
     result = ctx.tournaments.apply_import(bundle)
     ctx.bus.publish(TournamentImported(result.tournament_id))
     return result
 
 
-def import_csv(ctx: AppContext, folder: Path, name: str | None = None) -> ImportResult:
-    """Import a folder of CSV files. Bad rows are reported in the result; a fatal error raises."""
-    bundle = read_csv_folder(folder, tournament_name=name)
+def import_csv(
+    ctx: AppContext, folder: Path, name: str | None = None, limits: CsvLimits | None = None
+) -> ImportResult:
+    """Import a folder of CSV files. Bad rows are reported in the result; a fatal error raises
+    (so does a folder past ``limits``, default CsvLimits)."""
+    bundle = read_csv_folder(folder, tournament_name=name, limits=limits)
+    bundle.check_size()
     result = ctx.tournaments.apply_import(bundle)
     ctx.bus.publish(TournamentImported(result.tournament_id))
     return result
