@@ -187,7 +187,13 @@ def _decode(path: Path, budget: CsvBudget) -> str:
             f"the CSV files come to more than {human_size(limits.folder_bytes)} with {path.name}; "
             f"tabmail reads up to {human_size(limits.folder_bytes)} per folder (docs/csv-format.md, Limits)"
         )
-    data = path.read_bytes()[: limits.file_bytes + 1]  # a file growing while read stays bounded
+    with path.open("rb") as fh:
+        data = fh.read(limits.file_bytes + 1)  # a file growing while it is read stays bounded
+    if len(data) > limits.file_bytes:
+        raise CsvTooLarge(
+            f"{path.name} grew past {human_size(limits.file_bytes)} while it was read; tabmail reads "
+            f"CSV files of up to {human_size(limits.file_bytes)} (see docs/csv-format.md, Limits)"
+        )
     offset = 0
     if data.startswith(b"\xef\xbb\xbf"):
         offset = 3
