@@ -99,3 +99,18 @@ def test_resend_writes_back_when_the_director_asked_for_it(
         f"/api/v1/tournaments/bp88/speakers/{tabbycat_id}",
         {"email": "corrected@example.org"},
     )
+
+
+def test_no_write_back_over_plain_http_to_another_machine(ctx: AppContext, server: TabbycatServer) -> None:
+    importing.import_tabbycat(ctx, server.url, "bp88", token="admin")
+    pid, _ = _speaker(ctx)
+    with ctx.db.session() as s:  # as if imported from a LAN site with --insecure
+        from tabmail.store.models import TournamentRow
+
+        row = s.query(TournamentRow).filter_by(slug="bp88").one()
+        row.source_url = "http://tab.example.org"
+    with pytest.raises(TabmailError) as err:
+        write_back_email(ctx, pid, token="admin")
+    assert "over plain http:// the Tabbycat token would travel in clear" in str(err.value)
+    assert "--insecure" not in str(err.value)
+    assert server.patches == []

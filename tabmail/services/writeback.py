@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from tabmail.domain.config import is_loopback_host
 from tabmail.domain.errors import TabmailError
 from tabmail.importers.tabbycat import TabbycatClient
 from tabmail.services.context import AppContext
@@ -23,6 +26,13 @@ def write_back_email(ctx: AppContext, person_id: int, *, token: str | None = Non
         )
     if not person.email or not person.email_valid:
         raise TabmailError(f"{person.name} has no valid address to write back")
+    parts = urlsplit(t.source_url)
+    if parts.scheme == "http" and not is_loopback_host(parts.netloc):
+        raise TabmailError(
+            f"not writing {person.name}'s address back to {t.source_url}: over plain http:// the "
+            "Tabbycat token would travel in clear; tabmail writes back only over https:// (or to "
+            "this machine)"
+        )
     client = TabbycatClient(t.source_url, token or ctx.secrets.get("tabbycat-token"))
     try:
         client.set_email(t.slug, person.role.value, person.external_id or "", person.email)
