@@ -22,7 +22,6 @@ from tabmail.gui.bridge import EventBridge
 from tabmail.gui.main_window import MainWindow
 from tabmail.resources import resource
 from tabmail.services.context import AppContext
-from tabmail.services.demo import load_demo_if_empty
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,8 @@ def configure_application(app: QApplication) -> None:
 
 def load_demo(ctx: AppContext) -> None:
     """Load the demo tournament into an empty database; a failure is logged, the app still starts."""
+    from tabmail.services.demo import load_demo_if_empty  # the CSV importer: only for an empty database
+
     try:
         load_demo_if_empty(ctx)
     except Exception:

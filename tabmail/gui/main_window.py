@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from html import escape
+from typing import TYPE_CHECKING
 
 import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
@@ -31,19 +32,21 @@ from tabmail import __version__
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
-from tabmail.gui.composer import ComposeDialog
-from tabmail.gui.importer import ImportDialog
 from tabmail.gui.navigator import PARTICIPANTS, ROUND, TOURNAMENT, NavigatorPanel
 from tabmail.gui.participants import ParticipantsPage
 from tabmail.gui.rounds.page import RoundMessagesPage
 from tabmail.gui.run_op import cancel_ops, run_op
-from tabmail.gui.settings import SettingsDialog
 from tabmail.gui.status_bar import StatusWidgets
 from tabmail.gui.theme import Theme
 from tabmail.gui.widgets import heading_label, muted_label
 from tabmail.logs import log_dir
 from tabmail.services import tracking
 from tabmail.services.context import AppContext
+
+if TYPE_CHECKING:  # the dialogs (templates, importers, backend probes) load when first opened
+    from tabmail.gui.composer import ComposeDialog
+    from tabmail.gui.importer import ImportDialog
+    from tabmail.gui.settings import SettingsDialog
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +283,8 @@ class MainWindow(QMainWindow):
 
     # -- actions --------------------------------------------------------------------------
     def open_import_dialog(self) -> ImportDialog:
+        from tabmail.gui.importer import ImportDialog
+
         dialog = ImportDialog(self.ctx, self, theme=self.theme)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.imported.connect(self._on_import_dialog_imported)
@@ -287,12 +292,16 @@ class MainWindow(QMainWindow):
         return dialog
 
     def open_settings_dialog(self) -> SettingsDialog:
+        from tabmail.gui.settings import SettingsDialog
+
         dialog = SettingsDialog(self.ctx, self, theme=self.theme)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
 
     def open_composer(self) -> ComposeDialog | None:
+        from tabmail.gui.composer import ComposeDialog
+
         """The composer for the selected tournament and round (one at a time, not modal: the
         round view behind it updates while it sends)."""
         composer = self.composer

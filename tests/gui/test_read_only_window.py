@@ -41,7 +41,7 @@ def open_window(qtbot: QtBot, ctx: AppContext, qsettings: QSettings) -> MainWind
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
-    window.start_background()
+    window.start_background()  # a read-only window starts neither the outbox nor the poller
     return window
 
 
@@ -51,6 +51,7 @@ def show_bounced(window: MainWindow, ctx: AppContext, message_id: str) -> None:
     assert window.round_view.select_message(message_id)
 
 
+@pytest.mark.usefixtures("qloop")
 def test_a_writable_database_offers_the_resend(
     qtbot: QtBot, ctx: AppContext, reviewed: tuple[Path, str], qsettings: QSettings
 ) -> None:
@@ -61,6 +62,7 @@ def test_a_writable_database_offers_the_resend(
     assert window.round_view.resend_action.isEnabled() and window.compose_action.isEnabled()
 
 
+@pytest.mark.usefixtures("qloop")
 def test_a_read_only_database_shows_everything_and_sends_nothing(
     qtbot: QtBot, ctx: AppContext, reviewed: tuple[Path, str], qsettings: QSettings
 ) -> None:
