@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tabmail.cli.common import open_context, print_json
-from tabmail.domain.inbox import InboxEntry
-from tabmail.services.inbox import InboxChecker, InboxReport, test_connection
+from tabmail.cli.common import open_context, print_json, run_async
+
+if TYPE_CHECKING:  # the IMAP reader and the tracking pipeline load when a command uses them
+    from tabmail.domain.inbox import InboxEntry
+    from tabmail.services.inbox import InboxReport
 
 
 def register(sub: Any) -> None:
@@ -39,22 +40,26 @@ def _print(report: InboxReport) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    ctx = open_context(args)
+    from tabmail.services.inbox import InboxChecker
+
+    ctx = open_context(args, writes=True)
     checker = InboxChecker(ctx)
     try:
         if args.once:
-            report = asyncio.run(checker.check_once())
+            report = run_async(checker.check_once())
             _print(report)
             if not report.enabled or report.reason:
                 return 1
             return 0 if report.online else 3
-        last = asyncio.run(checker.run_forever(on_report=_print))
+        last = run_async(checker.run_forever(on_report=_print))
         return 1 if last is not None and (not last.enabled or last.reason) else 0
     finally:
         ctx.close()
 
 
 def _test(args: argparse.Namespace) -> int:
+    from tabmail.services.inbox import test_connection
+
     ctx = open_context(args)
     try:
         print(test_connection(ctx))
