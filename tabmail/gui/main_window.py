@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
@@ -32,8 +32,9 @@ from tabmail import __version__
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
-from tabmail.gui.navigator import PARTICIPANTS, ROUND, TOURNAMENT, NavigatorPanel
+from tabmail.gui.navigator import ALL_TOURNAMENTS, PARTICIPANTS, PROBLEMS, ROUND, TOURNAMENT, NavigatorPanel
 from tabmail.gui.participants import ParticipantsPage
+from tabmail.gui.problems import ProblemsHub, ProblemsPage
 from tabmail.gui.rounds.page import RoundMessagesPage
 from tabmail.gui.run_op import cancel_ops, run_op
 from tabmail.gui.status_bar import StatusWidgets
@@ -75,6 +76,8 @@ class MainWindow(QMainWindow):
         self.composer: ComposeDialog | None = None
         self.current_tournament: Tournament | None = None
         self.current_round: Round | None = None
+        self._title_base = "tabmail"
+        self.undo_stack = QUndoStack(self)  # every address edit and "marked resolved" (Edit → Undo)
         self.setWindowTitle("tabmail")
 
         self._build_actions()
@@ -84,6 +87,7 @@ class MainWindow(QMainWindow):
         self.navigator.setMinimumWidth(180)
         self.navigator.tournament_selected.connect(self._on_navigator_tournament_selected)
         self.navigator.round_selected.connect(self._on_navigator_round_selected)
+        self.navigator.problems_selected.connect(self._on_navigator_problems_selected)
         self.navigator.nothing_selected.connect(self._on_navigator_nothing_selected)
 
         self.stack = QStackedWidget(self)
@@ -92,8 +96,12 @@ class MainWindow(QMainWindow):
         self.round_view = RoundMessagesPage(
             ctx, self.bridge, self.theme, self.worker, self.compose_action, self
         )
-        for page in (self.welcome_page, self.participants_page, self.round_view):
+        self.problems_page = ProblemsPage(ctx, self.bridge, self.theme, self.worker, self)
+        self.problems_page.round_requested.connect(self._on_problems_page_round_requested)
+        for page in (self.welcome_page, self.participants_page, self.round_view, self.problems_page):
             self.stack.addWidget(page)
+        for page in (self.participants_page, self.round_view, self.problems_page):
+            page.undo_stack = self.undo_stack
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.setObjectName("main-splitter")
@@ -117,7 +125,11 @@ class MainWindow(QMainWindow):
         if ctx.read_only:
             self._enter_read_only()
 
+        self.problems_hub = ProblemsHub(ctx, self.bridge, self.navigator, self, self)
+        self.problems_hub.counts_changed.connect(lambda _n: self._apply_title())
+
         self._restore_geometry()
+        self.problems_hub.recount()
         self.refresh()
 
     # -- building -------------------------------------------------------------------------
@@ -171,6 +183,13 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         edit_menu = bar.addMenu("&Edit")
+        self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
         edit_menu.addAction(self.find_action)
         edit_menu.addSeparator()
         edit_menu.addAction(self.settings_action)
@@ -241,6 +260,7 @@ class MainWindow(QMainWindow):
         self.navigator.populate([(t, self.ctx.tournaments.rounds(t.id)) for t in tournaments])
         if self.navigator.selected_key() is None and tournaments:
             self.navigator.select((TOURNAMENT, tournaments[0].id))
+        self.problems_hub.reapply()
 
     def select_tournament(self, tournament_id: int) -> bool:
         return self.navigator.select((TOURNAMENT, tournament_id))
@@ -260,7 +280,7 @@ class MainWindow(QMainWindow):
     def _on_navigator_tournament_selected(self, tournament: Tournament) -> None:
         self.current_tournament, self.current_round = tournament, None
         self.compose_action.setEnabled(not self.ctx.read_only)
-        self.setWindowTitle(f"{tournament.name} — tabmail")
+        self._set_title(f"{tournament.name} — tabmail")
         if self.participants_page.tournament != tournament:
             self.participants_page.set_tournament(tournament)
         self.stack.setCurrentWidget(self.participants_page)
@@ -268,13 +288,39 @@ class MainWindow(QMainWindow):
     def _on_navigator_round_selected(self, tournament: Tournament, rnd: Round) -> None:
         self.current_tournament, self.current_round = tournament, rnd
         self.compose_action.setEnabled(not self.ctx.read_only)
-        self.setWindowTitle(f"{rnd.name} · {tournament.name} — tabmail")
+        self._set_title(f"{rnd.name} · {tournament.name} — tabmail")
         self._show_round(tournament, rnd)
+
+    def _on_navigator_problems_selected(self, tournament: Tournament | None) -> None:
+        self.current_tournament, self.current_round = tournament, None
+        self.compose_action.setEnabled(tournament is not None and not self.ctx.read_only)
+        self._set_title(f"Problems · {tournament.name} — tabmail" if tournament else "Problems — tabmail")
+        if self.problems_page.tournament != tournament or self.problems_page.shown_for is None:
+            self.problems_page.show_problems(tournament)
+        self.stack.setCurrentWidget(self.problems_page)
+
+    def select_problems(self, tournament_id: int | None = None) -> bool:
+        """The Problems view of one tournament, or of every tournament (None)."""
+        return self.navigator.select((PROBLEMS, tournament_id or ALL_TOURNAMENTS))
+
+    def _on_problems_page_round_requested(self, round_id: int, message_id: str) -> None:
+        if self.select_round(round_id):
+            self.round_view.select_message(message_id)
+
+    def _set_title(self, base: str) -> None:
+        self._title_base = base
+        self._apply_title()
+
+    def _apply_title(self) -> None:
+        """The page's title, with the unresolved problems of every tournament counted in front."""
+        n = self.problems_hub.total
+        prefix = f"({n} problem{'s' if n != 1 else ''}) " if n else ""
+        self.setWindowTitle(prefix + self._title_base)
 
     def _on_navigator_nothing_selected(self) -> None:
         self.current_tournament = self.current_round = None
         self.compose_action.setEnabled(False)
-        self.setWindowTitle("tabmail")
+        self._set_title("tabmail")
         self.stack.setCurrentWidget(self.welcome_page)
 
     def _show_round(self, tournament: Tournament, rnd: Round) -> None:

@@ -1,19 +1,35 @@
-"""The left panel: tournaments, each with its participants and rounds, as a tree."""
+"""The left panel: tournaments, each with its participants, its problems and its rounds, as a
+tree; a "Problems in every tournament" node on top. Rounds, tournaments and the problems nodes
+carry a badge with their unresolved problem count (``set_problem_counts``)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QModelIndex, Qt, Signal
-from PySide6.QtGui import QFont, QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTreeView, QVBoxLayout, QWidget
+from collections.abc import Mapping
+
+from PySide6.QtCore import QItemSelection, QModelIndex, QPersistentModelIndex, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.roles import Roles
-from tabmail.gui.theme import Theme
+from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import muted_label
 
 TOURNAMENT = "tournament"
 PARTICIPANTS = "participants"
 ROUND = "round"
+PROBLEMS = "problems"  # id: the tournament's, or ALL_TOURNAMENTS
+ALL_TOURNAMENTS = 0
+BADGE = Qt.ItemDataRole.UserRole + 40  # unresolved problems under a node (0: no badge)
 
 STAGES = {"P": "Preliminary round", "E": "Elimination round"}
 DRAW_STATUSES = {"N": "No draw", "D": "Draft draw", "C": "Draw confirmed", "R": "Draw released"}
@@ -37,6 +53,10 @@ class NavigatorModel(QStandardItemModel):
 
     def populate(self, tournaments: list[tuple[Tournament, list[Round]]]) -> None:
         self.removeRows(0, self.rowCount())
+        if tournaments:
+            every = self._item("Problems in every tournament", PROBLEMS, ALL_TOURNAMENTS, None, "search")
+            every.setToolTip("Every unresolved problem, in every tournament, in one list")
+            self.appendRow([every, self._blank()])
         for tournament, rounds in tournaments:
             t_item = self._item(tournament.name, TOURNAMENT, tournament.id, tournament, "tournament")
             font = QFont(t_item.font())
@@ -49,6 +69,9 @@ class NavigatorModel(QStandardItemModel):
             people = self._item("Participants", PARTICIPANTS, tournament.id, tournament, "people")
             people.setToolTip("Everyone in this tournament, with their email addresses")
             t_item.appendRow([people, self._blank()])
+            problems = self._item("Problems", PROBLEMS, tournament.id, tournament, "search")
+            problems.setToolTip("This tournament's unresolved problems: bounces, blocks, failures…")
+            t_item.appendRow([problems, self._blank()])
             for rnd in rounds:
                 r_item = self._item(rnd.name, ROUND, rnd.id, rnd, "round")
                 r_item.setToolTip(f"{rnd.name} ({rnd.abbreviation})\n{round_summary(rnd)}")
@@ -72,11 +95,40 @@ class NavigatorModel(QStandardItemModel):
         item.setEditable(False)
         return item
 
+    def set_problem_counts(self, by_round: Mapping[int, int], by_tournament: Mapping[int, int]) -> None:
+        """Badges: unresolved problems per round, per tournament (and on the problems nodes)."""
+        total = sum(by_tournament.values())
+        for row in range(self.rowCount()):
+            t_index = self.index(row, 0)
+            kind = t_index.data(Roles.KIND)
+            if kind == PROBLEMS:
+                self._badge(t_index, total)
+                continue
+            tid = t_index.data(Roles.ID)
+            self._badge(t_index, by_tournament.get(tid, 0))
+            for child in range(self.rowCount(t_index)):
+                c_index = self.index(child, 0, t_index)
+                c_kind = c_index.data(Roles.KIND)
+                if c_kind == ROUND:
+                    self._badge(c_index, by_round.get(c_index.data(Roles.ID), 0))
+                elif c_kind == PROBLEMS:
+                    self._badge(c_index, by_tournament.get(tid, 0))
+
+    def _badge(self, index: QModelIndex, n: int) -> None:
+        if (index.data(BADGE) or 0) != n:
+            self.setData(index, n, BADGE)
+            name = index.data(Qt.ItemDataRole.DisplayRole)
+            self.setData(
+                index,
+                f"{name}: {n} unresolved problem{'s' if n != 1 else ''}" if n else name,
+                Qt.ItemDataRole.AccessibleTextRole,
+            )
+
     def find(self, key: NodeKey) -> QModelIndex:
         kind, ident = key
         for row in range(self.rowCount()):
             t_index = self.index(row, 0)
-            if kind == TOURNAMENT and t_index.data(Roles.ID) == ident:
+            if t_index.data(Roles.KIND) == kind and t_index.data(Roles.ID) == ident:
                 return t_index
             for child in range(self.rowCount(t_index)):
                 c_index = self.index(child, 0, t_index)
@@ -85,11 +137,49 @@ class NavigatorModel(QStandardItemModel):
         return QModelIndex()
 
 
+class BadgeDelegate(QStyledItemDelegate):
+    """Paints a node's problem count as a small red pill at the right end of its name."""
+
+    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._theme = theme
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        n = int(index.data(BADGE) or 0) if index.column() == 0 else 0
+        if not n:
+            super().paint(painter, option, index)
+            return
+        text = str(n) if n < 1000 else "999+"
+        metrics = option.fontMetrics  # type: ignore[attr-defined]
+        width = max(metrics.horizontalAdvance(text) + 10, metrics.height())
+        opt = QStyleOptionViewItem(option)
+        opt.rect = option.rect.adjusted(0, 0, -(width + 6), 0)  # type: ignore[attr-defined]
+        super().paint(painter, opt, index)
+        rect = option.rect  # type: ignore[attr-defined]
+        pill = QRectF(
+            rect.right() - width - 2,
+            rect.center().y() - metrics.height() / 2 + 1,
+            width,
+            metrics.height() - 2,
+        )
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self._theme.accent(Tone.BAD))
+        painter.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(pill, int(Qt.AlignmentFlag.AlignCenter), text)
+        painter.restore()
+
+
 class NavigatorPanel(QWidget):
     """Emits what the director picked; the main window decides which page shows it."""
 
     tournament_selected = Signal(object)  # Tournament (its participants are shown)
     round_selected = Signal(object, object)  # Tournament, Round
+    problems_selected = Signal(object)  # Tournament, or None for every tournament
     nothing_selected = Signal()
 
     def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
@@ -98,6 +188,7 @@ class NavigatorPanel(QWidget):
         self.view = QTreeView(self)
         self.view.setObjectName("navigator")
         self.view.setModel(self.model)
+        self.view.setItemDelegate(BadgeDelegate(theme, self.view))
         self.view.setHeaderHidden(True)
         self.view.setUniformRowHeights(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -167,5 +258,7 @@ class NavigatorPanel(QWidget):
         if kind == ROUND:
             tournament = index.parent().data(Roles.OBJECT)
             self.round_selected.emit(tournament, index.data(Roles.OBJECT))
+        elif kind == PROBLEMS:
+            self.problems_selected.emit(index.data(Roles.OBJECT))
         else:
             self.tournament_selected.emit(index.data(Roles.OBJECT))

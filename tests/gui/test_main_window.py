@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 from tabmail.domain.events import PollFinished, TournamentImported
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.main_window import GEOMETRY_KEY, MainWindow
-from tabmail.gui.navigator import PARTICIPANTS, ROUND, TOURNAMENT
+from tabmail.gui.navigator import PARTICIPANTS, PROBLEMS, ROUND, TOURNAMENT
 from tabmail.gui.roles import Roles
 from tabmail.gui.run_op import run_op, running_ops
 from tabmail.services import tracking
@@ -45,6 +45,7 @@ def _children(window: MainWindow, tournament_id: int) -> list[tuple[str, str]]:
 def test_rounds_tree_lists_the_tournaments_rounds(window: MainWindow, tournament_id: int) -> None:
     assert _children(window, tournament_id) == [
         (PARTICIPANTS, "Participants"),
+        (PROBLEMS, "Problems"),
         (ROUND, "Round 1"),
         (ROUND, "Round 2"),
     ]
@@ -132,7 +133,7 @@ def test_an_import_elsewhere_refreshes_the_tree(window: MainWindow, ctx: AppCont
     result = ctx.tournaments.apply_import(sample_bundle("autumn", "Autumn Cup"))
     ctx.bus.publish(TournamentImported(result.tournament_id))
     assert window.navigator.model.find((TOURNAMENT, result.tournament_id)).isValid()
-    assert window.navigator.model.rowCount() == 2
+    assert window.navigator.model.rowCount() == 3  # "Problems in every tournament" and the two
 
 
 def test_empty_database_shows_the_welcome_page(qtbot: QtBot, ctx: AppContext, qsettings: QSettings) -> None:

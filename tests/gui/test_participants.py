@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QApplication, QLineEdit
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
@@ -124,21 +125,45 @@ def test_editing_an_address_in_the_view_updates_the_store_and_history(
     assert "edsger@example.org" in page.panel.history.text()
 
 
-def test_an_invalid_edit_is_stored_and_shown_as_invalid(
+def test_an_invalid_edit_is_refused_and_the_working_address_kept(
     qtbot: QtBot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
 ) -> None:
+    """Issue 10 defect 6: "bruno at example" typed in place replaced a working address."""
     person = _person(ctx, tournament_id, "Ada Lovelace")
-    with qtbot.waitSignal(page.model.address_edited, timeout=5000) as edited:
+    history_before = ctx.tournaments.address_history(person.id)
+    with qtbot.waitSignal(page.model.edit_failed, timeout=5000) as failed:
         _edit_in_view(qtbot, page, person.id, "ada at example")
-
-    assert edited.args[:2] == [person.id, False]
+    assert "'ada at example' is not a usable address" in failed.args[0]
+    assert "still ada@example.org" in failed.args[0]
     stored = ctx.tournaments.get_person(person.id)
-    assert stored.email == "ada at example" and not stored.email_valid
-    assert ctx.tournaments.address_history(person.id)[-1][2:] == ("ada at example", "director")
+    assert stored.email == "ada@example.org" and stored.email_valid  # the old value is kept
+    assert ctx.tournaments.address_history(person.id) == history_before
     row = _source_row(page, person.id)
-    assert page.model.index(row, Column.EMAIL).data(Roles.STATUS) == "invalid"
-    assert page.message.tone == Tone.BAD
-    assert "cannot be used" in page.message.text()
+    assert page.model.index(row, Column.EMAIL).data() == "ada@example.org"
+    assert page.message.tone == Tone.BAD and "not a usable address" in page.message.text()
+
+
+def test_every_address_edit_is_undoable(
+    qtbot: QtBot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:
+    """Issue 10 defect 6: Ctrl+Z did nothing. Edit → Undo names what it undoes."""
+    stack = QUndoStack(page)
+    page.undo_stack = stack
+    undo = stack.createUndoAction(page, "&Undo")
+    person = _person(ctx, tournament_id, "Ada Lovelace")
+    with qtbot.waitSignal(page.model.address_edited, timeout=5000):
+        _edit_in_view(qtbot, page, person.id, "ada.lovelace@example.org")
+    assert ctx.tournaments.get_person(person.id).email == "ada.lovelace@example.org"
+    assert (
+        undo.isEnabled() and undo.text() == "&Undo change Ada Lovelace's address to ada.lovelace@example.org"
+    )
+    with qtbot.waitSignal(page.model.address_edited, timeout=5000):
+        stack.undo()
+    assert ctx.tournaments.get_person(person.id).email == "ada@example.org"
+    row = _source_row(page, person.id)
+    assert page.model.index(row, Column.EMAIL).data() == "ada@example.org"
+    stack.redo()
+    assert ctx.tournaments.get_person(person.id).email == "ada.lovelace@example.org"
 
 
 def test_search_role_and_problem_filters(page: ParticipantsPage) -> None:

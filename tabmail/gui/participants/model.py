@@ -71,6 +71,7 @@ class ParticipantsModel(QAbstractTableModel):
 
     address_edited = Signal(int, bool, str)  # person id, valid, problem ("" when valid)
     edit_failed = Signal(str)  # a TabmailError's message
+    address_changed = Signal(int, str, str)  # person id, old, new: an edit made here (for undo)
 
     def __init__(self, ctx: AppContext, theme: Theme | None = None, parent: Any = None) -> None:
         super().__init__(parent)
@@ -254,13 +255,29 @@ class ParticipantsModel(QAbstractTableModel):
         text = str(value or "").strip()
         if text == (person.email or ""):
             return False
+        if text:
+            valid, _normalised, why = validate_address(text)
+            if not valid:  # refused before anything is stored: the working address stays
+                kept = f"{person.name}'s address is still {person.email}." if person.email else ""
+                self.edit_failed.emit(f"Not saved: {text!r} is not a usable address: {why}. {kept}".strip())
+                return False
+        old = person.email
+        if not self.apply_address(person.id, text or None):
+            return False
+        self.address_changed.emit(person.id, old or "", text)
+        return True
+
+    def apply_address(self, person_id: int, email: str | None) -> bool:
+        """Store a person's address (an edit, or its undo) and tell every screen."""
+        row = self.row_of(person_id)
         try:
-            fresh = self._ctx.tournaments.set_person_email(person.id, text or None, source=EDIT_SOURCE)
+            fresh = self._ctx.tournaments.set_person_email(person_id, email, source=EDIT_SOURCE)
         except TabmailError as exc:
             self.edit_failed.emit(str(exc))
             return False
-        self._replace(index.row(), fresh)
-        problem = "" if fresh.email_valid else self.problem_text(self._people[index.row()])
-        self.address_edited.emit(person.id, fresh.email_valid, problem)
-        self._ctx.bus.publish(PersonChanged(person.id))
+        if row is not None:
+            self._replace(row, fresh)
+            problem = "" if fresh.email_valid else self.problem_text(self._people[row])
+            self.address_edited.emit(person_id, fresh.email_valid, problem)
+        self._ctx.bus.publish(PersonChanged(person_id))
         return True

@@ -12,7 +12,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QShowEvent, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -31,6 +31,7 @@ from tabmail.gui.participants.model import Column, ParticipantsModel
 from tabmail.gui.participants.person_panel import PersonPanel
 from tabmail.gui.roles import Roles
 from tabmail.gui.theme import Theme, Tone
+from tabmail.gui.undo import DoneCommand
 from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
 from tabmail.services.context import AppContext
 
@@ -143,6 +144,8 @@ class ParticipantsPage(QWidget):
         self.panel = PersonPanel(self._theme, self)
         self.panel.edit_requested.connect(self.edit_address)
         self.model.address_edited.connect(self._on_model_address_edited)
+        self.model.address_changed.connect(self._on_model_address_changed)
+        self.undo_stack: QUndoStack | None = None  # the main window's (Edit → Undo)
         self.model.edit_failed.connect(lambda text: self.message.show_message(text, Tone.BAD))
         self.model.modelReset.connect(self._update_summary)
         self.model.dataChanged.connect(lambda *_: self._update_summary())
@@ -260,6 +263,20 @@ class ParticipantsPage(QWidget):
             )
         if person_id == self.selected_person_id():
             self._show_selected()
+
+    def _on_model_address_changed(self, person_id: int, old: str, new: str) -> None:
+        """Every address edit is undoable: Edit → Undo names it."""
+        if self.undo_stack is None:
+            return
+        row = self.model.row_of(person_id)
+        name = self.model.person_at(row).name if row is not None else "this person"
+        self.undo_stack.push(
+            DoneCommand(
+                f"change {name}'s address to {new}" if new else f"clear {name}'s address",
+                lambda: self.model.apply_address(person_id, new or None),
+                lambda: self.model.apply_address(person_id, old or None),
+            )
+        )
 
     def _on_table_selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
         self._show_selected()

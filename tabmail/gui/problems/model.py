@@ -1,0 +1,211 @@
+"""The Problems view's rows: every unresolved problem with where, who, what, why and how long ago.
+
+One row per problem (``services.problems.Problem``); the address cell takes a corrected
+address (validated before it is kept), which the page's Resend uses.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QFont
+
+from tabmail.domain.addresses import validate_address
+from tabmail.domain.problems import SEVERITY
+from tabmail.gui.collation import sort_key
+from tabmail.gui.roles import Roles
+from tabmail.gui.rounds.words import aware, full_time, local_time
+from tabmail.gui.theme import Theme, category_look
+from tabmail.services.problems import Problem
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+class Column(enum.IntEnum):
+    TOURNAMENT = 0
+    ROUND = 1
+    RECIPIENT = 2
+    ADDRESS = 3
+    PROBLEM = 4
+    REASON = 5
+    AGE = 6
+
+
+HEADERS = {
+    Column.TOURNAMENT: "Tournament",
+    Column.ROUND: "Round",
+    Column.RECIPIENT: "Recipient",
+    Column.ADDRESS: "Address",
+    Column.PROBLEM: "Problem",
+    Column.REASON: "Reason",
+    Column.AGE: "Age",
+}
+
+
+def age_text(since: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in the largest unit that fits: "just now", "12 min", "3 h", "2 days"."""
+    at = aware(since)
+    if at is None:
+        return ""
+    seconds = max(0.0, ((now or datetime.now(UTC)) - at).total_seconds())
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h"
+    days = int(seconds // 86400)
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+class ProblemsModel(QAbstractTableModel):
+    draft_rejected = Signal(str, str)  # message id, why the typed address cannot be used
+    draft_edited = Signal(str, str, str)  # message id, old, new (for undo)
+
+    def __init__(self, theme: Theme, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._theme = theme
+        self._italic = QFont()
+        self._italic.setItalic(True)
+        self._rows: list[Problem] = []
+        self._drafts: dict[str, str] = {}
+        self._name_rank: list[int] = []
+
+    def set_problems(self, problems: list[Problem]) -> None:
+        self.beginResetModel()
+        self._rows = problems
+        ids = {p.message.id for p in problems}
+        self._drafts = {k: v for k, v in self._drafts.items() if k in ids}
+        keys = [sort_key(p.message.recipient_name) for p in problems]
+        self._name_rank = [0] * len(problems)  # the name's place in locale collation order
+        for rank, i in enumerate(sorted(range(len(problems)), key=keys.__getitem__)):
+            self._name_rank[i] = rank
+        self.endResetModel()
+
+    # -- lookups ---------------------------------------------------------------------------
+    @property
+    def problems(self) -> list[Problem]:
+        return list(self._rows)
+
+    def problem_at(self, row: int) -> Problem:
+        return self._rows[row]
+
+    def row_of(self, message_id: str) -> int | None:
+        return next((i for i, p in enumerate(self._rows) if p.message.id == message_id), None)
+
+    def draft(self, message_id: str) -> str | None:
+        return self._drafts.get(message_id)
+
+    def set_draft(self, message_id: str, text: str | None) -> str | None:
+        """Keep a corrected address for a resend. Returns why it cannot be used, or None."""
+        row = self.row_of(message_id)
+        if row is None:
+            return "this problem is no longer listed"
+        value = (text or "").strip()
+        if not value or value.casefold() == self._rows[row].message.address.casefold():
+            self._drafts.pop(message_id, None)
+        else:
+            valid, normalised, problem = validate_address(value)
+            if not valid or normalised is None:
+                return f"{value!r} is not a usable address: {problem}"
+            self._drafts[message_id] = normalised
+        index = self.index(row, Column.ADDRESS)
+        self.dataChanged.emit(index, index, [])
+        return None
+
+    # -- Qt model API ------------------------------------------------------------------------
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[Column(section)]
+        return None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        if index.isValid() and index.column() == Column.ADDRESS:
+            base |= Qt.ItemFlag.ItemIsEditable
+        return base
+
+    def setData(self, index: AnyIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.EditRole or not index.isValid() or index.column() != Column.ADDRESS:
+            return False
+        mid = self._rows[index.row()].message.id
+        before = self._drafts.get(mid)
+        problem = self.set_draft(mid, str(value or ""))
+        if problem is not None:
+            self.draft_rejected.emit(mid, problem)
+            return False
+        if self._drafts.get(mid) != before:
+            self.draft_edited.emit(mid, before or "", self._drafts.get(mid) or "")
+        return True
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        p = self._rows[index.row()]
+        m = p.message
+        column = Column(index.column())
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            if column == Column.TOURNAMENT:
+                return p.sent.tournament_name
+            if column == Column.ROUND:
+                return p.sent.round_name
+            if column == Column.RECIPIENT:
+                return m.recipient_name
+            if column == Column.ADDRESS:
+                return self._drafts.get(m.id) or m.address
+            if column == Column.PROBLEM:
+                return category_look(p.category).label
+            if column == Column.REASON:
+                return p.reason
+            return age_text(p.since)
+        if role == Roles.ID:
+            return m.id
+        if role == Roles.OBJECT:
+            return p
+        if role == Roles.STATUS:
+            return p.category.value
+        if role == Roles.PROBLEM:
+            return True
+        if role == Roles.SORT:
+            return self._sort(index.row(), column)
+        if role == Qt.ItemDataRole.DecorationRole and column == Column.PROBLEM:
+            return self._theme.icon(category_look(p.category))
+        if role == Qt.ItemDataRole.ForegroundRole and column in (Column.PROBLEM, Column.ADDRESS):
+            return self._theme.foreground(category_look(p.category).tone)
+        if role == Qt.ItemDataRole.FontRole and column == Column.ADDRESS and m.id in self._drafts:
+            return self._italic
+        if role == Qt.ItemDataRole.ToolTipRole:
+            look = category_look(p.category)
+            lines = [f"{look.label}: {look.description}"]
+            if p.reason:
+                lines.append(f"Reason: {p.reason}")
+            if m.id in self._drafts:
+                lines.append(f"Corrected to {self._drafts[m.id]} (was {m.address}): press Resend.")
+            else:
+                lines.append("Double-click the address to correct it, then Resend.")
+            if p.since:
+                lines.append(f"Since {full_time(p.since)} ({local_time(p.since)})")
+            return "\n".join(lines)
+        return None
+
+    def _sort(self, row: int, column: Column) -> Any:
+        p = self._rows[row]
+        if column == Column.PROBLEM:
+            return SEVERITY[p.category]
+        if column == Column.AGE:
+            at = aware(p.since)
+            return -(at.timestamp() if at else 0.0)
+        if column == Column.RECIPIENT:
+            return self._name_rank[row]
+        return str(self.data(self.index(row, column))).casefold()

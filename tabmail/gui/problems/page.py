@@ -1,0 +1,333 @@
+"""One place for every problem: the unresolved problems of a tournament, or of every tournament.
+
+Each row says where (tournament, round), who, which address, what happened (the one
+vocabulary), why and how long ago. Fix it here: correct the address in place (double-click or
+F2) and Resend (Ctrl+R), or Mark Resolved with a reason (undoable); "Go to Round" opens the
+message in its round. The list follows the bridge's signals (re-read after a short pause, only
+while shown).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence, QShowEvent, QUndoStack
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tabmail.domain.errors import TabmailError
+from tabmail.domain.problems import counts_text
+from tabmail.domain.tournament import Tournament
+from tabmail.gui.background import BackgroundWorker
+from tabmail.gui.bridge import EventBridge
+from tabmail.gui.problems.model import Column, ProblemsModel
+from tabmail.gui.roles import Roles
+from tabmail.gui.rounds.resending import Resender
+from tabmail.gui.theme import Theme, Tone
+from tabmail.gui.undo import DoneCommand
+from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
+from tabmail.services import problems as service
+from tabmail.services.context import AppContext
+
+RELOAD_DELAY_MS = 300
+COLUMN_WIDTHS = {
+    Column.TOURNAMENT: 150,
+    Column.ROUND: 90,
+    Column.RECIPIENT: 170,
+    Column.ADDRESS: 230,
+    Column.PROBLEM: 140,
+    Column.AGE: 70,
+}
+
+
+class ProblemsProxy(QSortFilterProxyModel):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(Roles.SORT)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setFilterKeyColumn(-1)
+
+
+class ProblemsPage(QWidget):
+    round_requested = Signal(int, str)  # round id, message id: show it in its round
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        bridge: EventBridge,
+        theme: Theme | None = None,
+        worker: BackgroundWorker | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("problems-page")
+        self._ctx = ctx
+        self._theme = theme or Theme()
+        self.tournament: Tournament | None = None
+        self.shown_for: int | None = None  # tournament id, 0 for every tournament, None: not yet
+        self.undo_stack: QUndoStack | None = None  # the main window's (Edit → Undo)
+        self._dirty = False
+
+        self.model = ProblemsModel(self._theme, self)
+        self.proxy = ProblemsProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.resender = Resender(ctx, worker, self)
+        self.resender.category_of = self._category_of
+        self.resender.queued.connect(self._on_resender_queued)
+
+        self.title = heading_label("Problems", 1.45, self)
+        self.summary = muted_label("", self)
+        self.summary.setObjectName("problems-summary")
+        self.summary.setWordWrap(True)
+        self.search = SearchField("Search names, addresses, rounds, reasons  (Ctrl+F)", self, self._theme)
+        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        self.notice = MessageStrip(self, self._theme)
+        self.notice.setObjectName("problems-notice")
+
+        self.table = QTableView(self)
+        self.table.setObjectName("problems-table")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(Column.AGE, Qt.SortOrder.AscendingOrder)  # newest first
+        self.table.setAlternatingRowColors(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(Column.REASON, QHeaderView.ResizeMode.Stretch)
+        for column, width in COLUMN_WIDTHS.items():
+            self.table.setColumnWidth(column, width)
+        self.table.selectionModel().currentRowChanged.connect(lambda *_: self._update_actions())
+        self.table.doubleClicked.connect(self._on_table_double_clicked)
+        self.empty = QLabel("No unresolved problems.", self.table.viewport())
+        self.empty.setObjectName("problems-empty")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        self.resend_action = self._action("&Resend", "Ctrl+R", self.resend_current)
+        self.resolve_action = self._action("&Mark Resolved…", None, self.ask_resolve_current)
+        self.go_action = self._action("&Go to Round", "Ctrl+G", self.go_to_current)
+        buttons = QHBoxLayout()
+        self.resend_button = self._button(self.resend_action, "problems-resend")
+        self.resolve_button = self._button(self.resolve_action, "problems-resolve")
+        self.go_button = self._button(self.go_action, "problems-go")
+        buttons.addWidget(self.search, 1)
+        for button in (self.resend_button, self.resolve_button, self.go_button):
+            buttons.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 16, 20, 12)
+        layout.setSpacing(8)
+        layout.addWidget(self.title)
+        layout.addWidget(self.summary)
+        layout.addLayout(buttons)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.table, 1)
+
+        self._reload_timer = QTimer(self)
+        self._reload_timer.setSingleShot(True)
+        self._reload_timer.setInterval(RELOAD_DELAY_MS)
+        self._reload_timer.timeout.connect(self.reload)
+        for signal in (bridge.statuses_changed, bridge.flags_changed, bridge.person_changed):
+            signal.connect(self._schedule_reload)
+        bridge.message_state_changed.connect(self._schedule_reload)
+        self.model.draft_rejected.connect(lambda _mid, why: self.notice.show_message(why, Tone.BAD))
+        self.model.draft_edited.connect(self._on_model_draft_edited)
+        for signal in (self.proxy.modelReset, self.proxy.rowsInserted, self.proxy.rowsRemoved):
+            signal.connect(self._update_empty)
+        self._update_actions()
+
+    def _action(self, text: str, shortcut: str | None, slot: object) -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        a.triggered.connect(slot)  # type: ignore[arg-type]
+        self.addAction(a)
+        return a
+
+    def _button(self, action: QAction, name: str) -> QPushButton:
+        button = QPushButton(action.text().replace("&", ""), self)
+        button.setObjectName(name)
+        button.clicked.connect(action.trigger)
+        return button
+
+    # -- showing ---------------------------------------------------------------------------------
+    def show_problems(self, tournament: Tournament | None) -> None:
+        """The unresolved problems of ``tournament``, or of every tournament (None)."""
+        self.tournament = tournament
+        self.shown_for = tournament.id if tournament is not None else 0
+        self.title.setText(f"Problems — {tournament.name}" if tournament else "Problems in every tournament")
+        self.table.setColumnHidden(Column.TOURNAMENT, tournament is not None)
+        self.notice.clear_message()
+        self.reload()
+
+    def reload(self) -> None:
+        self._dirty = False
+        self._reload_timer.stop()
+        if self.shown_for is None:
+            return
+        selected = self.current_message_id()
+        problems = service.unresolved(
+            self._ctx, tournament_id=self.tournament.id if self.tournament else None
+        )
+        self.model.set_problems(problems)
+        counts = Counter(p.category for p in problems)
+        n = len(problems)
+        self.summary.setText(
+            f"{n} unresolved problem{'s' if n != 1 else ''}: {counts_text(counts)}"
+            if n
+            else "Nothing needs your attention: every problem is resolved."
+        )
+        self.summary.setStyleSheet(self._theme.text_style(Tone.BAD) if n else "")
+        if selected is not None:
+            self.select_message(selected)
+        self._update_actions()
+        self._update_empty()
+
+    def _schedule_reload(self, *_: object) -> None:
+        if self.shown_for is None:
+            return
+        if self.isVisible():
+            self._reload_timer.start()
+        else:
+            self._dirty = True
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._dirty:
+            self.reload()
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def _update_empty(self, *_: object) -> None:
+        empty = self.proxy.rowCount() == 0
+        if empty:
+            self.empty.setText(
+                "No matches" if self.search.text() and self.model.rowCount() else "No unresolved problems."
+            )
+            self.empty.setGeometry(self.table.viewport().rect())
+        self.empty.setVisible(empty)
+
+    # -- selection --------------------------------------------------------------------------------
+    def current_message_id(self) -> str | None:
+        index = self.table.currentIndex()
+        return index.data(Roles.ID) if index.isValid() else None
+
+    def select_message(self, message_id: str) -> bool:
+        row = self.model.row_of(message_id)
+        if row is None:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, Column.RECIPIENT))
+        if not index.isValid():
+            return False
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        return True
+
+    def _update_actions(self) -> None:
+        has = self.current_message_id() is not None
+        for action in (self.resend_action, self.resolve_action, self.go_action):
+            action.setEnabled(has)
+        for button, action in (
+            (self.resend_button, self.resend_action),
+            (self.resolve_button, self.resolve_action),
+            (self.go_button, self.go_action),
+        ):
+            button.setEnabled(action.isEnabled())
+
+    def _category_of(self, message_id: str) -> object:
+        row = self.model.row_of(message_id)
+        return self.model.problem_at(row).category if row is not None else None
+
+    def _recipient(self, message_id: str) -> str:
+        row = self.model.row_of(message_id)
+        return self.model.problem_at(row).message.recipient_name if row is not None else "this person"
+
+    # -- fixing -----------------------------------------------------------------------------------
+    def resend_current(self) -> None:
+        mid = self.current_message_id()
+        if mid is not None:
+            self.resender.resend(mid, self.model.draft(mid), action=self.resend_action)
+
+    def _on_resender_queued(self, words: str, new_ids: list[str]) -> None:
+        self.notice.show_message(words, Tone.GOOD if new_ids else Tone.NEUTRAL)
+        self.reload()
+
+    def ask_resolve_current(self) -> QInputDialog | None:
+        mid = self.current_message_id()
+        if mid is None:
+            return None
+        dialog = QInputDialog(self)
+        dialog.setObjectName("resolve-reason")
+        dialog.setWindowTitle("Mark resolved")
+        dialog.setLabelText(f"Why does the problem with {self._recipient(mid)}'s message need nothing more?")
+        dialog.setOkButtonText("Mark Resolved")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.textValueSelected.connect(lambda reason: self.resolve(mid, reason))
+        dialog.open()
+        return dialog
+
+    def resolve(self, message_id: str, reason: str) -> bool:
+        name = self._recipient(message_id)
+        try:
+            service.mark_resolved(self._ctx, message_id, reason)
+        except TabmailError as exc:
+            self.notice.show_message(str(exc), Tone.BAD)
+            return False
+        if self.undo_stack is not None:
+            self.undo_stack.push(
+                DoneCommand(
+                    f"mark {name}'s problem resolved",
+                    lambda: service.mark_resolved(self._ctx, message_id, reason),
+                    lambda: service.unmark_resolved(self._ctx, message_id),
+                    lambda text: self.notice.show_message(text, Tone.BAD),
+                )
+            )
+        self.notice.show_message(
+            f"Marked {name}'s problem resolved: {reason.strip()} (Ctrl+Z undoes it)", Tone.GOOD
+        )
+        self.reload()
+        return True
+
+    def _on_model_draft_edited(self, message_id: str, old: str, new: str) -> None:
+        if self.undo_stack is None:
+            return
+        name = self._recipient(message_id)
+        self.undo_stack.push(
+            DoneCommand(
+                f"correct {name}'s address to {new}" if new else f"clear {name}'s corrected address",
+                lambda: self.model.set_draft(message_id, new or None),
+                lambda: self.model.set_draft(message_id, old or None),
+            )
+        )
+
+    def go_to_current(self) -> None:
+        index = self.table.currentIndex()
+        if not index.isValid():
+            return
+        problem = index.data(Roles.OBJECT)
+        if problem.sent.round_id is not None:
+            self.round_requested.emit(problem.sent.round_id, problem.message.id)
+
+    def _on_table_double_clicked(self, index: QModelIndex) -> None:
+        if index.column() != Column.ADDRESS:
+            self.go_to_current()
