@@ -6,7 +6,6 @@ message keeps the backend it was queued for. Real loopback servers, injected clo
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.outbox import OutboxReport, OutboxStopped
 from tabmail.services.sending import default_outbox
-from tests.outbox_support import FakeTime
+from tests.outbox_support import FakeTime, cli_env
 from tests.servers.sendgrid import DEFAULT_KEY, SendGridTestServer
 from tests.servers.smtp import SmtpTestServer, closed_port
 
@@ -153,15 +152,6 @@ def test_the_attempt_limit_is_the_setting(smtp_demo: AppContext, smtp: SmtpTestS
     run(ctx, t)
     assert t.slept == [30]
     assert {m.attempts for m in ctx.notifications.messages(batch_id=batch)} == {2}
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
-    env["PYTHONPATH"] = str(REPO)
-    env["TABMAIL_THREAD_KEY"] = "ab" * 32  # no keyring here: without it, a warning says so
-    env.update(extra)
-    return env
 
 
 def test_send_yes_and_outbox_run_exit_non_zero_with_the_servers_words_off_a_terminal(

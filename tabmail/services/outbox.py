@@ -60,6 +60,7 @@ LEASE_SECONDS = 60.0  # a claim holds this long unless renewed (every third of i
 # On this host a live pid settles it; a lease this long overdue means the pid was reused.
 SAME_HOST_STALE = timedelta(minutes=15)
 LOCK_RETRY_SECONDS = 0.25
+RESULT_PATIENCE = 3.0  # results of handed-over messages wait this many times longer than claims
 
 
 def utcnow() -> datetime:
@@ -265,7 +266,11 @@ class _Hooks:
             return
         o = self.o
         try:
-            await o.write(lambda: o.repo.commit(pending, by=o.claim_for(self.backend)))
+            # Results of messages already handed over are worth a longer wait than a new claim:
+            # unwritten, they would end up 'uncertain'.
+            await o.write(
+                lambda: o.repo.commit(pending, by=o.claim_for(self.backend)), patience=RESULT_PATIENCE
+            )
         except DatabaseBusy:
             self._pending[:0] = pending
             raise
@@ -352,12 +357,12 @@ class Outbox:
     def claim_for(self, backend: str) -> Claim:
         return Claim(self.owner, utcnow() + timedelta(seconds=LEASE_SECONDS), backend)
 
-    async def write(self, fn: Callable[[], T]) -> T:
+    async def write(self, fn: Callable[[], T], *, patience: float = 1.0) -> T:
         """Run a database write; while another process holds the lock, say so and retry, up to
-        the database's lock_wait, then raise DatabaseBusy. Waits on the event loop, so a window
-        stays responsive."""
+        ``patience`` times the database's lock_wait, then raise DatabaseBusy. Waits on the event
+        loop, so a window stays responsive."""
         db = self.repo.db
-        limit = db.lock_wait if self.lock_wait is None else self.lock_wait
+        limit = (db.lock_wait if self.lock_wait is None else self.lock_wait) * patience
         start: float | None = None
         while True:
             try:

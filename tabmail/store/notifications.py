@@ -28,7 +28,13 @@ from tabmail.domain.notification import (
     MessageState,
     Templates,
 )
-from tabmail.store.db import LOCK_POLL_MS, Database, DatabaseLocked, is_lock_error
+from tabmail.store.db import (
+    LOCK_POLL_MS,
+    SQLITE_BUSY_TIMEOUT_MS,
+    Database,
+    DatabaseLocked,
+    is_lock_error,
+)
 from tabmail.store.models import (
     AddressFlagRow,
     BatchRow,
@@ -500,7 +506,6 @@ class NotificationRepository:
         override is respected). Every write is idempotent, so after DatabaseLocked (another
         process holds SQLite's write lock) the same call can simply be made again.
         """
-        owner = by.owner if by is not None else None
         if claim and by is None:
             raise ValueError("a claim needs an owner, a lease and a backend")
         if self._db.path is not None and len(claim) <= 1:  # a SQLite file
@@ -510,19 +515,31 @@ class NotificationRepository:
                 raise self._locked(exc) from None
         try:
             with self._db.engine.begin() as conn:
-                sent, unsent, waiting = _update_params(updates, owner, sqlite=False)
-                if sent:
-                    conn.execute(_MARK_SENT, sent)
-                if unsent:
-                    conn.execute(_MARK_UNSENT, unsent)
-                if waiting:
-                    conn.execute(_MARK_WAITING, waiting)
-                if not claim:
-                    return [], []
-                assert by is not None
-                return self._claim(conn, claim, by)
+                short = self._db.path is not None  # the outbox waits for a lock itself, visibly
+                if short:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={LOCK_POLL_MS}")
+                try:
+                    return self._commit_portable(conn, updates, claim, by)
+                finally:
+                    if short:
+                        conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         except OperationalError as exc:
             raise self._locked(exc) from None
+
+    def _commit_portable(
+        self, conn: Connection, updates: Sequence[StateUpdate], claim: Sequence[str], by: Claim | None
+    ) -> tuple[list[bool], list[str]]:
+        sent, unsent, waiting = _update_params(updates, by.owner if by else None, sqlite=False)
+        if sent:
+            conn.execute(_MARK_SENT, sent)
+        if unsent:
+            conn.execute(_MARK_UNSENT, unsent)
+        if waiting:
+            conn.execute(_MARK_WAITING, waiting)
+        if not claim:
+            return [], []
+        assert by is not None
+        return self._claim(conn, claim, by)
 
     def claim(self, ids: Sequence[str], by: Claim) -> tuple[list[bool], list[str]]:
         return self.commit((), claim=ids, by=by)
