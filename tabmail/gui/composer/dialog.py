@@ -158,7 +158,7 @@ class ComposeDialog(QDialog):
         self.send_progress.finished.connect(lambda: self.close_button.setDefault(True))
 
         self.restore_button = QPushButton("Restore Default Template", self)
-        self.restore_button.clicked.connect(self._restore_defaults)
+        self.restore_button.clicked.connect(self.ask_restore_defaults)
         self.save_template_button = QPushButton("Keep for This Tournament", self)
         self.save_template_button.setToolTip(
             "Use these templates for every later message of this kind in this tournament"
@@ -309,6 +309,27 @@ class ComposeDialog(QDialog):
         )
         self.update_preview()
         self.plan_loaded.emit()
+
+    def ask_restore_defaults(self) -> QMessageBox:
+        """Restoring throws away the edited templates (and the tournament's kept ones): ask first."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Restore default template",
+            "Replace these templates with the shipped ones? Your edits here, and the templates kept "
+            f"for {self.tournament.name} for this kind of message, are discarded.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setObjectName("confirm-restore-defaults")
+        restore = box.addButton("Restore Default", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.finished.connect(
+            lambda _code: self._restore_defaults() if box.clickedButton() is restore else None
+        )
+        box.open()
+        return box
 
     def _restore_defaults(self) -> None:
         """Back to the shipped templates, here and for the tournament's later messages."""

@@ -19,9 +19,11 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QListView,
     QPushButton,
+    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -141,6 +143,10 @@ class ImportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 18, 18, 14)
         layout.setSpacing(10)
+        # The tabs never give up height to an error strip (their wrapped hints were cut off):
+        # the dialog grows instead.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        self.tabs.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         layout.addWidget(self.tabs)
         layout.addWidget(self.message)
         layout.addWidget(self.problems_title)
