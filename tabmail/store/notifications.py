@@ -1,4 +1,5 @@
-"""Send batches and their messages: the outbox's durable state.
+"""Send batches and their messages: writing them, reading them, and (through the OutboxState
+mixin in outbox_state.py) the outbox's durable per-message state.
 
 Every state change is one short transaction, so a process killed at any instant leaves each
 message in exactly one well-defined state. ``claim`` is an atomic compare-and-set, so two
@@ -15,8 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select, update
 
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import (
@@ -28,25 +28,23 @@ from tabmail.domain.notification import (
     MessageState,
     Templates,
 )
-from tabmail.store.db import (
-    LOCK_POLL_MS,
-    SQLITE_BUSY_TIMEOUT_MS,
-    Database,
-    DatabaseLocked,
-    is_lock_error,
-)
+from tabmail.store.db import Database
 from tabmail.store.models import (
-    AddressFlagRow,
     BatchRow,
     MessageBodyRow,
     MessageRow,
     PersonRow,
     RoundRow,
     TournamentRow,
-    UTCDateTime,
 )
+from tabmail.store.outbox_state import ABANDONED as ABANDONED
+from tabmail.store.outbox_state import PENDING as PENDING
+from tabmail.store.outbox_state import Claim as Claim
+from tabmail.store.outbox_state import InFlight as InFlight
+from tabmail.store.outbox_state import OutboxItem as OutboxItem
+from tabmail.store.outbox_state import OutboxState
+from tabmail.store.outbox_state import StateUpdate as StateUpdate
 
-PENDING = (MessageState.QUEUED.value, MessageState.RETRYING.value)
 # States that count as "already got this event" for the default selection of a later send.
 RECEIVED_OR_ON_ITS_WAY = (
     MessageState.QUEUED.value,
@@ -59,94 +57,6 @@ RECEIVED_OR_ON_ITS_WAY = (
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-# The outbox's per-message statements, written once as plain portable SQL with named
-# parameters: SQLAlchemy runs them as text() on any database, and on a SQLite file the outbox
-# hands the same strings to its own connection (see _commit_sqlite). They run twice per message
-# sent; building SQLAlchemy expressions each time cost more than SQLite's own work.
-# A claim is an atomic compare-and-set: the message must still be pending, queued for this
-# backend, and its address not flagged (unless the director said so); it takes a lease.
-_FLAGGED = "SELECT address_key FROM address_flags WHERE cleared_at IS NULL"
-_CLAIM_ONE_SQL = (
-    "UPDATE messages SET state = 'sending', attempts = attempts + 1, "
-    "lease_owner = :owner, lease_expires_at = :lease "
-    "WHERE id = :id AND state IN ('queued', 'retrying') AND backend = :backend "
-    f"AND (send_despite_flag = TRUE OR address_key NOT IN ({_FLAGGED}))"
-)
-_SKIP_ONE_SQL = (
-    "UPDATE messages SET state = 'skipped', last_error = :error "
-    "WHERE id = :id AND state IN ('queued', 'retrying') "
-    f"AND send_despite_flag = FALSE AND address_key IN ({_FLAGGED})"
-)
-# Results of a claimed message: only while this process still holds it (a message another
-# process marked uncertain because it thought this one dead is still this one's to settle).
-_MARK_SENT_SQL = (
-    "UPDATE messages SET state = 'sent', sent_at = :now, provider_message_id = :provider_id, "
-    "last_error = NULL, next_attempt_at = NULL WHERE id = :id AND lease_owner = :owner"
-)
-_MARK_UNSENT_SQL = (
-    "UPDATE messages SET state = :state, last_error = :error, next_attempt_at = :next, "
-    "attempts = COALESCE(:attempts, attempts) WHERE id = :id AND lease_owner = :owner"
-)
-# Results for a message that was never claimed (no connection, settings refused, daily cap):
-# only while it is still pending, so another process's claim is never overwritten.
-_MARK_WAITING_SQL = (
-    "UPDATE messages SET state = :state, last_error = :error, next_attempt_at = :next, "
-    "attempts = COALESCE(:attempts, attempts) WHERE id = :id AND state IN ('queued', 'retrying')"
-)
-_RENEW_SQL = "UPDATE messages SET lease_expires_at = :lease WHERE state = 'sending' AND lease_owner = :owner"
-_CLAIM_ONE = text(_CLAIM_ONE_SQL).bindparams(bindparam("lease", type_=UTCDateTime()))
-_SKIP_ONE = text(_SKIP_ONE_SQL)
-_MARK_SENT = text(_MARK_SENT_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
-_MARK_UNSENT = text(_MARK_UNSENT_SQL).bindparams(bindparam("next", type_=UTCDateTime()))
-_MARK_WAITING = text(_MARK_WAITING_SQL).bindparams(bindparam("next", type_=UTCDateTime()))
-_RENEW = text(_RENEW_SQL).bindparams(bindparam("lease", type_=UTCDateTime()))
-_SKIPPED_FLAGGED = "skipped: the address is flagged as bouncing (checked just before sending)"
-ABANDONED = (
-    "tabmail stopped while this message was being handed to the server; "
-    "it may or may not have been sent. Check before resending."
-)
-
-
-def _sqlite_time(value: datetime | None) -> str | None:
-    """A time as SQLAlchemy stores it in SQLite (UTCDateTime: naive UTC, microseconds)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _update_params(
-    updates: Sequence[StateUpdate], owner: str | None, *, sqlite: bool
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Parameters for _MARK_SENT, _MARK_UNSENT (claimed) and _MARK_WAITING (never claimed)."""
-    when = _sqlite_time if sqlite else (lambda t: t)
-    sent: list[dict[str, Any]] = []
-    unsent: list[dict[str, Any]] = []
-    waiting: list[dict[str, Any]] = []
-    for u in updates:
-        if u.state is MessageState.SENT:
-            sent.append(
-                {
-                    "id": u.message_id,
-                    "now": when(u.sent_at),
-                    "provider_id": u.provider_message_id,
-                    "owner": owner,
-                }
-            )
-            continue
-        params = {
-            "id": u.message_id,
-            "state": u.state.value,
-            "error": (u.error or "")[:4000],
-            "next": when(u.next_attempt_at),
-            "attempts": u.attempts,
-        }
-        if u.claimed:
-            unsent.append({**params, "owner": owner})
-        else:
-            waiting.append(params)
-    return sent, unsent, waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,52 +88,6 @@ class NewMessage:
     message_id_header: str
     resend_of: str | None = None
     send_despite_flag: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StateUpdate:
-    """A message's new outbox state, written by ``NotificationRepository.commit``.
-
-    ``claimed``: the message was claimed by this process (written only while its lease is this
-    process's); otherwise it was never handed over (written only while still pending).
-    ``attempts``: the attempt count to store (None: leave it)."""
-
-    message_id: str
-    state: MessageState
-    error: str | None = None
-    next_attempt_at: datetime | None = None
-    sent_at: datetime | None = None
-    provider_message_id: str | None = None
-    claimed: bool = True
-    attempts: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Who claims (host:pid:token), until when the claim holds unless renewed, for which backend."""
-
-    owner: str
-    lease_until: datetime
-    backend: str
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    id: str
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    id: str
-    batch_id: int
-    envelope_from: str
-    envelope_to: str
-    address_key: str
-    raw: bytes
-    attempts: int
-    backend: str = ""
 
 
 @dataclass(slots=True)
@@ -307,7 +171,7 @@ def _queued_row(m: NewMessage, batch_id: int, now: datetime, backend: str) -> Me
     )
 
 
-class NotificationRepository:
+class NotificationRepository(OutboxState):
     def __init__(self, db: Database) -> None:
         self._db = db
         self._sqlite: sqlite3.Connection | None = None
@@ -382,110 +246,7 @@ class NotificationRepository:
                 keys.add(key)
             return people, keys
 
-    # -- outbox ---------------------------------------------------------------------
-    def in_flight(self) -> list[InFlight]:
-        """Messages in 'sending', with who holds them and until when."""
-        with self._db.session() as s:
-            q = select(MessageRow.id, MessageRow.lease_owner, MessageRow.lease_expires_at).where(
-                MessageRow.state == MessageState.SENDING.value
-            )
-            return [InFlight(*r) for r in s.execute(q)]
-
-    def mark_abandoned(self, owner: str | None, expired_before: datetime | None = None) -> list[str]:
-        """'sending' -> uncertain for the messages ``owner`` holds (None: those with no lease, from
-        before leases existed), only those whose lease ended before ``expired_before`` when given.
-        The same condition is checked again in the update, so a lease renewed meanwhile stands."""
-        cond: list[ColumnElement[bool]] = [MessageRow.state == MessageState.SENDING.value]
-        cond.append(MessageRow.lease_owner.is_(None) if owner is None else MessageRow.lease_owner == owner)
-        if expired_before is not None:
-            cond.append(MessageRow.lease_expires_at < expired_before)
-        with self._db.write_session() as s:
-            ids = list(s.scalars(select(MessageRow.id).where(*cond)))
-            if ids:
-                s.execute(
-                    update(MessageRow)
-                    .where(MessageRow.id.in_(ids), *cond)
-                    .values(state=MessageState.UNCERTAIN.value, last_error=ABANDONED)
-                )
-            return ids
-
-    def recover_interrupted(self) -> list[str]:
-        """Every message left 'sending' -> uncertain, whoever holds it. Only for a caller that
-        knows no other process is sending (the outbox itself judges leases: ``mark_abandoned``)."""
-        out: list[str] = []
-        for owner in {m.lease_owner for m in self.in_flight()}:
-            out += self.mark_abandoned(owner)
-        return out
-
-    def renew_leases(self, owner: str, lease_until: datetime) -> int:
-        """Extend the lease on every message ``owner`` is sending."""
-        params = {"owner": owner, "lease": lease_until}
-        if self._db.path is not None:
-            con = self._outbox_connection()
-            with self._sqlite_lock:
-                try:
-                    cur = con.execute(_RENEW_SQL, {"owner": owner, "lease": _sqlite_time(lease_until)})
-                except sqlite3.OperationalError as exc:
-                    raise self._locked(exc) from None
-            return int(cur.rowcount)
-        with self._db.engine.begin() as conn:
-            return int(conn.execute(_RENEW, params).rowcount)
-
-    def due(self, now: datetime, limit: int = 500, batch_id: int | None = None) -> list[OutboxItem]:
-        with self._db.session() as s:
-            q = (
-                select(
-                    MessageRow.id,
-                    MessageRow.batch_id,
-                    MessageRow.envelope_from,
-                    MessageRow.envelope_to,
-                    MessageRow.address_key,
-                    MessageBodyRow.raw,
-                    MessageRow.attempts,
-                    MessageRow.backend,
-                )
-                .join(MessageBodyRow, MessageBodyRow.message_id == MessageRow.id)
-                .where(
-                    (MessageRow.state == MessageState.QUEUED.value)
-                    | (
-                        (MessageRow.state == MessageState.RETRYING.value)
-                        & (MessageRow.next_attempt_at <= now)
-                    )
-                )
-            )
-            if batch_id is not None:
-                q = q.where(MessageRow.batch_id == batch_id)
-            q = q.order_by(MessageRow.created_at, MessageRow.id).limit(limit)
-            return [OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5] or b"", r[6], r[7]) for r in s.execute(q)]
-
-    def next_retry_at(self, batch_id: int | None = None) -> datetime | None:
-        with self._db.session() as s:
-            q = select(func.min(MessageRow.next_attempt_at)).where(
-                MessageRow.state == MessageState.RETRYING.value
-            )
-            if batch_id is not None:
-                q = q.where(MessageRow.batch_id == batch_id)
-            return s.scalar(q)
-
-    def retry_summary(self, batch_id: int | None = None) -> tuple[datetime | None, int, str]:
-        """(the earliest retry, how many messages wait for one, the error of the earliest)."""
-        with self._db.session() as s:
-            q = select(MessageRow.next_attempt_at, MessageRow.last_error).where(
-                MessageRow.state == MessageState.RETRYING.value
-            )
-            c = (
-                select(func.count())
-                .select_from(MessageRow)
-                .where(MessageRow.state == MessageState.RETRYING.value)
-            )
-            if batch_id is not None:
-                q = q.where(MessageRow.batch_id == batch_id)
-                c = c.where(MessageRow.batch_id == batch_id)
-            first = s.execute(q.order_by(MessageRow.next_attempt_at).limit(1)).first()
-            if first is None:
-                return None, 0, ""
-            return first[0], int(s.scalar(c) or 0), first[1] or ""
-
+    # -- outbox state: see outbox_state.OutboxState --------------------------------------
     def pending_count(self, batch_id: int | None = None, *, exclude_batch: int | None = None) -> int:
         with self._db.session() as s:
             q = select(func.count()).select_from(MessageRow).where(MessageRow.state.in_(PENDING))
@@ -494,181 +255,6 @@ class NotificationRepository:
             if exclude_batch is not None:
                 q = q.where(MessageRow.batch_id != exclude_batch)
             return int(s.scalar(q) or 0)
-
-    def commit(
-        self, updates: Sequence[StateUpdate], claim: Sequence[str] = (), *, by: Claim | None = None
-    ) -> tuple[list[bool], list[str]]:
-        """Write outbox results and claim the next messages, in ONE short transaction.
-
-        Claiming moves pending messages to 'sending' (attempts + 1) with ``by``'s lease, checking
-        address flags and the backend in the same statement; returns one bool per claimed id, and
-        the ids skipped because their address is flagged (now 'skipped'; the director's explicit
-        override is respected). Every write is idempotent, so after DatabaseLocked (another
-        process holds SQLite's write lock) the same call can simply be made again.
-        """
-        if claim and by is None:
-            raise ValueError("a claim needs an owner, a lease and a backend")
-        if self._db.path is not None and len(claim) <= 1:  # a SQLite file
-            try:
-                return self._commit_sqlite(updates, claim, by)
-            except sqlite3.OperationalError as exc:
-                raise self._locked(exc) from None
-        try:
-            with self._db.engine.begin() as conn:
-                short = self._db.path is not None  # the outbox waits for a lock itself, visibly
-                if short:
-                    conn.exec_driver_sql(f"PRAGMA busy_timeout={LOCK_POLL_MS}")
-                try:
-                    return self._commit_portable(conn, updates, claim, by)
-                finally:
-                    if short:
-                        conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        except OperationalError as exc:
-            raise self._locked(exc) from None
-
-    def _commit_portable(
-        self, conn: Connection, updates: Sequence[StateUpdate], claim: Sequence[str], by: Claim | None
-    ) -> tuple[list[bool], list[str]]:
-        sent, unsent, waiting = _update_params(updates, by.owner if by else None, sqlite=False)
-        if sent:
-            conn.execute(_MARK_SENT, sent)
-        if unsent:
-            conn.execute(_MARK_UNSENT, unsent)
-        if waiting:
-            conn.execute(_MARK_WAITING, waiting)
-        if not claim:
-            return [], []
-        assert by is not None
-        return self._claim(conn, claim, by)
-
-    def claim(self, ids: Sequence[str], by: Claim) -> tuple[list[bool], list[str]]:
-        return self.commit((), claim=ids, by=by)
-
-    def _locked(self, exc: Exception) -> Exception:
-        if is_lock_error(exc):
-            return DatabaseLocked("the database is locked by another process")
-        return exc
-
-    def _commit_sqlite(
-        self, updates: Sequence[StateUpdate], claim: Sequence[str], by: Claim | None
-    ) -> tuple[list[bool], list[str]]:
-        """``commit`` for SQLite on a dedicated DBAPI connection in autocommit mode: the same
-        statements as the portable path without SQLAlchemy's per-statement overhead, which was
-        most of the outbox's cost per message (tests/bench/bench_send.py). Each statement is
-        atomic on its own; several results are still written in one transaction."""
-        con = self._outbox_connection()
-        several = len(updates) > 1
-        sent, unsent, waiting = _update_params(updates, by.owner if by else None, sqlite=True)
-        with self._sqlite_lock:
-            if several:
-                con.execute("BEGIN IMMEDIATE")
-            try:
-                for params in sent:
-                    con.execute(_MARK_SENT_SQL, params)
-                for params in unsent:
-                    con.execute(_MARK_UNSENT_SQL, params)
-                for params in waiting:
-                    con.execute(_MARK_WAITING_SQL, params)
-                if several:
-                    con.execute("COMMIT")
-            except BaseException:
-                if several and con.in_transaction:
-                    con.execute("ROLLBACK")
-                raise
-            if not claim:
-                return [], []
-            assert by is not None
-            mid = claim[0]
-            params = {
-                "id": mid,
-                "owner": by.owner,
-                "lease": _sqlite_time(by.lease_until),
-                "backend": by.backend,
-            }
-            if con.execute(_CLAIM_ONE_SQL, params).rowcount == 1:
-                return [True], []
-            if con.execute(_SKIP_ONE_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
-                return [False], [mid]
-            return [False], []
-
-    def _outbox_connection(self) -> sqlite3.Connection:
-        if self._sqlite is None:
-            assert self._db.path is not None
-            con = sqlite3.connect(
-                str(self._db.path), timeout=30, isolation_level=None, check_same_thread=False
-            )
-            con.execute("PRAGMA foreign_keys=ON")
-            con.execute("PRAGMA synchronous=NORMAL")
-            # Short: the outbox waits for another process's lock itself, saying so, without
-            # holding up the event loop (services/outbox.py).
-            con.execute(f"PRAGMA busy_timeout={LOCK_POLL_MS}")
-            self._sqlite = con
-        return self._sqlite
-
-    def close(self) -> None:
-        """Close the outbox's own SQLite connection (AppContext.close calls this)."""
-        with self._sqlite_lock:
-            if self._sqlite is not None:
-                self._sqlite.close()
-                self._sqlite = None
-
-    def _claim(self, conn: Connection, ids: Sequence[str], by: Claim) -> tuple[list[bool], list[str]]:
-        """Atomically move pending messages to 'sending' (attempts + 1) under ``by``'s lease,
-        checking address flags and the backend in the same statement. Returns one bool per id,
-        and the ids skipped because their address is flagged (now 'skipped'; the director's
-        explicit override is respected).
-
-        One short Core transaction: this runs once per message, right before it is handed over.
-        """
-        wanted = list(ids)
-        lease = {"owner": by.owner, "lease": by.lease_until, "backend": by.backend}
-        if len(wanted) == 1:
-            if conn.execute(_CLAIM_ONE, {"id": wanted[0], **lease}).rowcount == 1:
-                return [True], []
-            if conn.execute(_SKIP_ONE, {"id": wanted[0], "error": _SKIPPED_FLAGGED}).rowcount == 1:
-                return [False], wanted
-            return [False], []
-        flagged = select(AddressFlagRow.address_key).where(AddressFlagRow.cleared_at.is_(None))
-        claimed = {
-            r[0]
-            for r in conn.execute(
-                update(MessageRow)
-                .where(
-                    MessageRow.id.in_(wanted),
-                    MessageRow.state.in_(PENDING),
-                    MessageRow.backend == by.backend,
-                    MessageRow.send_despite_flag.is_(True) | MessageRow.address_key.not_in(flagged),
-                )
-                .values(
-                    state=MessageState.SENDING.value,
-                    attempts=MessageRow.attempts + 1,
-                    lease_owner=by.owner,
-                    lease_expires_at=by.lease_until,
-                )
-                .returning(MessageRow.id)
-            )
-        }
-        rest = [i for i in wanted if i not in claimed]
-        skipped: list[str] = []
-        if rest:
-            skipped = [
-                r[0]
-                for r in conn.execute(
-                    update(MessageRow)
-                    .where(
-                        MessageRow.id.in_(rest),
-                        MessageRow.state.in_(PENDING),
-                        MessageRow.send_despite_flag.is_(False),
-                        MessageRow.address_key.in_(flagged),
-                    )
-                    .values(
-                        state=MessageState.SKIPPED.value,
-                        last_error=_SKIPPED_FLAGGED,
-                    )
-                    .returning(MessageRow.id)
-                )
-            ]
-        return [i in claimed for i in wanted], skipped
 
     def mark_sent(self, message_id: str, provider_message_id: str | None, detail: str, now: datetime) -> None:
         """Record a message as sent, whoever claimed it (for tools and tests; the outbox commits)."""
@@ -706,58 +292,6 @@ class NotificationRepository:
                 q.values(state=MessageState.SKIPPED.value, last_error="cancelled by the director")
             )
             return int(res.rowcount or 0)  # type: ignore[attr-defined]
-
-    def requeue(
-        self,
-        backend: str,
-        *,
-        message_ids: Sequence[str] | None = None,
-        batch_id: int | None = None,
-        states: Sequence[MessageState] = (
-            MessageState.QUEUED,
-            MessageState.RETRYING,
-            MessageState.FAILED,
-        ),
-    ) -> list[str]:
-        """The director's explicit choice: send these messages again, as they are, through
-        ``backend``, with a fresh attempt count. Only messages in ``states`` move (a message
-        being sent never does). Returns the ids re-queued."""
-        if message_ids is None and batch_id is None:
-            raise ValueError("say which messages: ids or a batch")
-        cond: list[ColumnElement[bool]] = [
-            MessageRow.state.in_([x.value for x in states if x is not MessageState.SENDING])
-        ]
-        if message_ids is not None:
-            cond.append(MessageRow.id.in_(list(message_ids)))
-        if batch_id is not None:
-            cond.append(MessageRow.batch_id == batch_id)
-        with self._db.write_session() as s:
-            ids = list(s.scalars(select(MessageRow.id).where(*cond)))
-            if ids:
-                s.execute(
-                    update(MessageRow)
-                    .where(MessageRow.id.in_(ids), *cond)
-                    .values(
-                        state=MessageState.QUEUED.value,
-                        next_attempt_at=None,
-                        attempts=0,
-                        backend=backend,
-                        last_error=None,
-                    )
-                )
-            return ids
-
-    def pending_backends(self, batch_id: int | None = None) -> dict[str, int]:
-        """Pending messages per backend they are queued for."""
-        with self._db.session() as s:
-            q = (
-                select(MessageRow.backend, func.count())
-                .where(MessageRow.state.in_(PENDING))
-                .group_by(MessageRow.backend)
-            )
-            if batch_id is not None:
-                q = q.where(MessageRow.batch_id == batch_id)
-            return {b: int(n) for b, n in s.execute(q)}
 
     def retry_now(self, message_id: str) -> bool:
         """Director's "Retry now": a retrying message becomes due now, a failed one queued."""
