@@ -6,6 +6,7 @@ loopback SMTP server, once through the loopback SendGrid-compatible server with 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -284,6 +285,123 @@ def test_sendgrid_compose_send_poll_bounce_correct_resend_delivered(
         assert timeline.rowCount() >= 1
         assert timeline.index(timeline.rowCount() - 1, 1).data() == "Delivered"
         assert "Resend of" in view.message_view.chain.text()
+        assert server.validation_errors == []
+        window.close()
+        qtbot.waitUntil(lambda: not worker.outbox_running, timeout=5000)
+
+
+def test_sendgrid_every_kind_of_problem_counted_as_shown_then_fixed_and_resolved(
+    qtbot: QtBot, ctx: AppContext, qsettings: QSettings, qloop: asyncio.AbstractEventLoop
+) -> None:
+    """Issue 10: bounce, block, drop, invalid and spam recipients through the SendGrid-compatible
+    server; the counts per category equal the rows; fix → resend → delivered → the original
+    shows resolved, "Problems only" and the Problems view no longer list it."""
+    assert load_demo_if_empty(ctx) is not None
+    clock = sendgrid.FakeClock()
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock.now(), UTC)
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    with sendgrid.SendGridTestServer(clock=clock) as server:
+        ctx.settings.set("backend", "sendgrid")
+        ctx.settings.set("sendgrid.base_url", server.url)
+        ctx.settings.set("from_address", "tab@demo-open.example")
+        ctx.secrets.set("sendgrid-api-key", sendgrid.DEFAULT_KEY)
+        addresses = planned_addresses(ctx)
+        scripted = {
+            "Bounced": (addresses[1], sendgrid.bounced(
+                "bounce", reason="550 5.2.1 The email account is disabled", status="5.2.1",
+                classification="Mailbox Unavailable",
+            )),
+            "Blocked": (addresses[2], sendgrid.bounced("blocked")),
+            "Dropped": (addresses[3], sendgrid.dropped("Bounced Address")),
+            "Invalid address": (addresses[4], sendgrid.invalid_address()),
+            "Spam report": (addresses[5], sendgrid.spam_report(after=120)),
+        }  # fmt: skip
+        for address, timeline in scripted.values():
+            server.script(address, timeline)
+
+        outbox = Outbox(
+            ctx.notifications, ctx.flags, lambda name: build_backend(ctx, name), ctx.bus, clock=now
+        )
+        worker = BackgroundWorker(
+            ctx, outbox=outbox, poller_factory=lambda c: Poller(c, clock=now, sleep=sleep)
+        )
+        window = open_window(qtbot, ctx, qsettings, worker)
+        window.problems_hub.tray_available = lambda: False
+        alerts: list[tuple[str, str]] = []
+        window.problems_hub.alert_raised.connect(lambda title, text: alerts.append((title, text)))
+        window.start_background(poll=False)
+        window.select_round(first_round(ctx))
+        view = window.round_view
+        dialog, n = compose_and_send(qtbot, window)
+        close_dialog(qtbot, window, dialog)
+        qtbot.waitUntil(
+            lambda: {view.model.status_of(m.id) for m in ctx.notifications.messages()} == {"sent"},
+            timeout=5000,
+        )
+
+        def poll() -> None:
+            server.advance(600)
+            before = window.status.last_poll.text()
+            window.poll_action.trigger()
+            qtbot.waitUntil(
+                lambda: window.poll_action.isEnabled() and window.status.last_poll.text() != before,
+                timeout=15000,
+            )
+
+        poll()
+        rows = {label: row_of(view, address) for label, (address, _) in scripted.items()}
+        for label, mid in rows.items():
+            qtbot.waitUntil(
+                lambda mid=mid, label=label: view.model.index_of_message(mid, Column.STATUS).data() == label,
+                timeout=5000,
+            )
+        batch = view.model.index(0, 0)
+        labels = Counter(
+            view.model.index(r, Column.STATUS, batch).data() for r in range(view.model.rowCount(batch))
+        )
+        assert labels == Counter({**{label: 1 for label in scripted}, "Delivered": n - 5})
+        bar = batch.siblingAtColumn(Column.STATUS).data()
+        assert bar == (
+            f"1 bounced · 1 invalid address · 1 blocked · 1 dropped · 1 spam report · {n - 5} delivered"
+        )
+        assert "1 bounced · 1 invalid address · 1 blocked · 1 dropped · 1 spam report" in view.summary.text()
+        view.problems_only.setChecked(True)
+        assert view.proxy.rowCount(view.proxy.index(0, 0)) == 5
+        view.problems_only.setChecked(False)
+        # the alert named how many and which round, once for the poll
+        qtbot.waitUntil(lambda: bool(alerts), timeout=5000)
+        assert alerts[0][0].startswith("5 new problems in Round 1")
+        window.problems_hub.recount()
+        assert window.windowTitle().startswith("(5 problems) ")
+
+        bounced = rows["Bounced"]
+        new = correct_in_place_and_resend(qtbot, view, bounced, FIXED)
+        qtbot.waitUntil(lambda: view.model.status_of(new) == "sent", timeout=15000)
+        poll()
+        qtbot.waitUntil(lambda: view.model.status_of(new) == "delivered", timeout=5000)
+        original = view.model.index_of_message(bounced, Column.STATUS)
+        assert original.data() == "Bounced · resolved"
+        assert original.data(Qt.ItemDataRole.BackgroundRole) is None
+        assert batch.siblingAtColumn(Column.STATUS).data() == (
+            f"1 invalid address · 1 blocked · 1 dropped · 1 spam report · 1 resolved · {n - 4} delivered"
+        )
+        view.problems_only.setChecked(True)
+        shown = {
+            view.proxy.index(r, 0, view.proxy.index(0, 0)).data(Roles.ID)
+            for r in range(view.proxy.rowCount(view.proxy.index(0, 0)))
+        }
+        assert bounced not in shown and len(shown) == 4
+        view.problems_only.setChecked(False)
+        assert window.select_problems(None)
+        assert window.problems_page.model.row_of(bounced) is None
+        assert window.problems_page.model.rowCount() == 4
+        window.problems_hub.recount()
+        assert window.windowTitle().startswith("(4 problems) ")
         assert server.validation_errors == []
         window.close()
         qtbot.waitUntil(lambda: not worker.outbox_running, timeout=5000)
