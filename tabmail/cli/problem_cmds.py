@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from tabmail.cli.common import open_context, print_json
-from tabmail.domain.problems import LABELS
 
 
 def register(sub: Any) -> None:
@@ -38,6 +37,7 @@ def register_outbox(outbox_sub: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from tabmail.domain.problems import LABELS
     from tabmail.services import problems as service
 
     ctx = open_context(args)
