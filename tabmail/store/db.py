@@ -307,12 +307,16 @@ class Database:
         """Databases written before tabmail marked its files get the mark on their next start."""
         if self.read_only or self._state is None or self._state.marked or self.path is None:
             return
-        conn = sqlite3.connect(str(self.path), timeout=30)
         try:
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.commit()
-        finally:
-            conn.close()
+            conn = sqlite3.connect(str(self.path), timeout=1)
+            try:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.commit()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:  # another process is writing: the mark waits for the next start
+            log.info("could not mark %s as tabmail's database yet: %s", self.path, exc)
+            return
         self._state = None
 
     def _upgrade(self, current: str | None) -> Path | None:

@@ -143,15 +143,15 @@ def read_revision(path: Path) -> str | None:
     """The schema revision stored in the file (None: no schema yet), read without writing."""
     try:
         conn = connect_readonly(path)
-    except sqlite3.Error:
-        return None
-    try:
-        has_table = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-        ).fetchone()
-        return _revision(conn) if has_table else None
-    finally:
-        conn.close()
+        try:
+            has_table = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+            return _revision(conn) if has_table else None
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # never "no schema yet" by mistake: that would skip the backup
+        raise DatabaseError(f"cannot read the database {path}: {exc}") from exc
 
 
 _REVISION = re.compile(r"""^revision\s*(?::\s*str\s*)?=\s*['"]([^'"]+)['"]""", re.M)
