@@ -102,7 +102,7 @@ def test_idle_wakes_up_when_a_message_arrives(ctx: AppContext, mail: MailServers
     configure(ctx, mail)
     checker = InboxChecker(ctx)
     woke: list[bool] = []
-    thread = threading.Thread(target=lambda: woke.append(checker._idle(30)))
+    thread = threading.Thread(target=lambda: woke.append(checker.idle(30)))
     thread.start()
     # Deliver until the IDLE connection reports new mail (a message that lands before IDLE has
     # started is not news to it); give up after a deadline

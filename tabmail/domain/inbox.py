@@ -22,6 +22,7 @@ class InboxEntry:
     reply_text: str | None
     read_at: datetime | None
     detail: dict[str, Any] = field(default_factory=dict)
+    header_message_id: str | None = None  # the inbound message's own Message-ID
     recipient_name: str | None = None  # of the attributed message
     sent_to: str | None = None  # the address the attributed message went to
     tournament_slug: str | None = None

@@ -1,4 +1,5 @@
-"""Work that goes on while the window is open: the outbox and the delivery-status poller.
+"""Work that goes on while the window is open: the outbox, the delivery-status poller and the
+tab room's mailbox (``InboxChecker``, IDLE when the server offers it).
 
 One ``BackgroundWorker`` per app, owning the app's one ``Outbox`` and one ``Poller``, both run
 as asyncio tasks on the qasync loop (so nothing here blocks the window: the backends and the
@@ -26,6 +27,7 @@ from PySide6.QtCore import QObject, Signal
 
 from tabmail.domain.events import DatabaseWaiting, OutboxWaiting
 from tabmail.services.context import AppContext
+from tabmail.services.inbox import InboxChecker, InboxReport, inbox_disabled_reason
 from tabmail.services.outbox import Outbox, OutboxReport
 from tabmail.services.sending import default_outbox
 from tabmail.services.tracking import (
@@ -45,6 +47,7 @@ class BackgroundWorker(QObject):
     outbox_waiting = Signal(str)  # what the outbox waits for (a retry, another process's lock)
     poll_started = Signal()
     poll_completed = Signal(object)  # the PollReport
+    inbox_completed = Signal(object)  # the InboxReport of a mailbox check
 
     def __init__(
         self,
@@ -69,6 +72,9 @@ class BackgroundWorker(QObject):
         self._stopped = False
         self._wake: asyncio.Event | None = None
         self.last_report: OutboxReport | None = None
+        self._inbox: InboxChecker | None = None
+        self._inbox_task: asyncio.Task[None] | None = None
+        self._inbox_wake: asyncio.Event | None = None
         ctx.bus.subscribe(OutboxWaiting, self._on_waiting)
         ctx.bus.subscribe(DatabaseWaiting, self._on_waiting)
 
@@ -91,15 +97,21 @@ class BackgroundWorker(QObject):
         if poll and self._poll_task is None:
             self._wake = asyncio.Event()
             self._poll_task = asyncio.ensure_future(self._poll_loop())
+        if poll and self._inbox_task is None:
+            self._inbox_wake = asyncio.Event()
+            self._inbox_task = asyncio.ensure_future(self._inbox_loop())
 
     def stop(self) -> None:
         """Cancel the tasks (the window is closing). The outbox records what it had in flight."""
         self._stopped = True
         self.outbox.cancel()
-        for task in (self._outbox_task, self._poll_task):
+        if self._inbox is not None:
+            self._inbox.stop()  # ends an IDLE wait within seconds
+        for task in (self._outbox_task, self._poll_task, self._inbox_task):
             if task is not None and not task.done():
                 task.cancel()
         self._poll_task = None
+        self._inbox_task = None
         if self._poller is not None:
             with contextlib.suppress(Exception):
                 self._poller.stop()
@@ -196,6 +208,11 @@ class BackgroundWorker(QObject):
             forget_capabilities(self.ctx)
         if self._wake is not None:
             self._wake.set()
+        if self._inbox is not None:
+            self._inbox.stop()  # its IDLE ends; the next check reads the new settings
+            self._inbox = None
+        if self._inbox_wake is not None:
+            self._inbox_wake.set()
 
     def interval(self) -> float:
         if self._poll_interval is not None:
@@ -218,3 +235,48 @@ class BackgroundWorker(QObject):
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval())
+
+    # -- the tab room's mailbox ------------------------------------------------------------
+    @property
+    def inbox(self) -> InboxChecker:
+        if self._inbox is None:
+            self._inbox = InboxChecker(self.ctx)
+        return self._inbox
+
+    def inbox_enabled(self) -> bool:
+        return inbox_disabled_reason(self.ctx) is None
+
+    async def check_inbox_now(self) -> InboxReport:
+        """Read the mailbox once now; trouble is in the report, not raised."""
+        report = await self.inbox.check_once()
+        self.inbox_completed.emit(report)
+        return report
+
+    def inbox_interval(self) -> float:
+        try:
+            return max(5.0, float(self.ctx.settings.get("imap.poll_seconds")))
+        except (TypeError, ValueError):
+            return 60.0
+
+    async def _inbox_loop(self) -> None:
+        """Check the mailbox, then wait for news: IMAP IDLE when the server offers it (a bounce
+        shows within seconds), otherwise ``imap.poll_seconds``."""
+        assert self._inbox_wake is not None
+        while not self._stopped:
+            idled = False
+            if self.inbox_enabled():
+                checker = self.inbox
+                try:
+                    report = await self.check_inbox_now()
+                    if report.ok and report.idle and not self._stopped:
+                        await asyncio.to_thread(checker.idle, self.inbox_interval())
+                        idled = True
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # IDLE dropped, settings half-typed: wait and try again
+                    log.info("the inbox check or its IDLE wait ended early", exc_info=True)
+            if idled:
+                continue
+            self._inbox_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._inbox_wake.wait(), timeout=self.inbox_interval())

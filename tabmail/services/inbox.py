@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from tabmail.compose.message import thread_anchor
 from tabmail.domain.addresses import address_key
@@ -108,14 +110,17 @@ class InboxReport:
 
 def imap_settings(ctx: AppContext) -> ImapSettings:
     """The configured mailbox. Raises TabmailError naming what is missing."""
-    s = ctx.settings.all()
-    host = str(s["imap.host"]).strip()
+    return imap_settings_from(ctx.settings.all(), ctx.secrets.get("imap-password"))
+
+
+def imap_settings_from(values: Mapping[str, Any], password: str | None) -> ImapSettings:
+    """A mailbox from settings values (saved, or as typed in the settings dialog)."""
+    host = str(values["imap.host"] or "").strip()
     if not host:
         raise TabmailError("no IMAP server is set: tabmail config set imap.host mail.example.org")
-    username = str(s["imap.username"]).strip()
+    username = str(values["imap.username"] or "").strip()
     if not username:
         raise TabmailError("no IMAP login is set: tabmail config set imap.username tab@example.org")
-    password = ctx.secrets.get("imap-password")
     if not password:
         raise TabmailError(
             "the IMAP password is not set: store it with `tabmail secret set imap-password` "
@@ -123,15 +128,28 @@ def imap_settings(ctx: AppContext) -> ImapSettings:
         )
     return ImapSettings(
         host=host,
-        port=int(s["imap.port"]),
-        security=str(s["imap.security"]),
+        port=int(values["imap.port"]),
+        security=str(values["imap.security"]),
         username=username,
         password=password,
-        folder=str(s["imap.folder"]) or "INBOX",
-        ca_file=str(s["tls.ca_file"]) or None,
+        folder=str(values["imap.folder"] or "") or "INBOX",
+        ca_file=str(values["tls.ca_file"] or "") or None,
         timeout=30.0,
-        processed_folder=str(s["imap.processed_folder"]) or None,
+        processed_folder=str(values["imap.processed_folder"] or "") or None,
     )
+
+
+def reply_mailto(to: str, subject: str, in_reply_to: str | None) -> str:
+    """A mailto: URL (RFC 6068) answering a participant: their address, "Re: " once, and
+    In-Reply-To/References so their client threads the answer."""
+    subject = subject.strip()
+    if not subject.lower().startswith("re:"):
+        subject = "Re: " + subject
+    query = [("subject", subject)]
+    if in_reply_to:
+        query += [("In-Reply-To", in_reply_to), ("References", in_reply_to)]
+    params = "&".join(f"{k}={quote(v, safe='')}" for k, v in query)
+    return f"mailto:{quote(to.strip(), safe='@')}?{params}"
 
 
 def inbox_disabled_reason(ctx: AppContext) -> str | None:
@@ -140,10 +158,12 @@ def inbox_disabled_reason(ctx: AppContext) -> str | None:
     return None
 
 
-def test_connection(ctx: AppContext, *, factory: MailboxFactory = ImapMailbox) -> str:
+def test_connection(
+    ctx: AppContext, *, settings: ImapSettings | None = None, factory: MailboxFactory = ImapMailbox
+) -> str:
     """Log in, open the folder, count its messages: one sentence saying what worked. Raises
-    TabmailError saying exactly what failed."""
-    settings = imap_settings(ctx)
+    TabmailError saying exactly what failed. ``settings``: test these (typed, unsaved) instead."""
+    settings = settings or imap_settings(ctx)
     try:
         with factory(settings) as box:
             status = box.open()
@@ -180,6 +200,7 @@ class InboxChecker:
         self.after_message = after_message  # tests: drop the connection mid-fetch
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._halt = threading.Event()  # read by the IDLE thread
         self._key: bytes | None = None
 
     # -- state ------------------------------------------------------------------------------
@@ -478,7 +499,9 @@ class InboxChecker:
         bus.publish(InboxChecked(ok=report.ok, online=report.online, summary=summary))
 
     def stop(self) -> None:
+        """End ``run_forever`` (and an IDLE wait) after what is in progress."""
         self._stopping.set()
+        self._halt.set()
 
     async def run_forever(
         self,
@@ -489,6 +512,7 @@ class InboxChecker:
         """Check, then wait for new mail: IMAP IDLE when the server offers it (new bounces show
         within seconds), otherwise ``imap.poll_seconds``. Until ``stop()`` or ``max_checks``."""
         self._stopping.clear()
+        self._halt.clear()
         checks = 0
         last: InboxReport | None = None
         while not self._stopping.is_set():
@@ -505,20 +529,20 @@ class InboxChecker:
             wait = float(self.ctx.settings.get("imap.poll_seconds"))
             if last.ok and last.idle:
                 try:
-                    await asyncio.to_thread(self._idle, wait)
+                    await asyncio.to_thread(self.idle, wait)
                     continue
                 except (ImapOffline, ImapProblem, TabmailError) as exc:
                     log.info("inbox: IDLE ended: %s", exc)
             await self.sleep(max(wait, 1.0))
         return last
 
-    def _idle(self, seconds: float) -> bool:
-        """IDLE on a connection of its own until new mail or ``seconds`` (capped at 25 minutes:
-        servers drop IDLE after 30)."""
+    def idle(self, seconds: float) -> bool:
+        """Blocking: IDLE on a connection of its own until new mail, ``seconds`` (capped at 25
+        minutes: servers drop IDLE after 30) or ``stop()``. True when new mail arrived."""
         settings = imap_settings(self.ctx)
         with self.factory(settings) as box:
             box.open()
-            return box.idle_wait(min(seconds, 25 * 60))
+            return box.idle_wait(min(seconds, 25 * 60), stop=self._halt.is_set)
 
 
 def _key_of(m: FetchedMessage) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import imaplib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -258,18 +259,25 @@ class ImapMailbox:
         return b"".join(out)
 
     # -- waiting and moving ----------------------------------------------------------------------
-    def idle_wait(self, seconds: float) -> bool:
-        """IDLE for up to ``seconds``; True when the server announced new mail."""
+    def idle_wait(self, seconds: float, stop: Callable[[], bool] | None = None) -> bool:
+        """IDLE for up to ``seconds``; True when the server announced new mail. Listens in
+        slices of at most 2 s so ``stop()`` (the app closing) ends the wait promptly."""
         client = self.client
+        deadline = time.monotonic() + seconds
         self._call(client.idle)
         try:
-            responses = self._call(client.idle_check, timeout=seconds)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or (stop is not None and stop()):
+                    return False
+                responses = self._call(client.idle_check, timeout=min(left, 2.0))
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    return True
         finally:
             try:
                 self._call(client.idle_done)
             except (ImapOffline, ImapProblem):
                 pass
-        return any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
 
     def noop(self) -> None:
         self._call(self.client.noop)

@@ -215,6 +215,7 @@ def _entry(
         reply_text=r.reply_text,
         read_at=r.read_at,
         detail=dict(r.detail or {}),
+        header_message_id=r.header_message_id,
         recipient_name=name,
         sent_to=address,
         tournament_slug=slug,

@@ -111,7 +111,12 @@ def test_without_a_keyring_the_reason_is_shown_and_secret_fields_disabled(
     for field in dialog.secret_fields.values():
         assert not field.edit.isEnabled()
         assert field.env_var in field.edit.placeholderText()
-    assert set(dialog.secret_fields) == {"smtp-password", "sendgrid-api-key", "tabbycat-token"}
+    assert set(dialog.secret_fields) == {
+        "smtp-password",
+        "sendgrid-api-key",
+        "tabbycat-token",
+        "imap-password",
+    }
     assert dialog.apply()  # the other settings still save
 
 

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from tabmail.domain.notification import AddressFlag, Message, MessageState
 from tabmail.domain.problems import PROBLEM_CATEGORIES, Category, Resolution
 from tabmail.gui.message.browser import SafeTextBrowser
+from tabmail.gui.message.replies import RepliesPanel
 from tabmail.gui.message.timeline import TimelineColumn, TimelineModel
 from tabmail.gui.rounds.words import ROLE_NAMES, full_time, local_time, row_look, status_look
 from tabmail.gui.theme import RESOLVED_LOOK, Theme, Tone, flag_look
@@ -202,6 +203,8 @@ class MessageView(QWidget):
         self.tabs.addTab(self.headers_view, "Headers")
         self.tabs.addTab(self.source_view, "Source")
         self.tabs.addTab(timeline_page, "Timeline")
+        self.replies = RepliesPanel(ctx, self._theme, self)
+        self.tabs.addTab(self.replies, "Replies")
 
         top = QHBoxLayout()
         top.setSpacing(8)
@@ -395,6 +398,12 @@ class MessageView(QWidget):
         self.headers_view.setPlainText("\n".join(f"{name}: {value}" for name, value in p.headers))
         self.source_view.setPlainText(p.source)
         self._load_timeline(m)
+        self.show_replies(m.id)
+
+    def show_replies(self, message_id: str) -> None:
+        """(Re)load the Replies tab; its title counts them."""
+        n = self.replies.show_for(message_id)
+        self.tabs.setTabText(self.tabs.indexOf(self.replies), f"Replies ({n})" if n else "Replies")
 
     def _load_timeline(self, m: Message) -> None:
         try:

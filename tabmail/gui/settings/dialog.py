@@ -8,6 +8,8 @@ bar use it at once. A backend's Test button tests the values as typed, without s
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -19,11 +21,13 @@ from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import SettingsChanged
 from tabmail.gui.run_op import Op, run_op
 from tabmail.gui.settings.fields import SecretField, SettingField
+from tabmail.gui.settings.inbox_page import build_inbox_page
 from tabmail.gui.settings.pages import BackendBox, FieldSet, build_general_page, build_sending_page
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip
 from tabmail.services.backend_check import check_backend
 from tabmail.services.context import AppContext
+from tabmail.services.inbox import imap_settings_from, test_connection
 
 BACKEND_TITLES = {"smtp": "the SMTP server", "sendgrid": "SendGrid", "file": "the folder"}
 
@@ -54,6 +58,9 @@ class SettingsDialog(QDialog):
         sending, self.backend_boxes = build_sending_page(self._fs, self.tabs)
         self.tabs.addTab(sending, "Sending")
         self.tabs.addTab(build_general_page(self._fs, self.tabs), "Tracking && test mode")
+        inbox_page, self.inbox_box = build_inbox_page(self._fs, self.tabs)
+        self.tabs.addTab(inbox_page, "Inbox")
+        self.inbox_box.test_clicked.connect(lambda _name: self.test_inbox())
         for box in self.backend_boxes.values():
             box.test_clicked.connect(self._on_backend_test_clicked)
         for secret in self._fs.secrets.values():
@@ -203,3 +210,43 @@ class SettingsDialog(QDialog):
             return
         box.test_result.setText("\n".join([("✓ " if ok else "✗ ") + text, *steps]))
         box.test_result.setStyleSheet(self._theme.text_style(Tone.GOOD if ok else Tone.BAD))
+
+    # -- the mailbox ------------------------------------------------------------------------
+    def test_inbox(self) -> Op | None:
+        """Log in to the mailbox with the values as typed (nothing saved), open the folder and
+        count its messages; the outcome, or exactly what failed, shows next to the button."""
+        box = self.inbox_box
+        parsed = self.parsed_values()
+        if parsed is None:
+            self._show_inbox_result(False, "Correct the settings marked in red first.")
+            return None
+        try:
+            typed = imap_settings_from(parsed, self._fs.secrets["imap-password"].value_for_test())
+            settings = dataclasses.replace(typed, timeout=15.0)
+        except TabmailError as exc:
+            self._show_inbox_result(False, str(exc))
+            return None
+        box.test_result.setText("Testing…")
+        box.test_result.setStyleSheet("")
+        ctx = self._ctx
+
+        async def test() -> tuple[bool, str]:
+            try:
+                return True, await asyncio.to_thread(test_connection, ctx, settings=settings)
+            except TabmailError as exc:  # what failed, in one sentence, next to the button
+                return False, str(exc)
+
+        self.test_op = run_op(
+            self,
+            test,
+            action=box.test_button,
+            progress_label="Testing the mailbox…",
+            title="Testing the mailbox",
+            on_success=lambda result: self._show_inbox_result(*result),
+        )
+        self.test_op.cancelled.connect(lambda: self._show_inbox_result(False, "Test cancelled."))
+        return self.test_op
+
+    def _show_inbox_result(self, ok: bool, text: str) -> None:
+        self.inbox_box.test_result.setText(("✓ " if ok else "✗ ") + text)
+        self.inbox_box.test_result.setStyleSheet(self._theme.text_style(Tone.GOOD if ok else Tone.BAD))
