@@ -95,6 +95,11 @@ def test_a_read_only_database_shows_everything_and_sends_nothing(
         assert not page.message_view.resend_row.isVisible()
         address = page.model.index_of_message(bounced, Column.ADDRESS)
         assert address.isValid() and not page.model.flags(address) & Qt.ItemFlag.ItemIsEditable
+        problems = window.problems_page  # the bounce is listed there too, for review only
+        problems.show_problems(None)
+        assert problems.select_message(bounced)
+        assert not problems.resend_action.isEnabled() and not problems.resolve_action.isEnabled()
+        assert problems.go_action.isEnabled()
         assert not window.worker.outbox_running
         window.close()
     finally:

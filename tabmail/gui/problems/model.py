@@ -73,6 +73,7 @@ class ProblemsModel(QAbstractTableModel):
         self._rows: list[Problem] = []
         self._drafts: dict[str, str] = {}
         self._name_rank: list[int] = []
+        self.read_only = False  # a read-only database: addresses cannot be corrected
 
     def set_problems(self, problems: list[Problem]) -> None:
         self.beginResetModel()
@@ -132,7 +133,7 @@ class ProblemsModel(QAbstractTableModel):
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
         base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
-        if index.isValid() and index.column() == Column.ADDRESS:
+        if index.isValid() and index.column() == Column.ADDRESS and not self.read_only:
             base |= Qt.ItemFlag.ItemIsEditable
         return base
 

@@ -79,6 +79,7 @@ class ProblemsPage(QWidget):
         self._dirty = False
 
         self.model = ProblemsModel(self._theme, self)
+        self.model.read_only = ctx.read_only
         self.proxy = ProblemsProxy(self)
         self.proxy.setSourceModel(self.model)
         self.resender = Resender(ctx, worker, self)
@@ -244,8 +245,9 @@ class ProblemsPage(QWidget):
 
     def _update_actions(self) -> None:
         has = self.current_message_id() is not None
-        for action in (self.resend_action, self.resolve_action, self.go_action):
-            action.setEnabled(has)
+        for action in (self.resend_action, self.resolve_action):
+            action.setEnabled(has and not self._ctx.read_only)
+        self.go_action.setEnabled(has)
         for button, action in (
             (self.resend_button, self.resend_action),
             (self.resolve_button, self.resolve_action),
