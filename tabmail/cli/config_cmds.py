@@ -26,6 +26,15 @@ def _set(args: argparse.Namespace) -> int:
     try:
         value = ctx.settings.set_text(args.key, args.value)
         print(f"{args.key} = {value}")
+        if args.key == "backend":
+            from tabmail.domain.practice import LABEL
+            from tabmail.services.practice import forget_practice_flags
+
+            if value == "practice":
+                print(LABEL)
+            cleared = forget_practice_flags(ctx)
+            if cleared:
+                print(f"cleared {len(cleared)} address flag(s) set in practice mode")
         return 0
     finally:
         ctx.close()

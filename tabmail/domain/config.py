@@ -88,7 +88,12 @@ class SettingSpec:
 SETTINGS: dict[str, SettingSpec] = {
     s.key: s
     for s in (
-        SettingSpec("backend", "file", _choice("smtp", "sendgrid", "file"), "how mail is sent"),
+        SettingSpec(
+            "backend",
+            "file",
+            _choice("smtp", "sendgrid", "file", "practice"),
+            "how mail is sent (practice: nothing leaves this computer)",
+        ),
         SettingSpec("from_address", "tab@example.org", _text, "the From address"),
         SettingSpec("from_name", "", _text, "From display name; empty: '<tournament> Tab Room'"),
         SettingSpec("reply_to", "", _text, "Reply-To address (empty: none)"),

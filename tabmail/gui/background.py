@@ -29,7 +29,7 @@ from tabmail.domain.events import DatabaseWaiting, OutboxWaiting
 from tabmail.services.context import AppContext
 from tabmail.services.inbox import InboxChecker, InboxReport, inbox_disabled_reason
 from tabmail.services.outbox import Outbox, OutboxReport
-from tabmail.services.sending import default_outbox
+from tabmail.services.sending import default_outbox, is_practice
 from tabmail.services.tracking import (
     CONNECTION_KEYS,
     Poller,
@@ -38,6 +38,8 @@ from tabmail.services.tracking import (
 )
 
 log = logging.getLogger(__name__)
+
+PRACTICE_POLL_SECONDS = 5.0
 
 
 class BackgroundWorker(QObject):
@@ -217,6 +219,8 @@ class BackgroundWorker(QObject):
     def interval(self) -> float:
         if self._poll_interval is not None:
             return self._poll_interval
+        if is_practice(self.ctx):
+            return PRACTICE_POLL_SECONDS  # the fates play out over a minute: show them as they come
         try:
             return max(10.0, float(self.ctx.settings.get("poll.interval_seconds")))
         except (TypeError, ValueError):

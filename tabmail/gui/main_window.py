@@ -43,6 +43,7 @@ from tabmail.gui.widgets import heading_label, muted_label
 from tabmail.logs import log_dir
 from tabmail.services import tracking
 from tabmail.services.context import AppContext
+from tabmail.services.practice import forget_practice_flags
 
 if TYPE_CHECKING:  # the dialogs (templates, importers, backend probes) load when first opened
     from tabmail.gui.composer import ComposeDialog
@@ -385,6 +386,8 @@ class MainWindow(QMainWindow):
         if tracking.CONNECTION_KEYS.intersection(keys) or "smtp.port" in keys:
             self.status.reset_connection()
         self.worker.settings_changed(keys)
+        if "backend" in keys:
+            forget_practice_flags(self.ctx)  # pretend bounces must not stop a real send
 
     def _on_composer_batch_queued(self, batch_id: int) -> None:
         batch = self.ctx.notifications.get_batch(batch_id)

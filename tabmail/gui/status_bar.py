@@ -7,10 +7,18 @@ from typing import Any
 
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStatusBar, QWidget
 
+from tabmail.domain.practice import BACKEND as PRACTICE
+from tabmail.domain.practice import EXPLANATION as PRACTICE_EXPLANATION
+from tabmail.domain.practice import LABEL as PRACTICE_LABEL
 from tabmail.gui.icons import dot_icon
 from tabmail.gui.theme import Theme, Tone
 
-BACKEND_NAMES = {"smtp": "SMTP", "sendgrid": "SendGrid API", "file": "Files (dry run)"}
+BACKEND_NAMES = {
+    "smtp": "SMTP",
+    "sendgrid": "SendGrid API",
+    "file": "Files (dry run)",
+    PRACTICE: PRACTICE_LABEL,
+}
 
 
 def backend_description(settings: dict[str, Any]) -> tuple[str, str]:
@@ -26,6 +34,8 @@ def backend_description(settings: dict[str, Any]) -> tuple[str, str]:
             name + (" · sandbox" if sandbox else ""),
             f"Sending through SendGrid's Web API{sandbox}",
         )
+    if backend == PRACTICE:
+        return name, PRACTICE_EXPLANATION
     folder = settings.get("file.directory") or "the data folder"
     return name, f"Nothing is sent: messages are written as .eml files to {folder}"
 
@@ -81,6 +91,7 @@ class StatusWidgets:
         self._poll_online: bool | None = None
         self._send_online: bool | None = None
         self._send_detail = ""
+        self.practice = False
         self._render_connection()
         status_bar.addPermanentWidget(self.read_only)
         status_bar.addPermanentWidget(self.test_mode)
@@ -103,6 +114,10 @@ class StatusWidgets:
         text, tooltip = backend_description(settings)
         self.backend.setText(f"Backend: {text}")
         self.backend.setToolTip(tooltip)
+        self.practice = settings.get("backend") == PRACTICE
+        # practice must never be mistaken for the real thing: the label stands out
+        self.backend.setStyleSheet("font-weight: bold;" if self.practice else "")
+        self._render_connection()
         reroute = str(settings.get("test_mode.reroute_to") or "").strip()
         if reroute:
             self.test_mode.setText(f"TEST MODE: all mail goes to {reroute}")
@@ -142,7 +157,11 @@ class StatusWidgets:
 
     def _render_connection(self) -> None:
         send, poll = self._send_online, self._poll_online
-        if send is False:
+        if self.practice:
+            self.online_state = True
+            colour, text = self._theme.accent(Tone.NEUTRAL), "No network needed"
+            tip = "Practice mode: nothing is sent, so no server has to be reached"
+        elif send is False:
             self.online_state = False
             colour, text = self._theme.accent(Tone.BAD), "Offline · sending fails"
             tip = (

@@ -16,6 +16,8 @@ from typing import Any
 
 from tabmail.backends.probe import Failure, ProbeResult, probe_folder, probe_sendgrid, probe_smtp
 from tabmail.backends.smtp import SmtpConfig, SmtpConfigError
+from tabmail.domain.practice import BACKEND as PRACTICE
+from tabmail.domain.practice import EXPLANATION
 from tabmail.services.context import AppContext
 
 DEFAULT_TIMEOUT = 20.0
@@ -53,6 +55,10 @@ def _probe(
     timeout: float,
     ssl_context: ssl.SSLContext | None,
 ) -> ProbeResult:
+    if backend == PRACTICE:
+        result = ProbeResult(PRACTICE)
+        result.passed("practice", EXPLANATION)
+        return result
     if backend == "file":
         return probe_folder(eml_folder(ctx, str(s.get("file.directory") or "")))
     if backend == "sendgrid":

@@ -10,6 +10,7 @@ from typing import Any
 
 from tabmail.backends.base import Backend
 from tabmail.domain.errors import TabmailError
+from tabmail.domain.practice import BACKEND as PRACTICE
 from tabmail.services.context import AppContext
 from tabmail.services.outbox import Backoff, Outbox
 
@@ -25,6 +26,11 @@ def backend_name(ctx: AppContext) -> str:
 def is_sendgrid_relay(ctx: AppContext) -> bool:
     """True when SMTP goes through SendGrid's relay: unique_args then make status polling work."""
     return backend_name(ctx) == "smtp" and str(ctx.settings.get("smtp.host")).lower().endswith("sendgrid.net")
+
+
+def is_practice(ctx: AppContext) -> bool:
+    """True when the practice backend is selected: nothing leaves this computer."""
+    return backend_name(ctx) == PRACTICE
 
 
 def uses_sendgrid(ctx: AppContext) -> bool:
@@ -44,6 +50,10 @@ def build_backend(ctx: AppContext, name: str | None = None) -> Backend:
         from tabmail.backends.file import FileBackend
 
         return FileBackend(eml_directory(ctx))
+    if name == PRACTICE:
+        from tabmail.backends.practice import PracticeBackend
+
+        return PracticeBackend()
     if name == "smtp":
         from tabmail.backends.smtp import SmtpBackend, SmtpConfig
 
@@ -88,7 +98,7 @@ def build_backend(ctx: AppContext, name: str | None = None) -> Backend:
             )
         )
     raise TabmailError(
-        f"unknown backend {name!r}: set one with `tabmail config set backend smtp|sendgrid|file`"
+        f"unknown backend {name!r}: set one with `tabmail config set backend smtp|sendgrid|file|practice`"
     )
 
 

@@ -20,10 +20,13 @@ from typing import Any
 
 from tabmail.domain.events import AddressFlagsChanged, PollFinished, StatusesChanged
 from tabmail.domain.notification import DeliveryStatus
+from tabmail.domain.practice import BACKEND as PRACTICE
+from tabmail.domain.practice import SPAN as PRACTICE_SPAN
 from tabmail.providers.sendgrid import SendGridClient, SendGridError
 from tabmail.services.context import AppContext
-from tabmail.services.sending import backend_name, is_sendgrid_relay, uses_sendgrid
+from tabmail.services.sending import backend_name, is_practice, is_sendgrid_relay, uses_sendgrid
 from tabmail.status.events import SETTLED_STATUSES, derive_status, iso_z, parse_time
+from tabmail.status.practice import PracticeSource
 from tabmail.status.requester import (
     Backoff,
     CallFailed,
@@ -40,6 +43,7 @@ from tabmail.store.tracking import IngestResult
 log = logging.getLogger(__name__)
 
 STATE = "poll.sendgrid."
+PRACTICE_STATE = "poll.practice.cursor"
 HORIZON = timedelta(days=4)  # 72 h of deferrals + a margin (reference §8.6)
 OVERLAP = timedelta(minutes=15)  # events SendGrid indexes late are still seen
 SKEW = timedelta(minutes=5)
@@ -121,6 +125,7 @@ class PollReport:
     flagged_keys: list[str] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)  # made by this poll, per API group
     reason: str = ""  # why polling is off, or why it failed
+    practice: bool = False  # the practice backend's fates, not a provider
 
     @property
     def ok(self) -> bool:
@@ -138,6 +143,11 @@ class PollReport:
     def summary(self) -> str:
         if not self.enabled:
             return self.reason
+        if self.practice:
+            return (
+                f"Practice: {len(self.changed_message_ids)} message(s) changed status, "
+                f"{len(self.flagged_keys)} address(es) newly flagged (nothing left this computer)."
+            )
         if not self.online:
             return "SendGrid could not be reached (offline?); statuses are as of the last successful poll."
         if self.reason:
@@ -166,6 +176,8 @@ class PollReport:
 
 def tracking_disabled_reason(ctx: AppContext) -> str | None:
     """Why delivery tracking cannot run with these settings, in one sentence; None if it can."""
+    if is_practice(ctx):
+        return None
     if not uses_sendgrid(ctx):
         name = backend_name(ctx)
         where = f"through {ctx.settings.get('smtp.host')}" if name == "smtp" else f"with the {name!r} backend"
@@ -322,6 +334,9 @@ class Poller:
             reason = tracking_disabled_reason(self.ctx)
             if reason is not None:
                 report.enabled, report.reason = False, reason
+            elif is_practice(self.ctx):
+                report.practice = True
+                await self._poll_practice(report)
             else:
                 before = dict(self.requester.counts)
                 await self._poll(report)
@@ -376,6 +391,27 @@ class Poller:
         outcome = await SuppressionSource(req).poll(cursor, now - FIRST_SUPPRESSION_LOOKBACK)
         await self._take(report, caps, outcome)
         report.capabilities = caps.sentences()
+
+    async def _poll_practice(self, report: PollReport) -> None:
+        """The practice backend's fates up to now (nothing is reached: always online)."""
+        now = self.clock()
+        cursor = self.ctx.settings.get_state(PRACTICE_STATE, {}) or {}
+        since = now - HORIZON
+        if isinstance(cursor, dict) and cursor.get("until"):
+            since = max(since, parse_time(cursor["until"]) - PRACTICE_SPAN)
+        sends = await asyncio.to_thread(self.ctx.tracking.sent_through, PRACTICE, since)
+        outcome = PracticeSource().poll(sends, now, cursor if isinstance(cursor, dict) else {})
+        report.outcomes.append(outcome)
+        if outcome.events:
+            result = await asyncio.to_thread(
+                self.ctx.tracking.ingest,
+                outcome.events,
+                derive=derive_status,
+                now=now,
+                flag_source=PRACTICE,
+            )
+            report._add(result)
+        self.ctx.settings.set_state(PRACTICE_STATE, outcome.cursor)
 
     def _settled(self, msg_ids: Sequence[str]) -> set[str]:
         known = self.ctx.tracking.statuses_by_sg_id(msg_ids)

@@ -81,6 +81,22 @@ class FlagRepository:
                 r.cleared_reason = reason
             return len(rows)
 
+    def clear_source(self, source: str, reason: str) -> list[str]:
+        """Clear every active flag ``source`` set (recorded with the reason); their address keys."""
+        with self._db.session() as s:
+            rows = list(
+                s.scalars(
+                    select(AddressFlagRow).where(
+                        AddressFlagRow.source == source, AddressFlagRow.cleared_at.is_(None)
+                    )
+                )
+            )
+            now = datetime.now(UTC)
+            for r in rows:
+                r.cleared_at = now
+                r.cleared_reason = reason
+            return sorted({r.address_key for r in rows})
+
     def history(self, address: str | None = None) -> list[tuple[AddressFlag, datetime | None, str | None]]:
         with self._db.session() as s:
             q = select(AddressFlagRow)

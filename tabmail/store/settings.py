@@ -21,6 +21,11 @@ class SettingsRepository:
         spec = SETTINGS.get(key)
         return spec.default if spec else None
 
+    def is_set(self, key: str) -> bool:
+        """True when ``key`` was stored (even with its default value), False when it is a default."""
+        with self._db.session() as s:
+            return s.get(SettingRow, key) is not None
+
     def all(self) -> dict[str, Any]:
         values = {k: spec.default for k, spec in SETTINGS.items()}
         with self._db.session() as s:

@@ -25,10 +25,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tabmail.domain.addresses import address_key
-from tabmail.domain.notification import DeliveryStatus, FlagKind, StatusEvent
+from tabmail.domain.notification import DeliveryStatus, FlagKind, MessageState, StatusEvent
+from tabmail.domain.practice import PracticeSend
 from tabmail.store.db import Database
 from tabmail.store.models import AddressFlagRow, MessageRow, PersonRow, StatusEventRow, UTCDateTime
 
@@ -428,6 +429,32 @@ class TrackingRepository:
                 )
                 out.update({sid: st for sid, st in s.execute(q) if sid})
         return out
+
+    def sent_through(self, backend: str, since: datetime) -> list[PracticeSend]:
+        """Messages queued for ``backend`` and sent at or after ``since``, oldest first, each
+        marked ``corrected`` when it resends a message that went to a different address."""
+        original = aliased(MessageRow)
+        with self._db.session() as s:
+            q = (
+                select(MessageRow.id, MessageRow.address, MessageRow.sent_at, original.address_key)
+                .outerjoin(original, original.id == MessageRow.resend_of)
+                .where(
+                    MessageRow.backend == backend,
+                    MessageRow.state == MessageState.SENT.value,
+                    MessageRow.sent_at.is_not(None),
+                    MessageRow.sent_at >= since,
+                )
+                .order_by(MessageRow.sent_at, MessageRow.id)
+            )
+            return [
+                PracticeSend(
+                    message_id=mid,
+                    address=address,
+                    sent_at=_aware(sent_at),
+                    corrected=previous is not None and previous != address_key(address),
+                )
+                for mid, address, sent_at, previous in s.execute(q)
+            ]
 
 
 def _aware(value: Any) -> datetime:

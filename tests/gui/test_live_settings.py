@@ -12,6 +12,7 @@ from pytestqt.qtbot import QtBot
 
 from tabmail.domain.events import PollFinished
 from tabmail.domain.notification import Audience, Event
+from tabmail.domain.practice import LABEL as PRACTICE_LABEL
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.main_window import MainWindow
 from tabmail.services import notify
@@ -70,7 +71,7 @@ def test_a_backend_change_reaches_the_status_bar_and_the_next_send(
     slug = ctx.tournaments.list_all()[0].slug
     with SmtpTestServer() as server:
         window = open_window(qtbot, ctx, qsettings)
-        assert window.status.backend.text() == "Backend: Files (dry run)"
+        assert window.status.backend.text() == f"Backend: {PRACTICE_LABEL}"  # the demo practises
         dialog = window.open_settings_dialog()
         for key, text in (("smtp.host", server.host), ("smtp.port", str(server.port))):
             editor = dialog.fields[key].editor

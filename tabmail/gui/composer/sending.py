@@ -17,6 +17,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QP
 
 from tabmail.domain.events import MessageStateChanged
 from tabmail.domain.notification import MessageState
+from tabmail.domain.practice import BACKEND as PRACTICE
+from tabmail.domain.practice import LABEL as PRACTICE_LABEL
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.theme import Tone
@@ -42,6 +44,8 @@ def backend_phrase(settings: dict[str, Any]) -> str:
         return "through SendGrid" + (
             " (sandbox mode: nothing is delivered)" if settings.get("sendgrid.sandbox") else ""
         )
+    if backend == PRACTICE:
+        return f"in practice mode ({PRACTICE_LABEL})"
     return "as .eml files (dry run: nothing is sent)"
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from tabmail.domain.notification import Audience, BulkNotification, Event, MessageState
+from tabmail.domain.practice import BACKEND as PRACTICE
+from tabmail.domain.practice import LABEL as PRACTICE_LABEL
 from tabmail.domain.problems import ORDER, PROBLEM_CATEGORIES, Category
 from tabmail.domain.problems import counts_text as domain_counts_text
 from tabmail.gui.theme import Look, category_look, delivery_status_look, message_state_look
@@ -18,7 +20,7 @@ from tabmail.gui.theme import Look, category_look, delivery_status_look, message
 _STATES = frozenset(s.value for s in MessageState)
 
 ROLE_NAMES = {"adjudicator": "Adjudicator", "speaker": "Speaker"}
-BACKEND_NAMES = {"smtp": "SMTP", "sendgrid": "SendGrid", "file": "Files (dry run)"}
+BACKEND_NAMES = {"smtp": "SMTP", "sendgrid": "SendGrid", "file": "Files (dry run)", PRACTICE: PRACTICE_LABEL}
 # A batch's count key for problems a resend or the director resolved (the rest count by Category).
 RESOLVED = "resolved"
 # A batch's worst category decides its row's icon and highlight.

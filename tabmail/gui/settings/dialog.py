@@ -29,7 +29,12 @@ from tabmail.services.backend_check import check_backend
 from tabmail.services.context import AppContext
 from tabmail.services.inbox import imap_settings_from, test_connection
 
-BACKEND_TITLES = {"smtp": "the SMTP server", "sendgrid": "SendGrid", "file": "the folder"}
+BACKEND_TITLES = {
+    "smtp": "the SMTP server",
+    "sendgrid": "SendGrid",
+    "file": "the folder",
+    "practice": "practice mode",
+}
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tabmail.domain.practice import BACKEND as PRACTICE
+from tabmail.domain.practice import EXPLANATION as PRACTICE_EXPLANATION
+from tabmail.domain.practice import LABEL as PRACTICE_LABEL
 from tabmail.gui.settings.fields import SecretField, SettingField
 from tabmail.gui.theme import Theme
 from tabmail.gui.widgets import muted_label
@@ -27,6 +30,7 @@ BACKENDS = (
     ("smtp", "SMTP server"),
     ("sendgrid", "SendGrid Web API"),
     ("file", "Files only (dry run: nothing is sent)"),
+    (PRACTICE, PRACTICE_LABEL),
 )
 SMTP_SECURITY = (
     ("starttls", "STARTTLS (usually port 587)"),
@@ -194,6 +198,15 @@ def build_sending_page(fs: FieldSet, parent: QWidget) -> tuple[QWidget, dict[str
     note.setWordWrap(True)
     files.form.insertRow(1, "", note)
     boxes["file"] = files
+
+    practice = BackendBox(PRACTICE, PRACTICE_LABEL, stack)
+    explanation = muted_label(
+        PRACTICE_EXPLANATION + " Use it for the demo and to rehearse a release; the pretend bounces "
+        "are forgotten when another backend is chosen."
+    )
+    explanation.setWordWrap(True)
+    practice.form.insertRow(0, "", explanation)
+    boxes[PRACTICE] = practice
 
     for box in boxes.values():
         stack.addWidget(box)

@@ -1,0 +1,210 @@
+"""Practice mode: the demo round sent through the practice backend, its fates played out through
+the same status pipeline as SendGrid's events (injected clock, no waiting), a corrected address
+resent and delivered, and nothing of the rehearsal left behind when the backend changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tabmail.cli.main import main as cli_main
+from tabmail.domain.addresses import address_key
+from tabmail.domain.events import PollFinished, StatusesChanged
+from tabmail.domain.notification import Audience, DeliveryStatus, Event, MessageState
+from tabmail.domain.practice import LABEL, SPAN, Fate, fate_of
+from tabmail.domain.problems import Category, category_of
+from tabmail.services import notify, problems
+from tabmail.services.context import AppContext
+from tabmail.services.demo import load_demo_if_empty
+from tabmail.services.outbox import Backoff, Outbox
+from tabmail.services.practice import forget_practice_flags
+from tabmail.services.resend import resend
+from tabmail.services.sending import build_backend
+from tabmail.services.tracking import Poller, PollReport
+
+START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = START
+
+    def clock(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def practice_demo(ctx: AppContext) -> AppContext:
+    """A fresh database as `make run` opens it: the demo loaded, practice selected by that."""
+    assert load_demo_if_empty(ctx) is not None
+    return ctx
+
+
+def send_all(ctx: AppContext, t: FakeTime) -> None:
+    outbox = Outbox(
+        ctx.notifications,
+        ctx.flags,
+        lambda name: build_backend(ctx, name),
+        ctx.bus,
+        clock=t.clock,
+        sleep=t.sleep,
+        rng=lambda: 1.0,
+        backoff=Backoff(base=30, max_attempts=3),
+    )
+    report = asyncio.run(outbox.run())
+    assert report.failed == 0
+
+
+def poll(ctx: AppContext, t: FakeTime) -> PollReport:
+    return asyncio.run(Poller(ctx, clock=t.clock, sleep=t.sleep).poll_once())
+
+
+def send_demo_round(ctx: AppContext, t: FakeTime) -> int:
+    slug = ctx.tournaments.list_all()[0].slug
+    plan = notify.plan(ctx, slug, Event.DRAW, round_seq=1, audience=Audience.ALL)
+    batch_id = notify.enqueue(ctx, plan).batch_id
+    send_all(ctx, t)
+    return batch_id
+
+
+def categories(ctx: AppContext, batch_id: int) -> dict[str, Category]:
+    return {m.address: category_of(m) for m in ctx.notifications.messages(batch_id=batch_id)}
+
+
+def test_a_fresh_database_opens_the_demo_in_practice_mode(ctx: AppContext) -> None:
+    assert ctx.settings.get("backend") == "file"
+    load_demo_if_empty(ctx)
+    assert ctx.settings.get("backend") == "practice"
+    assert build_backend(ctx).info.description == LABEL
+
+
+def test_a_chosen_backend_is_never_replaced_by_practice(ctx: AppContext) -> None:
+    ctx.settings.set_text("backend", "file")  # chosen explicitly, even if it is the default
+    load_demo_if_empty(ctx)
+    assert ctx.settings.get("backend") == "file"
+
+
+def test_the_demo_round_gets_realistic_fates_over_about_a_minute(practice_demo: AppContext) -> None:
+    ctx, t = practice_demo, FakeTime()
+    seen: list[object] = []
+    ctx.bus.subscribe(None, seen.append)
+    batch_id = send_demo_round(ctx, t)
+    messages = ctx.notifications.messages(batch_id=batch_id)
+    assert {m.state for m in messages} == {MessageState.SENT}
+    assert {m.delivery_status for m in messages} == {DeliveryStatus.UNKNOWN}  # nothing known yet
+
+    t.advance(2)
+    first = poll(ctx, t)
+    assert first.ok and first.practice and first.online
+    assert "nothing left this computer" in first.summary()
+    assert {m.delivery_status for m in ctx.notifications.messages(batch_id=batch_id)} == {
+        DeliveryStatus.PROCESSED
+    }
+
+    t.advance(SPAN.total_seconds())
+    final = poll(ctx, t)
+    assert final.changed_message_ids
+    assert any(isinstance(e, StatusesChanged) for e in seen)
+    assert any(isinstance(e, PollFinished) and e.ok for e in seen)
+
+    got = categories(ctx, batch_id)
+    expected = {
+        Fate.DELIVERED: Category.DELIVERED,
+        Fate.DEFERRED: Category.DELIVERED,
+        Fate.BOUNCED: Category.BOUNCED,
+        Fate.BLOCKED: Category.BLOCKED,
+        Fate.DROPPED: Category.DROPPED,
+        Fate.SPAM: Category.SPAM_REPORT,
+    }
+    for address, category in got.items():
+        assert category is expected[fate_of(address)], address
+    counts = Counter(got.values())
+    # most are delivered, and the demo round shows one of every problem a director meets
+    assert counts[Category.DELIVERED] >= 0.75 * len(got)
+    for category in (Category.BOUNCED, Category.BLOCKED, Category.DROPPED, Category.SPAM_REPORT):
+        assert counts[category] >= 1, category
+    deferred = [
+        m for m in ctx.notifications.messages(batch_id=batch_id) if fate_of(m.address) is Fate.DEFERRED
+    ]
+    assert deferred
+    timeline = [e.status for e in ctx.tracking.timeline(deferred[0].id)]
+    assert timeline == [DeliveryStatus.PROCESSED, DeliveryStatus.DEFERRED, DeliveryStatus.DELIVERED]
+
+    # polling again adds nothing: every event is stored once
+    again = poll(ctx, t)
+    assert again.inserted == 0 and not again.changed_message_ids
+
+
+def test_a_deferred_message_shows_deferred_before_it_is_delivered(practice_demo: AppContext) -> None:
+    ctx, t = practice_demo, FakeTime()
+    batch_id = send_demo_round(ctx, t)
+    t.advance(13)  # every deferral has happened (6-12 s), no delayed delivery yet (45-60 s)
+    poll(ctx, t)
+    by_address = {m.address: m for m in ctx.notifications.messages(batch_id=batch_id)}
+    deferred = [a for a in by_address if fate_of(a) is Fate.DEFERRED]
+    assert deferred and all(by_address[a].delivery_status is DeliveryStatus.DEFERRED for a in deferred)
+    assert all(category_of(by_address[a]) is Category.DEFERRED for a in deferred)
+
+
+def test_fix_and_resend_a_bounce_in_practice_is_delivered_and_resolves_it(
+    practice_demo: AppContext,
+) -> None:
+    ctx, t = practice_demo, FakeTime()
+    batch_id = send_demo_round(ctx, t)
+    t.advance(SPAN.total_seconds())
+    poll(ctx, t)
+    bounced = next(
+        m
+        for m in ctx.notifications.messages(batch_id=batch_id)
+        if m.delivery_status is DeliveryStatus.BOUNCED
+    )
+    assert ctx.flags.active([address_key(bounced.address) or ""])  # flagged like a real bounce
+    assert bounced.id in {p.message.id for p in problems.unresolved(ctx)}
+
+    # resending to the same address bounces again: the fate belongs to the address
+    same = asyncio.run(resend(ctx, bounced.id, now=t.now))
+    # a corrected address is delivered
+    fixed_address = "corrected." + bounced.address
+    fixed = asyncio.run(resend(ctx, bounced.id, fixed_address, now=t.now))
+    assert fixed.new_message_id and same.new_message_id
+    send_all(ctx, t)
+    t.advance(SPAN.total_seconds())
+    poll(ctx, t)
+    assert ctx.notifications.get(same.new_message_id).delivery_status is DeliveryStatus.BOUNCED
+    assert ctx.notifications.get(fixed.new_message_id).delivery_status is DeliveryStatus.DELIVERED
+    assert bounced.id not in {p.message.id for p in problems.unresolved(ctx)}
+
+
+def test_leaving_practice_clears_the_pretend_bounces(practice_demo: AppContext) -> None:
+    ctx, t = practice_demo, FakeTime()
+    send_demo_round(ctx, t)
+    t.advance(SPAN.total_seconds())
+    poll(ctx, t)
+    flagged = ctx.flags.active()
+    assert flagged and {f.source for f in flagged.values()} == {"practice"}
+    assert forget_practice_flags(ctx) == []  # still practising: kept
+    ctx.flags.add("real.bounce@example.org", flagged[next(iter(flagged))].kind, "550", "sendgrid")
+    ctx.settings.set_text("backend", "file")
+    cleared = forget_practice_flags(ctx)
+    assert sorted(cleared) == sorted(flagged)
+    assert set(ctx.flags.active()) == {"real.bounce@example.org"}
+
+
+def test_cli_selects_practice_and_says_so(
+    tmp_path: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = f"{tmp_path}/cli.sqlite3"
+    assert cli_main(["--db", db, "config", "set", "backend", "practice"]) == 0
+    out = capsys.readouterr().out
+    assert "backend = practice" in out and LABEL in out
+    assert cli_main(["--db", db, "poll", "--once"]) == 0
+    assert "Practice" in capsys.readouterr().out
