@@ -155,7 +155,11 @@ class Database:
             self._state = inspect_file(self.path, self._revisions().known)
             self.read_only = read_only or not self._state.writable
             if self.read_only and not self._state.exists:
-                raise DatabaseError(f"cannot create the database at {self.path}: the folder is read-only")
+                raise DatabaseError(
+                    f"there is no database at {self.path} to open read-only"
+                    if read_only
+                    else f"cannot create the database at {self.path}: the folder is read-only"
+                )
             if not self.read_only:
                 try:
                     _create_private_file(self.path)
