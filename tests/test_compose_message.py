@@ -286,3 +286,107 @@ def test_email_bytes_matches_build_email(case: dict[str, Any], reroute: str | No
         assert b is not None
         norm = lambda t: t.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")  # noqa: E731
         assert norm(b.get_content()) == norm(a.get_content())
+
+
+@pytest.mark.parametrize("case", FAST_CASES)
+def test_email_bytes_writes_the_same_header_lines_as_build_email(case: dict[str, Any]) -> None:
+    """Byte for byte, every header line before the MIME skeleton."""
+    from tabmail.compose.message import email_bytes
+
+    kwargs: dict[str, Any] = dict(
+        tabmail_id="01JD0000000000000000000000",
+        from_name="BP 88 Tab Room",
+        from_address="tab@example.org",
+        to_name=case["to_name"],
+        to_address="alice@example.org",
+        reply_to="Tab Room <tab@example.org>",
+        parts=RenderedParts(case["subject"], case["text"], case["html"]),
+        thread_anchor=thread_anchor(KEY, "bp88", "alice@example.org", "a-rather-long-domain.example.org"),
+        date=datetime(2026, 11, 24, 9, 30, tzinfo=UTC),
+        domain="example.org",
+        extra_headers={"X-SMTPAPI": '{"unique_args": {"tabmail_id": "01JD0000000000000000000000"}}'},
+        in_reply_to="<01JC0000000000000000000000@example.org>",
+    )
+
+    def fields(raw: bytes) -> list[bytes]:
+        """The raw header fields (folded lines kept), the MIME skeleton's left out."""
+        out: list[bytes] = []
+        for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+            if line[:1] in (b" ", b"\t"):
+                out[-1] += b"\r\n" + line
+            else:
+                out.append(line)
+        skeleton = (b"mime-version:", b"content-type:", b"content-transfer-encoding:")
+        return [f for f in out if not f.lower().startswith(skeleton)]
+
+    fast, slow = fields(email_bytes(**kwargs)), fields(to_bytes(build_email(**kwargs)))
+    assert len(fast) == 12 and fast == slow
+
+
+AWKWARD = [
+    "Round 3: you are the chair",
+    "a  b",
+    "tab\there",
+    " leading and trailing ",
+    "x =?utf-8?q?hi?= y",
+    "=?",
+    '(comment) \\ backslash "quotes"',
+    "Zoë",
+    "x" * 68,  # "Subject: " + 68 = 77
+    "x" * 69,  # 78: the longest line written directly
+    "x" * 70,  # 79: folded by the policy
+    "word " * 30,
+    "é" + "a" * 100,
+    "\x7f delete",
+    "nul\x00",
+    "\u2028 line separator",
+]
+NAMES = [
+    "Alice Smith",
+    "J. Smith",
+    "O'Brien, Pat",
+    "Ann (chair)",
+    '"Quoted" Name',
+    "=?x?q?y?=",
+    "Zoë Ångström",
+    "a" * 60,
+    "a" * 70,
+    "",
+    "Semi;colon <angle> @at [br]",
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+@pytest.mark.parametrize("name", ["Subject", "X-Tabmail-Id", "X-SMTPAPI", "Message-ID", "References"])
+def test_direct_header_lines_equal_the_policy_fold(name: str, value: str) -> None:
+    from tabmail.compose.message import _fold, _header_bytes
+
+    assert outcome(_header_bytes, name, value) == outcome(_fold, name, value)
+
+
+def outcome(fn: Any, *args: Any) -> bytes | type[BaseException]:
+    try:
+        result: bytes = fn(*args)
+    except Exception as exc:  # both ways must refuse the same values the same way
+        return type(exc)
+    return result
+
+
+@pytest.mark.parametrize("display", NAMES)
+@pytest.mark.parametrize("name", ["From", "To", "Reply-To"])
+def test_direct_address_lines_equal_the_policy_fold(name: str, display: str) -> None:
+    from email.headerregistry import Address
+
+    from tabmail.compose.message import _fold, _header_bytes
+
+    for address in (Address(display, "alice", "example.org"), Address(display, "a.b-c+d", "example.org")):
+        assert _header_bytes(name, address) == _fold(name, address)
+
+
+def test_long_id_lists_fold_between_ids_like_the_header_class() -> None:
+    from tabmail.compose.message import _fold, _header_bytes
+
+    ids = " ".join(f"<v1.{'ab' * 32}@{n}.example.org>" for n in range(3))
+    for name in ("References", "In-Reply-To"):
+        assert _header_bytes(name, ids) == _fold(name, ids)
+        assert all(len(line) <= 998 for line in _header_bytes(name, ids).split(b"\r\n"))

@@ -65,6 +65,16 @@ class MessageBuildError(TabmailError, ValueError):
     pass
 
 
+def _fold_id_list(name: str, ids: str, limit: int, linesep: str) -> str:
+    """ "References: <a> <b>", a new line only between ids when the next would pass ``limit``."""
+    lines = [f"{name}:"]
+    for msg_id in ids.split():
+        if len(lines[-1]) > len(name) + 1 and len(lines[-1]) + 1 + len(msg_id) > limit:
+            lines.append("")
+        lines[-1] += " " + msg_id
+    return linesep.join(lines) + linesep
+
+
 class _MessageIdListHeader(UnstructuredHeader):
     """References / In-Reply-To: a list of msg-ids, folded only between ids.
 
@@ -76,13 +86,7 @@ class _MessageIdListHeader(UnstructuredHeader):
     name: str  # BaseHeader's, mixed in by HeaderRegistry
 
     def fold(self, *, policy: Policy) -> str:
-        limit = policy.max_line_length or 998
-        lines = [f"{self.name}:"]
-        for msg_id in str(self).split():
-            if len(lines[-1]) > len(self.name) + 1 and len(lines[-1]) + 1 + len(msg_id) > limit:
-                lines.append("")
-            lines[-1] += " " + msg_id
-        return policy.linesep.join(lines) + policy.linesep
+        return _fold_id_list(self.name, str(self), policy.max_line_length or 998, policy.linesep)
 
 
 def _headers() -> HeaderRegistry:
@@ -112,6 +116,7 @@ def new_tabmail_id(*, now_ms: int | None = None) -> str:
     return "".join(reversed(chars))
 
 
+@functools.lru_cache(maxsize=64)
 def ascii_domain(domain: str) -> str:
     """The domain as it goes on the wire: IDNA-encoded, lower-case. Raises MessageBuildError."""
     text = domain.strip().rstrip(".")
@@ -205,6 +210,17 @@ class EmailFields(TypedDict):
     in_reply_to: NotRequired[str | None]
 
 
+@functools.lru_cache(maxsize=16)
+def _sender(from_name: str, from_address: str, reply_to: str | None) -> tuple[Address, Address | None]:
+    """From and Reply-To, the same for a whole batch: validated once."""
+    return _mailbox(from_name, from_address), _reply_to(reply_to) if reply_to else None
+
+
+@functools.lru_cache(maxsize=16)
+def _date_text(date: datetime) -> str:
+    return format_datetime(date)
+
+
 def _header_list(f: EmailFields) -> list[tuple[str, Any]]:
     """Every header, validated, in order: the one definition both builders below use."""
     tabmail_id, domain, date, to_name = f["tabmail_id"], f["domain"], f["date"], f["to_name"]
@@ -218,12 +234,13 @@ def _header_list(f: EmailFields) -> list[tuple[str, Any]]:
     if reroute_to:
         subject = one_line(f"[TEST for {one_line(to_name)} <{to.addr_spec}>] {subject}")
         to = _mailbox(to_name, reroute_to)
-    headers: list[tuple[str, Any]] = [("From", _mailbox(f["from_name"], f["from_address"])), ("To", to)]
-    if reply_to:
-        headers.append(("Reply-To", _reply_to(reply_to)))
+    sender, reply_box = _sender(f["from_name"], f["from_address"], reply_to or None)
+    headers: list[tuple[str, Any]] = [("From", sender), ("To", to)]
+    if reply_box is not None:
+        headers.append(("Reply-To", reply_box))
     headers += [
         ("Subject", subject),
-        ("Date", format_datetime(date)),
+        ("Date", _date_text(date)),
         ("Message-ID", make_message_id(tabmail_id, domain)),
     ]
     references = [_msg_id(r) for r in (thread_anchor, in_reply_to) if r]
@@ -266,11 +283,30 @@ def build_email(**fields: Unpack[EmailFields]) -> EmailMessage:
 
 
 _WIRE_POLICY = _POLICY.clone(linesep="\r\n")
+_LINE_LIMIT = _WIRE_POLICY.max_line_length or 998  # 78
+_ID_LIST_HEADERS = frozenset({"references", "in-reply-to"})
+
+
+def _header_bytes(name: str, value: Any) -> bytes:
+    """``Name: value\r\n`` exactly as policy.default's header objects fold it.
+
+    Most headers of a batch are short printable ASCII, which policy.default writes unchanged on
+    one line: those are written directly. Anything else (non-ASCII, a control character, an
+    RFC 2047 look-alike "=?", a line over 78 characters) goes through the policy's header
+    objects, which encode, fold, and refuse a CR/LF. tests/test_compose_message.py checks both
+    ways agree byte for byte on awkward values."""
+    text = str(value)
+    if text.isascii() and text.isprintable() and "=?" not in text:
+        if name.lower() in _ID_LIST_HEADERS:
+            return _fold_id_list(name, text, _LINE_LIMIT, "\r\n").encode("ascii")
+        if len(name) + 2 + len(text) <= _LINE_LIMIT:
+            return f"{name}: {text}\r\n".encode("ascii")
+    return _fold(name, value)
 
 
 @functools.lru_cache(maxsize=512)
-def _fold_cached(name: str, value: str) -> bytes:
-    return _fold(name, value)
+def _header_bytes_cached(name: str, value: str) -> bytes:
+    return _header_bytes(name, value)
 
 
 def _fold(name: str, value: Any) -> bytes:
@@ -299,15 +335,16 @@ _CONSTANT_HEADERS = frozenset({"from", "reply-to", "date", "auto-submitted", "x-
 def email_bytes(**fields: Unpack[EmailFields]) -> bytes:
     """The same message as ``to_bytes(build_email(...))``, several times faster, for batches.
 
-    Same headers from the same validated list, each produced by policy.default's header objects
-    (so a CR/LF can no more inject a header here than there); only the MIME skeleton around the
-    two body parts is written here. tests/test_compose_message.py checks both agree."""
+    Same headers from the same validated list, written as policy.default's header objects write
+    them (`_header_bytes`: short printable ASCII directly, anything else through those objects, so
+    a CR/LF can no more inject a header here than there); only the MIME skeleton around the two
+    body parts is written here. tests/test_compose_message.py checks both agree."""
     out = []
     for name, value in _header_list(fields):
         if name.lower() in _CONSTANT_HEADERS:
-            out.append(_fold_cached(name, str(value)))
+            out.append(_header_bytes_cached(name, str(value)))
         else:
-            out.append(_fold(name, value))
+            out.append(_header_bytes(name, value))
     out.append(b"MIME-Version: 1.0\r\n")
     parts = fields["parts"]
     text = _body_part(parts.text, "plain")

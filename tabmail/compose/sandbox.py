@@ -5,16 +5,17 @@ from running long or growing huge: two nested `range(100000)` loops run for hour
 `"x" * 10**9` or a 50 MB template is "valid". Here every render gets a `Budget` (a deadline and
 character counts) and the environment checks it wherever a template can spend time or memory:
 
-- every `{% for %}` iterates through `BudgetedEnvironment.tabmail_iter` (the code generator
-  wraps each loop's iterable), which checks the deadline at each item, so even a loop whose body does
+- every `{% for %}` iterates through the `tabmail_iter` filter (the code generator wraps
+  each loop's iterable), which checks the deadline at each item, so even a loop whose body does
   nothing stops at the deadline;
 - every call (`call`), filter (wrapped), `*`, `**` and `%` operator (intercepted) checks the
   deadline; arguments and results are limited to `MAX_VALUE_CHARS` characters, and widths and
   repetition counts are checked *before* the work is done (`"x" * 10**9`, `|center(10**9)`,
   `"%999999999d" % 1` are refused without allocating anything);
 - everything a template outputs, into the message or into a `{% set %}` block or macro
-  buffer, is counted against `MAX_PRODUCED_CHARS` (literal text by the code generator, every
-  `{{ }}` through the finalizer), and what reaches the message against the caller's limit;
+  buffer, is counted against `MAX_PRODUCED_CHARS` (every `{{ }}` through the finalizer, literal
+  text inside loops, macros and call blocks by the code generator: elsewhere it is bounded by
+  the template's own length), and what reaches the message against the caller's limit;
 - `namespace()` attributes are limited like any value; `lipsum` is gone.
 
 A template that exceeds its budget raises `RenderLimitError` (a `TimeLimitError` for the time
@@ -58,14 +59,22 @@ class TimeLimitError(RenderLimitError):
 
 
 class Budget:
-    """One message's render budget: a deadline and the characters produced so far."""
+    """One message's render budget: a deadline, the characters produced so far (buffers
+    included), and the characters the part being rendered has output so far."""
 
-    __slots__ = ("deadline", "produced", "seconds")
+    __slots__ = ("deadline", "output", "output_error", "output_limit", "produced", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.deadline = time.monotonic() + seconds
         self.produced = 0
+        self.output = 0
+        self.output_limit = MAX_PRODUCED_CHARS
+        self.output_error = ""
+
+    def limit_output(self, limit: int, error: str) -> None:
+        """The next part may output ``limit`` characters; over that, RenderLimitError(error)."""
+        self.output, self.output_limit, self.output_error = 0, limit, error
 
     def tick(self) -> None:
         if time.monotonic() > self.deadline:
@@ -81,7 +90,11 @@ class Budget:
                 f"produces more than {MAX_PRODUCED_CHARS:,} characters of text "
                 "(the limit for one message, buffers included)"
             )
-        self.tick()
+
+    def emit(self, chars: int) -> None:
+        self.output += chars
+        if self.output > self.output_limit:
+            raise RenderLimitError(self.output_error)
 
 
 _CURRENT: ContextVar[Budget | None] = ContextVar("tabmail_render_budget", default=None)
@@ -246,19 +259,39 @@ class _LimitedNamespace(Namespace):
 
 class _BudgetCodeGenerator(CodeGenerator):
     def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
-        # `{% for x in ITER %}` becomes `{% for x in environment.tabmail_iter(ITER) %}` (Jinja2
-        # allows no custom node types; EnvironmentAttribute is its hook for extensions).
+        # `{% for x in ITER %}` becomes `{% for x in ITER|tabmail_iter %}` (Jinja2 allows no
+        # custom node types; a filter is called directly, not through the sandbox's `call`).
         for loop in node.find_all(nodes.For):
-            loop.iter = nodes.Call(
-                nodes.EnvironmentAttribute("tabmail_iter"), [loop.iter], [], None, None, lineno=loop.lineno
-            )
+            loop.iter = nodes.Filter(loop.iter, ITER_FILTER, [], [], None, None, lineno=loop.lineno)
+        # Literal text can only add up where it repeats: in loops, macros and call blocks.
+        self._counting_output = False
+        self._repeated = {
+            id(output)
+            for body in node.find_all((nodes.For, nodes.Macro, nodes.CallBlock))
+            for output in body.find_all(nodes.Output)
+        }
         super().visit_Template(node, frame)
 
     def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
+        repeated = id(node) in self._repeated
         literal = sum(len(child.data) for child in node.nodes if isinstance(child, nodes.TemplateData))
-        if literal:
-            self.writeline(f"environment.tabmail_charge({literal})")
+        if literal and repeated:
+            self.writeline(f"environment.tabmail_charge({literal}, {frame.buffer is None})")
+        # Inside loops, what goes straight into the message is counted as it goes, so a message
+        # that grows too long stops early (elsewhere the caller checks the finished text).
+        self._counting_output = repeated and frame.buffer is None
         super().visit_Output(node, frame)
+        self._counting_output = False
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if self._counting_output:
+            self.write("environment.tabmail_emit(")
+        super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        super()._output_child_post(node, frame, finalize)
+        if self._counting_output:
+            self.write(")")
 
 
 @pass_environment
@@ -296,18 +329,23 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         """Wrap every filter (call after adding the project's own)."""
         for name, fn in list(self.filters.items()):
             self.filters[name] = _guard_filter(name, fn)
+        self.filters[ITER_FILTER] = _iter_filter
 
     # hooks the generated code calls
-    def tabmail_iter(self, iterable: Any) -> Any:
-        b = _CURRENT.get()
-        if b is None:
-            return iterable
-        return _ticking(b, iterable)
-
-    def tabmail_charge(self, chars: int) -> None:
+    def tabmail_charge(self, chars: int, emitted: bool) -> None:
+        """Literal text inside a loop, macro or call block (``emitted``: into the message)."""
         b = _CURRENT.get()
         if b is not None:
             b.charge(chars)
+            if emitted:
+                b.emit(chars)
+
+    def tabmail_emit(self, text: str) -> str:
+        """A printed value going straight into the message from inside a loop."""
+        b = _CURRENT.get()
+        if b is not None:
+            b.emit(len(text))
+        return text
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         b = _CURRENT.get()
@@ -366,7 +404,18 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         return checked
 
 
+ITER_FILTER = "tabmail_iter"
+
+
+@pass_context  # never run at compile time (Jinja2 folds context-free filters on constants)
+def _iter_filter(_context: Context, iterable: Any) -> Any:
+    b = _CURRENT.get()
+    return iterable if b is None else _ticking(b, iterable)
+
+
 def _ticking(b: Budget, iterable: Any) -> Iterator[Any]:
+    deadline, clock = b.deadline, time.monotonic
     for item in iterable:
-        b.tick()
+        if clock() > deadline:
+            b.tick()  # raises
         yield item

@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 
 from tabmail.compose.formatting import ScoreSheets, format_number, one_line
 from tabmail.compose.recipients import Recipient
-from tabmail.compose.sandbox import BudgetedEnvironment, RenderLimitError, TimeLimitError, budget
+from tabmail.compose.sandbox import Budget, BudgetedEnvironment, RenderLimitError, TimeLimitError, budget
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import Audience, Event, Templates
 from tabmail.resources import resource
@@ -137,7 +137,7 @@ class CompiledTemplates:
         problems: list[TemplateProblem] = []
         out: dict[str, str | None] = {}
         timed_out = False
-        with budget(self.time_limit):
+        with budget(self.time_limit) as current:
             body_left = MAX_MESSAGE_CHARS
             for part in PARTS:
                 template = self._compiled[part]
@@ -146,7 +146,7 @@ class CompiledTemplates:
                     continue
                 limit = MAX_SUBJECT_CHARS if part == "subject" else body_left
                 try:
-                    out[part] = _render_limited(template, context, limit, part)
+                    out[part] = _render_limited(template, context, limit, part, current)
                 except Exception as exc:  # the template is the director's code: report, never crash
                     problems.append(TemplateProblem(recipient.name, part, _describe(exc)))
                     if isinstance(exc, TimeLimitError):
@@ -170,21 +170,21 @@ class CompiledTemplates:
         )
 
 
-def _render_limited(template: Template, context: dict[str, Any], limit: int, part: str) -> str:
-    """The rendered text, streamed so that an oversized message stops as soon as it is too long."""
-    chunks: list[str] = []
-    size = 0
-    for chunk in template.generate(context):
-        size += len(chunk)
-        if size > limit:
-            if part == "subject":
-                raise RenderLimitError(f"the subject is longer than {MAX_SUBJECT_CHARS:,} characters")
-            raise RenderLimitError(
-                f"the message is longer than {MAX_MESSAGE_CHARS:,} characters "
-                "(the limit for one message's text and HTML together)"
-            )
-        chunks.append(chunk)
-    return "".join(chunks)
+def _render_limited(template: Template, context: dict[str, Any], limit: int, part: str, b: Budget) -> str:
+    """The rendered text, refused when over ``limit``: as soon as a loop passes it, else at the
+    end. Rendering cannot run away meanwhile: the budget caps all output, buffers included."""
+    if part == "subject":
+        error = f"the subject is longer than {MAX_SUBJECT_CHARS:,} characters"
+    else:
+        error = (
+            f"the message is longer than {MAX_MESSAGE_CHARS:,} characters "
+            "(the limit for one message's text and HTML together)"
+        )
+    b.limit_output(limit, error)
+    text = template.render(context)
+    if len(text) > limit:
+        raise RenderLimitError(error)
+    return text
 
 
 def compile_templates(templates: Templates, *, time_limit: float = RENDER_SECONDS) -> CompiledTemplates:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
 
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import (
@@ -145,30 +146,41 @@ def batch_from_row(r: BatchRow) -> BulkNotification:
     )
 
 
-def _queued_row(m: NewMessage, batch_id: int, now: datetime, backend: str) -> MessageRow:
-    return MessageRow(
-        id=m.id,
-        backend=backend,
-        batch_id=batch_id,
-        person_id=m.person_id,
-        recipient_name=m.recipient_name,
-        role=m.role,
-        address=m.address,
-        address_key=m.address_key,
-        envelope_from=m.envelope_from,
-        envelope_to=m.envelope_to,
-        subject=m.subject,
-        context=m.context,
-        reasons=list(m.reasons),
-        raw=m.raw,
-        message_id_header=m.message_id_header,
-        state=MessageState.QUEUED.value,
-        attempts=0,
-        created_at=now,
-        delivery_status=DeliveryStatus.UNKNOWN.value,
-        resend_of=m.resend_of,
-        send_despite_flag=m.send_despite_flag,
+def _insert_queued(s: Session, messages: Sequence[NewMessage], batch_id: int, backend: str) -> None:
+    """The messages as 'queued', and their bodies: two executemany INSERTs (no ORM objects:
+    a 1,150-message batch is written in a fraction of the time add_all takes)."""
+    if not messages:
+        return
+    now = _now()
+    s.execute(
+        insert(MessageRow),
+        [
+            {
+                "id": m.id,
+                "backend": backend,
+                "batch_id": batch_id,
+                "person_id": m.person_id,
+                "recipient_name": m.recipient_name,
+                "role": m.role,
+                "address": m.address,
+                "address_key": m.address_key,
+                "envelope_from": m.envelope_from,
+                "envelope_to": m.envelope_to,
+                "subject": m.subject,
+                "context": m.context,
+                "reasons": list(m.reasons),
+                "message_id_header": m.message_id_header,
+                "state": MessageState.QUEUED.value,
+                "attempts": 0,
+                "created_at": now,
+                "delivery_status": DeliveryStatus.UNKNOWN.value,
+                "resend_of": m.resend_of,
+                "send_despite_flag": m.send_despite_flag,
+            }
+            for m in messages
+        ],
     )
+    s.execute(insert(MessageBodyRow), [{"message_id": m.id, "raw": m.raw} for m in messages])
 
 
 class NotificationRepository(OutboxState):
@@ -204,8 +216,7 @@ class NotificationRepository(OutboxState):
             )
             s.add(row)
             s.flush()
-            now = _now()
-            s.add_all(_queued_row(m, row.id, now, batch.backend) for m in messages)
+            _insert_queued(s, messages, row.id, batch.backend)
             return row.id
 
     def add_messages(self, batch_id: int, messages: Sequence[NewMessage], backend: str | None = None) -> None:
@@ -215,8 +226,7 @@ class NotificationRepository(OutboxState):
             if backend is None:
                 row = s.get(BatchRow, batch_id)
                 backend = row.backend if row is not None else ""
-            now = _now()
-            s.add_all(_queued_row(m, batch_id, now, backend) for m in messages)
+            _insert_queued(s, messages, batch_id, backend)
 
     def already_received(
         self, round_id: int | None, tournament_id: int, event: Event
