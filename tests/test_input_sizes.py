@@ -101,3 +101,9 @@ def test_a_tournament_larger_than_any_real_one_is_refused_before_the_store(tmp_p
     assert str(err.value) == (
         f"Demo Open holds {len(bundle.people)} people; tabmail imports up to 40 per tournament (see docs/limits.md)"
     )
+
+
+def test_a_large_error_page_still_reports_its_status(ctx: AppContext, server: TabbycatServer) -> None:
+    server.respond_with(f"{T}/venues", 503, "<html>" + "x" * 200_000 + "</html>", "text/html")
+    result = import_tabbycat(ctx, server.url, SLUG, token="admin")
+    assert [str(p) for p in result.problems] == [f"{server.url}{T}/venues: venues not imported: HTTP 503"]

@@ -228,7 +228,8 @@ class TabbycatClient:
         try:
             status = resp.status_code
             ok = 200 <= status < 300
-            raw = self._read(resp, url, what, deadline, over, self.limits.response_bytes if ok else 65536)
+            # An error's body is only read for its one-line explanation: its start is enough.
+            raw = self._read(resp, url, what, deadline, over, self.limits.response_bytes if ok else 65536, ok)
         finally:
             resp.close()
         if not ok:
@@ -266,12 +267,20 @@ class TabbycatClient:
         return self._error(f"cannot reach {self.base_url}: {reason}", url=url, reason=reason)
 
     def _read(
-        self, resp: requests.Response, url: str, what: str, deadline: float, over: str, limit: int
+        self,
+        resp: requests.Response,
+        url: str,
+        what: str,
+        deadline: float,
+        over: str,
+        limit: int,
+        whole: bool = True,
     ) -> bytes:
         """The body, read as it arrives: stopped at the deadline (a server trickling a byte at a
-        time never finishes) and past ``limit`` bytes (after decompression)."""
+        time never finishes) and past ``limit`` bytes (after decompression): an error when the
+        ``whole`` body is needed, else the first ``limit`` bytes."""
         length = resp.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
+        if whole and length.isdigit() and int(length) > limit:
             raise self._too_big(url, what, resp.status_code, limit)
         chunks: list[bytes] = []
         size = 0
@@ -283,9 +292,11 @@ class TabbycatClient:
                 if not chunk:
                     break
                 size += len(chunk)
-                if size > limit:
-                    raise self._too_big(url, what, resp.status_code, limit)
                 chunks.append(chunk)
+                if size > limit:
+                    if whole:
+                        raise self._too_big(url, what, resp.status_code, limit)
+                    return b"".join(chunks)[:limit]
         except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:
             raise self._unreachable(exc, url, deadline, over, what) from None
         self._spend(url, what, size, 0)
