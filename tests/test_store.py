@@ -408,7 +408,7 @@ def test_a_database_written_by_migration_0001_upgrades_keeping_each_messages_bac
     try:
         backup = database.migrate()
         assert backup is not None and backup.exists()
-        assert database.current_revision() == database.head_revision() == "0004_outbox"
+        assert database.current_revision() == database.head_revision()  # 0004 and everything after
         columns = {c["name"] for c in inspect(database.engine).get_columns("messages")}
         assert {"backend", "lease_owner", "lease_expires_at"} <= columns
     finally:

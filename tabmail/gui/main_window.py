@@ -97,7 +97,9 @@ class MainWindow(QMainWindow):
         self.round_view = RoundMessagesPage(
             ctx, self.bridge, self.theme, self.worker, self.compose_action, self
         )
-        self.problems_page = ProblemsPage(ctx, self.bridge, self.theme, self.worker, self)
+        self.problems_hub = ProblemsHub(ctx, self.bridge, self.navigator, self, self)
+        self.problems_hub.counts_changed.connect(lambda _n: self._apply_title())
+        self.problems_page = ProblemsPage(ctx, self.problems_hub, self.theme, self.worker, self)
         self.problems_page.round_requested.connect(self._on_problems_page_round_requested)
         for page in (self.welcome_page, self.participants_page, self.round_view, self.problems_page):
             self.stack.addWidget(page)
@@ -126,12 +128,9 @@ class MainWindow(QMainWindow):
         if ctx.read_only:
             self._enter_read_only()
 
-        self.problems_hub = ProblemsHub(ctx, self.bridge, self.navigator, self, self)
-        self.problems_hub.counts_changed.connect(lambda _n: self._apply_title())
-
         self._restore_geometry()
-        self.problems_hub.recount()
         self.refresh()
+        self.problems_hub.recount_in_background()  # badges and the title's count follow
 
     # -- building -------------------------------------------------------------------------
     def _action(
@@ -477,6 +476,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.worker.stop()
+        self.problems_hub.stop()
         cancelled = cancel_ops(self)
         if cancelled:
             log.info("cancelled %d running operation(s) on close", cancelled)

@@ -95,7 +95,7 @@ def unresolved(
     flags = flag_kinds(ctx.flags.active(sorted({a for a in (_key(m) for m in found.messages) if a})))
     categories = {m.id: category_of(m, flags.get(_key(m) or "")) for m in found.messages}
     problem_ids = [mid for mid, c in categories.items() if c in PROBLEM_CATEGORIES]
-    manual = ctx.problems.resolutions(problem_ids)
+    manual = ctx.problems.resolutions(problem_ids if len(problem_ids) < 500 else None)
     resolved = resolutions_for(found.messages, manual, tracked_batches=tracked_batches)
     problems = [
         Problem(m, categories[m.id], found.batches[m.batch_id])
@@ -125,12 +125,15 @@ class ProblemCounts:
     total: int
 
 
-def count(ctx: AppContext) -> ProblemCounts:
-    """Unresolved problems per round and per tournament (badges, the window title)."""
-    problems = unresolved(ctx)
+def counts_of(problems: Sequence[Problem]) -> ProblemCounts:
     by_round: Counter[int] = Counter(p.sent.round_id for p in problems if p.sent.round_id is not None)
     by_tournament: Counter[int] = Counter(p.sent.tournament_id for p in problems)
     return ProblemCounts(by_round, by_tournament, len(problems))
+
+
+def count(ctx: AppContext) -> ProblemCounts:
+    """Unresolved problems per round and per tournament (badges, the window title)."""
+    return counts_of(unresolved(ctx))
 
 
 # -- the director's word ---------------------------------------------------------------------------

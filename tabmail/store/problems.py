@@ -1,8 +1,8 @@
 """Problems across tournaments, and the director's own resolutions of them.
 
 ``candidates`` reads, in two queries whatever the size of the database, every message that may
-be a problem (by state or delivery status) together with where it was sent, plus every resend
-in the same batches (a delivered resend resolves its original). Which of them are unresolved
+be a problem (by state or delivery status) or resends one (a delivered resend resolves its
+original), through a partial index, together with where it was sent. Which of them are unresolved
 problems is the domain's call (``tabmail.domain.problems``), made in ``services/problems.py``.
 """
 
@@ -11,24 +11,79 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import String, delete, select, text, type_coerce
+from sqlalchemy.orm import Session
 
 from tabmail.domain.notification import DeliveryStatus, Message, MessageState
 from tabmail.domain.problems import Resolution
 from tabmail.store.db import Database
-from tabmail.store.models import BatchRow, MessageRow, PersonRow, ResolutionRow, RoundRow, TournamentRow
-from tabmail.store.notifications import message_from_row
-
-# States and delivery statuses a problem can have (domain.problems.PROBLEM_CATEGORIES).
-_PROBLEM_STATES = (MessageState.FAILED.value, MessageState.UNCERTAIN.value, MessageState.SKIPPED.value)
-_PROBLEM_STATUSES = (
-    DeliveryStatus.BOUNCED.value,
-    DeliveryStatus.BLOCKED.value,
-    DeliveryStatus.DROPPED.value,
-    DeliveryStatus.SPAM_REPORT.value,
-    DeliveryStatus.UNSUBSCRIBED.value,
+from tabmail.store.models import (
+    MAYBE_PROBLEM_SQL,
+    BatchRow,
+    MessageRow,
+    PersonRow,
+    ResolutionRow,
+    RoundRow,
+    TournamentRow,
 )
+
+_COLUMNS = (
+    MessageRow.id,
+    MessageRow.batch_id,
+    MessageRow.person_id,
+    MessageRow.recipient_name,
+    MessageRow.address,
+    MessageRow.state,
+    MessageRow.attempts,
+    MessageRow.last_error,
+    MessageRow.delivery_status,
+    type_coerce(MessageRow.status_at, String).label("status_at"),
+    MessageRow.status_reason,
+    MessageRow.resend_of,
+    type_coerce(MessageRow.created_at, String).label("created_at"),
+    type_coerce(MessageRow.sent_at, String).label("sent_at"),
+    type_coerce(MessageRow.next_attempt_at, String).label("next_attempt_at"),
+    MessageRow.role,
+)
+
+
+def _time(value: Any) -> datetime | None:
+    """A stored time read as text (thousands of rows: SQLAlchemy's per-value processing cost
+    more than the query), as UTCDateTime would return it."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        at = value
+    else:
+        at = datetime.fromisoformat(str(value))
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _message(r: Any) -> Message:
+    return Message(
+        id=r.id,
+        batch_id=r.batch_id,
+        person_id=r.person_id,
+        recipient_name=r.recipient_name,
+        address=r.address,
+        state=MessageState(r.state),
+        attempts=r.attempts,
+        last_error=r.last_error,
+        delivery_status=DeliveryStatus(r.delivery_status),
+        status_at=_time(r.status_at),
+        status_reason=r.status_reason,
+        resend_of=r.resend_of,
+        created_at=_time(r.created_at),
+        sent_at=_time(r.sent_at),
+        next_attempt_at=_time(r.next_attempt_at),
+        role=r.role,
+    )
+
+
+def _stamp(at: datetime | None) -> float:
+    return 0.0 if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,38 +110,27 @@ class ProblemRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def candidates(
-        self,
-        *,
-        tournament_id: int | None = None,
-        round_id: int | None = None,
-        batch_ids: Sequence[int] | None = None,
-    ) -> Candidates:
+    def candidates(self, *, tournament_id: int | None = None, round_id: int | None = None) -> Candidates:
+        """Every message that may be a problem or resends one (through the partial index
+        ``ix_messages_maybe_problem``), without the bodies and contexts nobody shows here."""
         with self._db.session() as s:
-            maybe = or_(
-                MessageRow.state.in_(_PROBLEM_STATES),
-                MessageRow.state.in_((MessageState.SENT.value, MessageState.UNCERTAIN.value))
-                & MessageRow.delivery_status.in_(_PROBLEM_STATUSES),
-            )
-            scope = (
-                select(MessageRow.batch_id).join(BatchRow, BatchRow.id == MessageRow.batch_id).where(maybe)
-            )
-            if tournament_id is not None:
-                scope = scope.where(BatchRow.tournament_id == tournament_id)
-            if round_id is not None:
-                scope = scope.where(BatchRow.round_id == round_id)
-            if batch_ids is not None:
-                scope = scope.where(MessageRow.batch_id.in_(list(batch_ids)))
-            ids = sorted(set(s.scalars(scope.distinct())))
-            if not ids:
-                return Candidates([], {})
-            rows = s.scalars(
-                select(MessageRow)
-                .where(MessageRow.batch_id.in_(ids), or_(maybe, MessageRow.resend_of.is_not(None)))
-                .order_by(MessageRow.batch_id, MessageRow.created_at, MessageRow.id)
-            )
-            messages = [message_from_row(r) for r in rows]
-            batches: dict[int, Sent] = {}
+            q = select(*_COLUMNS).where(text(MAYBE_PROBLEM_SQL))
+            rows = s.execute(q).all()
+            batch_ids = sorted({r.batch_id for r in rows})
+            batches = self._batches(s, batch_ids) if batch_ids else {}
+        wanted = {
+            b
+            for b, sent in batches.items()
+            if (tournament_id is None or sent.tournament_id == tournament_id)
+            and (round_id is None or sent.round_id == round_id)
+        }
+        messages = [_message(r) for r in rows if r.batch_id in wanted]
+        messages.sort(key=lambda m: (m.batch_id, _stamp(m.created_at), m.id))
+        return Candidates(messages, {b: batches[b] for b in wanted})
+
+    def _batches(self, s: Session, ids: list[int]) -> dict[int, Sent]:
+        batches: dict[int, Sent] = {}
+        for part in range(0, len(ids), 900):
             q = (
                 select(
                     BatchRow.id,
@@ -102,7 +146,7 @@ class ProblemRepository:
                 )
                 .outerjoin(TournamentRow, TournamentRow.id == BatchRow.tournament_id)
                 .outerjoin(RoundRow, RoundRow.id == BatchRow.round_id)
-                .where(BatchRow.id.in_(ids))
+                .where(BatchRow.id.in_(ids[part : part + 900]))
             )
             for bid, tid, tname, slug, rid, rname, rseq, event, audience, backend in s.execute(q):
                 batches[bid] = Sent(
@@ -115,7 +159,7 @@ class ProblemRepository:
                     audience=audience,
                     backend=backend,
                 )
-            return Candidates(messages, batches)
+        return batches
 
     def current_addresses(self, person_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
         """Person id -> (address, address key) for people whose address is valid today."""

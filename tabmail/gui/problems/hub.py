@@ -1,7 +1,9 @@
 """Problem counts at a glance, and an alert when new problems arrive.
 
 ``ProblemsHub`` keeps the navigator's badges and the window title's count of unresolved problems
-current (re-counted a moment after the bridge reports changes), and raises one alert per poll
+current: a moment after the bridge reports changes it reads every unresolved problem in a
+worker thread (a few hundred ms on a season's database: never on the GUI thread) and hands the
+list to the Problems view too (``problems``, ``problems_changed``). It raises one alert per poll
 (or per burst of outbox failures) naming how many new bounces or failures arrived and in which
 round: a desktop notification where a system tray exists, otherwise a status-bar message and
 the window's urgency hint.
@@ -12,7 +14,9 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QSystemTrayIcon
 
@@ -33,7 +37,9 @@ ALERT_STATUS_MS = 60_000
 
 class ProblemsHub(QObject):
     counts_changed = Signal(int)  # unresolved problems in every tournament
+    problems_changed = Signal()  # ``problems`` was re-read
     alert_raised = Signal(str, str)  # title, text (what the notification said)
+    _computed = Signal(object)  # a worker thread's list of problems, queued to the GUI thread
 
     def __init__(
         self,
@@ -49,11 +55,17 @@ class ProblemsHub(QObject):
         self._window = window
         self.total = 0
         self.counts = service.ProblemCounts(Counter(), Counter(), 0)
+        self.problems: list[service.Problem] | None = None  # every unresolved problem, once read
+        self.fresh = False  # False while changes wait to be counted
+        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix="problems")
+        self._running: Future[list[service.Problem]] | None = None
+        self._again = False
+        self._computed.connect(self._on_computed)
         self.tray: QSystemTrayIcon | None = None
         self.tray_available: Callable[[], bool] = QSystemTrayIcon.isSystemTrayAvailable
         self._pending: set[str] = set()
         self._alerted: set[str] = set()
-        self._recount_timer = self._timer(RECOUNT_DELAY_MS, self.recount)
+        self._recount_timer = self._timer(RECOUNT_DELAY_MS, self.recount_in_background)
         self._alert_timer = self._timer(FAILURE_ALERT_DELAY_MS, self.flush_alerts)
         bridge.statuses_changed.connect(self._on_bridge_statuses_changed)
         bridge.message_state_changed.connect(self._on_bridge_message_state_changed)
@@ -70,17 +82,60 @@ class ProblemsHub(QObject):
 
     # -- counts -----------------------------------------------------------------------------------
     def schedule_recount(self, *_: object) -> None:
+        """Re-read the problems in the background, shortly (changes come in bursts)."""
+        self.fresh = False
         if not self._recount_timer.isActive():
             self._recount_timer.start()
 
-    def recount(self) -> int:
+    def recount_in_background(self) -> None:
         self._recount_timer.stop()
-        counts = self.counts = service.count(self._ctx)
-        self.reapply()
-        if counts.total != self.total:
-            self.total = counts.total
-            self.counts_changed.emit(self.total)
+        if self._executor is None:
+            return
+        if self._running is not None and not self._running.done():
+            self._again = True  # one more pass once this one is in
+            return
+        self._again = False
+        self.fresh = False
+        self._running = self._executor.submit(service.unresolved, self._ctx)
+        self._running.add_done_callback(self._on_worker_done)
+
+    def _on_worker_done(self, future: Future[list[service.Problem]]) -> None:  # worker thread
+        if future.cancelled() or not shiboken6.isValid(self):
+            return
+        exc = future.exception()
+        if exc is not None:
+            log.warning("counting problems failed: %r", exc)
+            return
+        self._computed.emit(future.result())
+
+    def _on_computed(self, problems: list[service.Problem]) -> None:
+        if self._again:
+            self.recount_in_background()
+            return
+        self._apply(problems)
+
+    def recount(self) -> int:
+        """Count now, on this thread (tests, and where the caller needs the number at once)."""
+        self._recount_timer.stop()
+        self._apply(service.unresolved(self._ctx))
         return self.total
+
+    def _apply(self, problems: list[service.Problem]) -> None:
+        self.problems = problems
+        self.fresh = not self._recount_timer.isActive()
+        self.counts = service.counts_of(problems)
+        self.reapply()
+        if self.counts.total != self.total:
+            self.total = self.counts.total
+            self.counts_changed.emit(self.total)
+        self.problems_changed.emit()
+
+    def stop(self) -> None:
+        """No more background counts (the window is closing)."""
+        self._recount_timer.stop()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def reapply(self) -> None:
         """Put the last counts back on the navigator (after it was rebuilt)."""

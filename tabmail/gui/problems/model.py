@@ -45,6 +45,11 @@ HEADERS = {
 }
 
 
+def _stamp(at: datetime | None) -> float:
+    value = aware(at)
+    return value.timestamp() if value else 0.0
+
+
 def age_text(since: datetime | None, now: datetime | None = None) -> str:
     """How long ago, in the largest unit that fits: "just now", "12 min", "3 h", "2 days"."""
     at = aware(since)
@@ -72,19 +77,54 @@ class ProblemsModel(QAbstractTableModel):
         self._italic.setItalic(True)
         self._rows: list[Problem] = []
         self._drafts: dict[str, str] = {}
-        self._name_rank: list[int] = []
         self.read_only = False  # a read-only database: addresses cannot be corrected
+        self._sort: tuple[Column, Qt.SortOrder] = (Column.AGE, Qt.SortOrder.AscendingOrder)
 
     def set_problems(self, problems: list[Problem]) -> None:
         self.beginResetModel()
-        self._rows = problems
+        self._rows = list(problems)
         ids = {p.message.id for p in problems}
         self._drafts = {k: v for k, v in self._drafts.items() if k in ids}
-        keys = [sort_key(p.message.recipient_name) for p in problems]
-        self._name_rank = [0] * len(problems)  # the name's place in locale collation order
-        for rank, i in enumerate(sorted(range(len(problems)), key=keys.__getitem__)):
-            self._name_rank[i] = rank
+        self._order_rows()
         self.endResetModel()
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sorting happens here with key functions (the proxy hands it over): a Python lessThan
+        would be called tens of thousands of times for a season's problems."""
+        self._sort = (Column(column), order)
+        if not self._rows:
+            return
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        ids = [self._rows[p.row()].message.id if p.row() < len(self._rows) else None for p in before]
+        self._order_rows()
+        rows = {p.message.id: i for i, p in enumerate(self._rows)}
+        after = [
+            self.index(rows[mid], p.column()) if mid in rows else QModelIndex()
+            for p, mid in zip(before, ids, strict=True)
+        ]
+        self.changePersistentIndexList(before, after)
+        self.layoutChanged.emit()
+
+    def _order_rows(self) -> None:
+        column, order = self._sort
+        key = self._key(column)
+        self._rows.sort(key=key, reverse=order == Qt.SortOrder.DescendingOrder)
+
+    def _key(self, column: Column) -> Any:
+        if column == Column.PROBLEM:
+            return lambda p: (SEVERITY[p.category], sort_key(p.message.recipient_name))
+        if column == Column.AGE:
+            return lambda p: -_stamp(p.since)
+        if column == Column.RECIPIENT:
+            return lambda p: sort_key(p.message.recipient_name)
+        if column == Column.TOURNAMENT:
+            return lambda p: (sort_key(p.sent.tournament_name), p.sent.round_name, -_stamp(p.since))
+        if column == Column.ROUND:
+            return lambda p: (p.sent.round_name.casefold(), -_stamp(p.since))
+        if column == Column.ADDRESS:
+            return lambda p: p.message.address.casefold()
+        return lambda p: p.reason.casefold()
 
     # -- lookups ---------------------------------------------------------------------------
     @property
@@ -178,8 +218,6 @@ class ProblemsModel(QAbstractTableModel):
             return p.category.value
         if role == Roles.PROBLEM:
             return True
-        if role == Roles.SORT:
-            return self._sort(index.row(), column)
         if role == Qt.ItemDataRole.DecorationRole and column == Column.PROBLEM:
             return self._theme.icon(category_look(p.category))
         if role == Qt.ItemDataRole.ForegroundRole and column in (Column.PROBLEM, Column.ADDRESS):
@@ -199,14 +237,3 @@ class ProblemsModel(QAbstractTableModel):
                 lines.append(f"Since {full_time(p.since)} ({local_time(p.since)})")
             return "\n".join(lines)
         return None
-
-    def _sort(self, row: int, column: Column) -> Any:
-        p = self._rows[row]
-        if column == Column.PROBLEM:
-            return SEVERITY[p.category]
-        if column == Column.AGE:
-            at = aware(p.since)
-            return -(at.timestamp() if at else 0.0)
-        if column == Column.RECIPIENT:
-            return self._name_rank[row]
-        return str(self.data(self.index(row, column))).casefold()

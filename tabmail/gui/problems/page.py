@@ -3,15 +3,15 @@
 Each row says where (tournament, round), who, which address, what happened (the one
 vocabulary), why and how long ago. Fix it here: correct the address in place (double-click or
 F2) and Resend (Ctrl+R), or Mark Resolved with a reason (undoable); "Go to Round" opens the
-message in its round. The list follows the bridge's signals (re-read after a short pause, only
-while shown).
+message in its round. The list follows the problems hub, which re-reads every problem in the
+background after each change.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShowEvent, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,7 +29,7 @@ from tabmail.domain.errors import TabmailError
 from tabmail.domain.problems import counts_text
 from tabmail.domain.tournament import Tournament
 from tabmail.gui.background import BackgroundWorker
-from tabmail.gui.bridge import EventBridge
+from tabmail.gui.problems.hub import ProblemsHub
 from tabmail.gui.problems.model import Column, ProblemsModel
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.resending import Resender
@@ -39,7 +39,6 @@ from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_
 from tabmail.services import problems as service
 from tabmail.services.context import AppContext
 
-RELOAD_DELAY_MS = 300
 COLUMN_WIDTHS = {
     Column.TOURNAMENT: 150,
     Column.ROUND: 90,
@@ -51,11 +50,17 @@ COLUMN_WIDTHS = {
 
 
 class ProblemsProxy(QSortFilterProxyModel):
+    """Search across every column; sorting is the model's own (``ProblemsModel.sort``)."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setSortRole(Roles.SORT)
         self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.setFilterKeyColumn(-1)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        source = self.sourceModel()
+        if source is not None and column >= 0:
+            source.sort(column, order)
 
 
 class ProblemsPage(QWidget):
@@ -64,13 +69,14 @@ class ProblemsPage(QWidget):
     def __init__(
         self,
         ctx: AppContext,
-        bridge: EventBridge,
+        hub: ProblemsHub,
         theme: Theme | None = None,
         worker: BackgroundWorker | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("problems-page")
+        self._hub = hub
         self._ctx = ctx
         self._theme = theme or Theme()
         self.tournament: Tournament | None = None
@@ -139,13 +145,9 @@ class ProblemsPage(QWidget):
         layout.addWidget(self.notice)
         layout.addWidget(self.table, 1)
 
-        self._reload_timer = QTimer(self)
-        self._reload_timer.setSingleShot(True)
-        self._reload_timer.setInterval(RELOAD_DELAY_MS)
-        self._reload_timer.timeout.connect(self.reload)
-        for signal in (bridge.statuses_changed, bridge.flags_changed, bridge.person_changed):
-            signal.connect(self._schedule_reload)
-        bridge.message_state_changed.connect(self._schedule_reload)
+        # The hub re-reads every problem in the background after each change; this page shows
+        # its list (filtered to the tournament) whenever it is shown or the list changes.
+        hub.problems_changed.connect(self._on_hub_problems_changed)
         self.model.draft_rejected.connect(lambda _mid, why: self.notice.show_message(why, Tone.BAD))
         self.model.draft_edited.connect(self._on_model_draft_edited)
         for signal in (self.proxy.modelReset, self.proxy.rowsInserted, self.proxy.rowsRemoved):
@@ -175,17 +177,30 @@ class ProblemsPage(QWidget):
         self.title.setText(f"Problems — {tournament.name}" if tournament else "Problems in every tournament")
         self.table.setColumnHidden(Column.TOURNAMENT, tournament is not None)
         self.notice.clear_message()
-        self.reload()
+        if not self._show_from_hub():  # the hub's list is current: no need to read it again
+            self.reload()
 
     def reload(self) -> None:
-        self._dirty = False
-        self._reload_timer.stop()
+        """Read the problems now (on this thread) and show them."""
         if self.shown_for is None:
             return
+        self._dirty = False
+        tournament_id = self.tournament.id if self.tournament else None
+        self._show(service.unresolved(self._ctx, tournament_id=tournament_id))
+
+    def _show_from_hub(self) -> bool:
+        problems = self._hub.problems
+        if problems is None or not self._hub.fresh:
+            return False
+        self._dirty = False
+        if self.tournament is not None:
+            tid = self.tournament.id
+            problems = [p for p in problems if p.sent.tournament_id == tid]
+        self._show(problems)
+        return True
+
+    def _show(self, problems: list[service.Problem]) -> None:
         selected = self.current_message_id()
-        problems = service.unresolved(
-            self._ctx, tournament_id=self.tournament.id if self.tournament else None
-        )
         self.model.set_problems(problems)
         counts = Counter(p.category for p in problems)
         n = len(problems)
@@ -200,17 +215,17 @@ class ProblemsPage(QWidget):
         self._update_actions()
         self._update_empty()
 
-    def _schedule_reload(self, *_: object) -> None:
+    def _on_hub_problems_changed(self) -> None:
         if self.shown_for is None:
             return
         if self.isVisible():
-            self._reload_timer.start()
+            self._show_from_hub()
         else:
             self._dirty = True
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if self._dirty:
+        if self._dirty and not self._show_from_hub():
             self.reload()
 
     def focus_search(self) -> None:

@@ -1,0 +1,68 @@
+"""Problems across tournaments (services/problems.py, store/problems.py) and `tabmail problems`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from tabmail.cli.main import main as cli_main
+from tabmail.domain.notification import DeliveryStatus, MessageState
+from tabmail.domain.problems import Category, category_of
+from tabmail.services import problems as service
+from tabmail.services.context import AppContext
+from tabmail.services.demo import load_demo_if_empty
+from tabmail.store.models import MAYBE_PROBLEM_SQL
+
+
+def test_the_problem_query_reads_through_the_partial_index(ctx: AppContext) -> None:
+    with ctx.db.engine.connect() as conn:
+        plan = conn.execute(
+            text(f"EXPLAIN QUERY PLAN SELECT id FROM messages WHERE {MAYBE_PROBLEM_SQL}")
+        ).all()
+    assert any("ix_messages_maybe_problem" in str(row) for row in plan), plan
+
+
+def test_categories_fold_state_status_and_flag() -> None:
+    from tabmail.domain.notification import FlagKind, Message
+
+    def m(state: MessageState, status: DeliveryStatus = DeliveryStatus.UNKNOWN) -> Message:
+        return Message("x", 1, None, "A", "a@example.org", state, delivery_status=status)
+
+    assert category_of(m(MessageState.SENT, DeliveryStatus.BOUNCED)) is Category.BOUNCED
+    assert category_of(m(MessageState.SENT, DeliveryStatus.BOUNCED), FlagKind.INVALID) is Category.INVALID
+    assert category_of(m(MessageState.SENT, DeliveryStatus.SPAM_REPORT)) is Category.SPAM_REPORT
+    assert category_of(m(MessageState.SENT, DeliveryStatus.OPENED)) is Category.DELIVERED
+    assert category_of(m(MessageState.RETRYING)) is Category.PENDING
+    assert category_of(m(MessageState.SENT)) is Category.SENT
+
+
+def test_mark_resolved_needs_a_reason_and_a_problem(
+    ctx: AppContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert load_demo_if_empty(ctx) is not None
+    from tabmail.domain.notification import Audience, Event
+    from tabmail.services import notify
+
+    slug = ctx.tournaments.list_all()[0].slug
+    batch = notify.enqueue(
+        ctx, notify.plan(ctx, slug, Event.DRAW, round_seq=1, audience=Audience.TEAMS)
+    ).batch_id
+    ids = [m.id for m in ctx.notifications.messages(batch_id=batch)]
+    ctx.notifications.mark_unsent(ids[0], MessageState.FAILED, "550 no such user")
+    ctx.notifications.mark_sent(ids[1], "x", "250 ok", datetime.now(UTC))
+    assert [p.message.id for p in service.unresolved(ctx)] == [ids[0]]
+    with pytest.raises(service.ProblemError, match="say why"):
+        service.mark_resolved(ctx, ids[0], "  ")
+    with pytest.raises(service.ProblemError, match="no problem to resolve"):
+        service.mark_resolved(ctx, ids[1], "fine")
+    db = str(ctx.db.path)
+    assert cli_main(["--db", db, "problems", "--json"]) == 0
+    assert ids[0] in capsys.readouterr().out
+    assert cli_main(["--db", db, "problems", "resolve", ids[0], "--reason", "phoned him"]) == 0
+    assert service.unresolved(ctx) == []
+    assert cli_main(["--db", db, "problems"]) == 0
+    assert "no unresolved problems" in capsys.readouterr().out
+    assert cli_main(["--db", db, "problems", "unresolve", ids[0]]) == 0
+    assert [p.message.id for p in service.unresolved(ctx)] == [ids[0]]
