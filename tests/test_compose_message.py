@@ -390,3 +390,18 @@ def test_long_id_lists_fold_between_ids_like_the_header_class() -> None:
     for name in ("References", "In-Reply-To"):
         assert _header_bytes(name, ids) == _fold(name, ids)
         assert all(len(line) <= 998 for line in _header_bytes(name, ids).split(b"\r\n"))
+
+
+def test_one_line_takes_the_same_decisions_for_plain_ascii() -> None:
+    """one_line's shortcut for printable ASCII agrees with the character-by-character rule."""
+    import unicodedata
+
+    from tabmail.compose.formatting import one_line
+
+    def by_character(text: str) -> str:
+        cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+        return " ".join(cleaned.split())
+
+    for code in range(128):
+        for text in (f"a{chr(code)}b", f"{chr(code)} x  y {chr(code)}", chr(code) * 3):
+            assert one_line(text) == by_character(text), repr(text)

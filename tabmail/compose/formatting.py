@@ -65,6 +65,8 @@ def side_abbreviation(side: str) -> str:
 def one_line(text: str) -> str:
     """The text on one line: control, line-separator and bidi-override characters become spaces,
     whitespace runs collapse to one space, ends are trimmed."""
+    if text.isascii() and text.isprintable():  # the common case: nothing to replace
+        return " ".join(text.split())
     cleaned = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch for ch in text
     )

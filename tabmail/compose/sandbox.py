@@ -91,11 +91,6 @@ class Budget:
                 "(the limit for one message, buffers included)"
             )
 
-    def emit(self, chars: int) -> None:
-        self.output += chars
-        if self.output > self.output_limit:
-            raise RenderLimitError(self.output_error)
-
 
 _CURRENT: ContextVar[Budget | None] = ContextVar("tabmail_render_budget", default=None)
 
@@ -299,7 +294,9 @@ def _finalize_text(_env: Any, value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     b = _CURRENT.get()
     if b is not None:
-        b.charge(len(text))
+        b.produced += len(text)
+        if b.produced > MAX_PRODUCED_CHARS:
+            b.charge(0)  # raises
     return text
 
 
@@ -310,7 +307,9 @@ def _finalize_html(_env: Any, value: Any) -> Markup:
     text = escape(value)
     b = _CURRENT.get()
     if b is not None:
-        b.charge(len(text))
+        b.produced += len(text)
+        if b.produced > MAX_PRODUCED_CHARS:
+            b.charge(0)  # raises
     return text
 
 
@@ -332,19 +331,26 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         self.filters[ITER_FILTER] = _iter_filter
 
     # hooks the generated code calls
+    # (inlined Budget.charge/emit: these run for every output in a loop)
     def tabmail_charge(self, chars: int, emitted: bool) -> None:
         """Literal text inside a loop, macro or call block (``emitted``: into the message)."""
         b = _CURRENT.get()
         if b is not None:
-            b.charge(chars)
+            b.produced += chars
+            if b.produced > MAX_PRODUCED_CHARS:
+                b.charge(0)  # raises
             if emitted:
-                b.emit(chars)
+                b.output += chars
+                if b.output > b.output_limit:
+                    raise RenderLimitError(b.output_error)
 
     def tabmail_emit(self, text: str) -> str:
         """A printed value going straight into the message from inside a loop."""
         b = _CURRENT.get()
         if b is not None:
-            b.emit(len(text))
+            b.output += len(text)
+            if b.output > b.output_limit:
+                raise RenderLimitError(b.output_error)
         return text
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
