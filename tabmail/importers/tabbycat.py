@@ -220,6 +220,8 @@ class TabbycatClient:
         """GET and decode JSON. Raises TabbycatError for anything but a 2xx JSON answer that
         arrived within the deadlines and the size limits."""
         deadline, over = self._deadline()
+        if time.monotonic() >= deadline:  # queued behind requests that used up the import's time
+            raise self._over_time(url, what, over)
         wait = max(0.1, min(self._timeout, deadline - time.monotonic()))
         try:
             resp = self._session().get(url, timeout=wait, stream=True)
