@@ -30,14 +30,17 @@ Choices the outbox should know about:
   result carrying that error, without ``handing_over`` (the outbox counts it as an attempt).
 - Messages beyond the daily cap get a TRANSIENT result with ``retry_after`` = seconds to the next
   UTC midnight, also without ``handing_over`` (nothing was offered to the server).
-- If ``send`` is cancelled (or a hook raises), a transaction already running in its thread
-  finishes there and one not yet started is dropped; neither is reported, so the outbox finds
-  those messages still 'sending' and must treat them as uncertain. Connections are then closed.
+- If ``send`` is cancelled, a transaction already running in its thread finishes and is reported
+  (the server's answer is known within the timeout) before the cancellation goes on; one not yet
+  started is dropped. If a hook raises, a running transaction finishes in its thread unreported,
+  so the outbox finds that message still 'sending' and must treat it as uncertain. Connections
+  are then closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 import smtplib
@@ -607,7 +610,17 @@ class _Run:
                 cap.release()
                 continue
             assert lane.conn is not None
-            result, usable = await lane.run(backend._transact, lane.conn.smtp, msg)
+            transaction = asyncio.ensure_future(lane.run(backend._transact, lane.conn.smtp, msg))
+            try:
+                result, usable = await asyncio.shield(transaction)
+            except asyncio.CancelledError:
+                # Cancelled mid-transaction: the server's answer comes within the timeout, and a
+                # known answer beats an 'uncertain' message. Then the cancellation goes on.
+                while not transaction.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(transaction)  # cancelled again: still wait for it
+                await hooks.finished(transaction.result()[0])
+                raise
             lane.conn.used += 1
             lane.conn.last_used = backend._clock()
             if not usable:
