@@ -22,6 +22,7 @@ from tabmail.domain.events import (
     OutboxProgressed,
     PersonChanged,
     PollFinished,
+    RepliesReceived,
     SendingConnectionChanged,
     SettingsChanged,
     StatusesChanged,
@@ -46,6 +47,7 @@ class EventBridge(QObject):
     person_changed = Signal(int)  # person id
     settings_changed = Signal(list)  # setting keys and secret names just saved
     sending_connection_changed = Signal(bool, str)  # the outbox reached the provider; why not
+    replies_received = Signal(list)  # message ids that got a reply (read from the mailbox)
 
     _received = Signal(object)  # an event from another thread, queued to the GUI thread
 
@@ -68,6 +70,7 @@ class EventBridge(QObject):
             PersonChanged: lambda e: self.person_changed.emit(e.person_id),
             SettingsChanged: lambda e: self.settings_changed.emit(list(e.keys)),
             SendingConnectionChanged: lambda e: self.sending_connection_changed.emit(e.online, e.detail),
+            RepliesReceived: lambda e: self.replies_received.emit(list(e.message_ids)),
         }
         self._received.connect(self._dispatch)  # auto connection: queued across threads
         for event_type in self._emitters:

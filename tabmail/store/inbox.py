@@ -178,6 +178,23 @@ class InboxRepository:
             q = select(InboxMessageRow.kind, func.count()).group_by(InboxMessageRow.kind)
             return {kind: int(n) for kind, n in s.execute(q)}
 
+    def reply_counts_in_batches(self, batch_ids: Collection[int]) -> dict[str, tuple[int, int]]:
+        """(replies, unread replies) per message of these batches, in one query (a round view)."""
+        if not batch_ids:
+            return {}
+        with self._db.session() as s:
+            q = (
+                select(
+                    InboxMessageRow.message_id,
+                    func.count(),
+                    func.count().filter(InboxMessageRow.read_at.is_(None)),
+                )
+                .join(MessageRow, MessageRow.id == InboxMessageRow.message_id)
+                .where(MessageRow.batch_id.in_(sorted(set(batch_ids))), InboxMessageRow.kind.in_(REPLY_KINDS))
+                .group_by(InboxMessageRow.message_id)
+            )
+            return {mid: (int(n), int(unread)) for mid, n, unread in s.execute(q) if mid is not None}
+
     def reply_counts(self, message_ids: Collection[str]) -> dict[str, tuple[int, int]]:
         """(replies, unread replies) per message, for the round view's marker."""
         out: dict[str, tuple[int, int]] = {}

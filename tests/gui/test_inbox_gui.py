@@ -11,8 +11,12 @@ import pytest
 from PySide6.QtWidgets import QComboBox, QLineEdit
 from pytestqt.qtbot import QtBot
 
+from tabmail.gui.bridge import EventBridge
 from tabmail.gui.message.view import MessageView
+from tabmail.gui.rounds.model import RoundMessagesModel
+from tabmail.gui.rounds.nodes import Column
 from tabmail.gui.settings.dialog import SettingsDialog
+from tabmail.gui.theme import Theme
 from tabmail.services.context import AppContext
 from tabmail.services.inbox import InboxChecker
 from tests.servers.mailserver import MailServers
@@ -77,7 +81,16 @@ def test_a_reply_is_shown_folded_with_the_whole_message_and_reply_one_click_away
     body = "Yes, I can chair.\n\nOn Tue, Tab Room <tab@tab.example> wrote:\n> Round 1: you are the chair\n"
     deliver(mail, reply_to(ctx, mail, alice, EXISTING[0], subject="Re: Round 1", body=body), EXISTING[0])
     mail.wait_for_messages("tab", 4)  # 3 DSNs and the reply
+    # the round view, open while the mailbox is read, marks the row in place
+    bridge = EventBridge(ctx.bus)
+    rounds = RoundMessagesModel(ctx, Theme(), bridge)
+    tournament = ctx.tournaments.get("demo-open")
+    rounds.load(ctx.tournaments.get_round(tournament.id, 1).id)
+    row = rounds.index_of_message(alice, Column.RECIPIENT)
+    assert "✉" not in rounds.data(row)
     assert InboxChecker(ctx).check_blocking().reply_message_ids == [alice]
+    assert rounds.data(row).endswith("✉ 1 reply (1 new)")
+    assert rounds.reply_totals() == (1, 1)
 
     view = MessageView(ctx)
     qtbot.addWidget(view)
@@ -88,6 +101,8 @@ def test_a_reply_is_shown_folded_with_the_whole_message_and_reply_one_click_away
     panel = view.replies
     assert panel.text.toPlainText() == "Yes, I can chair."
     assert ctx.inbox.entries(kinds=("reply",))[0].read_at is not None  # shown: read
+    rounds.refresh_replies()
+    assert rounds.data(row).endswith("✉ 1 reply") and rounds.reply_totals() == (1, 0)
     panel.raw_button.setChecked(True)
     assert "> Round 1: you are the chair" in panel.text.toPlainText()
     assert "In-Reply-To:" in panel.text.toPlainText()

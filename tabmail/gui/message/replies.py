@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QModelIndex, Qt, QUrl
+from PySide6.QtCore import QModelIndex, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -34,6 +34,8 @@ ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 
 class RepliesPanel(QWidget):
     """``show_for(message_id)`` lists that message's replies and auto-replies, newest first."""
+
+    replies_read = Signal(str)  # message id: a reply to it was shown (and is now read)
 
     def __init__(self, ctx: AppContext, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +131,9 @@ class RepliesPanel(QWidget):
                 self._ctx.inbox.mark_read([e.id])
             except Exception as exc:
                 log.warning("could not mark reply %s read: %s", e.id, exc)
+            else:
+                if e.message_id:
+                    self.replies_read.emit(e.message_id)
 
     def _show_current(self) -> None:
         e = self.current

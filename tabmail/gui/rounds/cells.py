@@ -99,7 +99,7 @@ class RoundCells:
     def _message_text(self, node: MessageNode, column: Column) -> str:
         m = node.message
         if column == Column.RECIPIENT:
-            return m.recipient_name
+            return m.recipient_name + reply_marker(node.replies)
         if column == Column.ROLE:
             return ROLE_NAMES.get(m.role or "", (m.role or "").capitalize())
         if column == Column.ADDRESS:
@@ -258,3 +258,12 @@ class RoundCells:
         if node.problem:
             lines.append("Some messages did not reach their recipient: correct the addresses and resend.")
         return "\n".join(lines)
+
+
+def reply_marker(replies: tuple[int, int]) -> str:
+    """ "  ✉ 2 (1 new)" after a recipient who replied; "" otherwise (the envelope is not the
+    only cue: the words say it)."""
+    total, unread = replies
+    if not total:
+        return ""
+    return f"  ✉ {total} repl{'y' if total == 1 else 'ies'}" + (f" ({unread} new)" if unread else "")

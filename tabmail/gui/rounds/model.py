@@ -65,6 +65,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
     draft_edited = Signal(str, str, str)  # message id, old, new: typed in the tree (for undo)
     messages_refreshed = Signal(list)  # message ids re-read in place (the detail panel listens)
     rows_added = Signal(list)  # message ids inserted after loading (resends, new batches)
+    replies_changed = Signal()  # reply counts changed (a reply arrived or was read)
 
     def __init__(
         self,
@@ -103,12 +104,13 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
             bridge.flags_changed.connect(self._on_bridge_flags_changed)
             bridge.batch_queued.connect(self._on_bridge_batch_queued)
             bridge.person_changed.connect(self._on_bridge_person_changed)
+            bridge.replies_received.connect(self._on_bridge_replies_received)
 
     # -- loading ----------------------------------------------------------------------------
     def load(self, round_id: int | None) -> None:
-        """Show ``round_id``'s batches (None: nothing). At most six queries, whatever the size:
+        """Show ``round_id``'s batches (None: nothing). At most seven queries, whatever the size:
         batches (two), messages, address flags, the director's resolutions and corrected addresses
-        (the last two only when the round has problems)."""
+        (the last two only when the round has problems), and the reply counts."""
         self.beginResetModel()
         self.round_id = round_id
         self._order, self._batches, self._messages = [], {}, {}
@@ -135,7 +137,47 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
                 self._settle(batch)
                 self._sort_children(batch)
             self._take_corrections(list(self._messages.values()))
+            self._load_replies(list(self._messages.values()), batch_ids=list(self._batches))
         self.endResetModel()
+
+    # -- replies read from the tab room's mailbox ----------------------------------------------
+    def _load_replies(
+        self, nodes: list[MessageNode], batch_ids: list[int] | None = None
+    ) -> list[MessageNode]:
+        """Each row's reply count (one query); returns the rows whose count changed."""
+        try:
+            if batch_ids is not None:
+                counts = self._ctx.inbox.reply_counts_in_batches(batch_ids)
+            else:
+                counts = self._ctx.inbox.reply_counts([n.message.id for n in nodes]) if nodes else {}
+        except Exception:  # the round still shows without its reply markers
+            log.warning("could not read the reply counts", exc_info=True)
+            return []
+        changed = []
+        for node in nodes:
+            fresh = counts.get(node.message.id, (0, 0))
+            if fresh != node.replies:
+                node.replies = fresh
+                changed.append(node)
+        return changed
+
+    def _on_bridge_replies_received(self, message_ids: list[str]) -> None:
+        nodes = [self._messages[m] for m in message_ids if m in self._messages]
+        for node in self._load_replies(nodes):
+            self._emit_row(node)
+        if nodes:
+            self.replies_changed.emit()
+
+    def refresh_replies(self) -> None:
+        """Re-read every row's reply count (a reply was read in the message view)."""
+        for node in self._load_replies(list(self._messages.values()), batch_ids=list(self._batches)):
+            self._emit_row(node)
+        self.replies_changed.emit()
+
+    def reply_totals(self) -> tuple[int, int]:
+        """(replies, unread replies) over the round."""
+        nodes = self._messages.values()
+        return sum(n.replies[0] for n in nodes), sum(n.replies[1] for n in nodes)
 
     # -- addresses corrected in Participants ------------------------------------------------------
     def _take_corrections(self, nodes: list[MessageNode]) -> list[MessageNode]:

@@ -91,6 +91,7 @@ class MessageNode:
     draft: str | None = None
     resolution: Resolution | None = None
     name_key: Any = None  # the recipient's name as QCollator sorts it
+    replies: tuple[int, int] = (0, 0)  # (replies, unread replies) read from the tab room's mailbox
 
     def update(self, message: Message, flag: FlagKind | None = None) -> None:
         if self.name_key is None or message.recipient_name != self.message.recipient_name:

@@ -116,6 +116,7 @@ class RoundMessagesPage(QWidget):
         self.message_view.resend_requested.connect(self._on_message_view_resend_requested)
         self.message_view.address_edited.connect(self._on_message_view_address_edited)
         self.message_view.message_link_activated.connect(self.select_message)
+        self.message_view.replies.replies_read.connect(lambda _mid: self.model.refresh_replies())
         self.message_view.retry_requested.connect(self.retry_now)
         self.message_view.cancel_requested.connect(self.cancel_message)
         self.message_view.resolve_requested.connect(self.ask_resolve)
@@ -173,6 +174,7 @@ class RoundMessagesPage(QWidget):
         layout.addWidget(self.stack, 1)
 
         self.model.modelReset.connect(self._update_summary)
+        self.model.replies_changed.connect(self._update_summary)
         self.model.messages_refreshed.connect(self._on_model_messages_refreshed)
         self.model.rows_added.connect(self._on_model_rows_added)
         self.model.draft_rejected.connect(self._on_model_draft_rejected)
@@ -449,6 +451,9 @@ class RoundMessagesPage(QWidget):
             parts.append(f"{totals[RESOLVED]} resolved")
         if self._unmatched:
             parts.append(f"{self._unmatched} unmatched event{'s' if self._unmatched != 1 else ''}")
+        replies, unread = self.model.reply_totals()
+        if replies:
+            parts.append(f"{replies} repl{'y' if replies == 1 else 'ies'} ({unread} unread)")
         self.unmatched_button.setVisible(bool(self._unmatched))
         self.summary.setText(" · ".join(parts))
         self.summary.setToolTip(
