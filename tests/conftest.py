@@ -58,6 +58,13 @@ def smtp() -> Iterator[SmtpTestServer]:
 
 
 @pytest.fixture
+def practice_demo(ctx: AppContext) -> AppContext:
+    """A fresh database as `make run` opens it: the demo loaded, and so the practice backend."""
+    assert load_demo_if_empty(ctx) is not None
+    return ctx
+
+
+@pytest.fixture
 def smtp_demo(ctx: AppContext, smtp: SmtpTestServer) -> AppContext:
     """The demo tournament loaded, sending through the loopback SMTP server."""
     assert load_demo_if_empty(ctx) is not None

@@ -6,74 +6,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tabmail.cli.main import main as cli_main
 from tabmail.domain.addresses import address_key
 from tabmail.domain.events import PollFinished, StatusesChanged
-from tabmail.domain.notification import Audience, DeliveryStatus, Event, MessageState
+from tabmail.domain.notification import DeliveryStatus, MessageState
 from tabmail.domain.practice import LABEL, SPAN, Fate, fate_of
 from tabmail.domain.problems import Category, category_of
-from tabmail.services import notify, problems
+from tabmail.services import problems
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
-from tabmail.services.outbox import Backoff, Outbox
 from tabmail.services.practice import forget_practice_flags
 from tabmail.services.resend import resend
 from tabmail.services.sending import build_backend
-from tabmail.services.tracking import Poller, PollReport
-
-START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = START
-
-    def clock(self) -> datetime:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def practice_demo(ctx: AppContext) -> AppContext:
-    """A fresh database as `make run` opens it: the demo loaded, practice selected by that."""
-    assert load_demo_if_empty(ctx) is not None
-    return ctx
-
-
-def send_all(ctx: AppContext, t: FakeTime) -> None:
-    outbox = Outbox(
-        ctx.notifications,
-        ctx.flags,
-        lambda name: build_backend(ctx, name),
-        ctx.bus,
-        clock=t.clock,
-        sleep=t.sleep,
-        rng=lambda: 1.0,
-        backoff=Backoff(base=30, max_attempts=3),
-    )
-    report = asyncio.run(outbox.run())
-    assert report.failed == 0
-
-
-def poll(ctx: AppContext, t: FakeTime) -> PollReport:
-    return asyncio.run(Poller(ctx, clock=t.clock, sleep=t.sleep).poll_once())
-
-
-def send_demo_round(ctx: AppContext, t: FakeTime) -> int:
-    slug = ctx.tournaments.list_all()[0].slug
-    plan = notify.plan(ctx, slug, Event.DRAW, round_seq=1, audience=Audience.ALL)
-    batch_id = notify.enqueue(ctx, plan).batch_id
-    send_all(ctx, t)
-    return batch_id
+from tests.practice_support import FakeTime, poll, send_all, send_demo_round
 
 
 def categories(ctx: AppContext, batch_id: int) -> dict[str, Category]:

@@ -3,6 +3,7 @@
 # start from a bare Debian machine:
 #   Qt's runtime libraries; gnome-keyring + dbus for the real Secret Service tests;
 #   xvfb, xauth, xdotool, x11-apps (xwd), imagemagick for walking and capturing real windows;
+#   poppler-utils (pdftotext) to read back the PDFs the window exports;
 #   postfix, dovecot-core, dovecot-imapd, postgresql, openssl for real mail and database servers
 #   (the tests start their own throwaway instances; the system services are never started here);
 #   desktop-file-utils and appstream to validate the packaging metadata.
@@ -14,7 +15,7 @@ if [ "${1:-}" = "run" ]; then
   PKGS="libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0 libxcb-shape0 libxcb-randr0 libxcb-xfixes0 libxcb-sync1 libxcb-xkb1 libegl1 libgl1 libfontconfig1 libdbus-1-3"
   stamp=".venv/.system-deps-run"
 else
-  PKGS="gnome-keyring dbus xvfb xauth xdotool x11-apps imagemagick libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3 fonts-dejavu-core desktop-file-utils appstream postfix dovecot-core dovecot-imapd postgresql openssl"
+  PKGS="gnome-keyring dbus xvfb xauth xdotool x11-apps imagemagick libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3 fonts-dejavu-core poppler-utils desktop-file-utils appstream postfix dovecot-core dovecot-imapd postgresql openssl"
   stamp=".venv/.system-deps"
 fi
 # The stamp holds the list it was written for: adding a package here re-checks on the next run.

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
-import stat
 import sys
-from collections.abc import Coroutine, Iterable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tabmail.domain.errors import TabmailError
-from tabmail.domain.text import csv_row
 
 if TYPE_CHECKING:  # the database layer is imported by the commands that open it
     from tabmail.services.context import AppContext
@@ -63,29 +58,3 @@ def confirm(prompt: str) -> bool:
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
-
-
-def open_private_output(path: Path) -> TextIO:
-    """``path`` opened for writing text, owner-only (0600) like every file tabmail writes.
-
-    A regular file that already exists is truncated and its mode tightened; a device or a pipe
-    (``/dev/stdout``) is written as it is, its mode untouched."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOINHERIT", 0), 0o600)
-    except OSError as exc:
-        raise TabmailError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode) and hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
-        return os.fdopen(fd, "w", newline="", encoding="utf-8")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def write_csv(out: TextIO, fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-    """Rows as CSV, every cell neutralised for spreadsheets (domain.text.csv_cell). Every CSV
-    tabmail writes goes through here."""
-    writer = csv.DictWriter(out, fieldnames=list(fields))
-    writer.writeheader()
-    writer.writerows(csv_row(row) for row in rows)

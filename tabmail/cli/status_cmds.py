@@ -10,11 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabmail.cli.common import confirm, open_context, open_private_output, print_json, run_async, write_csv
+from tabmail.cli.common import confirm, open_context, print_json, run_async
 from tabmail.cli.send_cmds import _run_outbox
 from tabmail.domain.addresses import address_key
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.problems import ORDER, PROBLEM_CATEGORIES, Category, Resolution, category_of, counts_text
+from tabmail.services.files import open_private_output, write_csv
 
 if TYPE_CHECKING:  # the tracking and resend services are imported by their commands
     from tabmail.domain.notification import FlagKind, Message, StatusEvent

@@ -131,5 +131,9 @@ def script(address: str, *, corrected: bool = False) -> list[PracticeEvent]:
         events.append(PracticeEvent("dropped", _seconds(address, 5, 2, 4), "Bounced Address"))
     elif fate is Fate.SPAM:
         events.append(delivered)
-        events.append(PracticeEvent("spamreport", _seconds(address, 6, 35, 60)))
+        events.append(
+            PracticeEvent(
+                "spamreport", _seconds(address, 6, 35, 60), "The recipient marked the message as spam"
+            )
+        )
     return events

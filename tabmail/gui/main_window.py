@@ -32,6 +32,7 @@ from tabmail import __version__
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
+from tabmail.gui.export import ExportActions
 from tabmail.gui.navigator import ALL_TOURNAMENTS, PARTICIPANTS, PROBLEMS, ROUND, TOURNAMENT, NavigatorPanel
 from tabmail.gui.participants import ParticipantsPage
 from tabmail.gui.problems import ProblemsHub, ProblemsPage
@@ -128,6 +129,7 @@ class MainWindow(QMainWindow):
         if ctx.read_only:
             self._enter_read_only()
 
+        self.exporter = ExportActions(self, self.file_menu, before=self.quit_action)
         self._restore_geometry()
         self.refresh()
         self.problems_hub.recount_in_background()  # badges and the title's count follow
@@ -178,7 +180,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus_and_toolbar(self) -> None:
         bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
+        file_menu = self.file_menu = bar.addMenu("&File")
         file_menu.addAction(self.import_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
