@@ -3,7 +3,9 @@
     python tools/screenshots.py OUTDIR
 
 Writes main.png (a round's notifications, a bounced message being corrected),
-message.png (a resent message and its delivery timeline), compose.png (the compose dialog),
+message.png (a resent message and its delivery timeline), resolved.png (the bounced original of
+that resend, shown resolved), problems.png (the Problems view across every tournament),
+compose.png (the compose dialog),
 participants.png, import.png and settings.png. Uses the demo tournament (services/demo.py) in a
 temporary database, or a small built-in sample when the demo loader is not available; the sent
 round is seeded with the real enqueue and resend services and made-up provider events.
@@ -200,7 +202,6 @@ def _event(
 def _sent(ctx: AppContext, batch_id: int, at: datetime) -> list[str]:
     ids = [m.id for m in ctx.notifications.messages(batch_id=batch_id)]
     for i, mid in enumerate(ids):
-        ctx.notifications.claim([mid])
         if i in FAILED:
             ctx.notifications.mark_unsent(mid, MessageState.FAILED, FAILED[i])
         elif i in UNCERTAIN:
@@ -222,7 +223,6 @@ def seed_sent_round(ctx: AppContext, loop: asyncio.AbstractEventLoop) -> dict[st
     test_batch = notify.enqueue(ctx, plan).batch_id
     events = []
     for mid in [m.id for m in ctx.notifications.messages(batch_id=test_batch)]:
-        ctx.notifications.claim([mid])
         ctx.notifications.mark_sent(mid, None, "250 Ok", now - timedelta(minutes=52))
         events.append(_event(mid, "delivered", DeliveryStatus.DELIVERED, now - timedelta(minutes=51)))
     ctx.settings.set_text("test_mode.reroute_to", "")
@@ -265,7 +265,6 @@ def seed_sent_round(ctx: AppContext, loop: asyncio.AbstractEventLoop) -> dict[st
     fixed = wrong.split("@")[0].replace(".", "") + "@example.org"
     result = loop.run_until_complete(resend(ctx, original, fixed))
     new_id = result.new_message_id or ""
-    ctx.notifications.claim([new_id])
     resent_at = now - timedelta(minutes=9)
     ctx.notifications.mark_sent(new_id, "sgresend", "250 Ok: queued", resent_at)
     ctx.tracking.ingest(
@@ -277,7 +276,7 @@ def seed_sent_round(ctx: AppContext, loop: asyncio.AbstractEventLoop) -> dict[st
         derive=derive_status,
         now=now,
     )
-    return {"bounced": ids[11], "resend": new_id, "batch": str(batch)}
+    return {"bounced": ids[11], "resend": new_id, "original": original, "batch": str(batch)}
 
 
 def run_until(loop: asyncio.AbstractEventLoop, done: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -367,6 +366,16 @@ def main(argv: list[str]) -> int:
             window.grab().save(str(out / "message.png"))
             view.message_view.tabs.setCurrentIndex(0)
 
+            # the original of that resend: resolved, not red, with a link to the resend
+            view.select_message(seeded["original"])
+            settle(app)
+            window.grab().save(str(out / "resolved.png"))
+
+            window.problems_hub.recount()
+            window.select_problems(None)
+            settle(app)
+            window.grab().save(str(out / "problems.png"))
+
             window.select_round(rounds[1].id if len(rounds) > 1 else rounds[0].id)
             composer = window.open_composer()
             assert composer is not None
@@ -409,7 +418,7 @@ def main(argv: list[str]) -> int:
             asyncio.set_event_loop(None)
         finally:
             ctx.close()
-    for name in ("main", "message", "compose", "participants", "import", "settings"):
+    for name in ("main", "message", "resolved", "problems", "compose", "participants", "import", "settings"):
         print(out / f"{name}.png")
     return 0
 

@@ -1,5 +1,5 @@
 """The left panel: tournaments, each with its participants, its problems and its rounds, as a
-tree; a "Problems in every tournament" node on top. Rounds, tournaments and the problems nodes
+tree; an "All problems" node (every tournament's) on top. Rounds, tournaments and the problems nodes
 carry a badge with their unresolved problem count (``set_problem_counts``)."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class NavigatorModel(QStandardItemModel):
     def populate(self, tournaments: list[tuple[Tournament, list[Round]]]) -> None:
         self.removeRows(0, self.rowCount())
         if tournaments:
-            every = self._item("Problems in every tournament", PROBLEMS, ALL_TOURNAMENTS, None, "search")
+            every = self._item("All problems", PROBLEMS, ALL_TOURNAMENTS, None, "search")
             every.setToolTip("Every unresolved problem, in every tournament, in one list")
             self.appendRow([every, self._blank()])
         for tournament, rounds in tournaments:

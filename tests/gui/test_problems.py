@@ -509,10 +509,34 @@ def test_resend_all_corrected_and_restore_default_template_ask_first(
     dialog = window.open_composer()
     assert dialog is not None
     qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10000)
-    dialog.editor.subject.setText("Changed subject")  # type: ignore[attr-defined]
+    subject = dialog.editor.subject  # type: ignore[attr-defined]
+    subject.blockSignals(True)  # no preview to render after this test's loop is gone
+    subject.setText("Changed subject")
+    subject.blockSignals(False)
     question = dialog.ask_restore_defaults()
     assert question.isVisible() and "discarded" in question.text()
     question.reject()
     assert dialog.editor.subject.text() == "Changed subject"  # type: ignore[attr-defined]
     dialog.close()
     window.close()
+
+
+def test_participants_sort_names_by_locale_and_name_each_kind_of_flag(
+    qtbot: QtBot, demo: AppContext, mixed: dict[str, object]
+) -> None:
+    """Céline sorted after Chiara (code points); a spam report or a block read "Bouncing"."""
+    from tabmail.gui.participants import Column as PColumn
+    from tabmail.gui.participants import ParticipantsPage
+
+    bridge = EventBridge(demo.bus)
+    page = ParticipantsPage(demo, bridge, Theme())
+    qtbot.addWidget(page)
+    page.set_tournament(demo.tournaments.list_all()[0])
+    page.table.sortByColumn(PColumn.NAME, Qt.SortOrder.AscendingOrder)
+    names = [page.proxy.index(r, PColumn.NAME).data() for r in range(page.proxy.rowCount())]
+    assert names.index("Céline Novak") < names.index("Chiara Quiroga")
+    spam = demo.notifications.get(mixed["kinds"]["spam_report"][0])  # type: ignore[index]
+    row = page.model.row_of(spam.person_id)  # type: ignore[arg-type]
+    assert row is not None
+    assert page.model.index(row, PColumn.STATUS).data() == "Spam report"
+    bridge.detach()

@@ -16,7 +16,7 @@ from tabmail.domain.events import PersonChanged
 from tabmail.domain.notification import AddressFlag
 from tabmail.domain.tournament import Person, Role
 from tabmail.gui.roles import Roles
-from tabmail.gui.theme import Theme, Tone, address_look
+from tabmail.gui.theme import Look, Theme, Tone, address_look, flag_look
 from tabmail.services.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -141,12 +141,20 @@ class ParticipantsModel(QAbstractTableModel):
     def status_of(self, person: Person) -> str:
         return address_status(person, self._flags)
 
+    def look_of(self, person: Person) -> Look:
+        """The address's look; a flagged one in the one vocabulary (bouncing, blocked, invalid
+        address, spam report, unsubscribed), never "bouncing" for every kind."""
+        status = self.status_of(person)
+        if status == "flagged":
+            return flag_look(self._flags[person.email_key or ""].kind)
+        return address_look(status)
+
     def problem_text(self, person: Person) -> str:
         """Why the address is a problem, in words ("" when it is fine)."""
         status = self.status_of(person)
         if status == "flagged":
             flag = self._flags[person.email_key or ""]
-            return f"Mail to this address bounced ({flag.kind}): {flag.diagnostic}".rstrip(": ")
+            return f"{flag_look(flag.kind).description} {flag.diagnostic}".strip()
         if status == "missing":
             return "No email address is known for this person."
         if status == "invalid":
@@ -202,7 +210,7 @@ class ParticipantsModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
             return self._colour(person, column, role)
         if role == Qt.ItemDataRole.DecorationRole and column == Column.STATUS:
-            return self._theme.icon(address_look(self.status_of(person)))
+            return self._theme.icon(self.look_of(person))
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(person, column)
         return None
@@ -218,11 +226,11 @@ class ParticipantsModel(QAbstractTableModel):
             return person.institution_name or ""
         if column == Column.EMAIL:
             return person.email or "—"
-        return address_look(self.status_of(person)).label
+        return self.look_of(person).label
 
     def _colour(self, person: Person, column: Column, role: int) -> Any:
         status = self.status_of(person)
-        look = address_look(status)
+        look = self.look_of(person)
         if status == "inactive":
             if role == Qt.ItemDataRole.ForegroundRole:
                 return self._theme.foreground(Tone.NEUTRAL)
@@ -241,7 +249,7 @@ class ParticipantsModel(QAbstractTableModel):
             note = unusual_domain(person.email) if person.email_valid else None
             unusual = f"Unusual domain: {note}.\n" if note else ""
             if column == Column.STATUS:
-                return unusual + address_look(self.status_of(person)).description
+                return unusual + self.look_of(person).description
             return unusual + "Double-click to edit"
         if column == Column.NAME and not person.active:
             return f"{person.name}: {address_look('inactive').description.lower()}"

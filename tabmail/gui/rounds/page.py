@@ -50,7 +50,7 @@ from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_
 from tabmail.services import problems as problem_service
 from tabmail.services.context import AppContext
 
-COLUMN_WIDTHS = {Column.RECIPIENT: 240, Column.ROLE: 100, Column.STATUS: 390, Column.WHEN: 150}
+COLUMN_WIDTHS = {Column.RECIPIENT: 280, Column.ROLE: 100, Column.STATUS: 390, Column.WHEN: 150}
 
 
 class RoundMessagesPage(QWidget):
