@@ -38,6 +38,7 @@ from tabmail.gui.participants import ParticipantsPage
 from tabmail.gui.problems import ProblemsHub, ProblemsPage
 from tabmail.gui.rounds.page import RoundMessagesPage
 from tabmail.gui.run_op import cancel_ops, run_op
+from tabmail.gui.session import SessionMemory
 from tabmail.gui.status_bar import StatusWidgets
 from tabmail.gui.theme import Theme
 from tabmail.gui.widgets import heading_label, muted_label
@@ -132,6 +133,8 @@ class MainWindow(QMainWindow):
         self.exporter = ExportActions(self, self.file_menu, before=self.quit_action)
         self._restore_geometry()
         self.refresh()
+        self.session = SessionMemory(self, self._qsettings)
+        self.session.restore()  # the page, filters and selection of the last session
         self.problems_hub.recount_in_background()  # badges and the title's count follow
 
     # -- building -------------------------------------------------------------------------
