@@ -107,6 +107,7 @@ def run_gui(args: argparse.Namespace) -> int:
         if getattr(args, "smoke_test", False):
             return _smoke_test(app, loop, window, ctx)
         window.show()
+        log.info("window shown; tabmail is running")
         _quit_on_sigint(app, window)
         loop.run_forever()
         return 0
@@ -145,7 +146,7 @@ def _smoke_test(
 
 def _quit_on_sigint(app: QApplication, window: MainWindow) -> None:
     """Ctrl+C in the terminal closes the window cleanly (Python only sees signals between events)."""
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    signal.signal(signal.SIGINT, lambda *_: window.quit_without_asking())
     timer = QTimer(app)
     timer.timeout.connect(lambda: None)
     timer.start(250)

@@ -55,6 +55,11 @@ if TYPE_CHECKING:  # the dialogs (templates, importers, backend probes) load whe
 log = logging.getLogger(__name__)
 
 GEOMETRY_KEY = "main_window/geometry"
+RESUMED_MESSAGE_MS = 30_000
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class MainWindow(QMainWindow):
@@ -77,6 +82,8 @@ class MainWindow(QMainWindow):
         self._qsettings = qsettings if qsettings is not None else QSettings()
         self.worker = worker or BackgroundWorker(ctx, parent=self)
         self.composer: ComposeDialog | None = None
+        self.quit_box: QMessageBox | None = None  # "send later or keep open?", while it is asked
+        self._quit_confirmed = False
         self.current_tournament: Tournament | None = None
         self.current_round: Round | None = None
         self._title_base = "tabmail"
@@ -243,11 +250,17 @@ class MainWindow(QMainWindow):
 
     # -- background work -----------------------------------------------------------------
     def start_background(self, *, resume: bool = True, poll: bool = True) -> None:
-        """Resume the outbox and start polling (the qasync loop must be the current loop).
-        A read-only database sends nothing and records no delivery events: neither starts."""
+        """Resume the outbox and start polling (the qasync loop must be the current loop); say
+        so when mail left unsent by the last session is being sent now. A read-only database
+        sends nothing and records no delivery events: neither starts."""
         if self.ctx.read_only:
             return
+        waiting = self.ctx.notifications.pending_count() if resume else 0
         self.worker.start(resume=resume, poll=poll)
+        if waiting:
+            text = f"Resumed {plural(waiting, 'message')} left unsent when tabmail last closed: sending now."
+            log.info("%s", text)
+            self.statusBar().showMessage(text, RESUMED_MESSAGE_MS)
 
     def _enter_read_only(self) -> None:
         """Everything can be looked at; nothing that sends or writes can be started."""
@@ -479,7 +492,58 @@ class MainWindow(QMainWindow):
         area = screen.availableGeometry()
         self.resize(min(1600, int(area.width() * 0.92)), min(1000, int(area.height() * 0.92)))
 
+    def quit_without_asking(self) -> None:
+        """Close even with mail waiting (Ctrl+C in the terminal): it is sent at the next start."""
+        self._quit_confirmed = True
+        self.close()
+
+    def _unsent_question(self) -> QMessageBox | None:
+        """A question when mail is still waiting to be sent; None when nothing is."""
+        waiting = self.ctx.notifications.pending_by_state()
+        total = sum(waiting.values())
+        if not total and not self.worker.outbox_running:
+            return None
+        parts = [f"{n} {state}" for state, n in sorted(waiting.items())]
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "Mail not sent yet", "", QMessageBox.StandardButton.NoButton, self
+        )
+        box.setObjectName("quit-question")
+        box.setText(
+            f"{plural(total, 'message')} {'is' if total == 1 else 'are'} not sent yet"
+            + (f" ({', '.join(parts)})." if parts else ".")
+            if total
+            else "tabmail is handing messages to the server right now."
+        )
+        box.setInformativeText(
+            "If you quit, they stay in the outbox and are sent when tabmail next starts. "
+            "Keep tabmail open to send them now."
+        )
+        keep = box.addButton("Keep tabmail Open", QMessageBox.ButtonRole.RejectRole)
+        box.addButton("Quit, Send Later", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        return box
+
+    def _on_quit_question_finished(self, box: QMessageBox) -> None:
+        self.quit_box = None
+        if box.buttonRole(box.clickedButton()) == QMessageBox.ButtonRole.AcceptRole:
+            self.quit_without_asking()
+        box.deleteLater()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._quit_confirmed:
+            if self.quit_box is not None:
+                event.ignore()
+                self.quit_box.raise_()
+                return
+            box = self._unsent_question()
+            if box is not None:
+                event.ignore()
+                self.quit_box = box
+                box.finished.connect(lambda _result: self._on_quit_question_finished(box))
+                box.open()
+                return
         self.worker.stop()
         self.problems_hub.stop()
         cancelled = cancel_ops(self)

@@ -257,6 +257,16 @@ class NotificationRepository(OutboxState):
             return people, keys
 
     # -- outbox state: see outbox_state.OutboxState --------------------------------------
+    def pending_by_state(self) -> dict[str, int]:
+        """How many messages wait in the outbox, per state (queued, retrying)."""
+        with self._db.session() as s:
+            rows = s.execute(
+                select(MessageRow.state, func.count())
+                .where(MessageRow.state.in_(PENDING))
+                .group_by(MessageRow.state)
+            ).all()
+            return {str(state): int(n) for state, n in rows}
+
     def pending_count(self, batch_id: int | None = None, *, exclude_batch: int | None = None) -> int:
         with self._db.session() as s:
             q = select(func.count()).select_from(MessageRow).where(MessageRow.state.in_(PENDING))
