@@ -32,6 +32,7 @@ READY = "window shown; tabmail is running"
 def queue_a_draw(ctx: AppContext, folder: Path) -> int:
     """The demo's round-1 draw queued for the file backend; returns how many messages."""
     assert load_demo_if_empty(ctx) is not None
+    ctx.settings.set_text("backend", "file")
     ctx.settings.set_text("file.directory", str(folder))
     slug = ctx.tournaments.list_all()[0].slug
     return notify.enqueue(ctx, notify.plan(ctx, slug, Event.DRAW, round_seq=1, audience=Audience.ALL)).queued
