@@ -32,6 +32,9 @@ from tabmail.store.problems import Sent
 UNTRACKED_BACKENDS = frozenset({"smtp", "file"})
 
 
+CANCELLED = "cancelled by the director"
+
+
 class ProblemError(TabmailError):
     pass
 
@@ -177,7 +180,7 @@ def retry_now(ctx: AppContext, message_id: str) -> Message:
 
 
 def cancel(ctx: AppContext, message_id: str) -> Message:
-    """Stop a queued or retrying message: it becomes skipped (kept, shown)."""
+    """Stop a queued or retrying message: it becomes skipped (kept, shown), marked resolved."""
     m = ctx.notifications.get(message_id)
     if m.state not in (MessageState.QUEUED, MessageState.RETRYING):
         raise ProblemError(
@@ -185,5 +188,7 @@ def cancel(ctx: AppContext, message_id: str) -> Message:
         )
     if not ctx.notifications.cancel(m.id):
         raise ProblemError(f"message {m.id} is being sent right now; it can no longer be cancelled")
+    # The director's own choice is not a problem to fix: it is resolved by saying so (undoable).
+    ctx.problems.resolve(m.id, CANCELLED, by=ctx.user)
     ctx.bus.publish(MessageStateChanged(m.id, m.batch_id, MessageState.SKIPPED.value))
     return ctx.notifications.get(m.id)

@@ -385,6 +385,10 @@ def test_retry_now_and_cancel_per_message(qtbot: QtBot, demo: AppContext, bridge
 
     page.cancel_message(ids[2])
     assert demo.notifications.get(ids[2]).state is MessageState.SKIPPED
+    # the director's own choice: shown as skipped, not counted as a problem
+    page.model.flush()
+    assert page.model.index_of_message(ids[2], Column.STATUS).data() == "Skipped · resolved"
+    assert not page.model.is_problem(ids[2])
     page.retry_now(ids[0])
     assert demo.notifications.get(ids[0]).state is MessageState.QUEUED
     page.retry_now(ids[1])
