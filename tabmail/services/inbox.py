@@ -310,7 +310,8 @@ class InboxChecker:
             else None
         )
         matched = self.repo.event_matches(PROVIDER, [e.provider_event_id for e in events]) if events else {}
-        rows = [self._row(settings, uidvalidity, m, c, matched, report) for m, c in items]
+        people = self.repo.people_of(set(matched.values())) if matched else {}
+        rows = [self._row(settings, uidvalidity, m, c, matched, people, report) for m, c in items]
         self.repo.add(rows)
         if result is not None:
             report.changed_message_ids += [
@@ -367,6 +368,7 @@ class InboxChecker:
         m: FetchedMessage,
         c: Classified,
         matched: dict[str, str],
+        people: dict[str, int | None],
         report: InboxReport,
     ) -> dict[str, Any]:
         message_id: str | None = None
@@ -390,7 +392,7 @@ class InboxChecker:
             tid, how = _original_id(c)
             matched_by = (how if message_id == tid else "address_time") if message_id else None
             if message_id:
-                person_id = self.repo.people_of([message_id]).get(message_id)
+                person_id = people.get(message_id)
             else:
                 report.unmatched += 1
         elif c.kind in ATTACHING_KINDS:

@@ -1,9 +1,9 @@
 """Reading the tab room's mailbox over IMAP (imapclient); blocking, so callers use a thread.
 
 What is read: only messages above the last UID seen (kept by the caller with the folder's
-UIDVALIDITY). For each batch, the size, BODYSTRUCTURE, INTERNALDATE and header come first; a
-message under ``whole_cap`` is then fetched whole, a bigger one only in the parts a classifier
-needs (text parts up to ``part_cap`` each, delivery-status / feedback-report parts, the headers
+UIDVALIDITY). For each batch, the sizes and INTERNALDATEs come first; a message under
+``whole_cap`` is then fetched whole; for a bigger one, its header and BODYSTRUCTURE, then only
+the parts a classifier needs (text parts up to ``part_cap`` each, delivery-status / feedback-report parts, the headers
 of a returned original), reassembled into one parseable message. A 20 MB attachment is never
 downloaded. Nothing is deleted, moved or flagged (the folder is opened read-only, so not even
 \\Seen changes) unless a ``processed_folder`` is configured.
@@ -201,13 +201,12 @@ class ImapMailbox:
         (what was yielded before stays valid)."""
         for start in range(0, len(uids), CHUNK):
             chunk = list(uids[start : start + CHUNK])
-            meta = self._call(
-                self.client.fetch,
-                chunk,
-                ["RFC822.SIZE", "BODYSTRUCTURE", "INTERNALDATE", "BODY.PEEK[HEADER]"],
-            )
+            meta = self._call(self.client.fetch, chunk, ["RFC822.SIZE", "INTERNALDATE"])
             small = [u for u in chunk if u in meta and int(meta[u].get(b"RFC822.SIZE", 0)) <= whole_cap]
+            big = [u for u in chunk if u in meta and u not in small]
             bodies = self._call(self.client.fetch, small, ["BODY.PEEK[]"]) if small else {}
+            # big ones: the header and the structure first, then only the parts a classifier reads
+            shapes = self._call(self.client.fetch, big, ["BODYSTRUCTURE", "BODY.PEEK[HEADER]"]) if big else {}
             for uid in chunk:
                 data = meta.get(uid)
                 if data is None:  # expunged meanwhile
@@ -223,8 +222,9 @@ class ImapMailbox:
                     raw = bytes(bodies[uid][b"BODY[]"])
                     truncated = False
                 else:
+                    shape = shapes.get(uid, {})
                     raw = self._parts(
-                        uid, bytes(data.get(b"BODY[HEADER]", b"")), data.get(b"BODYSTRUCTURE"), part_cap
+                        uid, bytes(shape.get(b"BODY[HEADER]", b"")), shape.get(b"BODYSTRUCTURE"), part_cap
                     )
                     truncated = True
                 self.bytes_fetched += len(raw)

@@ -9,12 +9,15 @@ parent builds the database (2,500 sent messages) and the Maildir.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
+import smtplib
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +34,8 @@ from tests.servers.mailserver import MailServers
 
 DSNS, REPLIES, UNRELATED = 2000, 500, 500
 DOMAIN = "tab.example"
+IDLE_ID = DSNS + REPLIES
+GHOST = f"ghost-bench@{DOMAIN}"
 
 
 def _tid(i: int) -> str:
@@ -59,6 +64,24 @@ def _build(ctx: AppContext) -> list[NewMessage]:
         )
         for i in range(DSNS + REPLIES)
     ]
+    # the IDLE measurement's message, to an address Postfix does not know
+    messages.append(
+        NewMessage(
+            id=_tid(IDLE_ID),
+            person_id=None,
+            recipient_name="Ghost",
+            role=None,
+            address=GHOST,
+            address_key=GHOST,
+            envelope_from=f"tab@{DOMAIN}",
+            envelope_to=GHOST,
+            subject="Round 1",
+            context={},
+            reasons=(),
+            raw=b"",
+            message_id_header=f"<{_tid(IDLE_ID)}@{DOMAIN}>",
+        )
+    )
     ctx.notifications.create_batch(batch, messages)
     now = datetime.now(UTC)
     ctx.notifications.commit([StateUpdate(m.id, MessageState.SENT, sent_at=now) for m in messages])
@@ -127,6 +150,41 @@ def child(db: str, port: int, ca: str, password: str, key_hex: str) -> None:
     ctx.close()
 
 
+def _idle_latency(db: Path, mail: MailServers, key: bytes) -> float:
+    """Seconds from handing a message for an unknown user to Postfix until the inbox checker,
+    waiting in IMAP IDLE, publishes that message's status change on the bus."""
+    keyring = MemoryKeyring()
+    ctx = AppContext.open(db, keyring_backend=keyring)
+    ctx.secrets.set("imap-password", mail.password)
+    ctx.secrets.set("thread-key", key.hex())
+    from tabmail.domain.events import StatusesChanged
+    from tabmail.services.inbox import InboxChecker
+
+    seen = threading.Event()
+    ctx.bus.subscribe(StatusesChanged, lambda e: seen.set() if _tid(IDLE_ID) in e.message_ids else None)
+    checker = InboxChecker(ctx)
+    idling = threading.Event()
+    runner = threading.Thread(
+        target=lambda: asyncio.run(checker.run_forever(max_checks=2, on_report=lambda _r: idling.set()))
+    )
+    runner.start()
+    assert idling.wait(30), "the first check did not finish"
+    time.sleep(1.0)  # let the IDLE command reach the server (not part of the measured time)
+    msg = (
+        f"From: tab@{DOMAIN}\r\nTo: {GHOST}\r\nSubject: Round 1\r\n"
+        f"Message-ID: <{_tid(IDLE_ID)}@{DOMAIN}>\r\nX-Tabmail-Id: {_tid(IDLE_ID)}\r\n\r\nhi\r\n"
+    ).encode()
+    t0 = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", mail.relay_port, timeout=10) as smtp:
+        smtp.sendmail(f"tab@{DOMAIN}", [GHOST], msg)
+    ok = seen.wait(30)
+    elapsed = time.perf_counter() - t0
+    checker.stop()
+    runner.join(30)
+    ctx.close()
+    return elapsed if ok else float("inf")
+
+
 def main() -> str:
     with MailServers(("tab",)) as mail, tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.sqlite3"
@@ -163,6 +221,7 @@ def main() -> str:
             check=True,
         )
         r = json.loads(done.stdout.strip().splitlines()[-1])
+        idle_s = _idle_latency(db, mail, key)
     rows = [
         ("mailbox", "-", f"{DSNS} DSNs + {REPLIES} replies + {UNRELATED} unrelated"),
         (
@@ -172,6 +231,11 @@ def main() -> str:
         ),
         ("incremental, nothing new", "< 0.2 s", f"{r['incremental_s'] * 1000:.0f} ms ({r['again_new']} new)"),
         ("peak memory (child ru_maxrss)", "< 200 MB", f"{r['peak_mb']:.0f} MB"),
+        (
+            "IDLE: Postfix DSN -> status change",
+            "< 5 s",
+            f"{idle_s:.2f} s (bus event; the round view redraws on it)",
+        ),
     ]
     width = max(len(a) for a, _, _ in rows)
     lines = ["inbox benchmark (loopback Dovecot, imaps, SQLite)", ""]
