@@ -26,7 +26,13 @@ def register(sub: Any) -> None:
     t.set_defaults(handler=_test)
 
     r = sub.add_parser("replies", help="participants' replies to a tournament's messages")
-    r.add_argument("--tournament", required=True, metavar="SLUG")
+    which = r.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tournament", metavar="SLUG")
+    which.add_argument(
+        "--unmatched",
+        action="store_true",
+        help="replies that answer none of our messages (or quote an anchor that does not check out): kept, shown here",
+    )
     r.add_argument("--round", type=int, metavar="N")
     r.add_argument("--json", action="store_true")
     r.set_defaults(handler=_replies)
@@ -89,6 +95,7 @@ def reply_row(e: InboxEntry) -> dict[str, Any]:
         "matched_by": e.matched_by,
         "round": e.round_seq,
         "unread": e.read_at is None,
+        "note": e.detail.get("attribution"),
         "source": "inbox",
     }
 
@@ -96,8 +103,13 @@ def reply_row(e: InboxEntry) -> dict[str, Any]:
 def _replies(args: argparse.Namespace) -> int:
     ctx = open_context(args)
     try:
-        ctx.tournaments.get(args.tournament)  # a clear error for an unknown slug
-        entries = ctx.inbox.entries(kinds=("reply",), tournament_slug=args.tournament, round_seq=args.round)
+        if args.unmatched:
+            entries = ctx.inbox.entries(kinds=("reply",), unmatched=True)
+        else:
+            ctx.tournaments.get(args.tournament)  # a clear error for an unknown slug
+            entries = ctx.inbox.entries(
+                kinds=("reply",), tournament_slug=args.tournament, round_seq=args.round
+            )
         rows = [reply_row(e) for e in entries]
         if args.json:
             print_json(rows)
