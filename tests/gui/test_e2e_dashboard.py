@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -67,7 +67,9 @@ def planned_addresses(ctx: AppContext) -> list[str]:
     return [p.recipient.address or "" for p in plan.recipients if p.selected_by_default]
 
 
-def compose_and_send(qtbot: QtBot, window: MainWindow) -> tuple[ComposeDialog, int]:
+def compose_and_send(
+    qtbot: QtBot, window: MainWindow, on_confirm: Callable[[QMessageBox], None] | None = None
+) -> tuple[ComposeDialog, int]:
     assert window.compose_action.isEnabled()
     window.compose_action.trigger()
     dialog = window.composer
@@ -78,6 +80,8 @@ def compose_and_send(qtbot: QtBot, window: MainWindow) -> tuple[ComposeDialog, i
     dialog.send_button.click()
     qtbot.waitUntil(lambda: dialog.confirm_box is not None, timeout=10000)
     assert dialog.confirm_box is not None and f"Send {n} emails" in dialog.confirm_box.text()
+    if on_confirm is not None:
+        on_confirm(dialog.confirm_box)
     click(dialog.confirm_box, "Send")
     qtbot.waitUntil(lambda: dialog.send_progress.label.text().startswith("Done"), timeout=30000)
     return dialog, n
