@@ -544,3 +544,28 @@ def test_participants_sort_names_by_locale_and_name_each_kind_of_flag(
     assert row is not None
     assert page.model.index(row, PColumn.STATUS).data() == "Spam report"
     bridge.detach()
+
+
+def test_the_composer_names_each_kind_of_flag_and_sorts_by_locale(
+    demo: AppContext, mixed: dict[str, object]
+) -> None:
+    from tabmail.domain.notification import Event
+    from tabmail.gui.composer.recipients import RecipientColumn, RecipientsModel, RecipientsProxy
+    from tabmail.services import notify
+
+    plan = notify.plan(
+        demo, demo.tournaments.list_all()[0].slug, Event.DRAW, round_seq=2, audience=Audience.TEAMS
+    )
+    model = RecipientsModel(Theme())
+    model.set_recipients(plan.recipients, plan.default_selection())
+    proxy = RecipientsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(RecipientColumn.NAME, Qt.SortOrder.AscendingOrder)
+    names = [proxy.index(r, RecipientColumn.NAME).data() for r in range(proxy.rowCount())]
+    assert names.index("Céline Novak") < names.index("Chiara Quiroga")
+    notes = {
+        proxy.index(r, RecipientColumn.NAME).data(): proxy.index(r, RecipientColumn.NOTE).data()
+        for r in range(proxy.rowCount())
+    }
+    spam = demo.notifications.get(mixed["kinds"]["spam_report"][0]).recipient_name  # type: ignore[index]
+    assert notes[spam] == "Spam report"

@@ -23,9 +23,10 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QPushButton, QWidget
 
+from tabmail.gui.collation import compare
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.words import ROLE_NAMES
-from tabmail.gui.theme import Look, Theme, Tone, address_look
+from tabmail.gui.theme import Look, Theme, Tone, address_look, flag_look
 from tabmail.services.notify import Mark, PlannedRecipient
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -59,6 +60,15 @@ MARK_LOOKS: dict[Mark, Look] = {
 }
 # Marks that need a look from the director, first when sorting by the note column.
 MARK_ORDER = {Mark.INVALID: 0, Mark.NO_ADDRESS: 1, Mark.FLAGGED: 2, Mark.ALREADY_SENT: 3, Mark.OK: 4}
+
+
+def mark_look(r: PlannedRecipient) -> Look | None:
+    """A recipient's mark; a flagged address in the one vocabulary (a block or a spam report is
+    not "bouncing")."""
+    if r.mark is Mark.FLAGGED and r.flag is not None:
+        kind = flag_look(r.flag.kind)
+        return Look(kind.tone, kind.label, f"{kind.description} Unticked: tick to try anyway.", kind.glyph)
+    return MARK_LOOKS.get(r.mark)
 
 
 class RecipientsModel(QAbstractTableModel):
@@ -168,7 +178,7 @@ class RecipientsModel(QAbstractTableModel):
             return None
         r = self._rows[index.row()]
         column = RecipientColumn(index.column())
-        look = MARK_LOOKS.get(r.mark)
+        look = mark_look(r)
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(r, column)
         if role == Qt.ItemDataRole.CheckStateRole and column == RecipientColumn.NAME:
@@ -210,12 +220,12 @@ class RecipientsModel(QAbstractTableModel):
             return ROLE_NAMES.get(r.recipient.role, r.recipient.role.capitalize())
         if column == RecipientColumn.ADDRESS:
             return r.recipient.address or "—"
-        look = MARK_LOOKS.get(r.mark)
+        look = mark_look(r)
         return look.label if look else ""
 
     def _tooltip(self, r: PlannedRecipient) -> str:
         lines = [f"{r.recipient.name} <{r.recipient.address or 'no address'}>"]
-        look = MARK_LOOKS.get(r.mark)
+        look = mark_look(r)
         if look is not None:
             lines.append(look.description)
         if r.recipient.problem:
@@ -235,6 +245,13 @@ class RecipientsProxy(QSortFilterProxyModel):
         self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.setFilterKeyColumn(-1)
         self.setSortRole(Roles.SORT)
+
+    def lessThan(self, source_left: AnyIndex, source_right: AnyIndex) -> bool:
+        """Names sort by locale collation ("Céline" before "Chiara"), not by code point."""
+        left, right = source_left.data(Roles.SORT), source_right.data(Roles.SORT)
+        if isinstance(left, str) and isinstance(right, str):
+            return compare(left, right) < 0
+        return bool(super().lessThan(source_left, source_right))
 
 
 def selection_button(model: RecipientsModel, parent: QWidget) -> QPushButton:
