@@ -79,7 +79,21 @@ def test_bp88_imports_the_recorded_tournament(ctx: AppContext, server: TabbycatS
     assert [r.draw_status for r in rounds[:6]] == ["R", "R", "R", "R", "R", "N"]
     assert rounds[0].motions[0].text.startswith("This House would require all world maps")
     assert rounds[8].name == "Open Quarterfinal" and rounds[8].stage == "E"
-    assert rounds[6].motions == ()  # not released yet: kept out so no email can leak it
+    # Not released yet: kept with its state; sending it needs the director's confirmation.
+    assert rounds[6].motions[0].text.startswith("This House would make Esperanto")
+    assert rounds[6].motions_released is False and rounds[0].motions_released is True
+    # Issue 12 item 5: what the new notification kinds need, read from the recordings.
+    assert rounds[3].available_team_ids is None  # the recorded site marks nobody available
+    teams = ctx.tournaments.teams(t.id)
+    dg = next(tm for tm in teams.values() if tm.short_name == "Dorwinion DG")
+    assert (dg.emoji, dg.code_name, dg.break_categories) == ("\U0001f913", "Nerd", ("Open", "Novice"))
+    laila = _people(ctx, t.id)["1"]
+    assert (laila.adj_core, laila.independent) == (True, False)
+    assert laila.conflicts and all(not c.startswith(("team ", "institution ")) for c in laila.conflicts)
+    assert t.public_team_standings is False
+    standings = ctx.tournaments.team_standings(t.id)
+    assert standings is not None and len(standings) == 88
+    assert max(m["points"] for m in standings.values()) == 12
 
     positions: Counter[Position] = Counter()
     for seq in range(1, 6):
@@ -326,7 +340,8 @@ def test_tabbycat_2_11_shapes(ctx: AppContext, server: TabbycatServer) -> None:
     assert all([t.side for t in d.teams] == ["0", "1", "2", "3"] for d in draw.debates)
     assert len(ctx.tournaments.draw(result.tournament_id, 2).debates[0].adjudicators) >= 1
     stored = ctx.tournaments.rounds(result.tournament_id)
-    assert len(stored[4].motions) == 1 and stored[5].motions == ()
+    assert len(stored[4].motions) == 1 and stored[4].motions_released is True
+    assert stored[5].motions_released is False  # motions_status "I": info slides only
 
 
 def test_client_parses_relations_and_never_leaves_the_given_origin(server: TabbycatServer) -> None:

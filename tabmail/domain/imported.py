@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.tournament import Position, Role
@@ -33,6 +34,9 @@ class TournamentData:
     short_name: str = ""
     source: str = "csv"
     source_url: str | None = None
+    # None: the source did not say (then the store keeps what it had).
+    public_team_standings: bool | None = None
+    team_standings: dict[str, dict[str, float]] | None = None  # team key -> {"points": n, "wins": n}
 
 
 @dataclass(slots=True)
@@ -57,6 +61,7 @@ class TeamData:
     code_name: str = ""
     institution_key: str | None = None
     emoji: str = ""
+    break_categories: list[str] | None = None  # names; None: unknown
 
 
 @dataclass(slots=True)
@@ -72,6 +77,8 @@ class PersonData:
     # False when the source could not show the field (a non-admin token): keep what we have.
     email_known: bool = True
     url_key_known: bool = True
+    # Adjudicators: {"independent": bool, "adj_core": bool, "conflicts": [names]}; None: unknown.
+    details: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +90,9 @@ class RoundData:
     draw_status: str = "N"
     starts_at: datetime | None = None
     motions: list[tuple[int, str, str]] = field(default_factory=list)  # (seq, text, reference)
+    motion_info: dict[int, str] = field(default_factory=dict)  # motion seq -> info slide, plain text
+    motions_released: bool | None = None  # None: the source did not say
+    available_team_keys: list[str] | None = None  # None: unknown
 
 
 @dataclass(slots=True)

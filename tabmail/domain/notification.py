@@ -12,6 +12,14 @@ class Event(enum.StrEnum):
     DRAW = "draw"  # draw release (adjudicators and/or teams)
     BALLOT = "ballot"  # ballot receipt
     CUSTOM = "custom"
+    URLS = "urls"  # private URLs (Tabbycat "u"), tournament-scoped
+    MOTIONS = "motions"  # motion release ("m"), per round
+    POINTS = "points"  # team points / wins after a round ("p")
+    REGISTRATION = "registration"  # team ("t") or adjudicator ("a") registration, tournament-scoped
+
+    @property
+    def per_round(self) -> bool:
+        return self in (Event.DRAW, Event.BALLOT, Event.MOTIONS, Event.POINTS)
 
 
 class Audience(enum.StrEnum):

@@ -26,6 +26,8 @@ class Tournament:
     short_name: str
     source: str  # "tabbycat" | "csv" | "demo"
     source_url: str | None = None
+    # None: the site did not say (CSV, or a token that cannot read the preferences).
+    public_team_standings: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class Team:
     code_name: str
     institution_id: int | None
     emoji: str = ""
+    break_categories: tuple[str, ...] = ()  # names, as the site lists them
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,10 @@ class Person:
     # Denormalised display helpers, filled by repositories where cheap.
     team_name: str | None = None
     institution_name: str | None = None
+    # Adjudicators: the site's flags and conflicts (names), where the source exposes them.
+    independent: bool = False
+    adj_core: bool = False
+    conflicts: tuple[str, ...] = ()
 
     @property
     def sendable(self) -> bool:
@@ -80,6 +87,7 @@ class Motion:
     seq: int
     text: str
     reference: str = ""
+    info_slide: str = ""  # plain text
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,9 @@ class Round:
     draw_status: str = "N"  # N none, D draft, C confirmed, R released
     starts_at: datetime | None = None
     motions: tuple[Motion, ...] = ()
+    motions_released: bool | None = None  # None: the source did not say
+    # Teams marked available this round on the site; None when unknown (or never marked).
+    available_team_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

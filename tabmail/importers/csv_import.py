@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tabmail.domain.addresses import validate_address
 from tabmail.domain.imported import (
@@ -255,7 +256,7 @@ class FolderReader:
             rnd.motions.append((len(rnd.motions) + 1, text, clean(row.get("reference"))))
 
     # -- teams and people -------------------------------------------------------------
-    def add_team(self, row: Row, name: str, inst: InstitutionData | None, **extra: str) -> TeamData:
+    def add_team(self, row: Row, name: str, inst: InstitutionData | None, **extra: Any) -> TeamData:
         key = norm(name)
         if key in self.team_lookup:
             raise BadRow(f"team {name!r} is listed twice (first on line {self.team_lines[key]})")

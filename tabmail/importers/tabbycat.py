@@ -524,7 +524,20 @@ class TabbycatClient:
                         raise
                     builder.problem(f"{tpath}/motions", f"motions not imported: {exc.reason}")
 
+            self._extras(pool, builder, tpath)
             drawn = [r for r in rounds if text_of(r.get("draw_status")) not in ("", "N")]
+            availabilities = self._each(
+                pool,
+                report,
+                "availabilities",
+                [(r, f"{tpath}/rounds/{r['seq']}/availabilities") for r in drawn],
+                lambda item: self._list(item[1], f"the availabilities of round {item[0]['seq']}"),
+            )
+            for (rnd, url), avail in availabilities:
+                if isinstance(avail, TabbycatError):
+                    self._optional_failed(builder, url, "availabilities", avail)
+                else:
+                    builder.add_availabilities(int(rnd["seq"]), avail)
             pairings = self._each(
                 pool,
                 report,
@@ -567,6 +580,31 @@ class TabbycatClient:
                 else:
                     builder.add_ballots(key, result, url)
         return builder.finish()
+
+    def _extras(self, pool: ThreadPoolExecutor, builder: BundleBuilder, tpath: str) -> None:
+        """Break categories, the publicity preference and the team standings: nice to have for
+        registrations and team points; a site or token that refuses them imports without."""
+        extras = {
+            "break-categories": builder.add_break_categories,
+            "preferences": builder.add_preferences,
+            "teams/standings": builder.add_team_standings,
+        }
+        futures = {pool.submit(self._list, f"{tpath}/{name}", f"the {name}"): name for name in extras}
+        for future in as_completed(futures):
+            name = futures[future]
+            try:
+                extras[name](future.result())
+            except TabbycatError as exc:
+                self._optional_failed(builder, f"{tpath}/{name}", name, exc)
+
+    @staticmethod
+    def _optional_failed(builder: BundleBuilder, url: str, what: str, exc: TabbycatError) -> None:
+        if exc.fatal or exc.status == 401:
+            raise exc
+        if exc.status in (403, 404):  # not shown to this token, or an older site: fine
+            log.info("%s not imported from %s: %s", what, url, exc.reason)
+            return
+        builder.problem(url, f"{what} not imported: {exc.reason}")
 
     def _tournament(self, tpath: str, slug: str) -> dict[str, Any]:
         try:

@@ -149,6 +149,33 @@ def _motions_released(rnd: dict[str, Any]) -> bool | None:
     return None
 
 
+def _adjudicator_details(obj: dict[str, Any]) -> dict[str, Any]:
+    """Flags and conflicts as the site shows them; conflicts stay ("team"|"adjudicator"|
+    "institution", key) pairs until BundleBuilder.finish names them."""
+    details: dict[str, Any] = {}
+    for flag in ("independent", "adj_core"):
+        if isinstance(obj.get(flag), bool):
+            details[flag] = obj[flag]
+    conflicts = [
+        [kind, key]
+        for field, kind in (
+            ("team_conflicts", "team"),
+            ("adjudicator_conflicts", "adjudicator"),
+            ("institution_conflicts", "institution"),
+        )
+        for u in _items(obj, field)
+        if (key := tail_id(u)) is not None
+    ]
+    if conflicts:
+        details["conflicts"] = conflicts
+    return details
+
+
+def _info_slide(motion: dict[str, Any]) -> str:
+    """The info slide as plain text (Tabbycat sends both; the HTML one is never used as markup)."""
+    return text_of(motion.get("info_slide_plain")).strip() or text_of(motion.get("info_slide")).strip()
+
+
 def _label(what: str, obj: dict[str, Any], index: int) -> str:
     """ "team 12 (Oxford A)", or "the 3rd team" when it has no usable id."""
     key = tail_id(obj)
@@ -177,6 +204,7 @@ class BundleBuilder:
         self._rounds: dict[int, RoundData] = {}
         self._released: dict[int, bool | None] = {}
         self._motion_texts: dict[str, str] = {}
+        self._break_names: dict[str, str] = {}
         self._problem_counts: dict[str, int] = {}
         self.rounds_missing_motions: set[int] = set()
 
@@ -186,7 +214,63 @@ class BundleBuilder:
         if count <= _PROBLEMS_PER_PLACE:
             self.bundle.problems.append(ImportProblem(where, message))
 
+    def add_break_categories(self, items: list[Any]) -> None:
+        """Names for the teams' break category links."""
+        self._break_names = {
+            k: _name(obj.get("name")) or f"Category {k}"
+            for obj in items
+            if isinstance(obj, dict) and (k := tail_id(obj)) is not None
+        }
+
+    def add_availabilities(self, seq: int, items: list[Any]) -> None:
+        """The teams marked available for a round (the list also holds adjudicators and rooms).
+        An empty list is taken as "not marked": Tabbycat sites that never use the availability
+        page list nobody."""
+        rnd = self._rounds.get(seq)
+        teams = [k for u in items if isinstance(u, str) and "/teams/" in u and (k := tail_id(u))]
+        if rnd is not None and teams:
+            rnd.available_team_keys = teams
+
+    def add_preferences(self, items: list[Any]) -> None:
+        for pref in items:
+            if (
+                isinstance(pref, dict)
+                and pref.get("name") == "public_team_standings"
+                and isinstance(pref.get("value"), bool)
+            ):
+                self.bundle.tournament.public_team_standings = pref["value"]
+
+    def add_team_standings(self, items: list[Any]) -> None:
+        standings: dict[str, dict[str, float]] = {}
+        for row in items:
+            if not isinstance(row, dict) or (key := tail_id(row.get("team"))) is None:
+                continue
+            metrics: dict[str, float] = {}
+            for m in _items(row, "metrics"):
+                if (
+                    isinstance(m, dict)
+                    and m.get("metric") in ("points", "wins")
+                    and (value := _float(m.get("value"))) is not None
+                ):
+                    metrics[str(m["metric"])] = value
+            standings[key] = metrics
+        self.bundle.tournament.team_standings = standings
+
     def finish(self) -> ImportBundle:
+        names = {
+            "team": {t.key: t.short_name or t.name for t in self.bundle.teams},
+            "adjudicator": {p.key: p.name for p in self.bundle.people if p.role is Role.ADJUDICATOR},
+            "institution": {i.key: i.name for i in self.bundle.institutions},
+        }
+        for person in self.bundle.people:
+            if person.details and "conflicts" in person.details:
+                person.details["conflicts"] = [
+                    names.get(kind, {}).get(key, f"{kind} {key}") for kind, key in person.details["conflicts"]
+                ]
+        breaks = self._break_names
+        for team in self.bundle.teams:
+            if team.break_categories is not None:
+                team.break_categories = [breaks.get(k, f"Category {k}") for k in team.break_categories]
         for where, count in self._problem_counts.items():
             if count > _PROBLEMS_PER_PLACE:
                 more = count - _PROBLEMS_PER_PLACE
@@ -260,6 +344,9 @@ class BundleBuilder:
                     code_name=_name(obj.get("code_name")),
                     institution_key=institution,
                     emoji=_name(obj.get("emoji")),
+                    break_categories=[k for u in _items(obj, "break_categories") if (k := tail_id(u))]
+                    if "break_categories" in obj
+                    else None,
                 )
                 speakers = _items(obj, "speakers")  # read before anything is added
                 self.bundle.teams.append(team)
@@ -272,6 +359,8 @@ class BundleBuilder:
         for i, obj in self._records(items, "adjudicator", where):
             with self._record("adjudicator", obj, i, where):
                 self._person(obj, Role.ADJUDICATOR, where, None, tail_id(obj.get("institution")))
+                if self.bundle.people and tail_id(obj) == self.bundle.people[-1].key:
+                    self.bundle.people[-1].details = _adjudicator_details(obj)
 
     def _person(
         self, obj: dict[str, Any], role: Role, where: str, team_key: str | None, institution_key: str | None
@@ -319,17 +408,22 @@ class BundleBuilder:
             return None
         released = _motions_released(obj)
         motions: list[tuple[int, str, str]] = []
+        info: dict[int, str] = {}
         texts: dict[str, str] = {}
         for i, m in enumerate(_items(obj, "motions"), 1):
             if not isinstance(m, dict):
                 continue
             if (mid := tail_id(m)) is not None:
                 texts[mid] = text_of(m.get("text"))
-            motions.append((_int(m.get("seq")) or i, text_of(m.get("text")), text_of(m.get("reference"))))
+            mseq = _int(m.get("seq")) or i
+            motions.append((mseq, text_of(m.get("text")), text_of(m.get("reference"))))
+            if slide := _info_slide(m):
+                info[mseq] = slide
         self._motion_texts.update(texts)
-        if "motions" not in obj and released is not False:
+        if "motions" not in obj:
             self.rounds_missing_motions.add(seq)
-        # Unreleased motions stay out of tabmail, so no email can leak them early.
+        # Unreleased motions are kept with their state: sending them needs the director's
+        # explicit confirmation (services.notify refuses otherwise).
         rnd = RoundData(
             seq=seq,
             name=_name(obj.get("name")) or f"Round {seq}",
@@ -337,7 +431,9 @@ class BundleBuilder:
             stage=text_of(obj.get("stage")) or "P",
             draw_status=text_of(obj.get("draw_status")) or "N",
             starts_at=parse_time(obj.get("starts_at")),
-            motions=motions if released is not False else [],
+            motions=motions,
+            motion_info=info,
+            motions_released=released,
         )
         self._rounds[seq] = rnd
         self._released[seq] = released
@@ -353,10 +449,12 @@ class BundleBuilder:
                     self._motion_texts[mid] = text_of(m.get("text"))
                 for link in links:
                     seq = _int(tail_id(link.get("round"))) if isinstance(link, dict) else None
-                    if seq in self.rounds_missing_motions and self._released.get(seq) is not False:
+                    if seq in self.rounds_missing_motions:
                         rnd = self._rounds[seq]
                         mseq = _int(link.get("seq")) or len(rnd.motions) + 1
                         rnd.motions.append((mseq, text_of(m.get("text")), text_of(m.get("reference"))))
+                        if slide := _info_slide(m):
+                            rnd.motion_info[mseq] = slide
 
     def add_pairings(self, seq: int, items: list[Any], where: str) -> list[dict[str, Any]]:
         """Adds one round's debates (its draw is now complete); returns those with an id."""

@@ -76,6 +76,9 @@ class TournamentRow(Base):
     source_url: Mapped[str | None] = mapped_column(String(500))
     imported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. edited templates
+    # What the site said besides the lists, each key optional: {"public_team_standings": bool,
+    # "team_standings": {"<team id>": {"points": n, "wins": n}}} (migration 0006).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class InstitutionRow(Base):
@@ -108,6 +111,7 @@ class TeamRow(Base):
     short_name: Mapped[str] = mapped_column(String(200), default="")
     code_name: Mapped[str] = mapped_column(String(200), default="")
     emoji: Mapped[str] = mapped_column(String(20), default="")
+    break_categories: Mapped[list[str] | None] = mapped_column(JSON)  # names (migration 0006)
     institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id", ondelete="SET NULL"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -129,6 +133,8 @@ class PersonRow(Base):
     url_key: Mapped[str | None] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Adjudicators: {"independent": bool, "adj_core": bool, "conflicts": [names]} (migration 0006).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -155,7 +161,9 @@ class RoundRow(Base):
     stage: Mapped[str] = mapped_column(String(2), default="P")
     draw_status: Mapped[str] = mapped_column(String(2), default="N")
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    motions: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[seq, text, reference], ...]
+    motions: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[seq, text, reference, info], ...]
+    motions_released: Mapped[bool | None] = mapped_column(Boolean)  # None: unknown (migration 0006)
+    available_teams: Mapped[list[int] | None] = mapped_column(JSON)  # team ids; None: unknown
 
 
 class DebateRow(Base):
@@ -225,6 +233,8 @@ class BatchRow(Base):
     backend: Mapped[str] = mapped_column(String(50))
     triggered_by: Mapped[str] = mapped_column(String(200), default="")
     reroute_to: Mapped[str | None] = mapped_column(String(320))
+    # A scheduled release: the outbox leaves the batch alone until then (migration 0006).
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Messages that may be a problem (or resend one): the Problems view and the problem counts read

@@ -57,10 +57,20 @@ def _now() -> datetime:
 
 
 def tournament_from_row(r: TournamentRow) -> Tournament:
-    return Tournament(r.id, r.slug, r.name, r.short_name or r.name, r.source, r.source_url)
+    public = (r.details or {}).get("public_team_standings")
+    return Tournament(
+        r.id,
+        r.slug,
+        r.name,
+        r.short_name or r.name,
+        r.source,
+        r.source_url,
+        public if isinstance(public, bool) else None,
+    )
 
 
 def person_from_row(r: PersonRow, team_name: str | None = None, inst_name: str | None = None) -> Person:
+    details = r.details or {}
     return Person(
         id=r.id,
         tournament_id=r.tournament_id,
@@ -76,13 +86,42 @@ def person_from_row(r: PersonRow, team_name: str | None = None, inst_name: str |
         active=r.active,
         team_name=team_name,
         institution_name=inst_name,
+        independent=bool(details.get("independent", False)),
+        adj_core=bool(details.get("adj_core", False)),
+        conflicts=tuple(str(c) for c in details.get("conflicts", ()) or ()),
     )
 
 
 def round_from_row(r: RoundRow) -> Round:
-    motions = tuple(Motion(int(m[0]), str(m[1]), str(m[2] if len(m) > 2 else "")) for m in r.motions or [])
+    motions = tuple(
+        Motion(int(m[0]), str(m[1]), str(m[2] if len(m) > 2 else ""), str(m[3] if len(m) > 3 else ""))
+        for m in r.motions or []
+    )
     return Round(
-        r.id, r.tournament_id, r.seq, r.name, r.abbreviation, r.stage, r.draw_status, r.starts_at, motions
+        r.id,
+        r.tournament_id,
+        r.seq,
+        r.name,
+        r.abbreviation,
+        r.stage,
+        r.draw_status,
+        r.starts_at,
+        motions,
+        r.motions_released,
+        tuple(int(t) for t in r.available_teams) if r.available_teams is not None else None,
+    )
+
+
+def team_from_row(r: TeamRow) -> Team:
+    return Team(
+        r.id,
+        r.tournament_id,
+        r.name,
+        r.short_name or r.name,
+        r.code_name,
+        r.institution_id,
+        r.emoji,
+        tuple(r.break_categories or ()),
     )
 
 
@@ -188,6 +227,28 @@ class TournamentRepository:
                 for r in rows
             ]
 
+    def teams(self, tournament_id: int) -> dict[int, Team]:
+        with self._db.session() as s:
+            rows = s.scalars(select(TeamRow).where(TeamRow.tournament_id == tournament_id))
+            return {r.id: team_from_row(r) for r in rows}
+
+    def institutions(self, tournament_id: int) -> dict[int, Institution]:
+        with self._db.session() as s:
+            rows = s.scalars(select(InstitutionRow).where(InstitutionRow.tournament_id == tournament_id))
+            return {r.id: Institution(r.id, r.name, r.code) for r in rows}
+
+    def team_standings(self, tournament_id: int) -> dict[int, dict[str, float]] | None:
+        """The site's team standings as last imported (team id -> {"points": n, "wins": n}),
+        None when the site never answered."""
+        with self._db.session() as s:
+            row = s.get(TournamentRow, tournament_id)
+            if row is None:
+                raise NotFound(f"no tournament with id {tournament_id}")
+            raw = (row.details or {}).get("team_standings")
+            if not isinstance(raw, dict):
+                return None
+            return {int(k): {m: float(v) for m, v in metrics.items()} for k, metrics in raw.items()}
+
     def get_person(self, person_id: int) -> Person:
         with self._db.session() as s:
             row = s.get(PersonRow, person_id)
@@ -275,15 +336,7 @@ class TournamentRepository:
                 for d in debate_rows
             )
             teams = {
-                r.id: Team(
-                    r.id,
-                    r.tournament_id,
-                    r.name,
-                    r.short_name or r.name,
-                    r.code_name,
-                    r.institution_id,
-                    r.emoji,
-                )
+                r.id: team_from_row(r)
                 for r in s.scalars(select(TeamRow).where(TeamRow.tournament_id == tournament_id))
             }
             insts = {
@@ -400,6 +453,12 @@ class _Upsert:
         t.source = b.tournament.source
         t.source_url = b.tournament.source_url
         t.imported_at = _now()
+        details = dict(t.details or {})
+        if b.tournament.public_team_standings is not None:
+            details["public_team_standings"] = b.tournament.public_team_standings
+        standings_by_key = b.tournament.team_standings
+        if details != (t.details or {}):
+            t.details = details
         s.flush()
         tid = t.id
 
@@ -428,11 +487,22 @@ class _Upsert:
                         "emoji": tm.emoji,
                         "institution_id": inst_id(tm.institution_key),
                         "active": True,
+                        **(
+                            {"break_categories": tm.break_categories}
+                            if tm.break_categories is not None
+                            else {}
+                        ),
                     },
                 )
                 for tm in b.teams
             ),
         )
+        if standings_by_key is not None:
+            details = dict(t.details or {})
+            details["team_standings"] = {
+                str(teams[k].id): v for k, v in standings_by_key.items() if k in teams
+            }
+            t.details = details
 
         people = self._existing(PersonRow, tid)
         seen: set[str] = set()
@@ -449,6 +519,8 @@ class _Upsert:
                 values["url_key"] = p.url_key
             if p.phone is not None:
                 values["phone"] = p.phone
+            if p.details is not None:
+                values["details"] = p.details
             row = people.get(p.key)
             if row is None:
                 row = PersonRow(tournament_id=tid, key=p.key, email=None, email_valid=False, **values)
@@ -483,8 +555,12 @@ class _Upsert:
                 "stage": rd.stage,
                 "draw_status": rd.draw_status,
                 "starts_at": rd.starts_at,
-                "motions": [list(m) for m in rd.motions],
+                "motions": [[*m, rd.motion_info.get(m[0], "")] for m in rd.motions],
             }
+            if rd.motions_released is not None:
+                values["motions_released"] = rd.motions_released
+            if rd.available_team_keys is not None:
+                values["available_teams"] = sorted(teams[k].id for k in rd.available_team_keys if k in teams)
             row = rounds.get(rd.seq)
             if row is None:
                 row = RoundRow(tournament_id=tid, seq=rd.seq, **values)
