@@ -1,0 +1,80 @@
+"""End to end through the window, with a real Postfix and Dovecot: a draw composed in the dialog
+goes out through Postfix, Postfix's DSNs for the unknown users reach the tab room's mailbox, the
+background worker (waiting in IMAP IDLE) reads them, and the round view shows exactly those rows
+bounced and highlighted; a participant's reply shows as a marker on their row and in the
+message view."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from PySide6.QtCore import QSettings
+from pytestqt.qtbot import QtBot
+
+from tabmail.domain.notification import Audience, Event
+from tabmail.gui.rounds import Column
+from tabmail.services import notify
+from tabmail.services.context import AppContext
+from tabmail.services.demo import load_demo_if_empty
+from tests.gui.test_e2e_dashboard import (
+    assert_highlighted,
+    close_dialog,
+    compose_and_send,
+    first_round,
+    open_window,
+    row_of,
+)
+from tests.servers.mailserver import MailServers
+from tests.test_inbox_e2e import configure, deliver, reply_to
+
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(180)]
+GHOSTS = ("ghost.alpha", "ghost.beta")
+
+
+def give_everyone_a_tab_example_address(ctx: AppContext, mail: MailServers) -> dict[str, str]:
+    """Round 1's recipients get addresses Postfix knows (alice…erin; everyone else frank), except
+    two that no mailbox has. Returns local part -> address for the named ones."""
+    plan = notify.plan(ctx, "demo-open", Event.DRAW, round_seq=1, audience=Audience.ALL)
+    people = sorted({p.recipient.person_id for p in plan.recipients if p.recipient.person_id is not None})
+    named = ["alice", "bob", "carol", "dave", "erin", *GHOSTS]
+    for i, person_id in enumerate(people):
+        local = named[i] if i < len(named) else "frank"
+        ctx.tournaments.set_person_email(person_id, mail.address(local), "test")
+    return {local: mail.address(local) for local in named}
+
+
+def test_postfix_dsns_and_a_reply_reach_the_round_view_through_idle(
+    qtbot: QtBot, ctx: AppContext, qsettings: QSettings, qloop: asyncio.AbstractEventLoop, mail: MailServers
+) -> None:
+    assert load_demo_if_empty(ctx) is not None
+    configure(ctx, mail)
+    addresses = give_everyone_a_tab_example_address(ctx, mail)
+    window = open_window(qtbot, ctx, qsettings)
+    window.start_background()  # the outbox, and the mailbox: checked, then IDLE
+    assert window.select_round(first_round(ctx))
+    view = window.round_view
+
+    dialog, n = compose_and_send(qtbot, window)
+    close_dialog(qtbot, window, dialog)
+    qtbot.waitUntil(lambda: view.model.message_count() == n, timeout=10000)
+    ghosts = [row_of(view, addresses[g]) for g in GHOSTS]
+    others = [m.id for m in ctx.notifications.messages() if m.id not in ghosts]
+    # Postfix bounces the two unknown users; the worker, in IDLE, reads the DSNs at once
+    for mid in ghosts:
+        qtbot.waitUntil(lambda mid=mid: view.model.status_of(mid) == "bounced", timeout=30000)
+        assert_highlighted(view, mid, "bounced")
+    assert {view.model.status_of(mid) for mid in others} == {"sent"}
+    assert view.model.index_of_message(ghosts[0], Column.ADDRESS).data() == addresses[GHOSTS[0]]
+
+    alice = row_of(view, addresses["alice"])
+    deliver(
+        mail, reply_to(ctx, mail, alice, "alice", subject="Re: Round 1", body="Running late, sorry."), "alice"
+    )
+    recipient = view.model.index_of_message(alice, Column.RECIPIENT)
+    qtbot.waitUntil(lambda: str(recipient.data()).endswith("✉ 1 reply (1 new)"), timeout=30000)
+    assert "1 reply (1 unread)" in view.summary.text()
+    assert view.select_message(alice)
+    assert view.message_view.replies.text.toPlainText() == "Running late, sorry."
+    qtbot.waitUntil(lambda: str(recipient.data()).endswith("✉ 1 reply"), timeout=5000)  # shown: read
+    window.close()
