@@ -11,6 +11,7 @@ from tabmail.domain.practice import BACKEND as PRACTICE
 from tabmail.domain.practice import EXPLANATION as PRACTICE_EXPLANATION
 from tabmail.domain.practice import LABEL as PRACTICE_LABEL
 from tabmail.gui.icons import dot_icon
+from tabmail.gui.rounds.words import local_time
 from tabmail.gui.theme import Theme, Tone
 
 BACKEND_NAMES = {
@@ -129,7 +130,7 @@ class StatusWidgets:
 
     def set_poll_result(self, when: datetime, ok: bool, summary: str) -> None:
         local = when.astimezone() if when.tzinfo else when
-        stamp = local.strftime("%H:%M")
+        stamp = local_time(when)  # just the time today; the day too for an older check
         result = summary or ("OK" if ok else "failed")
         self.last_poll.setText(f"Last check {stamp}: {result}")
         self.last_poll.setToolTip(

@@ -569,3 +569,17 @@ def test_the_composer_names_each_kind_of_flag_and_sorts_by_locale(
     }
     spam = demo.notifications.get(mixed["kinds"]["spam_report"][0]).recipient_name  # type: ignore[index]
     assert notes[spam] == "Spam report"
+
+
+def test_times_from_other_days_carry_their_date(qtbot: QtBot, demo: AppContext, qsettings: QSettings) -> None:
+    """'Last event' / 'Last check' showed only a time for something that happened days ago."""
+    from tabmail.gui.rounds.words import local_time
+
+    window = MainWindow(demo, qsettings=qsettings)
+    qtbot.addWidget(window)
+    old = datetime.now(UTC) - timedelta(days=3)
+    window.status.set_poll_result(old, True, "2 new events")
+    day = old.astimezone().strftime("%d %b")
+    assert day in window.status.last_poll.text()
+    assert day in local_time(old) and local_time(datetime.now(UTC)).count(":") == 1
+    window.close()
