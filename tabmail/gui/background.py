@@ -21,13 +21,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from tabmail.domain.events import DatabaseWaiting, OutboxWaiting
 from tabmail.services.context import AppContext
-from tabmail.services.inbox import InboxChecker, InboxReport, inbox_disabled_reason
 from tabmail.services.outbox import Outbox, OutboxReport
 from tabmail.services.sending import default_outbox, is_practice
 from tabmail.services.tracking import (
@@ -36,6 +35,9 @@ from tabmail.services.tracking import (
     forget_capabilities,
     tracking_disabled_reason,
 )
+
+if TYPE_CHECKING:  # the IMAP reader and bounce parsers load when the mailbox is first checked
+    from tabmail.services.inbox import InboxChecker, InboxReport
 
 log = logging.getLogger(__name__)
 
@@ -244,10 +246,14 @@ class BackgroundWorker(QObject):
     @property
     def inbox(self) -> InboxChecker:
         if self._inbox is None:
+            from tabmail.services.inbox import InboxChecker
+
             self._inbox = InboxChecker(self.ctx)
         return self._inbox
 
     def inbox_enabled(self) -> bool:
+        from tabmail.services.inbox import inbox_disabled_reason
+
         return inbox_disabled_reason(self.ctx) is None
 
     async def check_inbox_now(self) -> InboxReport:

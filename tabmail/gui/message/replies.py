@@ -24,7 +24,6 @@ from tabmail.gui.rounds.words import local_time
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import muted_label
 from tabmail.services.context import AppContext
-from tabmail.services.inbox import reply_mailto
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +168,8 @@ class RepliesPanel(QWidget):
         e = self.current
         if e is None or not e.from_address:
             return None
+        from tabmail.services.inbox import reply_mailto  # the IMAP stack loads on first use
+
         return reply_mailto(e.from_address, e.subject, e.header_message_id)
 
     def open_reply(self) -> bool:
