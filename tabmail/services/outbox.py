@@ -332,6 +332,8 @@ class Outbox:
         self._batches: dict[str, int] = {}
         self._attempts: dict[str, int] = {}
         self._backlog: list[tuple[str, list[StateUpdate]]] = []  # results a locked database refused
+        self._claims: dict[str, Claim] = {}
+        self._lease_until = utcnow()
 
     def cancel(self) -> None:
         """Stop handing over new messages; what is in flight finishes and is recorded."""
@@ -355,7 +357,18 @@ class Outbox:
             self.stop_reason = reason
 
     def claim_for(self, backend: str) -> Claim:
-        return Claim(self.owner, utcnow() + timedelta(seconds=LEASE_SECONDS), backend)
+        """This process's claim for ``backend``: the lease runs LEASE_SECONDS from the last
+        renewal (one object per renewal period, not one per message)."""
+        claim = self._claims.get(backend)
+        if claim is None:
+            claim = Claim(self.owner, self._lease_until, backend)
+            self._claims[backend] = claim
+        return claim
+
+    def _new_lease(self) -> datetime:
+        self._lease_until = utcnow() + timedelta(seconds=LEASE_SECONDS)
+        self._claims.clear()
+        return self._lease_until
 
     async def write(self, fn: Callable[[], T], *, patience: float = 1.0) -> T:
         """Run a database write; while another process holds the lock, say so and retry, up to
@@ -385,6 +398,7 @@ class Outbox:
             if not isinstance(self._backoff, Backoff):
                 self.current_backoff = self._backoff()
             report = OutboxReport()
+            self._new_lease()
             renewer = asyncio.ensure_future(self._renew_leases())
             backends: dict[str, Backend] = {}
             try:
@@ -446,7 +460,7 @@ class Outbox:
         while True:
             await asyncio.sleep(LEASE_SECONDS / 3)
             try:
-                self.repo.renew_leases(self.owner, utcnow() + timedelta(seconds=LEASE_SECONDS))
+                self.repo.renew_leases(self.owner, self._new_lease())
             except DatabaseLocked:
                 log.info("lease renewal postponed: the database is locked")
 

@@ -170,6 +170,7 @@ class OutboxState:
     _db: Database
     _sqlite: sqlite3.Connection | None
     _sqlite_lock: threading.Lock
+    _lease_cache: tuple[datetime, str | None]
 
     def in_flight(self) -> list[InFlight]:
         """Messages in 'sending', with who holds them and until when."""
@@ -361,7 +362,7 @@ class OutboxState:
             params = {
                 "id": mid,
                 "owner": by.owner,
-                "lease": _sqlite_time(by.lease_until),
+                "lease": self._lease_text(by.lease_until),
                 "backend": by.backend,
             }
             if con.execute(_CLAIM_ONE_SQL, params).rowcount == 1:
@@ -369,6 +370,14 @@ class OutboxState:
             if con.execute(_SKIP_ONE_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
                 return [False], [mid]
             return [False], []
+
+    def _lease_text(self, lease_until: datetime) -> str | None:
+        """The lease time as stored, formatted once per lease (a claim per message reuses it)."""
+        cached = getattr(self, "_lease_cache", None)
+        if cached is None or cached[0] != lease_until:
+            cached = (lease_until, _sqlite_time(lease_until))
+            self._lease_cache = cached
+        return cached[1]
 
     def _outbox_connection(self) -> sqlite3.Connection:
         if self._sqlite is None:
