@@ -50,3 +50,35 @@ def test_reading_the_outbox_loads_the_database_layer_only(tmp_path: Path) -> Non
     assert "alembic" in loaded_after("--db", db, "outbox")  # a new database: the schema is made
     # at head: no Alembic, no templates, no HTTP, no keyring (SQLAlchemy brings asyncio along)
     assert set(loaded_after("--db", db, "outbox")) <= {"sqlalchemy", "asyncio"}
+
+
+WINDOW_BUILT = """
+import json, sys
+from PySide6.QtWidgets import QApplication
+from tabmail.services.context import AppContext
+from tabmail.gui.main_window import MainWindow
+app = QApplication([])
+ctx = AppContext.open(sys.argv[1])
+window = MainWindow(ctx)
+window.show()
+app.processEvents()
+late = ("jinja2", "imapclient", "tabmail.services.inbox", "tabmail.gui.composer", "tabmail.gui.settings")
+print(json.dumps(sorted(m for m in late if m in sys.modules)))
+window.close()
+ctx.close()
+"""
+
+
+def test_the_window_shows_before_the_dialogs_and_the_mailbox_reader_load(tmp_path: Path) -> None:
+    """Templates, the composer, the settings dialog and the IMAP stack load when first used."""
+    done = subprocess.run(
+        [sys.executable, "-c", WINDOW_BUILT, str(tmp_path / "t.sqlite3")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=BASE_ENV | {"QT_QPA_PLATFORM": "offscreen"},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []
