@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QFont, QKeyEvent
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QFont, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
 
 from tabmail.gui.theme import Theme, Tone
@@ -82,6 +82,35 @@ def heading_label(text: str, scale: float = 1.35, parent: QWidget | None = None)
 def muted_label(text: str = "", parent: QWidget | None = None) -> QLabel:
     """Secondary text: the palette's placeholder colour, which both themes keep readable."""
     label = QLabel(text, parent)
+    pal = label.palette()
+    pal.setColor(label.foregroundRole(), pal.color(pal.ColorRole.PlaceholderText))
+    label.setPalette(pal)
+    return label
+
+
+class WrappingLabel(QLabel):
+    """A word-wrapped label that asks its layout for the height its text needs at its current
+    width. Layouts inside a QTabWidget ignore height-for-width, so a plain wrapped label there
+    is cut to one line as soon as something else wants the room (an error strip)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        width = self.width() if self.width() > 1 else self.sizeHint().width()
+        return QSize(hint.width(), max(hint.height(), self.heightForWidth(width)))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self.updateGeometry()  # the text wraps differently: the layout asks again
+
+
+def muted_wrapping_label(text: str = "", parent: QWidget | None = None) -> WrappingLabel:
+    """``muted_label`` that wraps and is never cut (see ``WrappingLabel``)."""
+    label = WrappingLabel(text, parent)
     pal = label.palette()
     pal.setColor(label.foregroundRole(), pal.color(pal.ColorRole.PlaceholderText))
     label.setPalette(pal)

@@ -171,3 +171,27 @@ def test_a_failed_import_is_reported(qtbot: QtBot, qloop: asyncio.AbstractEventL
     qtbot.waitUntil(lambda: dialog.findChild(QMessageBox, "op-failure") is not None, timeout=5000)
     assert dialog.findChild(QMessageBox, "op-failure").text() == "Tabbycat refused the token (403)."
     qtbot.waitUntil(dialog.import_button.isEnabled, timeout=5000)
+
+
+def test_an_error_never_cuts_the_hints(qtbot: QtBot, ctx: AppContext) -> None:
+    """Issue 10 defect 9: showing an error squeezed the tab and cut its wrapped hint text."""
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    dialog = _dialog(qtbot, ctx, FakeImports())
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.message.show_message(
+        "Could not reach https://mytournament.calicotab.com: the name does not resolve. Check the "
+        "address, or that this computer is online, then try again. " * 2,
+        Tone.BAD,
+    )
+    for _ in range(3):
+        QApplication.processEvents()
+    hints = [
+        label
+        for label in dialog.tabs.currentWidget().findChildren(QLabel)
+        if label.wordWrap() and label.isVisible()
+    ]
+    assert hints
+    for label in hints:
+        assert label.height() >= label.heightForWidth(label.width()), label.text()

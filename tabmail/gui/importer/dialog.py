@@ -34,7 +34,7 @@ from tabmail.domain.errors import TabmailError
 from tabmail.domain.imported import ImportResult
 from tabmail.gui.run_op import cancel_ops, run_op
 from tabmail.gui.theme import Theme, Tone
-from tabmail.gui.widgets import MessageStrip, muted_label
+from tabmail.gui.widgets import MessageStrip, muted_wrapping_label
 from tabmail.services.context import AppContext
 
 TOKEN = "tabbycat-token"
@@ -189,12 +189,11 @@ class ImportDialog(QDialog):
             "can read the token and the participants' addresses."
         )
         form.addRow("", self.insecure)
-        hint = muted_label(
+        hint = muted_wrapping_label(
             "Tabbycat shows the token on the user's API page. Without the remember box it is "
             "used for this import only and never written anywhere.",
             page,
         )
-        hint.setWordWrap(True)
         form.addRow("", hint)
         return page
 
@@ -216,7 +215,7 @@ class ImportDialog(QDialog):
         self.csv_name.setPlaceholderText("optional; taken from the folder's name when empty")
         form.addRow("Folder:", row)
         form.addRow("Tournament name:", self.csv_name)
-        hint = muted_label("Tabbycat's CSV layout (its importer's files) is understood.", page)
+        hint = muted_wrapping_label("Tabbycat's CSV layout (its importer's files) is understood.", page)
         form.addRow("", hint)
         return page
 
