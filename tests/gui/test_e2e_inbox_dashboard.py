@@ -77,4 +77,12 @@ def test_postfix_dsns_and_a_reply_reach_the_round_view_through_idle(
     assert view.select_message(alice)
     assert view.message_view.replies.text.toPlainText() == "Running late, sorry."
     qtbot.waitUntil(lambda: str(recipient.data()).endswith("✉ 1 reply"), timeout=5000)  # shown: read
+    # the person's panel lists it too, and their address is unchanged
+    person_id = ctx.notifications.get(alice).person_id
+    assert person_id is not None
+    assert window.select_participants(ctx.tournaments.get("demo-open").id)
+    people = window.participants_page
+    assert people.select_person(person_id)
+    assert "Reply: Running late, sorry." in people.replies.text() and "(new)" not in people.replies.text()
+    assert ctx.tournaments.get_person(person_id).email == addresses["alice"]
     window.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from html import escape
 
 from PySide6.QtCore import (
     QItemSelection,
@@ -19,12 +20,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from tabmail.domain.inbox import InboxEntry
 from tabmail.domain.tournament import Role, Tournament
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.collation import compare
@@ -155,6 +158,10 @@ class ParticipantsPage(QWidget):
         self.message = MessageStrip(self, self._theme)
         self.panel = PersonPanel(self._theme, self)
         self.panel.edit_requested.connect(self.edit_address)
+        self.replies = QLabel(self.panel)
+        self.replies.setObjectName("person-replies")
+        self.replies.setWordWrap(True)
+        self.panel.add_section("Replies", self.replies)
         self.model.address_edited.connect(self._on_model_address_edited)
         self.model.address_changed.connect(self._on_model_address_changed)
         self.undo_stack: QUndoStack | None = None  # the main window's (Edit → Undo)
@@ -307,6 +314,9 @@ class ParticipantsPage(QWidget):
         sent = self._ctx.notifications.messages(person_id=pid)
         batches = {b: self._ctx.notifications.get_batch(b) for b in {m.batch_id for m in sent}}
         self.panel.show_messages(sent, batches)
+        self.replies.setText(
+            replies_html(self._ctx.inbox.entries(kinds=("reply", "auto_reply"), person_id=pid))
+        )
 
     def _update_summary(self) -> None:
         people = self.model.people
@@ -325,3 +335,26 @@ class ParticipantsPage(QWidget):
             if count:
                 parts.append(f"{count} {words}")
         self.summary.setText(" · ".join(parts))
+
+
+def replies_html(entries: Sequence[InboxEntry]) -> str:
+    """What this person wrote back (read from the tab room's mailbox), newest first; a reply from
+    another address than the one we wrote to says so (it never changes the address)."""
+    if not entries:
+        return "<span style='color: gray'>No replies.</span>"
+    lines = []
+    for e in entries:
+        stamp = f"{e.received_at.astimezone():%d %b, %H:%M}" if e.received_at else ""
+        kind = "Auto-reply" if e.kind == "auto_reply" else "Reply"
+        text = " ".join((e.reply_text or "").split())
+        text = text[:160] + ("…" if len(text) > 160 else "")
+        other = (
+            f" from {escape(e.from_address or '')}, not {escape(e.sent_to or '')}"
+            if e.different_sender
+            else ""
+        )
+        lines.append(
+            f"<span style='color: gray'>{escape(stamp)}</span> {kind}{other}: {escape(text)}"
+            + (" <b>(new)</b>" if e.read_at is None and e.kind == "reply" else "")
+        )
+    return "<br>".join(lines)
