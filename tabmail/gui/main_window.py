@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
@@ -132,6 +132,7 @@ class MainWindow(QMainWindow):
         self.bridge.settings_changed.connect(self._on_bridge_settings_changed)
         self.bridge.sending_connection_changed.connect(self.status.set_sending)
         self.worker.poll_started.connect(self._on_worker_poll_started)
+        self.worker.inbox_completed.connect(self._on_worker_inbox_completed)
         self.worker.outbox_failed.connect(self._on_worker_outbox_failed)
         self.worker.outbox_waiting.connect(self._on_worker_outbox_waiting)
         if ctx.read_only:
@@ -426,6 +427,10 @@ class MainWindow(QMainWindow):
 
     def _on_bridge_tournament_imported(self, tournament_id: int) -> None:
         self.refresh()
+
+    def _on_worker_inbox_completed(self, report: Any) -> None:
+        if report.enabled:
+            self.status.set_inbox_result(report.started_at, report.ok, report.online, report.summary())
 
     def _on_bridge_poll_finished(self, ok: bool, online: bool, summary: str) -> None:
         self.status.set_poll_result(datetime.now(UTC), ok, summary)

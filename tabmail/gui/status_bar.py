@@ -86,6 +86,9 @@ class StatusWidgets:
         self.last_poll = QLabel("Last check: never", status_bar)
         self.last_poll.setObjectName("last-poll-label")
         self.last_poll.setToolTip("When delivery statuses were last fetched from the provider")
+        self.inbox = QLabel(status_bar)
+        self.inbox.setObjectName("inbox-label")
+        self.inbox.hide()  # shown once the tab room's mailbox has been read
         self.online = _Indicator(status_bar)
         self.online.setObjectName("online-indicator")
         self.online_state: bool | None = None
@@ -96,7 +99,7 @@ class StatusWidgets:
         self._render_connection()
         status_bar.addPermanentWidget(self.read_only)
         status_bar.addPermanentWidget(self.test_mode)
-        for i, widget in enumerate((self.backend, self.last_poll, self.online)):
+        for i, widget in enumerate((self.backend, self.last_poll, self.inbox, self.online)):
             if i:
                 status_bar.addPermanentWidget(_separator(status_bar))
             widget.setContentsMargins(6, 0, 6, 0)
@@ -139,6 +142,17 @@ class StatusWidgets:
         )
         tone = Tone.GOOD if ok else Tone.BAD
         self.last_poll.setStyleSheet("" if ok else self._theme.text_style(tone))
+
+    def set_inbox_result(self, when: datetime, ok: bool, online: bool, summary: str) -> None:
+        """The last read of the tab room's mailbox: when, and whether it worked (the whole
+        summary on hover)."""
+        state = "" if ok else (": offline" if not online else ": a problem (hover for it)")
+        self.inbox.setText(f"Inbox read {local_time(when)}{state}")
+        self.inbox.setToolTip(summary)
+        self.inbox.setStyleSheet(
+            "" if ok else self._theme.text_style(Tone.WARNING if not online else Tone.BAD)
+        )
+        self.inbox.show()
 
     def set_online(self, online: bool | None) -> None:
         """The last delivery check reached the provider (True) or not (False); None: no check yet."""

@@ -65,6 +65,12 @@ def test_postfix_dsns_and_a_reply_reach_the_round_view_through_idle(
         qtbot.waitUntil(lambda mid=mid: view.model.status_of(mid) == "bounced", timeout=30000)
         assert_highlighted(view, mid, "bounced")
     assert {view.model.status_of(mid) for mid in others} == {"sent"}
+    qtbot.waitUntil(lambda: window.status.inbox.isVisible(), timeout=5000)
+    assert window.status.inbox.text().startswith("Inbox read ")
+    assert (
+        "delivery report(s)" in window.status.inbox.toolTip()
+        or "new message(s)" in window.status.inbox.toolTip()
+    )
     assert view.model.index_of_message(ghosts[0], Column.ADDRESS).data() == addresses[GHOSTS[0]]
 
     alice = row_of(view, addresses["alice"])
