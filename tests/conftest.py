@@ -83,7 +83,7 @@ def smtp_demo(ctx: AppContext, smtp: SmtpTestServer) -> AppContext:
 
 # Mailboxes of the loopback Postfix + Dovecot (tests/servers/mailserver.py): "tab" is the tab
 # room's own; the others are participants that exist (any other local part is an unknown user).
-MAILBOXES = ("tab", "alice", "bob", "carol", "dave", "erin", "frank")
+MAILBOXES = ("tab", "alice", "bob", "carol", "dave", "erin", "frank", "stuck")
 
 
 @pytest.fixture(scope="session")

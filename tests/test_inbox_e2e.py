@@ -245,3 +245,32 @@ def test_connection_dropped_mid_fetch_resumes(ctx: AppContext, mail: MailServers
     # with VERP the envelope sender named each message: the DSNs came back to tab+tm-<id>
     verp = {e.message_id for e in ctx.inbox.entries(kinds=("dsn",))}
     assert verp == {sent[mail.address(x)] for x in UNKNOWN}
+
+
+@pytest.mark.timeout(180)
+def test_postfix_delay_warning_shows_deferred_and_flags_nothing(ctx: AppContext, mail: MailServers) -> None:
+    configure(ctx, mail)
+    assert load_demo_if_empty(ctx) is not None
+    plan = notify.plan(ctx, "demo-open", Event.DRAW, round_seq=1, audience=Audience.ADJUDICATORS)
+    first = next(p for p in plan.recipients if p.selected_by_default)
+    assert first.recipient.person_id is not None
+    ctx.tournaments.set_person_email(first.recipient.person_id, mail.address("stuck"), "test")
+    plan = notify.plan(ctx, "demo-open", Event.DRAW, round_seq=1, audience=Audience.ADJUDICATORS)
+    keys = [p.key for p in plan.recipients if p.recipient.address == mail.address("stuck")]
+    mail.make_undeliverable("stuck")  # Postfix defers (4.2.0) and warns the sender after 2 s
+    try:
+        queued = notify.enqueue(ctx, plan, selected=keys)
+        outbox = Outbox(ctx.notifications, ctx.flags, lambda name: build_backend(ctx, name), ctx.bus)
+        asyncio.run(outbox.run(wait_for_retries=False))
+        mail.wait_for_messages("tab", 1, timeout=60)
+        report = InboxChecker(ctx).check_blocking()
+        assert report.kinds == {"dsn": 1}
+        (message,) = ctx.notifications.messages(batch_id=queued.batch_id)
+        assert message.delivery_status is DeliveryStatus.DEFERRED
+        assert ctx.flags.active() == {}
+        (entry,) = ctx.inbox.entries(kinds=("dsn",))
+        assert entry.message_id == message.id
+        assert [r["action"] for r in entry.detail["recipients"]] == ["delayed"]
+    finally:
+        mail.purge_queue()
+        mail.make_deliverable("stuck")

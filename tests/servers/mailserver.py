@@ -88,6 +88,12 @@ smtpd_banner = $myhostname ESMTP
 biff = no
 append_dot_mydomain = no
 readme_directory = no
+# deferred mail is retried within seconds and warned about after 2 s (a delayed DSN), so a test
+# can see Postfix's "delayed" report without waiting hours
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+delay_warning_time = 2s
 """
 
 DOVECOT_CONF = """\
@@ -281,6 +287,22 @@ class MailServers:
 
     def doveadm(self, *args: str) -> str:
         return self._run("doveadm", "-c", str(self.root / "dovecot" / "dovecot.conf"), *args)
+
+    def make_undeliverable(self, local: str) -> None:
+        """``local``'s Maildir can no longer be written: deliveries to it are deferred (4.2.0)
+        until ``purge_queue``."""
+        box = self.maildir(local)
+        os.chown(box, 0, 0)
+        box.chmod(0o700)
+
+    def make_deliverable(self, local: str) -> None:
+        box = self.maildir(local)
+        os.chown(box, self.uid, self.gid)
+        box.chmod(0o755)
+
+    def purge_queue(self) -> None:
+        """Delete every message waiting in Postfix's queue."""
+        self._run("postsuper", "-c", str(self.root / "postfix" / "conf"), "-d", "ALL", check=False)
 
     def kick(self, local: str) -> None:
         """Drop every IMAP connection of ``local`` (a server-side disconnect)."""
