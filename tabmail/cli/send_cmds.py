@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +108,9 @@ def _send(
     from tabmail.services import notify
 
     ctx = open_context(args, sends=True)
+    # A short-lived process: what exists now (modules, mappers, the schema) is never garbage, so
+    # the collections triggered while a batch's messages are built need not walk it again.
+    gc.freeze()
     try:
         _say_waits(ctx)
         plan = notify.plan(
