@@ -1,4 +1,4 @@
-"""tabmail send draw|ballot|custom, tabmail outbox [run|requeue]"""
+"""tabmail send draw|ballot|custom|urls|motions|points|registration, tabmail outbox [run|requeue]"""
 
 from __future__ import annotations
 
@@ -35,6 +35,35 @@ def register(sub: Any) -> None:
     c.add_argument("--audience", choices=[a.value for a in Audience], default=Audience.ALL.value)
     c.add_argument("--people", help="comma-separated person ids (see tabmail people)")
     c.set_defaults(handler=_send_custom)
+    u = ssub.add_parser("urls", help="each person's private URL (tournament-wide)")
+    _common(u, round_required=False)
+    u.add_argument("--audience", choices=[a.value for a in Audience], default=Audience.ALL.value)
+    u.set_defaults(handler=lambda a: _send(a, Event.URLS, Audience(a.audience)))
+    m = ssub.add_parser("motions", help="a round's motions (speakers of teams available this round)")
+    _common(m, round_required=True)
+    m.add_argument(
+        "--unreleased-ok",
+        action="store_true",
+        help="send even though the site has not released the motions yet",
+    )
+    m.add_argument(
+        "--audience",
+        choices=[a.value for a in Audience],
+        default=Audience.TEAMS.value,
+        help="teams (default, as Tabbycat: speakers of teams available this round), adjudicators, or all",
+    )
+    m.set_defaults(handler=_send_motions)
+    p = ssub.add_parser("points", help="each team's points (BP) or wins after a round")
+    _common(p, round_required=True)
+    p.set_defaults(handler=lambda a: _send(a, Event.POINTS, None))
+    g = ssub.add_parser("registration", help="team or adjudicator registration details (tournament-wide)")
+    _common(g, round_required=False)
+    g.add_argument(
+        "--audience",
+        choices=[Audience.TEAMS.value, Audience.ADJUDICATORS.value],
+        default=Audience.TEAMS.value,
+    )
+    g.set_defaults(handler=lambda a: _send(a, Event.REGISTRATION, Audience(a.audience)))
 
     o = sub.add_parser("outbox", help="show the outbox, or run it")
     o.add_argument("--json", action="store_true")
@@ -78,6 +107,12 @@ def _send_draw(args: argparse.Namespace) -> int:
     return _send(args, Event.DRAW, Audience(args.audience))
 
 
+def _send_motions(args: argparse.Namespace) -> int:
+    """Motions: Tabbycat's default ticks speakers only; --audience adjudicators|all ticks the
+    adjudicators too."""
+    return _send(args, Event.MOTIONS, Audience(args.audience), allow_unreleased=args.unreleased_ok)
+
+
 def _send_ballot(args: argparse.Namespace) -> int:
     return _send(args, Event.BALLOT, None)
 
@@ -104,6 +139,7 @@ def _send(
     audience: Audience | None,
     templates: Templates | None = None,
     people: list[int] | None = None,
+    allow_unreleased: bool = False,
 ) -> int:
     from tabmail.services import notify
 
@@ -121,16 +157,21 @@ def _send(
             audience=audience,
             person_ids=people,
             templates=templates,
+            allow_unreleased=allow_unreleased,
         )
         selection = notify.selection_for(
             plan, include_already_sent=args.include_already_sent, include_flagged=args.include_flagged
         )
+        if event is Event.MOTIONS and audience in (Audience.ADJUDICATORS, Audience.ALL):
+            selection = notify.with_role(
+                plan, selection, "adjudicator", only=audience is Audience.ADJUDICATORS
+            )
         count = sum(1 for p in plan.recipients if p.key in selection and p.mark.sendable)
         where = f"{plan.tournament.name}" + (f", {plan.round.name}" if plan.round else "")
         print(f"{event.value} notification for {where}: {plan.summary()}")
         for p in plan.recipients:
-            if p.mark in (notify.Mark.NO_ADDRESS, notify.Mark.INVALID):
-                print(f"  not sendable: {p.recipient.name}: {p.recipient.problem}")
+            if p.mark in (notify.Mark.NO_ADDRESS, notify.Mark.INVALID, notify.Mark.NO_KEY):
+                print(f"  not sendable: {p.recipient.name}: {p.problem or p.recipient.problem}")
         reroute = ctx.settings.get("test_mode.reroute_to")
         if reroute:
             print(f"TEST MODE: every message goes to {reroute}")

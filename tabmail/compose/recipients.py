@@ -51,6 +51,10 @@ class Recipient:
     context: dict[str, Any]  # JSON-serialisable template variables
     problem: str | None  # "no address" / "invalid address: ..." -> listed, never sent
     person_ids: tuple[int, ...] = ()  # everyone merged into this recipient, person_id first
+    # The kind's own default-selection rule (Tabbycat's): False leaves the row unticked, with
+    # ``note`` saying why (motions: "adjudicators are unticked by default").
+    default_selected: bool = True
+    note: str = ""
 
     @property
     def sendable(self) -> bool:
@@ -338,6 +342,8 @@ class _Pending:
     role: Role
     reasons: list[tuple[str, str]] = field(default_factory=list)  # (person name, reason)
     assignments: list[dict[str, Any]] = field(default_factory=list)
+    selected: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 class _Collector:
@@ -345,7 +351,16 @@ class _Collector:
         self._base = base
         self._pending: dict[str, _Pending] = {}
 
-    def add(self, person: Person, role: Role, reason: str, assignment: dict[str, Any]) -> None:
+    def add(
+        self,
+        person: Person,
+        role: Role,
+        reason: str,
+        assignment: dict[str, Any],
+        *,
+        selected: bool = True,
+        note: str = "",
+    ) -> None:
         key = addresses.address_key(person.email)
         group = f"address:{key}" if key else f"person:{person.id}"
         pending = self._pending.get(group)
@@ -357,6 +372,9 @@ class _Collector:
             pending.reasons.append((person.name, reason))
         if assignment not in pending.assignments:
             pending.assignments.append(assignment)
+        pending.selected = pending.selected or selected
+        if note and note not in pending.notes:
+            pending.notes.append(note)
 
     def recipients(self) -> list[Recipient]:
         return [self._finish(p) for p in self._pending.values()]
@@ -388,6 +406,8 @@ class _Collector:
             context=context,
             problem=None if sendable else _address_problem(chosen),
             person_ids=ids,
+            default_selected=pending.selected,
+            note="" if pending.selected else "; ".join(pending.notes),
         )
 
 

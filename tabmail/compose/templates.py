@@ -320,7 +320,9 @@ def _template_name(event: Event, audience: Audience | None) -> str:
         if audience == Audience.TEAMS:
             return "draw-teams"
         return "draw-all"
-    return "ballot" if event == Event.BALLOT else "custom"
+    if event == Event.REGISTRATION:
+        return "registration-adjudicators" if audience == Audience.ADJUDICATORS else "registration-teams"
+    return event.value
 
 
 def default_templates(event: Event, audience: Audience | None) -> Templates:
@@ -384,6 +386,43 @@ _VARIABLES: dict[Event, list[tuple[str, str]]] = {
         ("INSTITUTION", "the institution's name (only where known)"),
         ("URL", "the recipient's private URL, or empty"),
         _ASSIGNMENTS,
+    ],
+    Event.URLS: [
+        *_COMMON,
+        ("URL", "the recipient's private URL (the site's landing page for them)"),
+        ("KEY", "the private URL key alone"),
+        _ASSIGNMENTS,
+    ],
+    Event.MOTIONS: [
+        *_COMMON,
+        *_ROUND,
+        ("MOTIONS", "the motions as text: each with its reference in brackets, and its info slide"),
+        ("MOTION_LIST", "list of motions: m.text, m.reference, m.info_slide (plain text)"),
+    ],
+    Event.POINTS: [
+        *_COMMON,
+        *_ROUND,
+        ("TEAM", "the team's name"),
+        ("POINTS", "BP: team points after the round (3-2-1-0 summed); two-team: wins"),
+        ("WINS", "wins (BP: firsts)"),
+        ("METRIC", '"points" (BP) or "wins" (two-team formats)'),
+        ("RESULT", 'this round\'s result for the team: "2nd (2 points)", "win" or "loss"'),
+        ("URL", "the public team standings page, or empty when it is not public"),
+    ],
+    Event.REGISTRATION: [
+        *_COMMON,
+        ("SHORT", "teams: the team's short name"),
+        ("LONG", "teams: the team's long name"),
+        ("CODE", "teams: the team's code name"),
+        ("BREAK", "teams: the break categories, comma-joined"),
+        ("SPEAKERS", "teams: the team's speakers, comma-joined"),
+        ("EMOJI", "teams: the team's emoji"),
+        ("INSTITUTION", "the institution's name"),
+        ("NAME", "adjudicators: the name as registered"),
+        ("CONFLICTS", "adjudicators: conflicts the site shows, comma-joined"),
+        ("INDEPENDENT", "adjudicators: true for an independent adjudicator"),
+        ("ADJ_CORE", "adjudicators: true for the adjudication core"),
+        ("URL", "adjudicators: the private URL, or empty"),
     ],
 }
 

@@ -282,8 +282,14 @@ class FolderReader:
         name = reference
         if inst is not None and truthy(row.get("use_institution_prefix")):
             name = f"{inst.code or inst.name} {reference}"
+        breaks = [clean(b) for b in re.split(r"[;,]", row.get("break_category")) if clean(b)]
         team = self.add_team(
-            row, name, inst, code_name=clean(row.get("code_name")), emoji=clean(row.get("emoji"))[:20]
+            row,
+            name,
+            inst,
+            code_name=clean(row.get("code_name")),
+            emoji=clean(row.get("emoji"))[:20],
+            break_categories=breaks if self.t["teams.csv"].has("break_category") else None,
         )
         if inst is not None and truthy(row.get("use_institution_prefix")):
             # "University of Arnor AC" finds "Arnor AC" too (Tabbycat's long name).
@@ -341,6 +347,12 @@ class FolderReader:
         self.add_person(
             row, name, Role.ADJUDICATOR, row.get("email"), email_known, None, inst, row.get("phone")
         )
+        found = self.people.get(person_key(Role.ADJUDICATOR, name))
+        if found is not None:
+            columns = self.t["adjudicators.csv"]
+            found[0].details = {
+                flag: truthy(row.get(flag)) for flag in ("independent", "adj_core") if columns.has(flag)
+            }
 
     def add_person(
         self,

@@ -15,6 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from tabmail.compose.kinds import url_problem
 from tabmail.compose.message import email_bytes, make_message_id, new_tabmail_id, thread_anchor
 from tabmail.compose.recipients import Recipient, ballot_recipients, custom_recipients, draw_recipients
 from tabmail.compose.templates import (
@@ -29,6 +30,9 @@ from tabmail.domain.events import BatchQueued
 from tabmail.domain.notification import AddressFlag, Audience, Event, Templates
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.services.context import AppContext
+from tabmail.services.kinds import KIND_EVENTS, NO_ALREADY_SENT_RULE, kind_recipients
+from tabmail.services.kinds import NothingToSend as NothingToSend
+from tabmail.services.kinds import UnreleasedMotions as UnreleasedMotions
 from tabmail.services.sending import backend_name, is_sendgrid_relay, thread_key
 from tabmail.store.notifications import NewBatch, NewMessage
 
@@ -39,6 +43,7 @@ class Mark(enum.StrEnum):
     FLAGGED = "flagged"
     NO_ADDRESS = "no_address"
     INVALID = "invalid"
+    NO_KEY = "no_key"  # private URLs: nothing to send (no key, or no site address)
 
     @property
     def sendable(self) -> bool:
@@ -50,6 +55,7 @@ class PlannedRecipient:
     recipient: Recipient
     mark: Mark
     flag: AddressFlag | None = None
+    problem: str | None = None  # Mark.NO_KEY: why
 
     @property
     def key(self) -> str:
@@ -58,7 +64,12 @@ class PlannedRecipient:
 
     @property
     def selected_by_default(self) -> bool:
-        return self.mark is Mark.OK
+        return self.mark is Mark.OK and self.recipient.default_selected
+
+    @property
+    def note(self) -> str:
+        """Why the row is unticked or unusable, beyond the mark's own words."""
+        return self.problem or ("" if self.recipient.default_selected else self.recipient.note)
 
 
 @dataclass(slots=True)
@@ -77,12 +88,16 @@ class Plan:
         return {r.key for r in self.recipients if r.selected_by_default}
 
     def summary(self) -> str:
-        parts = [f"{self.count(Mark.OK)} to send"]
+        ticked = len(self.default_selection())
+        parts = [f"{ticked} to send"]
+        if unticked := self.count(Mark.OK) - ticked:
+            parts.append(f"{unticked} unticked by default")
         for mark, words in (
             (Mark.ALREADY_SENT, "already received this"),
             (Mark.FLAGGED, "flagged as bouncing"),
             (Mark.NO_ADDRESS, "without an address"),
             (Mark.INVALID, "with an invalid address"),
+            (Mark.NO_KEY, "without a private URL"),
         ):
             if n := self.count(mark):
                 parts.append(f"{n} {words}")
@@ -96,12 +111,9 @@ class EnqueueResult:
     not_sendable: list[str]  # names of selected people without a usable address
 
 
-class NothingToSend(TabmailError):
-    pass
-
-
 def template_key(event: Event, audience: Audience | None) -> str:
-    return f"{event.value}:{audience.value if audience and event is Event.DRAW else ''}"
+    keyed = event in (Event.DRAW, Event.REGISTRATION)
+    return f"{event.value}:{audience.value if audience and keyed else ''}"
 
 
 def templates_for(ctx: AppContext, tournament_id: int, event: Event, audience: Audience | None) -> Templates:
@@ -131,11 +143,18 @@ def plan(
     audience: Audience | None = None,
     person_ids: Collection[int] | None = None,
     templates: Templates | None = None,
+    allow_unreleased: bool = False,
 ) -> Plan:
-    """Compute the recipients and their marks. Raises TabmailError for unknown data."""
+    """Compute the recipients and their marks. Raises TabmailError for unknown data;
+    UnreleasedMotions for motions the site has not released, unless ``allow_unreleased``;
+    PointsError (a TabmailError) naming the debates whose ballots are missing."""
     tournament = ctx.tournaments.get(tournament_slug)
     rnd: Round | None = None
-    if event is Event.CUSTOM:
+    if event in KIND_EVENTS:
+        rnd, audience, recipients = kind_recipients(
+            ctx, tournament, event, round_seq, audience, allow_unreleased=allow_unreleased
+        )
+    elif event is Event.CUSTOM:
         people = ctx.tournaments.people(tournament.id, include_inactive=False)
         if audience is Audience.ADJUDICATORS:
             people = [p for p in people if p.role.value == "adjudicator"]
@@ -168,7 +187,7 @@ def plan(
                 raise NothingToSend(f"{rnd.name} has no ballots imported yet")
     received_people, received_keys = (
         ctx.notifications.already_received(rnd.id if rnd else None, tournament.id, event)
-        if event is not Event.CUSTOM
+        if event not in NO_ALREADY_SENT_RULE
         else (set(), set())
     )
     keys = [r.address_key for r in recipients if r.address_key]
@@ -178,6 +197,8 @@ def plan(
         if r.problem:
             mark = Mark.NO_ADDRESS if not r.address else Mark.INVALID
             planned.append(PlannedRecipient(r, mark))
+        elif event is Event.URLS and (why := url_problem(r, tournament)):
+            planned.append(PlannedRecipient(r, Mark.NO_KEY, problem=why))
         elif r.address_key in flags:
             planned.append(PlannedRecipient(r, Mark.FLAGGED, flags[r.address_key or ""]))
         elif r.address_key in received_keys or r.person_id in received_people:
@@ -350,6 +371,12 @@ def selection_for(
         ):
             keys.add(p.key)
     return keys
+
+
+def with_role(plan_: Plan, selection: set[str], role: str, *, only: bool = False) -> set[str]:
+    """The selection with every new recipient of ``role`` ticked (``only``: nobody else)."""
+    of_role = {p.key for p in plan_.recipients if p.recipient.role == role and p.mark is Mark.OK}
+    return of_role if only else selection | of_role
 
 
 def recipients_preview(plan_: Plan) -> Sequence[PlannedRecipient]:
