@@ -10,7 +10,7 @@ showing the message re-reads it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,6 +28,8 @@ from tabmail.domain.problems import (
 from tabmail.services.context import AppContext
 from tabmail.store.problems import Sent
 
+# Messages handled per slice of ``unresolved_steps`` (a few ms of work each).
+STEP_CHUNK = 300
 # Backends that report no delivery: a resend they accepted counts as having reached its recipient.
 UNTRACKED_BACKENDS = frozenset({"smtp", "file"})
 
@@ -90,19 +92,59 @@ def resolutions_for(
 def unresolved(
     ctx: AppContext, *, tournament_id: int | None = None, round_id: int | None = None
 ) -> list[Problem]:
-    """Every unresolved problem (worst and newest first within each round)."""
-    found = ctx.problems.candidates(tournament_id=tournament_id, round_id=round_id)
-    if not found.messages:
+    """Every unresolved problem (by tournament and round, newest first within each)."""
+    steps = unresolved_steps(ctx, tournament_id=tournament_id, round_id=round_id)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: list[Problem] = done.value
+            return result
+
+
+def unresolved_steps(
+    ctx: AppContext,
+    *,
+    tournament_id: int | None = None,
+    round_id: int | None = None,
+    chunk: int = STEP_CHUNK,
+) -> Generator[None, None, list[Problem]]:
+    """``unresolved`` in slices: the generator yields between slices of about ``chunk`` messages
+    and returns the list. The window drives it from a timer on the GUI thread, so a season's
+    problems are read without holding the window (or a thread competing for the GIL) for long."""
+    messages: list[Message] = []
+    for part in ctx.problems.candidate_chunks(chunk):
+        messages += part
+        yield
+    batches = ctx.problems.sent_for(sorted({m.batch_id for m in messages}))
+    wanted = {
+        b
+        for b, sent in batches.items()
+        if (tournament_id is None or sent.tournament_id == tournament_id)
+        and (round_id is None or sent.round_id == round_id)
+    }
+    messages = [m for m in messages if m.batch_id in wanted]
+    if not messages:
         return []
-    tracked_batches = [b for b, sent in found.batches.items() if tracked(sent.backend)]
-    flags = flag_kinds(ctx.flags.active(sorted({a for a in (_key(m) for m in found.messages) if a})))
-    categories = {m.id: category_of(m, flags.get(_key(m) or "")) for m in found.messages}
+    yield
+    keys = sorted({k for k in (_key(m) for m in messages) if k})
+    flags: dict[str, FlagKind] = {}
+    for start in range(0, len(keys), chunk):
+        flags.update(flag_kinds(ctx.flags.active(keys[start : start + chunk])))
+        yield
+    categories: dict[str, Category] = {}
+    for start in range(0, len(messages), chunk):
+        for m in messages[start : start + chunk]:
+            categories[m.id] = category_of(m, flags.get(_key(m) or ""))
+        yield
     problem_ids = [mid for mid, c in categories.items() if c in PROBLEM_CATEGORIES]
     manual = ctx.problems.resolutions(problem_ids if len(problem_ids) < 500 else None)
-    resolved = resolutions_for(found.messages, manual, tracked_batches=tracked_batches)
+    tracked_batches = [b for b in wanted if tracked(batches[b].backend)]
+    resolved = resolutions_for(messages, manual, tracked_batches=tracked_batches)
+    yield
     problems = [
-        Problem(m, categories[m.id], found.batches[m.batch_id])
-        for m in found.messages
+        Problem(m, categories[m.id], batches[m.batch_id])
+        for m in messages
         if categories[m.id] in PROBLEM_CATEGORIES and m.id not in resolved
     ]
     problems.sort(

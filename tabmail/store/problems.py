@@ -8,7 +8,7 @@ problems is the domain's call (``tabmail.domain.problems``), made in ``services/
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,20 +113,34 @@ class ProblemRepository:
     def candidates(self, *, tournament_id: int | None = None, round_id: int | None = None) -> Candidates:
         """Every message that may be a problem or resends one (through the partial index
         ``ix_messages_maybe_problem``), without the bodies and contexts nobody shows here."""
-        with self._db.session() as s:
-            q = select(*_COLUMNS).where(text(MAYBE_PROBLEM_SQL))
-            rows = s.execute(q).all()
-            batch_ids = sorted({r.batch_id for r in rows})
-            batches = self._batches(s, batch_ids) if batch_ids else {}
+        messages = [m for part in self.candidate_chunks() for m in part]
+        batches = self.sent_for(sorted({m.batch_id for m in messages}))
         wanted = {
             b
             for b, sent in batches.items()
             if (tournament_id is None or sent.tournament_id == tournament_id)
             and (round_id is None or sent.round_id == round_id)
         }
-        messages = [_message(r) for r in rows if r.batch_id in wanted]
-        messages.sort(key=lambda m: (m.batch_id, _stamp(m.created_at), m.id))
-        return Candidates(messages, {b: batches[b] for b in wanted})
+        return Candidates([m for m in messages if m.batch_id in wanted], {b: batches[b] for b in wanted})
+
+    def candidate_chunks(self, size: int = 500) -> Iterator[list[Message]]:
+        """``candidates``' messages, ``size`` at a time (ordered by batch, then time), so a caller
+        on the GUI thread can do other work between chunks."""
+        with self._db.session() as s:
+            q = (
+                select(*_COLUMNS)
+                .where(text(MAYBE_PROBLEM_SQL))
+                .order_by(MessageRow.batch_id, MessageRow.created_at, MessageRow.id)
+            )
+            for part in s.execute(q.execution_options(yield_per=size)).partitions(size):
+                yield [_message(r) for r in part]
+
+    def sent_for(self, batch_ids: Sequence[int]) -> dict[int, Sent]:
+        """Where each batch was sent from (tournament, round, backend)."""
+        if not batch_ids:
+            return {}
+        with self._db.session() as s:
+            return self._batches(s, list(batch_ids))
 
     def _batches(self, s: Session, ids: list[int]) -> dict[int, Sent]:
         batches: dict[int, Sent] = {}

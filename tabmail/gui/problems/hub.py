@@ -1,9 +1,9 @@
 """Problem counts at a glance, and an alert when new problems arrive.
 
 ``ProblemsHub`` keeps the navigator's badges and the window title's count of unresolved problems
-current: a moment after the bridge reports changes it reads every unresolved problem in a
-worker thread (a few hundred ms on a season's database: never on the GUI thread) and hands the
-list to the Problems view too (``problems``, ``problems_changed``). It raises one alert per poll
+current: a moment after the bridge reports changes it re-reads every unresolved problem in small
+slices between the window's other work (a few hundred ms on a season's database in all, never in
+one block) and hands the list to the Problems view too (``problems``, ``problems_changed``). It raises one alert per poll
 (or per burst of outbox failures) naming how many new bounces or failures arrived and in which
 round: a desktop notification where a system tray exists, otherwise a status-bar message and
 the window's urgency hint.
@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Generator
 
-import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QSystemTrayIcon
 
@@ -39,7 +37,6 @@ class ProblemsHub(QObject):
     counts_changed = Signal(int)  # unresolved problems in every tournament
     problems_changed = Signal()  # ``problems`` was re-read
     alert_raised = Signal(str, str)  # title, text (what the notification said)
-    _computed = Signal(object)  # a worker thread's list of problems, queued to the GUI thread
 
     def __init__(
         self,
@@ -57,14 +54,16 @@ class ProblemsHub(QObject):
         self.counts = service.ProblemCounts(Counter(), Counter(), 0)
         self.problems: list[service.Problem] | None = None  # every unresolved problem, once read
         self.fresh = False  # False while changes wait to be counted
-        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix="problems")
-        self._running: Future[list[service.Problem]] | None = None
+        self._steps: Generator[None, None, list[service.Problem]] | None = None
         self._again = False
-        self._computed.connect(self._on_computed)
+        self._stopped = False
         self.tray: QSystemTrayIcon | None = None
         self.tray_available: Callable[[], bool] = QSystemTrayIcon.isSystemTrayAvailable
-        self._pending: set[str] = set()
+        self._pending: set[str] = set()  # messages reported since the last alert
         self._alerted: set[str] = set()
+        self._step_timer = QTimer(self)
+        self._step_timer.setInterval(0)  # one slice per turn of the event loop
+        self._step_timer.timeout.connect(self._on_step_timer_timeout)
         self._recount_timer = self._timer(RECOUNT_DELAY_MS, self.recount_in_background)
         self._alert_timer = self._timer(FAILURE_ALERT_DELAY_MS, self.flush_alerts)
         bridge.statuses_changed.connect(self._on_bridge_statuses_changed)
@@ -88,27 +87,36 @@ class ProblemsHub(QObject):
             self._recount_timer.start()
 
     def recount_in_background(self) -> None:
+        """Re-read the problems in slices on this thread (``services.problems.unresolved_steps``),
+        one slice per event-loop turn: the window keeps answering in between. Not a worker
+        thread: a Python thread busy with thousands of rows makes every Qt callback on the GUI
+        thread wait for the GIL, which blocked the window longer than reading here does."""
         self._recount_timer.stop()
-        if self._executor is None:
+        if self._stopped:
             return
-        if self._running is not None and not self._running.done():
+        if self._steps is not None:
             self._again = True  # one more pass once this one is in
             return
         self._again = False
         self.fresh = False
-        self._running = self._executor.submit(service.unresolved, self._ctx)
-        self._running.add_done_callback(self._on_worker_done)
+        self._steps = service.unresolved_steps(self._ctx)
+        self._step_timer.start()
 
-    def _on_worker_done(self, future: Future[list[service.Problem]]) -> None:  # worker thread
-        if future.cancelled() or not shiboken6.isValid(self):
+    def _on_step_timer_timeout(self) -> None:
+        steps = self._steps
+        if steps is None:
+            self._step_timer.stop()
             return
-        exc = future.exception()
-        if exc is not None:
-            log.warning("counting problems failed: %r", exc)
+        try:
+            next(steps)
             return
-        self._computed.emit(future.result())
-
-    def _on_computed(self, problems: list[service.Problem]) -> None:
+        except StopIteration as done:
+            problems: list[service.Problem] = done.value
+        except TabmailError as exc:
+            log.warning("counting problems failed: %s", exc)
+            problems = []
+        self._step_timer.stop()
+        self._steps = None
         if self._again:
             self.recount_in_background()
             return
@@ -131,11 +139,13 @@ class ProblemsHub(QObject):
         self.problems_changed.emit()
 
     def stop(self) -> None:
-        """No more background counts (the window is closing)."""
+        """No more counting (the window is closing)."""
+        self._stopped = True
         self._recount_timer.stop()
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        self._step_timer.stop()
+        steps, self._steps = self._steps, None
+        if steps is not None:
+            steps.close()  # closes its database session
 
     def reapply(self) -> None:
         """Put the last counts back on the navigator (after it was rebuilt)."""
