@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from tests.bench.bench_send import bp_round
-from tests.bench.bench_startup import REPO, RUNS, calibration_seconds, child_env, timed
+from tests.bench.bench_startup import REPO, RUNS, calibration_seconds, child_env
 
 TARGET_SECONDS = 1.0
 COMMAND = ["send", "draw", "--tournament", "bench-bp", "--round", "1", "--queue-only", "--yes"]
@@ -141,7 +141,7 @@ def main() -> str:
         env = child_env(work)
         prepared = work / "prepared.sqlite3"
         prepare(prepared)
-        interpreter = sorted(timed([sys.executable, "-c", "pass"], env) for _ in range(RUNS))
+        interpreter = sorted(timed_cpu([sys.executable, "-c", "pass"], env)[0] for _ in range(RUNS))
         times, outbox = fresh_runs(prepared, work, env)
         queued = len(json.loads(outbox))
         breakdown = steps(prepared, work, env)
