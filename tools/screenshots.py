@@ -6,7 +6,9 @@ Writes main.png (a round's notifications, a bounced message being corrected),
 message.png (a resent message and its delivery timeline), resolved.png (the bounced original of
 that resend, shown resolved), problems.png (the Problems view across every tournament),
 compose.png (the compose dialog),
-participants.png, import.png and settings.png. Uses the demo tournament (services/demo.py) in a
+participants.png, import.png, settings.png, settings-test.png (the SMTP Test button's result
+against a loopback server, values typed but not saved), and main-dark.png / settings-dark.png
+(Settings → Appearance → Dark). Uses the demo tournament (services/demo.py) in a
 temporary database, or a small built-in sample when the demo loader is not available; the sent
 round is seeded with the real enqueue and resend services and made-up provider events.
 """
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import qasync
 from PySide6.QtCore import QPoint, QRect, QSettings
 from PySide6.QtGui import QColor, QPainter, QPixmap
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QLineEdit, QWidget
 
 from tabmail.app import configure_application, load_demo
 from tabmail.domain.imported import (
@@ -50,6 +52,7 @@ from tabmail.services.context import AppContext
 from tabmail.services.resend import resend
 from tabmail.status.events import ProviderEvent, derive_status, stable_event_id
 from tests.keyrings import MemoryKeyring
+from tests.servers.smtp import SmtpTestServer
 
 SIZE = (1440, 900)
 
@@ -317,6 +320,12 @@ def over_window(window: QPixmap, dialog: QWidget) -> QPixmap:
     return canvas
 
 
+def type_in(dialog: SettingsDialog, key: str, text: str) -> None:
+    editor = dialog.fields[key].editor
+    assert isinstance(editor, QLineEdit)
+    editor.setText(text)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
@@ -412,13 +421,45 @@ def main(argv: list[str]) -> int:
             settle(app)
             over_window(main_shot, settings).save(str(out / "settings.png"))
             settings.close()
-            window.close()
+
+            with SmtpTestServer() as smtp:
+                settings = SettingsDialog(ctx, window)
+                type_in(settings, "smtp.host", smtp.host)
+                type_in(settings, "smtp.port", str(smtp.port))
+                security = settings.fields["smtp.security"].editor
+                security.setCurrentIndex(security.findData("none"))  # type: ignore[union-attr]
+                type_in(settings, "smtp.username", "")
+                settings.show()
+                op = settings.test_backend("smtp")
+                assert op is not None
+                run_until(loop, lambda: not op.is_running())
+                settings.adjustSize()
+                settle(app)
+                over_window(main_shot, settings).save(str(out / "settings-test.png"))
+                settings.close()
+
+            window.appearance.apply("dark")
+            window.select_round(rounds[0].id)
+            if bounced is not None:
+                view.select_message(bounced.id)
+            settle(app)
+            dark_shot = window.grab()
+            dark_shot.save(str(out / "main-dark.png"))
+            settings = SettingsDialog(ctx, window)
+            settings.show()
+            settings.adjustSize()
+            settle(app)
+            over_window(dark_shot, settings).save(str(out / "settings-dark.png"))
+            settings.close()
+            window.appearance.apply("system")
+            window.quit_without_asking()
             app.processEvents()
             loop.close()
             asyncio.set_event_loop(None)
         finally:
             ctx.close()
-    for name in ("main", "message", "resolved", "problems", "compose", "participants", "import", "settings"):
+    names = ("main", "message", "resolved", "problems", "compose", "participants", "import", "settings")
+    for name in (*names, "settings-test", "main-dark", "settings-dark"):
         print(out / f"{name}.png")
     return 0
 

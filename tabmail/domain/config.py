@@ -120,6 +120,12 @@ SETTINGS: dict[str, SettingSpec] = {
             "stop a Tabbycat import that takes longer than this (seconds)",
         ),
         SettingSpec("poll.interval_seconds", 60, _int_range(10, 86400), "status poll interval"),
+        SettingSpec(
+            "appearance",
+            "system",
+            _choice("system", "light", "dark"),
+            "light or dark: follow the system, or force one",
+        ),
         SettingSpec("imap.host", "", _text, "the tab room's mailbox: IMAP server (empty: inbox not read)"),
         SettingSpec("imap.port", 993, _int_range(1, 65535), "IMAP server port"),
         SettingSpec(

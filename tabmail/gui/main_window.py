@@ -15,9 +15,10 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 import shiboken6
-from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
+    QApplication,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -30,12 +31,14 @@ from PySide6.QtWidgets import (
 
 from tabmail import __version__
 from tabmail.domain.tournament import Round, Tournament
+from tabmail.gui.appearance import appearance_for
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.export import ExportActions
 from tabmail.gui.navigator import ALL_TOURNAMENTS, PARTICIPANTS, PROBLEMS, ROUND, TOURNAMENT, NavigatorPanel
 from tabmail.gui.participants import ParticipantsPage
 from tabmail.gui.problems import ProblemsHub, ProblemsPage
+from tabmail.gui.quitting import plural, unsent_question
 from tabmail.gui.rounds.page import RoundMessagesPage
 from tabmail.gui.run_op import cancel_ops, run_op
 from tabmail.gui.session import SessionMemory
@@ -58,10 +61,6 @@ GEOMETRY_KEY = "main_window/geometry"
 RESUMED_MESSAGE_MS = 30_000
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 class MainWindow(QMainWindow):
     def __init__(
         self,
@@ -82,6 +81,11 @@ class MainWindow(QMainWindow):
         self._qsettings = qsettings if qsettings is not None else QSettings()
         self.worker = worker or BackgroundWorker(ctx, parent=self)
         self.composer: ComposeDialog | None = None
+        self._glyphs: dict[QAction, str] = {}
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        self.appearance = appearance_for(app)
+        self.appearance.apply(str(ctx.settings.get("appearance")))
         self.quit_box: QMessageBox | None = None  # "send later or keep open?", while it is asked
         self._quit_confirmed = False
         self.current_tournament: Tournament | None = None
@@ -159,6 +163,7 @@ class MainWindow(QMainWindow):
         action.setStatusTip(tip)
         if glyph:
             action.setIcon(self.theme.action_icon(glyph))
+            self._glyphs[action] = glyph
         return action
 
     def _build_actions(self) -> None:
@@ -401,6 +406,8 @@ class MainWindow(QMainWindow):
     def _on_bridge_settings_changed(self, keys: list[str]) -> None:
         """Saved settings take effect at once: status bar, outbox and poller."""
         self.status.update_from_settings(self.ctx.settings.all())
+        if "appearance" in keys:
+            self.appearance.apply(str(self.ctx.settings.get("appearance")))
         if tracking.CONNECTION_KEYS.intersection(keys) or "smtp.port" in keys:
             self.status.reset_connection()
         self.worker.settings_changed(keys)
@@ -502,39 +509,24 @@ class MainWindow(QMainWindow):
         self._quit_confirmed = True
         self.close()
 
-    def _unsent_question(self) -> QMessageBox | None:
-        """A question when mail is still waiting to be sent; None when nothing is."""
-        waiting = self.ctx.notifications.pending_by_state()
-        total = sum(waiting.values())
-        if not total and not self.worker.outbox_running:
-            return None
-        parts = [f"{n} {state}" for state, n in sorted(waiting.items())]
-        box = QMessageBox(
-            QMessageBox.Icon.Warning, "Mail not sent yet", "", QMessageBox.StandardButton.NoButton, self
-        )
-        box.setObjectName("quit-question")
-        box.setText(
-            f"{plural(total, 'message')} {'is' if total == 1 else 'are'} not sent yet"
-            + (f" ({', '.join(parts)})." if parts else ".")
-            if total
-            else "tabmail is handing messages to the server right now."
-        )
-        box.setInformativeText(
-            "If you quit, they stay in the outbox and are sent when tabmail next starts. "
-            "Keep tabmail open to send them now."
-        )
-        keep = box.addButton("Keep tabmail Open", QMessageBox.ButtonRole.RejectRole)
-        box.addButton("Quit, Send Later", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(keep)
-        box.setEscapeButton(keep)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
-        return box
-
     def _on_quit_question_finished(self, box: QMessageBox) -> None:
         self.quit_box = None
         if box.buttonRole(box.clickedButton()) == QMessageBox.ButtonRole.AcceptRole:
             self.quit_without_asking()
         box.deleteLater()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._retheme()
+        super().changeEvent(event)
+
+    def _retheme(self) -> None:
+        """Light/dark changed: what was drawn once with the old colours is drawn again."""
+        for action, glyph in self._glyphs.items():
+            action.setIcon(self.theme.action_icon(glyph))
+        self.status.retheme()
+        self.round_view.retheme()
+        self.refresh()  # the tree's icons and muted columns
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._quit_confirmed:
@@ -542,7 +534,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 self.quit_box.raise_()
                 return
-            box = self._unsent_question()
+            box = unsent_question(self, self.ctx, outbox_running=self.worker.outbox_running)
             if box is not None:
                 event.ignore()
                 self.quit_box = box

@@ -92,6 +92,7 @@ class StatusWidgets:
         self.online = _Indicator(status_bar)
         self.online.setObjectName("online-indicator")
         self.online_state: bool | None = None
+        self._last_ok = True
         self._poll_online: bool | None = None
         self._send_online: bool | None = None
         self._send_detail = ""
@@ -131,6 +132,11 @@ class StatusWidgets:
             )
         self.test_mode.setVisible(bool(reroute))
 
+    def retheme(self) -> None:
+        """Colours for the current palette (light/dark changed)."""
+        self.last_poll.setStyleSheet("" if self._last_ok else self._theme.text_style(Tone.BAD))
+        self._render_connection()
+
     def set_poll_result(self, when: datetime, ok: bool, summary: str) -> None:
         local = when.astimezone() if when.tzinfo else when
         stamp = local_time(when)  # just the time today; the day too for an older check
@@ -140,8 +146,8 @@ class StatusWidgets:
             f"Delivery statuses last fetched at {local:%Y-%m-%d %H:%M:%S}"
             + ("" if ok else " — the check failed")
         )
-        tone = Tone.GOOD if ok else Tone.BAD
-        self.last_poll.setStyleSheet("" if ok else self._theme.text_style(tone))
+        self._last_ok = ok
+        self.last_poll.setStyleSheet("" if ok else self._theme.text_style(Tone.BAD))
 
     def set_inbox_result(self, when: datetime, ok: bool, online: bool, summary: str) -> None:
         """The last read of the tab room's mailbox: when, and whether it worked (the whole

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QFont, QKeyEvent, QResizeEvent
-from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
+from PySide6.QtGui import QFont, QKeyEvent, QPalette, QResizeEvent
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QWidget
 
 from tabmail.gui.theme import Theme, Tone
 
@@ -79,13 +79,38 @@ def heading_label(text: str, scale: float = 1.35, parent: QWidget | None = None)
     return label
 
 
+_PALETTE_CHANGES = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+
+
+def _set_muted_palette(label: QLabel) -> None:
+    """Only the text colour is set, so every other role still comes from the parent."""
+    pal = QPalette()
+    pal.setColor(label.foregroundRole(), QApplication.palette().color(QPalette.ColorRole.PlaceholderText))
+    label.setPalette(pal)
+
+
+class MutedLabel(QLabel):
+    """Secondary text in the palette's placeholder colour, following light/dark changes."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._muting = False
+        self._mute()
+
+    def _mute(self) -> None:
+        self._muting = True
+        _set_muted_palette(self)
+        self._muting = False
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in _PALETTE_CHANGES and not self._muting:
+            self._mute()
+
+
 def muted_label(text: str = "", parent: QWidget | None = None) -> QLabel:
     """Secondary text: the palette's placeholder colour, which both themes keep readable."""
-    label = QLabel(text, parent)
-    pal = label.palette()
-    pal.setColor(label.foregroundRole(), pal.color(pal.ColorRole.PlaceholderText))
-    label.setPalette(pal)
-    return label
+    return MutedLabel(text, parent)
 
 
 class WrappingLabel(QLabel):
@@ -110,8 +135,23 @@ class WrappingLabel(QLabel):
 
 def muted_wrapping_label(text: str = "", parent: QWidget | None = None) -> WrappingLabel:
     """``muted_label`` that wraps and is never cut (see ``WrappingLabel``)."""
-    label = WrappingLabel(text, parent)
-    pal = label.palette()
-    pal.setColor(label.foregroundRole(), pal.color(pal.ColorRole.PlaceholderText))
-    label.setPalette(pal)
-    return label
+    return MutedWrappingLabel(text, parent)
+
+
+class MutedWrappingLabel(WrappingLabel):
+    """``WrappingLabel`` in the placeholder colour, following light/dark changes."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._muting = False
+        self._mute()
+
+    def _mute(self) -> None:
+        self._muting = True
+        _set_muted_palette(self)
+        self._muting = False
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in _PALETTE_CHANGES and not self._muting:
+            self._mute()

@@ -439,6 +439,11 @@ class RoundMessagesPage(QWidget):
     def _on_bridge_unmatched_events_received(self, count: int) -> None:
         self._refresh_unmatched()
 
+    def retheme(self) -> None:
+        """Light/dark changed: redraw what was coloured once."""
+        self._update_summary()
+        self.tree.viewport().update()
+
     def _update_summary(self) -> None:
         totals = self.model.totals()
         n_batches = self.model.rowCount()

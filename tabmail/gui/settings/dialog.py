@@ -62,7 +62,7 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget(self)
         sending, self.backend_boxes = build_sending_page(self._fs, self.tabs)
         self.tabs.addTab(sending, "Sending")
-        self.tabs.addTab(build_general_page(self._fs, self.tabs), "Tracking && test mode")
+        self.tabs.addTab(build_general_page(self._fs, self.tabs), "General")
         inbox_page, self.inbox_box = build_inbox_page(self._fs, self.tabs)
         self.tabs.addTab(inbox_page, "Inbox")
         self.inbox_box.test_clicked.connect(lambda _name: self.test_inbox())
@@ -215,6 +215,9 @@ class SettingsDialog(QDialog):
             return
         box.test_result.setText("\n".join([("✓ " if ok else "✗ ") + text, *steps]))
         box.test_result.setStyleSheet(self._theme.text_style(Tone.GOOD if ok else Tone.BAD))
+        wanted = self.sizeHint().height()
+        if self.isVisible() and wanted > self.height():  # grow to show it all; never shrink
+            self.resize(self.width(), wanted)
 
     # -- the mailbox ------------------------------------------------------------------------
     def test_inbox(self) -> Op | None:

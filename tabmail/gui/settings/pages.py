@@ -116,18 +116,26 @@ class BackendBox(QGroupBox):
         super().__init__(title, parent)
         self.backend = backend
         self.setObjectName(f"backend-{backend}")
-        self.form = _form(self)
+        self.form = _form(None)
         self.test_button = QPushButton("Test", self)
         self.test_button.setObjectName(f"test-{backend}")
         self.test_button.clicked.connect(lambda: self.test_clicked.emit(self.backend))
         self.test_result = QLabel(self)
         self.test_result.setWordWrap(True)
         self.test_result.setObjectName(f"test-result-{backend}")
+        self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.test_button.setToolTip("Try these settings as typed, without saving them; nothing is sent")
+        # The result can run to several lines: below the form, as wide as the box.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 8)
+        outer.addLayout(self.form)
         row = QHBoxLayout()
-        row.setSpacing(10)
-        row.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignTop)
-        row.addWidget(self.test_result, 1)
-        self.form.addRow("", row)
+        row.setContentsMargins(12, 0, 12, 0)
+        row.addWidget(self.test_button)
+        row.addStretch(1)
+        outer.addLayout(row)
+        self.test_result.setContentsMargins(12, 0, 12, 0)
+        outer.addWidget(self.test_result)
 
 
 def build_sending_page(fs: FieldSet, parent: QWidget) -> tuple[QWidget, dict[str, BackendBox]]:
@@ -226,11 +234,23 @@ def build_sending_page(fs: FieldSet, parent: QWidget) -> tuple[QWidget, dict[str
     return page, boxes
 
 
+APPEARANCES = (
+    ("system", "Follow the system"),
+    ("light", "Light"),
+    ("dark", "Dark"),
+)
+
+
 def build_general_page(fs: FieldSet, parent: QWidget) -> QWidget:
     page = QWidget(parent)
     outer = QVBoxLayout(page)
     outer.setContentsMargins(8, 8, 8, 8)
     outer.setSpacing(10)
+
+    appearance = QGroupBox("Appearance", page)
+    form = _form(appearance)
+    form.addRow("Colours:", fs.combo("appearance", APPEARANCES))
+    outer.addWidget(appearance)
 
     tracking = QGroupBox("Delivery tracking", page)
     form = _form(tracking)
