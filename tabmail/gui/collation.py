@@ -22,7 +22,9 @@ def collator() -> QCollator:
     return c
 
 
+@lru_cache(maxsize=50_000)
 def sort_key(text: str) -> QCollatorSortKey:
+    """Cached: the same names come back in every round and every re-sort."""
     return collator().sortKey(text)
 
 

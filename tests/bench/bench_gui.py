@@ -10,6 +10,13 @@
   as the app does at start-up and after each change); target < 0.5 s.
 - apply a poll that changes 1,000 statuses: the longest the event loop is held at once while the
   rows update in place (a 1 ms heartbeat timer measures the gaps); target < 100 ms.
+- apply a poll that resolves 1,000 problems (the delivered resends of 1,000 bounces): the longest
+  block again; target < 100 ms.
+
+Beside every time: the calibration (a fixed pure-Python loop, ``bench_startup``'s, timed just
+before that measurement in the same process) and the figure in calibrations, so runs on machines
+of different speed or load can be compared. The start-up runs get a home folder of their own, so
+the developer's remembered window state (``session/``) does not change what is measured.
 - resident memory (ru_maxrss) of the in-process run; target < 500 MB.
 """
 
@@ -21,15 +28,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from tests.bench.bench_startup import calibration_seconds
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def startup_seconds(db: Path, runs: int = 3) -> tuple[float, float]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+def startup_seconds(db: Path, home: Path, runs: int = 3) -> tuple[float, float]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+    }
     best = float("inf")
     rss = 0.0
     for _ in range(runs):
@@ -53,7 +70,7 @@ def in_process(db: Path) -> dict[str, float]:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from tabmail.domain.events import StatusesChanged
+    from tabmail.domain.events import MessageStateChanged, StatusesChanged
     from tabmail.gui.bridge import EventBridge
     from tabmail.gui.main_window import MainWindow
     from tabmail.services.context import AppContext
@@ -62,7 +79,10 @@ def in_process(db: Path) -> dict[str, float]:
     app = QApplication.instance() or QApplication([])
     ctx = AppContext.open(db, keyring_backend=MemoryKeyring())
     bridge = EventBridge(ctx.bus)
-    window = MainWindow(ctx, bridge=bridge)
+    from PySide6.QtCore import QSettings
+
+    settings = QSettings(str(db.with_suffix(".ini")), QSettings.Format.IniFormat)  # not the developer's
+    window = MainWindow(ctx, bridge=bridge, qsettings=settings)
     window.resize(1440, 900)
     window.show()
     app.processEvents()
@@ -72,6 +92,7 @@ def in_process(db: Path) -> dict[str, float]:
     rnd = ctx.tournaments.get_round(big.id, 1)
     window.select_tournament(big.id)
     app.processEvents()
+    out["show_round_cal"] = calibration_seconds()
     start = time.perf_counter()
     window.select_round(rnd.id)
     app.processEvents()
@@ -80,6 +101,7 @@ def in_process(db: Path) -> dict[str, float]:
     out["show_round_s"] = time.perf_counter() - start
     out["round_messages"] = page.model.message_count()
 
+    out["filter_cal"] = calibration_seconds()
     worst = 0.0
     for text in ("P", "Pe", "Person 00-1", "Person 00-19", "Person 00-199", ""):
         start = time.perf_counter()
@@ -97,6 +119,7 @@ def in_process(db: Path) -> dict[str, float]:
     deadline = time.perf_counter() + 60
     while (hub.problems is None or not hub.fresh) and time.perf_counter() < deadline:
         app.processEvents()
+    out["problems_cal"] = calibration_seconds()
     start = time.perf_counter()
     problem_service.unresolved(ctx)
     out["problems_read_s"] = time.perf_counter() - start
@@ -120,34 +143,77 @@ def in_process(db: Path) -> dict[str, float]:
             ),
             [{"id": i} for i in ids],
         )
-    gaps: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.nsecsElapsed()]
 
-    def beat() -> None:
-        now = clock.nsecsElapsed()
-        gaps.append((now - last[0]) / 1e9)
-        last[0] = now
+    def longest_block(publish: Callable[[], None], done: Callable[[], bool]) -> tuple[float, float]:
+        """(the longest gap between heartbeats, the time until ``done``) after ``publish``."""
+        gaps: list[float] = []
+        clock = QElapsedTimer()
+        clock.start()
+        last = [clock.nsecsElapsed()]
 
-    heartbeat = QTimer()
-    heartbeat.setInterval(1)
-    heartbeat.timeout.connect(beat)
-    heartbeat.start()
-    app.processEvents()
-    clock.restart()
-    last[0] = clock.nsecsElapsed()
-    start = time.perf_counter()
-    ctx.bus.publish(StatusesChanged(tuple(ids)))
-    deadline = time.perf_counter() + 30
-    while time.perf_counter() < deadline:
+        def beat() -> None:
+            now = clock.nsecsElapsed()
+            gaps.append((now - last[0]) / 1e9)
+            last[0] = now
+
+        heartbeat = QTimer()
+        heartbeat.setInterval(1)
+        heartbeat.timeout.connect(beat)
+        heartbeat.start()
         app.processEvents()
-        if all(page.model.status_of(i) == "bounced" for i in ids[-5:]) and not page.model._dirty:
-            break
-    app.processEvents()
-    heartbeat.stop()
-    out["poll_apply_total_s"] = time.perf_counter() - start
-    out["poll_longest_block_s"] = max(gaps) if gaps else 0.0
+        clock.restart()
+        last[0] = clock.nsecsElapsed()
+        start = time.perf_counter()
+        publish()
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline:
+            app.processEvents()
+            if done() and not page.model._dirty:
+                break
+        app.processEvents()
+        heartbeat.stop()
+        return (max(gaps) if gaps else 0.0), time.perf_counter() - start
+
+    out["poll_cal"] = calibration_seconds()
+    out["poll_longest_block_s"], out["poll_apply_total_s"] = longest_block(
+        lambda: ctx.bus.publish(StatusesChanged(tuple(ids))),
+        lambda: all(page.model.status_of(i) == "bounced" for i in ids[-5:]),
+    )
+
+    # A poll that resolves those 1,000 problems: each was resent to a corrected address (the
+    # resends are shown first, untimed); then the poll finds every resend delivered.
+    resends = [f"{i[:30]}-r" for i in ids]
+    with ctx.db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO messages (id, batch_id, person_id, recipient_name, role, address, address_key, "
+                "envelope_from, envelope_to, send_despite_flag, subject, context, reasons, state, attempts, "
+                "created_at, sent_at, delivery_status, resend_of, backend) "
+                "SELECT :new, batch_id, person_id, recipient_name, role, 'fixed.' || address, "
+                "'fixed.' || address_key, envelope_from, 'fixed.' || envelope_to, 1, subject, context, "
+                "reasons, 'sent', 1, created_at, sent_at, 'processed', id, backend FROM messages WHERE id = :old"
+            ),
+            [{"new": n, "old": o} for n, o in zip(resends, ids, strict=True)],
+        )
+    batch_id = page.model.batch_ids()[0]
+    for n in resends:
+        ctx.bus.publish(MessageStateChanged(n, batch_id, "sent"))
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline and not (
+        page.model.status_of(resends[-1]) == "processed" and not page.model._dirty
+    ):
+        app.processEvents()
+    with ctx.db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE messages SET delivery_status = 'delivered' WHERE id = :id"),
+            [{"id": n} for n in resends],
+        )
+    out["resolve_cal"] = calibration_seconds()
+    out["resolve_longest_block_s"], out["resolve_apply_total_s"] = longest_block(
+        lambda: ctx.bus.publish(StatusesChanged(tuple(resends))),
+        lambda: not any(page.model.is_problem(i) for i in ids[-5:]),
+    )
+    out["resolved"] = sum(1 for i in ids if not page.model.is_problem(i))
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     window.close()
     ctx.close()
@@ -162,7 +228,10 @@ def main() -> str:
         t = time.perf_counter()
         season = build_season(db)
         built = time.perf_counter() - t
-        start_s, start_rss = startup_seconds(db)
+        start_cal = calibration_seconds()
+        home = Path(tmp) / "home"
+        home.mkdir()
+        start_s, start_rss = startup_seconds(db, home)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         done = subprocess.run(
             [sys.executable, "-m", "tests.bench.bench_gui", "--child", str(db)],
@@ -178,53 +247,61 @@ def main() -> str:
     def ok(good: bool) -> str:
         return "ok" if good else "MISSED"
 
+    def row(what: str, seconds: float, cal: float, target: float | None) -> tuple[str, ...]:
+        figure = f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+        goal = "" if target is None else (f"< {target:g} s" if target >= 1 else f"< {target * 1000:.0f} ms")
+        verdict = "" if target is None else ok(seconds < target)
+        return (what, figure, goal, verdict, f"{cal * 1000:.0f} ms", f"{seconds / cal:.2f}")
+
     rows = [
-        ("start to a usable window (fresh process, best of 3)", f"{start_s:.2f} s", "< 2 s", ok(start_s < 2)),
-        (
-            f"show a {int(r['round_messages'])}-message round",
-            f"{r['show_round_s'] * 1000:.0f} ms",
-            "< 500 ms",
-            ok(r["show_round_s"] < 0.5),
-        ),
-        (
-            "filter keystroke (worst of 6)",
-            f"{r['filter_s'] * 1000:.0f} ms",
-            "< 100 ms",
-            ok(r["filter_s"] < 0.1),
-        ),
-        (
+        ("", "figure", "target", "", "calibration", "× calibration"),
+        row("start to a usable window (fresh process, best of 3)", start_s, start_cal, 2),
+        row(f"show a {int(r['round_messages'])}-message round", r["show_round_s"], r["show_round_cal"], 0.5),
+        row("filter keystroke (worst of 6)", r["filter_s"], r["filter_cal"], 0.1),
+        row(
             f"open the Problems view, every tournament ({int(r['problems_listed'])} problems)",
-            f"{r['problems_view_s'] * 1000:.0f} ms",
-            "< 500 ms",
-            ok(r["problems_view_s"] < 0.5),
+            r["problems_view_s"],
+            r["problems_cal"],
+            0.5,
         ),
-        (
+        row(
             "  reading them (a worker thread, after each change)",
-            f"{r['problems_read_s'] * 1000:.0f} ms",
-            "",
-            "",
+            r["problems_read_s"],
+            r["problems_cal"],
+            None,
         ),
-        (
-            "poll changing 1,000 statuses: longest block",
-            f"{r['poll_longest_block_s'] * 1000:.0f} ms",
-            "< 100 ms",
-            ok(r["poll_longest_block_s"] < 0.1),
+        row("poll changing 1,000 statuses: longest block", r["poll_longest_block_s"], r["poll_cal"], 0.1),
+        row("  all 1,000 rows updated after", r["poll_apply_total_s"], r["poll_cal"], None),
+        row(
+            f"poll resolving {int(r['resolved'])} problems: longest block",
+            r["resolve_longest_block_s"],
+            r["resolve_cal"],
+            0.1,
         ),
-        ("  all 1,000 rows updated after", f"{r['poll_apply_total_s'] * 1000:.0f} ms", "", ""),
+        row("  all of them shown resolved after", r["resolve_apply_total_s"], r["resolve_cal"], None),
         (
             "memory (ru_maxrss), dashboard process",
             f"{r['maxrss_mb']:.0f} MB",
             "< 500 MB",
             ok(r["maxrss_mb"] < 500),
+            "",
+            "",
         ),
-        ("memory (ru_maxrss), smoke-test process", f"{start_rss:.0f} MB", "< 500 MB", ok(start_rss < 500)),
+        (
+            "memory (ru_maxrss), smoke-test process",
+            f"{start_rss:.0f} MB",
+            "< 500 MB",
+            ok(start_rss < 500),
+            "",
+            "",
+        ),
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(line[i]) for line in rows) for i in range(6)]
     lines = [
         f"dashboard benchmark: {season.tournaments} tournaments, {season.messages} messages, "
         f"{season.events} events (season database built in {built:.0f} s)"
     ]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in rows]
     return "\n".join(lines)
 
 

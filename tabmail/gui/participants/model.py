@@ -15,6 +15,7 @@ from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import PersonChanged
 from tabmail.domain.notification import AddressFlag
 from tabmail.domain.tournament import Person, Role
+from tabmail.gui.collation import sort_key
 from tabmail.gui.roles import Roles
 from tabmail.gui.theme import Look, Theme, Tone, address_look, flag_look
 from tabmail.services.context import AppContext
@@ -82,14 +83,15 @@ class ParticipantsModel(QAbstractTableModel):
         self._flags: dict[str, AddressFlag] = {}
         self._problems: dict[int, str] = {}
         self.tournament_id: int | None = None
+        self._sort: tuple[Column, Qt.SortOrder] = (Column.NAME, Qt.SortOrder.AscendingOrder)
 
     # -- loading ----------------------------------------------------------------------
     def load(self, tournament_id: int | None) -> None:
         self.beginResetModel()
         self.tournament_id = tournament_id
         self._people = [] if tournament_id is None else self._ctx.tournaments.people(tournament_id)
-        self._rows = {p.id: i for i, p in enumerate(self._people)}
         self._flags = self._active_flags()
+        self._order_rows()
         self._problems.clear()
         self.endResetModel()
 
@@ -126,6 +128,36 @@ class ParticipantsModel(QAbstractTableModel):
         )
         self._problems.pop(fresh.id, None)
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(Column) - 1))
+
+    # -- sorting ----------------------------------------------------------------------
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sorting happens here, once per click, with key functions (the proxy hands it over):
+        a Python lessThan was called some 15,000 times for 2,000 people at every start."""
+        self._sort = (Column(column), order)
+        if not self._people:
+            return
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        ids = [self._people[p.row()].id if p.row() < len(self._people) else None for p in before]
+        self._order_rows()
+        after = [
+            self.index(self._rows[pid], p.column()) if pid in self._rows else QModelIndex()
+            for p, pid in zip(before, ids, strict=True)
+        ]
+        self.changePersistentIndexList(before, after)
+        self.layoutChanged.emit()
+
+    def _order_rows(self) -> None:
+        column, order = self._sort
+        names = {p.id: sort_key(p.name) for p in self._people}
+        if column == Column.STATUS:
+            key: Any = lambda p: (STATUS_SEVERITY[self.status_of(p)], names[p.id])  # noqa: E731
+        elif column == Column.NAME:
+            key = lambda p: names[p.id]  # noqa: E731
+        else:
+            key = lambda p: (sort_key(self._display(p, column)), names[p.id])  # noqa: E731
+        self._people.sort(key=key, reverse=order == Qt.SortOrder.DescendingOrder)
+        self._rows = {p.id: i for i, p in enumerate(self._people)}
 
     # -- reading ----------------------------------------------------------------------
     def person_at(self, row: int) -> Person:

@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
 from tabmail.domain.inbox import InboxEntry
 from tabmail.domain.tournament import Role, Tournament
 from tabmail.gui.bridge import EventBridge
-from tabmail.gui.collation import compare
 from tabmail.gui.participants.model import Column, ParticipantsModel
 from tabmail.gui.participants.person_panel import PersonPanel
 from tabmail.gui.roles import Roles
@@ -76,16 +75,12 @@ class ParticipantsFilterProxy(QSortFilterProxyModel):
             change()
             self.invalidateFilter()
 
-    def lessThan(
-        self,
-        source_left: QModelIndex | QPersistentModelIndex,
-        source_right: QModelIndex | QPersistentModelIndex,
-    ) -> bool:
-        """Text sorts by locale collation ("Céline" before "Chiara"), numbers as numbers."""
-        left, right = source_left.data(Roles.SORT), source_right.data(Roles.SORT)
-        if isinstance(left, str) and isinstance(right, str):
-            return compare(left, right) < 0
-        return bool(super().lessThan(source_left, source_right))
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sorting is the model's own (``ParticipantsModel.sort``: locale collation, "Céline"
+        before "Chiara"); this proxy only filters."""
+        source = self.sourceModel()
+        if source is not None and column >= 0:
+            source.sort(column, order)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         model = self.sourceModel()

@@ -44,6 +44,13 @@ from tabmail.services.context import AppContext
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 log = logging.getLogger(__name__)
+# Qt asks for indexes and data tens of thousands of times per filter keystroke: an enum's len()
+# and Column(n) cost more than the rest of index() together.
+COLUMNS = tuple(Column)
+N_COLUMNS = len(COLUMNS)
+_BATCH_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+_MESSAGE_FLAGS = _BATCH_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
+_EDITABLE_FLAGS = _MESSAGE_FLAGS | Qt.ItemFlag.ItemIsEditable
 
 __all__ = [
     "BATCH",
@@ -377,7 +384,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
 
     # -- Qt model API ------------------------------------------------------------------------
     def index(self, row: int, column: int, parent: AnyIndex = QModelIndex()) -> QModelIndex:
-        if column < 0 or column >= len(Column) or row < 0:
+        if column < 0 or column >= N_COLUMNS or row < 0:
             return QModelIndex()
         if not parent.isValid():
             return self.createIndex(row, column, 0) if row < len(self._order) else QModelIndex()
@@ -404,7 +411,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         return len(self._order[parent.row()].children)
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
-        return len(Column)
+        return N_COLUMNS
 
     def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:
         return self.rowCount(parent) > 0
@@ -422,15 +429,13 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
         if index.internalId() == 0:
-            return base
-        base |= Qt.ItemFlag.ItemNeverHasChildren
+            return _BATCH_FLAGS
         if index.column() == Column.ADDRESS:
             node = self._message_node(index)
             if node is not None and node.resendable and not self._ctx.read_only:
-                base |= Qt.ItemFlag.ItemIsEditable
-        return base
+                return _EDITABLE_FLAGS
+        return _MESSAGE_FLAGS
 
     def setData(self, index: AnyIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if role != Qt.ItemDataRole.EditRole or not index.isValid() or index.column() != Column.ADDRESS:
@@ -453,9 +458,16 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         if index.internalId() == 0:
             if index.row() >= len(self._order):
                 return None
-            return self._batch_data(self._order[index.row()], Column(index.column()), role)
+            return self._batch_data(self._order[index.row()], COLUMNS[index.column()], role)
         node = self._message_node(index)
-        return None if node is None else self._message_data(node, Column(index.column()), role)
+        return None if node is None else self._message_data(node, COLUMNS[index.column()], role)
+
+    def node_at(self, row: int, parent: AnyIndex) -> MessageNode | None:
+        """The message row ``row`` under the batch row ``parent`` (the proxy's filter reads it)."""
+        if parent.internalId() != 0 or parent.row() >= len(self._order):
+            return None
+        children = self._order[parent.row()].children
+        return children[row] if row < len(children) else None
 
     def _message_node(self, index: AnyIndex) -> MessageNode | None:
         batch = self._batches.get(index.internalId())

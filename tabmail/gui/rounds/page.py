@@ -73,6 +73,7 @@ class RoundMessagesPage(QWidget):
         self.tournament: Tournament | None = None
         self.round: Round | None = None
         self._collapsed: set[int] = set()
+        self._placeholder_round: int | None = None  # the round the empty-round page shows
         self._unmatched = 0
 
         self.model = RoundMessagesModel(ctx, self._theme, bridge, self)
@@ -267,14 +268,15 @@ class RoundMessagesPage(QWidget):
         if same:  # the navigator was rebuilt (a check, an import): keep rows, selection and scroll
             self.title.setText(rnd.name)
             self.subtitle.setText(f"{tournament.name} · {round_summary(rnd)}")
-            self.placeholder.show_round(tournament, rnd)
+            self._placeholder_round = None  # redrawn if it is shown
+            self._update_stack()
             return
         self.title.setText(rnd.name)
         self.subtitle.setText(f"{tournament.name} · {round_summary(rnd)}")
         self._collapsed.clear()
         self.notice.clear_message()
         self.model.load(rnd.id)
-        self.placeholder.show_round(tournament, rnd)
+        self._placeholder_round = None  # the draw summary is read only if the round has no batch
         self._refresh_unmatched()
         self._show_detail(QModelIndex())
         self._update_stack()
@@ -427,7 +429,17 @@ class RoundMessagesPage(QWidget):
                 self.tree.expand(index)
 
     def _update_stack(self) -> None:
-        self.stack.setCurrentWidget(self.list_page if self.model.rowCount() else self.placeholder)
+        if self.model.rowCount():
+            self.stack.setCurrentWidget(self.list_page)
+            return
+        if (
+            self.round is not None
+            and self.tournament is not None
+            and self._placeholder_round != self.round.id
+        ):
+            self.placeholder.show_round(self.tournament, self.round)
+            self._placeholder_round = self.round.id
+        self.stack.setCurrentWidget(self.placeholder)
 
     def _refresh_unmatched(self) -> None:
         try:

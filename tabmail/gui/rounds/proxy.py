@@ -15,7 +15,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
 from tabmail.gui.roles import Roles
-from tabmail.gui.rounds.model import RoundRoles
+from tabmail.gui.rounds.model import RoundMessagesModel, RoundRoles
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -27,7 +27,9 @@ class RoundMessagesProxy(QSortFilterProxyModel):
         self.problems_only = False
         self.setRecursiveFilteringEnabled(True)
         self.setSortRole(Roles.SORT)
-        self.setDynamicSortFilter(True)  # filters follow data changes; sorting is the source's
+        # Filters follow data changes only while a filter is on: unfiltered, the proxy would
+        # re-examine every row of a changed range (a batch of thousands, at every poll) for nothing.
+        self.setDynamicSortFilter(False)
 
     @property
     def filtering(self) -> bool:
@@ -50,14 +52,23 @@ class RoundMessagesProxy(QSortFilterProxyModel):
         else:  # pragma: no cover - older Qt
             change()
             self.invalidateFilter()
+        self.setDynamicSortFilter(self.filtering)
 
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         if not source_parent.isValid():
             return not self.filtering  # a batch shows when one of its messages matches
-        index = self.sourceModel().index(source_row, 0, source_parent)
-        if self.problems_only and not index.data(Roles.PROBLEM):
+        if not self.filtering:
+            return True
+        source = self.sourceModel()
+        node = source.node_at(source_row, source_parent) if isinstance(source, RoundMessagesModel) else None
+        if node is None:  # another model: through its roles
+            index = source.index(source_row, 0, source_parent)
+            problem, search = index.data(Roles.PROBLEM), index.data(RoundRoles.SEARCH)
+        else:  # the round's own model: its row objects, without an index and two data() calls
+            problem, search = node.problem, node.search
+        if self.problems_only and not problem:
             return False
-        return not self.needle or self.needle in (index.data(RoundRoles.SEARCH) or "")
+        return not self.needle or self.needle in (search or "")
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         source = self.sourceModel()

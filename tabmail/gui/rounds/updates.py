@@ -75,7 +75,11 @@ class RoundUpdates:
             for row in rows:
                 self.dataChanged.emit(self.index(row, 0, parent), self.index(row, last, parent), [])
         else:
-            self.dataChanged.emit(self.index(min(rows), 0, parent), self.index(max(rows), last, parent), [])
+            # From the second column: for a range that starts in the first, QTreeView asks every
+            # row in it whether it has children (a flags() and a hasChildren() call into Python
+            # per row: 3,000 rows of a batch at every slice of a poll). A many-row range repaints
+            # the whole viewport anyway, first column included; message rows never have children.
+            self.dataChanged.emit(self.index(min(rows), 1, parent), self.index(max(rows), last, parent), [])
 
     def _emit_batch(self, node: BatchNode) -> None:
         self.dataChanged.emit(
