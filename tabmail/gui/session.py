@@ -2,12 +2,14 @@
 view), its search text, "Problems only", and the selected message or participant.
 
 Everything is written to the window's QSettings as it changes (so a crash loses nothing), under
-``session/``, and applied once at start by ``restore()``. A remembered round, message or person
+``session/<database>/`` (ids mean something only in their own database: ``--db`` another file
+opens that file's last place), and applied once at start by ``restore()``. A remembered round, message or person
 that no longer exists is skipped quietly: the window then opens as it would have anyway.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -53,6 +55,8 @@ class SessionMemory(QObject):
         self.window = window
         self.qsettings = qsettings
         self._restoring = False
+        where = window.ctx.db.describe()
+        self._database = hashlib.sha256(where.encode("utf-8")).hexdigest()[:12]
         nav = window.navigator
         for signal in (nav.tournament_selected, nav.round_selected, nav.problems_selected):
             signal.connect(lambda *_: self._save_node())
@@ -69,9 +73,12 @@ class SessionMemory(QObject):
         people.search.textChanged.connect(lambda text: self._save(PEOPLE_SEARCH, text))
         people.person_selected.connect(lambda pid: self._save(PEOPLE_PERSON, int(pid)))
 
+    def _key(self, key: str) -> str:
+        return f"session/{self._database}/" + key.removeprefix("session/")
+
     def _save(self, key: str, value: Any) -> None:
         if not self._restoring:
-            self.qsettings.setValue(key, value)
+            self.qsettings.setValue(self._key(key), value)
 
     def _save_node(self) -> None:
         self._save(NODE, _node_text(self.window.navigator.selected_key()))
@@ -87,7 +94,7 @@ class SessionMemory(QObject):
             PEOPLE_SEARCH,
             PEOPLE_PERSON,
         )
-        return {key: self.qsettings.value(key) for key in keys}
+        return {key: self.qsettings.value(self._key(key)) for key in keys}
 
     def restore(self) -> bool:
         """Go back to the remembered place; False when there was none (or it is gone)."""

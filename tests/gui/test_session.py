@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import QSettings
 from pytestqt.qtbot import QtBot
@@ -11,6 +13,8 @@ from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.main_window import MainWindow
 from tabmail.gui.session import NODE
 from tabmail.services.context import AppContext
+from tests.gui.conftest import sample_bundle
+from tests.keyrings import MemoryKeyring
 from tests.practice_support import FakeTime, play_out, send_demo_round
 
 pytestmark = pytest.mark.gui
@@ -98,9 +102,31 @@ def test_a_participant_and_the_search_come_back(
 
 
 def test_a_page_that_is_gone_opens_as_usual(qtbot: QtBot, played: AppContext, qsettings: QSettings) -> None:
-    qsettings.setValue(NODE, "round:999999")
+    window = open_window(qtbot, played, qsettings)
+    key = window.session._key(NODE)
+    window.close()
+    qsettings.setValue(key, "round:999999")
     window = open_window(qtbot, played, qsettings)
     assert window.stack.currentWidget() is window.participants_page
-    qsettings.setValue(NODE, "nonsense")
+    qsettings.setValue(key, "nonsense")
     window = reopen(qtbot, played, qsettings, window)
     assert window.stack.currentWidget() is window.participants_page
+
+
+def test_another_database_keeps_its_own_place(
+    qtbot: QtBot, played: AppContext, qsettings: QSettings, tmp_path: Path
+) -> None:
+    tournament = played.tournaments.list_all()[0]
+    window = open_window(qtbot, played, qsettings)
+    assert window.select_problems(tournament.id)
+    window.close()
+    other = AppContext.open(tmp_path / "other.sqlite3", keyring_backend=MemoryKeyring())
+    try:
+        other.tournaments.apply_import(sample_bundle())
+        second = open_window(qtbot, other, qsettings)
+        assert second.stack.currentWidget() is second.participants_page  # not the first one's page
+        second.close()
+    finally:
+        other.close()
+    window = open_window(qtbot, played, qsettings)
+    assert window.stack.currentWidget() is window.problems_page
