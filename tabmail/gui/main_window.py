@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from tabmail import __version__
+from tabmail.domain.notification import Audience, Event
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.appearance import appearance_for
 from tabmail.gui.background import BackgroundWorker
@@ -103,6 +104,8 @@ class MainWindow(QMainWindow):
         self.navigator.round_selected.connect(self._on_navigator_round_selected)
         self.navigator.problems_selected.connect(self._on_navigator_problems_selected)
         self.navigator.nothing_selected.connect(self._on_navigator_nothing_selected)
+        self.navigator.send_urls_requested.connect(self.send_private_urls)
+        self.navigator.can_send = not self.ctx.read_only
 
         self.stack = QStackedWidget(self)
         self.welcome_page = self._build_welcome_page()
@@ -173,7 +176,17 @@ class MainWindow(QMainWindow):
             "&Compose…", "Ctrl+N", "Compose a notification for the selected round", "compose"
         )
         self.compose_action.setEnabled(False)  # until a tournament is selected
-        self.compose_action.triggered.connect(self.open_composer)
+        self.compose_action.triggered.connect(lambda: self.open_composer())
+        self.send_urls_action = self._action(
+            "Send &Private URLs…", None, "Send each participant of the selected tournament their private URL"
+        )
+        self.send_urls_action.setObjectName("send-private-urls-action")
+        self.send_urls_action.setEnabled(False)
+        # Available exactly when composing is (a tournament selected, a writable database).
+        self.compose_action.changed.connect(
+            lambda: self.send_urls_action.setEnabled(self.compose_action.isEnabled())
+        )
+        self.send_urls_action.triggered.connect(lambda: self.open_composer(kind=(Event.URLS, None)))
         self.poll_action = self._action("&Check Delivery Now", "F5", "Check delivery statuses now", "refresh")
         self.poll_action.setIconText("Check now")
         self.poll_action.triggered.connect(self.poll_now)
@@ -213,6 +226,7 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.settings_action)
         self.notifications_menu = bar.addMenu("&Notifications")
         self.notifications_menu.addAction(self.compose_action)
+        self.notifications_menu.addAction(self.send_urls_action)
         self.notifications_menu.addAction(self.poll_action)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.open_log_folder_action)
@@ -369,13 +383,26 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
-    def open_composer(self) -> ComposeDialog | None:
+    def send_private_urls(self, tournament: Tournament) -> ComposeDialog | None:
+        """The navigator's "Send Private URLs…": that tournament's composer, on private URLs."""
+        if self.ctx.read_only:
+            return None
+        if self.current_tournament is None or self.current_tournament.id != tournament.id:
+            self.select_tournament(tournament.id)
+        return self.open_composer(kind=(Event.URLS, None))
+
+    def open_composer(self, kind: tuple[Event, Audience | None] | None = None) -> ComposeDialog | None:
         from tabmail.gui.composer import ComposeDialog
 
         """The composer for the selected tournament and round (one at a time, not modal: the
-        round view behind it updates while it sends)."""
+        round view behind it updates while it sends); ``kind`` picks the notification."""
         composer = self.composer
         if composer is not None and shiboken6.isValid(composer) and composer.isVisible():
+            if (
+                kind is not None
+                and composer.tournament.id == (self.current_tournament or composer.tournament).id
+            ):
+                composer.select_kind(*kind)
             composer.raise_()
             composer.activateWindow()
             return composer
@@ -383,7 +410,14 @@ class MainWindow(QMainWindow):
         if tournament is None:
             return None
         dialog = ComposeDialog(
-            self.ctx, self.bridge, self.worker, tournament, self.current_round, theme=self.theme, parent=self
+            self.ctx,
+            self.bridge,
+            self.worker,
+            tournament,
+            self.current_round,
+            kind=kind,
+            theme=self.theme,
+            parent=self,
         )
         dialog.batch_queued.connect(self._on_composer_batch_queued)
         self.composer = dialog

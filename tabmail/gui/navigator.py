@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from PySide6.QtCore import QItemSelection, QModelIndex, QPersistentModelIndex, QRectF, Qt, Signal
+from PySide6.QtCore import QItemSelection, QModelIndex, QPersistentModelIndex, QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
+    QMenu,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTreeView,
@@ -181,6 +182,7 @@ class NavigatorPanel(QWidget):
     round_selected = Signal(object, object)  # Tournament, Round
     problems_selected = Signal(object)  # Tournament, or None for every tournament
     nothing_selected = Signal()
+    send_urls_requested = Signal(object)  # Tournament: its context menu's "Send Private URLs…"
 
     def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -197,6 +199,9 @@ class NavigatorPanel(QWidget):
         self.view.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.view.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.view.selectionModel().selectionChanged.connect(self._on_view_selection_changed)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._on_context_menu)
+        self.can_send = True  # False in a read-only window
         self.empty_label = muted_label("No tournaments yet.\nImport one with Ctrl+I.", self)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
@@ -252,6 +257,33 @@ class NavigatorPanel(QWidget):
                 self.nothing_selected.emit()
             return
         self._emit_for(indexes[0])
+
+    def tournament_at(self, index: QModelIndex) -> Tournament | None:
+        kind = index.data(Roles.KIND)
+        if kind == ROUND:
+            obj = index.parent().data(Roles.OBJECT)
+        else:
+            obj = index.data(Roles.OBJECT)
+        return obj if isinstance(obj, Tournament) else None
+
+    def context_menu(self, index: QModelIndex) -> QMenu | None:
+        """The tournament's menu: the most-sent email of a tournament, one click away."""
+        tournament = self.tournament_at(index) if index.isValid() else None
+        if tournament is None:
+            return None
+        menu = QMenu(self)
+        menu.setObjectName("navigator-menu")
+        action = menu.addAction("Send Private URLs…")
+        action.setObjectName("send-private-urls")
+        action.setEnabled(self.can_send)
+        action.triggered.connect(lambda: self.send_urls_requested.emit(tournament))
+        return menu
+
+    def _on_context_menu(self, pos: QPoint) -> None:
+        menu = self.context_menu(self.view.indexAt(pos))
+        if menu is not None:
+            menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def _emit_for(self, index: QModelIndex) -> None:
         kind = index.data(Roles.KIND)

@@ -65,6 +65,11 @@ EVENTS: list[tuple[str, Event, Audience | None]] = [
     ("Draw release: adjudicators", Event.DRAW, Audience.ADJUDICATORS),
     ("Draw release: teams", Event.DRAW, Audience.TEAMS),
     ("Ballot receipts", Event.BALLOT, None),
+    ("Private URLs", Event.URLS, None),
+    ("Motion release", Event.MOTIONS, None),
+    ("Team points / wins", Event.POINTS, None),
+    ("Registration: teams", Event.REGISTRATION, Audience.TEAMS),
+    ("Registration: adjudicators", Event.REGISTRATION, Audience.ADJUDICATORS),
     ("Custom message", Event.CUSTOM, Audience.ALL),
 ]
 PREVIEW_DELAY_MS = 300
@@ -96,6 +101,7 @@ class ComposeDialog(QDialog):
         tournament: Tournament,
         rnd: Round | None = None,
         *,
+        kind: tuple[Event, Audience | None] | None = None,
         theme: Theme | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -114,11 +120,15 @@ class ComposeDialog(QDialog):
         self.preview_time_limit = RENDER_SECONDS
         self._preview_op: Op | None = None
         self._preview_stale = False
+        self.unreleased_ok: int | None = None  # the round whose unreleased motions may go out
+        self.unreleased_box: QMessageBox | None = None
 
         self.event = QComboBox(self)
         self.event.setObjectName("compose-event")
         for label, event, audience in EVENTS:
             self.event.addItem(label, (event, audience))
+        if kind is not None:
+            self.event.setCurrentIndex(self._kind_index(*kind))
         self.round = QComboBox(self)
         self.round.setObjectName("compose-round")
         self.rounds = ctx.tournaments.rounds(tournament.id)
@@ -267,7 +277,10 @@ class ComposeDialog(QDialog):
         if self.sending:
             return
         event, audience = self.current_event()
-        round_seq = self.round.currentData()
+        per_round = event.per_round or event is Event.CUSTOM
+        self.round.setEnabled(per_round)  # private URLs and registrations are tournament-wide
+        round_seq = self.round.currentData() if per_round else None
+        allow_unreleased = round_seq is not None and self.unreleased_ok == round_seq
         self.plan = None
         self.send_button.setEnabled(False)
         self.count_label.setText("Finding the recipients…")
@@ -281,6 +294,7 @@ class ComposeDialog(QDialog):
                     event,
                     round_seq=round_seq,
                     audience=audience,
+                    allow_unreleased=allow_unreleased,
                 )
             except TabmailError as exc:  # no draw yet, no ballots...: said inline, not in a dialog
                 return exc
@@ -294,6 +308,8 @@ class ComposeDialog(QDialog):
             self.notice.show_message(str(result), Tone.WARNING)
             self.preview.show_unavailable("", "Nothing to preview.")
             self._update_counts()
+            if isinstance(result, notify.UnreleasedMotions):
+                self.ask_unreleased(self.round.currentData())
             self.plan_loaded.emit()
             return
         self.plan = result
@@ -309,6 +325,44 @@ class ComposeDialog(QDialog):
         )
         self.update_preview()
         self.plan_loaded.emit()
+
+    def ask_unreleased(self, round_seq: int) -> QMessageBox:
+        """The site has not released this round's motions: sending them needs a clear yes."""
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Motions not released",
+            f"The motions of {self.round.currentText()} are not released on the site yet. "
+            "Show them to the recipients anyway? Everyone ticked will read them as soon as they are sent.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setObjectName("confirm-unreleased-motions")
+        go = box.addButton("Show the Motions", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def answered(_code: int) -> None:
+            self.unreleased_box = None
+            if box.clickedButton() is go:
+                self.unreleased_ok = round_seq
+                self.replan()
+
+        box.finished.connect(answered)
+        self.unreleased_box = box
+        box.open()
+        return box
+
+    def select_kind(self, event: Event, audience: Audience | None) -> None:
+        """Choose the kind of notification (e.g. from "Send Private URLs…")."""
+        if not self.sending:
+            self.event.setCurrentIndex(self._kind_index(event, audience))
+
+    def _kind_index(self, event: Event, audience: Audience | None) -> int:
+        for i in range(self.event.count()):
+            if self.event.itemData(i) == (event, audience):
+                return i
+        return max(0, next((i for i in range(self.event.count()) if self.event.itemData(i)[0] is event), 0))
 
     def ask_restore_defaults(self) -> QMessageBox:
         """Restoring throws away the edited templates (and the tournament's kept ones): ask first."""
@@ -431,6 +485,7 @@ class ComposeDialog(QDialog):
             (m.FLAGGED, "flagged as bouncing"),
             (m.NO_ADDRESS, "without an address"),
             (m.INVALID, "with an invalid address"),
+            (m.NO_KEY, "without a private URL"),
         ):
             if n := r.count(mark):
                 parts.append(f"{n} {words}")
@@ -469,7 +524,8 @@ class ComposeDialog(QDialog):
         run_op(self, validate, action=self.send_button, title="Checking the templates", on_success=checked)
 
     def _confirm(self, count: int, templates: Templates) -> None:
-        what = f"{self.event.currentText()} · {self.round.currentText()} · {self.tournament.name}"
+        scope = self.round.currentText() if self.round.isEnabled() else "whole tournament"
+        what = f"{self.event.currentText()} · {scope} · {self.tournament.name}"
         box, go = confirm_send_box(self, count, self._settings, what)
         box.finished.connect(lambda _code: self._on_confirmed(box.clickedButton() is go, templates))
         self.confirm_box = box

@@ -57,9 +57,24 @@ MARK_LOOKS: dict[Mark, Look] = {
     ),
     Mark.NO_ADDRESS: address_look("missing"),
     Mark.INVALID: address_look("invalid"),
+    Mark.NO_KEY: Look(
+        Tone.WARNING,
+        "No private URL",
+        "This person has no private URL on the site: nothing to send.",
+        "slash",
+    ),
 }
+# A ticked-by-default rule of the kind (motions: adjudicators unticked) left this row unticked.
+UNTICKED_LOOK = Look(Tone.NEUTRAL, "Unticked by default", "", "minus")
 # Marks that need a look from the director, first when sorting by the note column.
-MARK_ORDER = {Mark.INVALID: 0, Mark.NO_ADDRESS: 1, Mark.FLAGGED: 2, Mark.ALREADY_SENT: 3, Mark.OK: 4}
+MARK_ORDER = {
+    Mark.INVALID: 0,
+    Mark.NO_ADDRESS: 1,
+    Mark.NO_KEY: 2,
+    Mark.FLAGGED: 3,
+    Mark.ALREADY_SENT: 4,
+    Mark.OK: 5,
+}
 
 
 def mark_look(r: PlannedRecipient) -> Look | None:
@@ -68,6 +83,10 @@ def mark_look(r: PlannedRecipient) -> Look | None:
     if r.mark is Mark.FLAGGED and r.flag is not None:
         kind = flag_look(r.flag.kind)
         return Look(kind.tone, kind.label, f"{kind.description} Unticked: tick to try anyway.", kind.glyph)
+    if r.mark is Mark.OK and r.note:
+        return Look(
+            UNTICKED_LOOK.tone, UNTICKED_LOOK.label, f"{r.note}: tick to include.", UNTICKED_LOOK.glyph
+        )
     return MARK_LOOKS.get(r.mark)
 
 
@@ -202,7 +221,7 @@ class RecipientsModel(QAbstractTableModel):
         if role == Roles.STATUS:
             return r.mark.value
         if role == Roles.PROBLEM:
-            return r.mark in (Mark.FLAGGED, Mark.INVALID, Mark.NO_ADDRESS)
+            return r.mark in (Mark.FLAGGED, Mark.INVALID, Mark.NO_ADDRESS, Mark.NO_KEY)
         if role == Roles.ID:
             return r.key
         if role == Roles.OBJECT:
@@ -228,8 +247,8 @@ class RecipientsModel(QAbstractTableModel):
         look = mark_look(r)
         if look is not None:
             lines.append(look.description)
-        if r.recipient.problem:
-            lines.append(f"Problem: {r.recipient.problem}")
+        if r.recipient.problem or r.problem:
+            lines.append(f"Problem: {r.recipient.problem or r.problem}")
         if r.flag is not None:
             lines.append(f"Flagged ({r.flag.kind.value}): {r.flag.diagnostic}")
         if r.recipient.reasons:

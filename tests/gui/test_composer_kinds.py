@@ -1,0 +1,173 @@
+"""Issue 12 in the window: every kind in the composer, "Send Private URLs…" from the tournament's
+menu, and the confirmation before unreleased motions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+from pytestqt.qtbot import QtBot
+from sqlalchemy import update
+
+from tabmail.domain.notification import Audience, Event
+from tabmail.gui.bridge import EventBridge
+from tabmail.gui.composer import ComposeDialog
+from tabmail.gui.main_window import MainWindow
+from tabmail.gui.roles import Roles
+from tabmail.gui.theme import Theme
+from tabmail.services import notify
+from tabmail.services.context import AppContext
+from tabmail.services.importing import import_csv
+from tabmail.store.models import PersonRow, RoundRow, TournamentRow
+from tests.conftest import data_path
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(autouse=True)
+def _loop(qloop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+    return qloop  # the composer's work runs through run_op on the qasync loop
+
+
+@pytest.fixture
+def two_team(ctx: AppContext) -> AppContext:
+    import_csv(ctx, data_path("two-team-csv"), "Two Team")
+    ctx.settings.set_text("from_address", "tab@example.org")
+    ctx.settings.set_text("backend", "file")
+    t = ctx.tournaments.get("two-team")
+    with ctx.db.session() as s:  # as if from a Tabbycat site: keys for all but Ann Weir
+        s.execute(
+            update(TournamentRow).where(TournamentRow.id == t.id).values(source_url="https://tab.example")
+        )
+        for i, name in enumerate(["Ana Ruiz", "Aki Sato", "Ben Cole", "Bob Hale", "Cat Diaz"]):
+            s.execute(update(PersonRow).where(PersonRow.name == name).values(url_key=f"key{i}"))
+    return ctx
+
+
+@pytest.fixture
+def bridge(two_team: AppContext) -> Iterator[EventBridge]:
+    b = EventBridge(two_team.bus)
+    yield b
+    b.detach()
+
+
+def _dialog(
+    qtbot: QtBot, ctx: AppContext, bridge: EventBridge, kind: tuple[Event, Audience | None]
+) -> ComposeDialog:
+    t = ctx.tournaments.get("two-team")
+    dialog = ComposeDialog(ctx, bridge, None, t, ctx.tournaments.get_round(t.id, 1), kind=kind, theme=Theme())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10000)
+    return dialog
+
+
+def _rows(dialog: ComposeDialog) -> dict[str, tuple[str, bool, str]]:
+    """name -> (status, ticked, note column text)."""
+    out = {}
+    model = dialog.recipients
+    for row in range(model.rowCount()):
+        name = model.index(row, 0).data()
+        out[name] = (
+            model.index(row, 0).data(Roles.STATUS),
+            model.index(row, 0).data(Roles.ID) in model.selected_keys(),
+            model.index(row, 3).data() or "",
+        )
+    return out
+
+
+def test_the_composer_offers_every_kind(qtbot: QtBot, two_team: AppContext, bridge: EventBridge) -> None:
+    dialog = _dialog(qtbot, two_team, bridge, (Event.DRAW, Audience.ALL))
+    kinds = {dialog.event.itemData(i)[0] for i in range(dialog.event.count())}
+    assert kinds == set(Event)
+    for i in range(dialog.event.count()):
+        event, _audience = dialog.event.itemData(i)
+        if i == dialog.event.currentIndex():
+            continue
+        with qtbot.waitSignal(dialog.plan_loaded, timeout=10000):
+            dialog.event.setCurrentIndex(i)
+        assert dialog.round.isEnabled() == (event.per_round or event is Event.CUSTOM)
+
+
+def test_private_urls_composer_marks_keys_and_sends(
+    qtbot: QtBot, two_team: AppContext, bridge: EventBridge
+) -> None:
+    dialog = _dialog(qtbot, two_team, bridge, (Event.URLS, None))
+    assert dialog.event.currentText() == "Private URLs" and not dialog.round.isEnabled()
+    rows = _rows(dialog)
+    assert rows["Ana Ruiz"] == ("ok", True, "")
+    assert rows["Ann Weir"][:2] == ("no_key", False) and rows["Ann Weir"][2] == "No private URL"
+    assert rows["Dee Park"][0] == "no_address"
+    assert dialog.recipients.selected_count() == 5
+    assert "without a private URL" in dialog.count_label.text()
+    qtbot.waitUntil(lambda: "privateurls/key" in dialog.preview.text.toPlainText(), timeout=10000)
+
+
+def test_motions_leave_adjudicators_unticked_and_ask_before_unreleased_ones(
+    qtbot: QtBot, two_team: AppContext, bridge: EventBridge
+) -> None:
+    t = two_team.tournaments.get("two-team")
+    with two_team.db.session() as s:
+        s.execute(
+            update(RoundRow)
+            .where(RoundRow.tournament_id == t.id, RoundRow.seq == 2)
+            .values(motions_released=False)
+        )
+    dialog = _dialog(qtbot, two_team, bridge, (Event.MOTIONS, None))
+    rows = _rows(dialog)
+    assert rows["Ann Weir"] == ("ok", False, "Unticked by default")
+    assert rows["Ana Ruiz"][:2] == ("ok", True)
+    dialog.round.setCurrentIndex(dialog.round.findData(2))
+    qtbot.waitUntil(lambda: dialog.unreleased_box is not None, timeout=10000)
+    box = dialog.unreleased_box
+    assert box is not None and "not released on the site" in box.text()
+    assert dialog.plan is None and not dialog.send_button.isEnabled()
+    go = next(b for b in box.buttons() if box.buttonRole(b) == QMessageBox.ButtonRole.AcceptRole)
+    go.click()
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10000)
+    assert "close all zoos" in dialog.plan.recipients[0].recipient.context["MOTIONS"]
+
+
+def test_points_composer_shows_each_teams_wins(
+    qtbot: QtBot, two_team: AppContext, bridge: EventBridge
+) -> None:
+    dialog = _dialog(qtbot, two_team, bridge, (Event.POINTS, None))
+    dialog.round.setCurrentIndex(dialog.round.findData(2))
+    qtbot.waitUntil(
+        lambda: dialog.plan is not None and dialog.plan.round is not None and dialog.plan.round.seq == 2,
+        timeout=10000,
+    )
+    qtbot.waitUntil(
+        lambda: (
+            "wins after Round 2" in dialog.preview.subject.text()
+            or "win after Round 2" in dialog.preview.subject.text()
+        ),
+        timeout=10000,
+    )
+    assert dialog.event.currentText() == "Team points / wins"
+
+
+def test_send_private_urls_from_the_tournaments_context_menu(
+    qtbot: QtBot, two_team: AppContext, tmp_path: Path
+) -> None:
+    window = MainWindow(two_team, qsettings=QSettings(str(tmp_path / "q.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    t = two_team.tournaments.get("two-team")
+    index = window.navigator.model.find(("tournament", t.id))
+    menu = window.navigator.context_menu(index)
+    assert menu is not None
+    (action,) = [a for a in menu.actions() if a.objectName() == "send-private-urls"]
+    action.trigger()
+    qtbot.waitUntil(lambda: window.composer is not None and window.composer.plan is not None, timeout=10000)
+    assert window.composer is not None and window.composer.current_event() == (Event.URLS, None)
+    assert window.send_urls_action.isEnabled()
+    window.composer.close()
+    # The plan matches the service's for the same kind.
+    plan = notify.plan(two_team, "two-team", Event.URLS)
+    assert len(plan.default_selection()) == 5
