@@ -583,3 +583,17 @@ def test_times_from_other_days_carry_their_date(qtbot: QtBot, demo: AppContext, 
     assert day in window.status.last_poll.text()
     assert day in local_time(old) and local_time(datetime.now(UTC)).count(":") == 1
     window.close()
+
+
+def test_problems_only_follows_a_resolution_as_it_happens(
+    qtbot: QtBot, demo: AppContext, bridge: EventBridge, mixed: dict[str, object]
+) -> None:
+    page = RoundMessagesPage(demo, bridge, Theme())
+    qtbot.addWidget(page)
+    tournament = demo.tournaments.list_all()[0]
+    page.show_round(tournament, demo.tournaments.get_round(tournament.id, 1))
+    page.problems_only.setChecked(True)
+    batch = page.proxy.index(0, 0)
+    assert page.proxy.rowCount(batch) == 8
+    assert page.resolve(mixed["kinds"]["blocked"][0], "the venue's server; told them in person")  # type: ignore[index]
+    qtbot.waitUntil(lambda: page.proxy.rowCount(page.proxy.index(0, 0)) == 7, timeout=5000)
