@@ -100,11 +100,15 @@ class StatusWidgets:
         self._render_connection()
         status_bar.addPermanentWidget(self.read_only)
         status_bar.addPermanentWidget(self.test_mode)
+        self._separators: dict[QWidget, QFrame] = {}
         for i, widget in enumerate((self.backend, self.last_poll, self.inbox, self.online)):
             if i:
-                status_bar.addPermanentWidget(_separator(status_bar))
+                line = _separator(status_bar)
+                self._separators[widget] = line
+                status_bar.addPermanentWidget(line)
             widget.setContentsMargins(6, 0, 6, 0)
             status_bar.addPermanentWidget(widget)
+        self._separators[self.inbox].hide()  # no line before a label that is not shown
 
     def set_read_only(self, where: str) -> None:
         """Show the read-only banner: the database ``where`` is opened without writing."""
@@ -159,6 +163,7 @@ class StatusWidgets:
             "" if ok else self._theme.text_style(Tone.WARNING if not online else Tone.BAD)
         )
         self.inbox.show()
+        self._separators[self.inbox].show()
 
     def set_online(self, online: bool | None) -> None:
         """The last delivery check reached the provider (True) or not (False); None: no check yet."""

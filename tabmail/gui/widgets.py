@@ -23,6 +23,7 @@ class MessageStrip(QLabel):
         super().__init__(parent)
         self._theme = theme or Theme()
         self.tone: Tone | None = None
+        self._restyling = False
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._expiry = QTimer(self)
@@ -43,6 +44,13 @@ class MessageStrip(QLabel):
             self._expiry.start(timeout_ms)
         else:
             self._expiry.stop()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in _PALETTE_CHANGES and self.tone is not None and not self._restyling:
+            self._restyling = True  # a style sheet changes the palette too: no loop
+            self.setStyleSheet(self._theme.tone_style(self.tone))  # light/dark changed
+            self._restyling = False
 
     def clear_message(self) -> None:
         self._expiry.stop()

@@ -12,8 +12,10 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Iterable
+from html import escape
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTabWidget, QVBoxLayout, QWidget
 
 from tabmail.backends.probe import ProbeResult
@@ -52,6 +54,7 @@ class SettingsDialog(QDialog):
         self._fs = FieldSet(self._theme, ctx.secrets)
         self.test_op: Op | None = None  # the backend test running now, if any
         self.last_test: ProbeResult | None = None
+        self.test_texts: dict[str, str] = {}  # per backend, the last result as plain text
 
         self.keyring_message = MessageStrip(self, self._theme)
         self.keyring_message.setObjectName("keyring-message")
@@ -213,8 +216,15 @@ class SettingsDialog(QDialog):
         box: BackendBox | None = self.backend_boxes.get(backend)
         if box is None:
             return
-        box.test_result.setText("\n".join([("✓ " if ok else "✗ ") + text, *steps]))
-        box.test_result.setStyleSheet(self._theme.text_style(Tone.GOOD if ok else Tone.BAD))
+        self.test_texts[backend] = "\n".join([("✓ " if ok else "✗ ") + text, *steps])
+        # The verdict in its colour; the steps that passed in the normal text colour.
+        colour = self._theme.foreground(Tone.GOOD if ok else Tone.BAD).name()
+        verdict = f"<span style='color: {colour}'>{'✓' if ok else '✗'} {escape(text)}</span>"
+        box.test_result.setTextFormat(Qt.TextFormat.RichText)
+        box.test_result.setText("<br>".join([verdict, *(escape(step) for step in steps)]))
+        box.test_result.setStyleSheet("")
+        if self.isActiveWindow():
+            box.test_button.setFocus()  # where the director left it, not the first field
         wanted = self.sizeHint().height()
         if self.isVisible() and wanted > self.height():  # grow to show it all; never shrink
             self.resize(self.width(), wanted)
