@@ -143,11 +143,14 @@ class PollReport:
     def summary(self) -> str:
         if not self.enabled:
             return self.reason
-        if self.practice:
-            return (
-                f"Practice: {len(self.changed_message_ids)} message(s) changed status, "
-                f"{len(self.flagged_keys)} address(es) newly flagged (nothing left this computer)."
-            )
+        if self.practice:  # short: it sits in the status bar beside "Practice — nothing leaves…"
+            changed, flagged = len(self.changed_message_ids), len(self.flagged_keys)
+            if not changed and not flagged:
+                return "Practice: nothing new."
+            text = f"Practice: {changed} status change{'s' if changed != 1 else ''}"
+            if flagged:
+                text += f", {flagged} address{'es' if flagged != 1 else ''} flagged"
+            return text + "."
         if not self.online:
             return "SendGrid could not be reached (offline?); statuses are as of the last successful poll."
         if self.reason:

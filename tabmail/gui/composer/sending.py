@@ -45,7 +45,7 @@ def backend_phrase(settings: dict[str, Any]) -> str:
             " (sandbox mode: nothing is delivered)" if settings.get("sendgrid.sandbox") else ""
         )
     if backend == PRACTICE:
-        return f"in practice mode ({PRACTICE_LABEL})"
+        return f"({PRACTICE_LABEL})"
     return "as .eml files (dry run: nothing is sent)"
 
 
@@ -66,7 +66,10 @@ def confirm_send_box(
     reroute = str(settings.get("test_mode.reroute_to") or "").strip()
     if reroute:
         details.append(f"TEST MODE: all {count} go to {reroute}, not to the recipients.")
-    details.append("This cannot be undone once a message has been handed over.")
+    if str(settings.get("backend") or "") == PRACTICE:
+        details.append("Each recipient gets a pretend fate over about a minute, as if it had been sent.")
+    else:
+        details.append("This cannot be undone once a message has been handed over.")
     box.setInformativeText("\n".join(details))
     go = box.addButton("Send", QMessageBox.ButtonRole.AcceptRole)
     box.setDefaultButton(go)

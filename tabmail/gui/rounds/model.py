@@ -72,6 +72,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
     draft_edited = Signal(str, str, str)  # message id, old, new: typed in the tree (for undo)
     messages_refreshed = Signal(list)  # message ids re-read in place (the detail panel listens)
     rows_added = Signal(list)  # message ids inserted after loading (resends, new batches)
+    rows_restyled = Signal()  # many rows changed at once: repaint the view, first column included
     replies_changed = Signal()  # reply counts changed (a reply arrived or was read)
 
     def __init__(

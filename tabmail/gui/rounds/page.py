@@ -178,6 +178,7 @@ class RoundMessagesPage(QWidget):
         self.model.replies_changed.connect(self._update_summary)
         self.model.messages_refreshed.connect(self._on_model_messages_refreshed)
         self.model.rows_added.connect(self._on_model_rows_added)
+        self.model.rows_restyled.connect(lambda: self.tree.viewport().update())
         self.model.draft_rejected.connect(self._on_model_draft_rejected)
         self.model.draft_changed.connect(lambda mid: self._refresh_detail([mid]))
         self.proxy.rowsInserted.connect(self._on_proxy_rows_inserted)

@@ -77,9 +77,10 @@ class RoundUpdates:
         else:
             # From the second column: for a range that starts in the first, QTreeView asks every
             # row in it whether it has children (a flags() and a hasChildren() call into Python
-            # per row: 3,000 rows of a batch at every slice of a poll). A many-row range repaints
-            # the whole viewport anyway, first column included; message rows never have children.
+            # per row: 3,000 rows of a batch at every slice of a poll); message rows never have
+            # children. The first column is repainted by the view (``rows_restyled``).
             self.dataChanged.emit(self.index(min(rows), 1, parent), self.index(max(rows), last, parent), [])
+            self.rows_restyled.emit()
 
     def _emit_batch(self, node: BatchNode) -> None:
         self.dataChanged.emit(
