@@ -185,7 +185,10 @@ class RoundUpdates:
             log.debug("message %s vanished before it could be shown", mid)
         counts_before = Counter(batch.counts)
         manual = self._ctx.problems.resolutions(list(fresh))
+        manual_changed = False
         for mid in fresh:
+            if manual.get(mid) != self._manual.get(mid):
+                manual_changed = True
             if mid in manual:
                 self._manual[mid] = manual[mid]
             else:
@@ -198,17 +201,24 @@ class RoundUpdates:
             if node is None:
                 added.append(m)
                 continue
+            bucket = node.bucket
             flag = self._flags.get(node.key)
             node.update(m, flag.kind if flag else None)
+            batch.counts[bucket] -= 1
+            batch.counts[node.bucket] += 1
             rows.append(node.row)
             updated.append(mid)
         if added:
             self._append_messages(batch, added)
-        # A delivered resend resolves its original (and a new bounce un-resolves it): re-settle.
-        for node in self._settle(batch):
-            if node.message.id not in fresh:
-                rows.append(node.row)
-                updated.append(node.message.id)
+        if added or manual_changed or any(m.resend_of for m in fresh.values()):
+            # A delivered resend resolves its original (a new bounce un-resolves it), and the
+            # director's word resolves a problem: work the batch's resolutions out again.
+            for node in self._settle(batch):
+                if node.message.id not in fresh:
+                    rows.append(node.row)
+                    updated.append(node.message.id)
+        else:
+            batch.counts = +batch.counts  # only these rows changed: their counts moved above
         self._emit_rows(batch, rows)
         if added or batch.counts != counts_before:
             self._emit_batch(batch)
