@@ -156,3 +156,11 @@ def test_cli_selects_practice_and_says_so(
     assert "backend = practice" in out and LABEL in out
     assert cli_main(["--db", db, "poll", "--once"]) == 0
     assert "Practice" in capsys.readouterr().out
+
+
+def test_the_settings_test_of_practice_says_it_needs_nothing(ctx: AppContext) -> None:
+    from tabmail.services.backend_check import check_backend
+
+    result = asyncio.run(check_backend(ctx, "practice", {}, {}))
+    assert result.ok and result.summary == "Practice needs no server and no account: it works."
+    assert [s.name for s in result.steps] == ["practice"]

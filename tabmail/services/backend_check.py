@@ -17,7 +17,6 @@ from typing import Any
 from tabmail.backends.probe import Failure, ProbeResult, probe_folder, probe_sendgrid, probe_smtp
 from tabmail.backends.smtp import SmtpConfig, SmtpConfigError
 from tabmail.domain.practice import BACKEND as PRACTICE
-from tabmail.domain.practice import EXPLANATION
 from tabmail.services.context import AppContext
 
 DEFAULT_TIMEOUT = 20.0
@@ -56,8 +55,8 @@ def _probe(
     ssl_context: ssl.SSLContext | None,
 ) -> ProbeResult:
     if backend == PRACTICE:
-        result = ProbeResult(PRACTICE)
-        result.passed("practice", EXPLANATION)
+        result = ProbeResult(PRACTICE, verdict="Practice needs no server and no account: it works.")
+        result.passed("practice", "No connection is made; nothing leaves this computer.")
         return result
     if backend == "file":
         return probe_folder(eml_folder(ctx, str(s.get("file.directory") or "")))

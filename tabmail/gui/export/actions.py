@@ -105,7 +105,10 @@ class ExportActions(QObject):
         saved = self.window._qsettings.value(FOLDER_KEY)
         if isinstance(saved, str) and saved and Path(saved).is_dir():
             return saved
-        return QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        if documents and Path(documents).is_dir():
+            return documents
+        return QStandardPaths.writableLocation(QStandardPaths.StandardLocation.HomeLocation)
 
     def ask_export(self) -> QFileDialog | None:
         """A save dialog (CSV or PDF, chosen by the file type); exports when a file is chosen."""
