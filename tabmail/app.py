@@ -108,8 +108,8 @@ def run_gui(args: argparse.Namespace) -> int:
         window.show()
         app.processEvents()  # painted before the background work starts and loads what it needs
         window.start_background()  # the outbox resumes and polling starts on the loop set above
-        log.info("window shown; tabmail is running")
         _quit_on_sigint(app, window)
+        log.info("window shown; tabmail is running")  # after the Ctrl+C handler is in place
         loop.run_forever()
         return 0
     finally:
