@@ -159,6 +159,7 @@ class _Hooks:
         o = self.o
         if o.cancelled or o.stop_reason is not None:
             return [False] * len(ids)
+        o.renew_leases()
         pending = self._take()
         try:
             result, skipped = await o.write(
@@ -334,6 +335,7 @@ class Outbox:
         self._backlog: list[tuple[str, list[StateUpdate]]] = []  # results a locked database refused
         self._claims: dict[str, Claim] = {}
         self._lease_until = utcnow()
+        self._renew_at = 0.0
 
     def cancel(self) -> None:
         """Stop handing over new messages; what is in flight finishes and is recorded."""
@@ -399,7 +401,7 @@ class Outbox:
                 self.current_backoff = self._backoff()
             report = OutboxReport()
             self._new_lease()
-            renewer = asyncio.ensure_future(self._renew_leases())
+            self._renew_at = time.monotonic() + LEASE_SECONDS / 3
             backends: dict[str, Backend] = {}
             try:
                 await self._write_backlog()
@@ -425,7 +427,6 @@ class Outbox:
             except DatabaseBusy as exc:
                 self.stop(str(exc))
             finally:
-                renewer.cancel()
                 for backend in backends.values():
                     await backend.close()
             if self.stop_reason is not None:
@@ -456,13 +457,20 @@ class Outbox:
             out += self.repo.mark_abandoned(owner, None if owner is None or same_host else now)
         return out
 
-    async def _renew_leases(self) -> None:
-        while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
-            try:
-                self.repo.renew_leases(self.owner, self._new_lease())
-            except DatabaseLocked:
-                log.info("lease renewal postponed: the database is locked")
+    def renew_leases(self) -> None:
+        """Every third of a lease, extend the leases this process holds. Called as messages are
+        claimed and finished: no timer of its own (a long cancelled timer outlives a run on
+        the Qt loop). A single transaction longer than a lease with nothing else going on lets
+        the lease lapse: only a process on another host would then judge it (this host checks
+        the pid), and the result, written under this process's lease, still settles it."""
+        now = time.monotonic()
+        if now < self._renew_at:
+            return
+        self._renew_at = now + LEASE_SECONDS / 3
+        try:
+            self.repo.renew_leases(self.owner, self._new_lease())
+        except DatabaseLocked:
+            log.info("lease renewal postponed: the database is locked")
 
     async def _write_backlog(self) -> None:
         while self._backlog:
