@@ -196,10 +196,11 @@ def _precheck(name: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, An
         _check_format_string(value, args or kwargs)
 
 
-def _checked_join(separator: str, items: Iterable[Any]) -> list[str]:
-    """The items as strings, refused when joining them would be too big."""
-    parts = [item if isinstance(item, str) else str(item) for item in items]
-    size = sum(map(len, parts)) + len(separator) * max(len(parts) - 1, 0)
+def _checked_join(separator: str, items: Iterable[Any]) -> list[Any]:
+    """The items, unchanged, as a list; refused when joining them would be too big."""
+    parts = list(items)
+    size = sum(len(p) if isinstance(p, str) else len(str(p)) for p in parts)
+    size += len(separator) * max(len(parts) - 1, 0)
     if size > MAX_VALUE_CHARS:
         raise _too_big("the joined text", size)
     return parts
