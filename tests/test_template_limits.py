@@ -4,6 +4,7 @@ and a limit on the template source; each problem names the recipient and the tem
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,13 @@ def test_send_custom_with_a_50_mb_body_file_refuses_in_one_line_and_queues_nothi
     assert code == 1
     assert err.count("\n") == 1 and "text: the template is 50,000,000 characters long" in err
     assert ctx.notifications.batches() == []
+
+
+def test_the_join_check_keeps_markup_items_and_refusals() -> None:
+    scores = [{"side": "OG", "team": "A<b>", "speeches": []}]
+    r = replace(person(1), context={**person(1).context, "SCORES": scores})
+    parts = render_for(Templates("s", "t", "<p>{{ [SCORES, SCORES]|join(', ') }}</p>"), r)
+    assert parts.html is not None
+    assert "<ul><li>OG: A&lt;b&gt;</li></ul>, <ul><li>OG: A&lt;b&gt;</li></ul>" in parts.html
+    with pytest.raises(TemplateRenderError, match="expected str instance"):
+        render_for(Templates("s", "{{ ', '.join([1, 2]) }}"), r)
