@@ -1,8 +1,12 @@
 """Turning rendered parts into the exact email that is sent and stored.
 
-Headers are set through `email.message.EmailMessage` with `policy.default`, never by string
-concatenation. Imported text (names, subjects) is first put on one line, so a CR/LF in a team
-name cannot start a header of its own; the policy would refuse one anyway.
+Every header comes from one validated list (`_header_list`). `build_email` sets them on an
+`email.message.EmailMessage` with `policy.default`; `email_bytes`, the batch path, writes a header
+line itself only when it is short printable ASCII that policy.default would write unchanged, and
+passes every other value to the policy's header objects (`_header_bytes`; tests compare both byte
+for byte). Imported text (names, subjects) is first put on one line, so a CR/LF in a team name
+cannot start a header of its own; a line written directly has no control character by
+construction, and the policy refuses one anyway.
 """
 
 from __future__ import annotations
