@@ -3,6 +3,7 @@ bp88 recordings (through the replay server) and a two-team tournament in CSV."""
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ def recordings() -> Dataset:
 @pytest.fixture
 def bp88(ctx: AppContext, recordings: Dataset, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppContext]:
     monkeypatch.delenv("TABMAIL_TABBYCAT_TOKEN", raising=False)
+    # Qt objects an earlier GUI test left in reference cycles are freed here, on the main
+    # thread: a collection inside the import's worker threads would destroy them there.
+    gc.collect()
     with TabbycatServer(recordings) as server:
         import_tabbycat(ctx, server.url, "bp88", token="admin")
         ctx.settings.set_text("from_address", "tab@example.org")

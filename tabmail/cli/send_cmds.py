@@ -23,6 +23,12 @@ def register(sub: Any) -> None:
     d = ssub.add_parser("draw", help="draw release for a round")
     _common(d, round_required=True)
     d.add_argument("--audience", choices=[a.value for a in Audience], default=Audience.ALL.value)
+    d.add_argument(
+        "--changes-only",
+        action="store_true",
+        help="after a corrected draw: only those whose room, side, panel, opponents or position "
+        "changed since their last draw email, and a notice to those no longer in the draw",
+    )
     d.set_defaults(handler=_send_draw)
     b = ssub.add_parser("ballot", help="ballot receipts for a round's adjudicators")
     _common(b, round_required=True)
@@ -104,7 +110,7 @@ def _common(p: argparse.ArgumentParser, round_required: bool) -> None:
 
 
 def _send_draw(args: argparse.Namespace) -> int:
-    return _send(args, Event.DRAW, Audience(args.audience))
+    return _send(args, Event.DRAW, Audience(args.audience), changes_only=args.changes_only)
 
 
 def _send_motions(args: argparse.Namespace) -> int:
@@ -140,6 +146,7 @@ def _send(
     templates: Templates | None = None,
     people: list[int] | None = None,
     allow_unreleased: bool = False,
+    changes_only: bool = False,
 ) -> int:
     from tabmail.services import notify
 
@@ -158,6 +165,7 @@ def _send(
             person_ids=people,
             templates=templates,
             allow_unreleased=allow_unreleased,
+            changes_only=changes_only,
         )
         selection = notify.selection_for(
             plan, include_already_sent=args.include_already_sent, include_flagged=args.include_flagged
@@ -172,6 +180,9 @@ def _send(
         for p in plan.recipients:
             if p.mark in (notify.Mark.NO_ADDRESS, notify.Mark.INVALID, notify.Mark.NO_KEY):
                 print(f"  not sendable: {p.recipient.name}: {p.problem or p.recipient.problem}")
+            if plan.changes_only and p.change is not None and p.change.value in ("changed", "removed"):
+                what = "; ".join(p.recipient.context.get("CHANGES", [])) or "no longer in the draw"
+                print(f"  {p.change.value}: {p.recipient.name}: {what}")
         reroute = ctx.settings.get("test_mode.reroute_to")
         if reroute:
             print(f"TEST MODE: every message goes to {reroute}")
@@ -182,16 +193,22 @@ def _send(
             print("not sent (answer yes, or pass --yes)", file=sys.stderr)
             return 1
         result = notify.enqueue(ctx, plan, selected=selection)
-        print(f"queued {result.queued} message(s) as batch {result.batch_id}")
+        batches = result.batch_ids or (result.batch_id,)
+        print(f"queued {result.queued} message(s) as batch {', '.join(map(str, batches))}")
         if args.queue_only:
             return 0
-        # This batch only: older queued or retrying work is the outbox's (tabmail outbox run, or
-        # the window's background outbox), each message through the backend it was queued for.
-        report = _run_outbox(ctx, batch_id=result.batch_id, wait=True)
-        older = ctx.notifications.pending_count(exclude_batch=result.batch_id)
+        # These batches only: older queued or retrying work is the outbox's (tabmail outbox run,
+        # or the window's background outbox), each message through the backend it was queued for.
+        ok = True
+        for batch_id in batches:
+            report = _run_outbox(ctx, batch_id=batch_id, wait=True)
+            ok = ok and report.failed == 0 and report.uncertain == 0
+        older = ctx.notifications.pending_count(exclude_batch=batches[-1]) - sum(
+            ctx.notifications.pending_count(b) for b in batches[:-1]
+        )
         if older:
             print(f"{older} older message(s) wait in the outbox: tabmail outbox run sends them")
-        return 0 if report.failed == 0 and report.uncertain == 0 else 3
+        return 0 if ok else 3
     finally:
         ctx.close()
 

@@ -327,7 +327,11 @@ def _template_name(event: Event, audience: Audience | None) -> str:
 
 def default_templates(event: Event, audience: Audience | None) -> Templates:
     """The bundled defaults, from resources/templates/<name>.{subject.txt,txt,html}."""
-    name = _template_name(event, audience)
+    return default_templates_named(_template_name(event, audience))
+
+
+def default_templates_named(name: str) -> Templates:
+    """A bundled template set by file name ("draw-removed": the changes-only removal notice)."""
 
     def read(suffix: str) -> str:
         return resource("templates", f"{name}.{suffix}").read_text(encoding="utf-8")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from tabmail.compose.changes import Change, classify, removed_recipient, with_changes
 from tabmail.compose.kinds import url_problem
 from tabmail.compose.message import email_bytes, make_message_id, new_tabmail_id, thread_anchor
 from tabmail.compose.recipients import Recipient, ballot_recipients, custom_recipients, draw_recipients
@@ -23,12 +24,14 @@ from tabmail.compose.templates import (
     TemplateRenderError,
     check_syntax,
     default_templates,
+    default_templates_named,
     render_all,
 )
+from tabmail.domain import addresses
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import BatchQueued
 from tabmail.domain.notification import AddressFlag, Audience, Event, Templates
-from tabmail.domain.tournament import Round, Tournament
+from tabmail.domain.tournament import Draw, Round, Tournament
 from tabmail.services.context import AppContext
 from tabmail.services.kinds import KIND_EVENTS, NO_ALREADY_SENT_RULE, kind_recipients
 from tabmail.services.kinds import NothingToSend as NothingToSend
@@ -44,10 +47,11 @@ class Mark(enum.StrEnum):
     NO_ADDRESS = "no_address"
     INVALID = "invalid"
     NO_KEY = "no_key"  # private URLs: nothing to send (no key, or no site address)
+    UNCHANGED = "unchanged"  # changes-only re-release: same assignment as last told (unticked)
 
     @property
     def sendable(self) -> bool:
-        return self in (Mark.OK, Mark.ALREADY_SENT, Mark.FLAGGED)
+        return self in (Mark.OK, Mark.ALREADY_SENT, Mark.FLAGGED, Mark.UNCHANGED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,7 @@ class PlannedRecipient:
     mark: Mark
     flag: AddressFlag | None = None
     problem: str | None = None  # Mark.NO_KEY: why
+    change: Change | None = None  # changes-only re-release: changed, unchanged, new or removed
 
     @property
     def key(self) -> str:
@@ -80,6 +85,7 @@ class Plan:
     audience: Audience | None
     templates: Templates
     recipients: list[PlannedRecipient] = field(default_factory=list)
+    changes_only: bool = False
 
     def count(self, mark: Mark) -> int:
         return sum(1 for r in self.recipients if r.mark is mark)
@@ -90,6 +96,9 @@ class Plan:
     def summary(self) -> str:
         ticked = len(self.default_selection())
         parts = [f"{ticked} to send"]
+        if self.changes_only:
+            counts = {c: sum(1 for r in self.recipients if r.change is c) for c in Change}
+            parts.append(", ".join(f"{n} {c.value}" for c, n in counts.items()))
         if unticked := self.count(Mark.OK) - ticked:
             parts.append(f"{unticked} unticked by default")
         for mark, words in (
@@ -98,6 +107,7 @@ class Plan:
             (Mark.NO_ADDRESS, "without an address"),
             (Mark.INVALID, "with an invalid address"),
             (Mark.NO_KEY, "without a private URL"),
+            (Mark.UNCHANGED, "unchanged since the previous email"),
         ):
             if n := self.count(mark):
                 parts.append(f"{n} {words}")
@@ -109,6 +119,8 @@ class EnqueueResult:
     batch_id: int
     queued: int
     not_sendable: list[str]  # names of selected people without a usable address
+    # Every batch queued (changes-only: the removal notices go in a batch of their own).
+    batch_ids: tuple[int, ...] = ()
 
 
 def template_key(event: Event, audience: Audience | None) -> str:
@@ -144,12 +156,16 @@ def plan(
     person_ids: Collection[int] | None = None,
     templates: Templates | None = None,
     allow_unreleased: bool = False,
+    changes_only: bool = False,
 ) -> Plan:
     """Compute the recipients and their marks. Raises TabmailError for unknown data;
     UnreleasedMotions for motions the site has not released, unless ``allow_unreleased``;
     PointsError (a TabmailError) naming the debates whose ballots are missing."""
+    if changes_only and event is not Event.DRAW:
+        raise TabmailError("--changes-only is for a draw re-release (tabmail send draw --changes-only)")
     tournament = ctx.tournaments.get(tournament_slug)
     rnd: Round | None = None
+    draw: Draw | None = None
     if event in KIND_EVENTS:
         rnd, audience, recipients = kind_recipients(
             ctx, tournament, event, round_seq, audience, allow_unreleased=allow_unreleased
@@ -176,7 +192,7 @@ def plan(
             raise TabmailError(f"a {event.value} notification needs a round")
         draw = ctx.tournaments.draw(tournament.id, round_seq)
         rnd = draw.round
-        if not draw.debates:
+        if not draw.debates and not changes_only:
             raise NothingToSend(f"{rnd.name} of {tournament.name} has no draw imported yet")
         if event is Event.DRAW:
             audience = audience or Audience.ALL
@@ -206,7 +222,77 @@ def plan(
         else:
             planned.append(PlannedRecipient(r, Mark.OK))
     chosen = templates or templates_for(ctx, tournament.id, event, audience)
-    return Plan(tournament, rnd, event, audience, chosen, planned)
+    result = Plan(tournament, rnd, event, audience, chosen, planned)
+    if changes_only:
+        assert draw is not None and audience is not None
+        _mark_changes(ctx, result, draw, audience, flags)
+    return result
+
+
+def _mark_changes(
+    ctx: AppContext, plan_: Plan, draw: Draw, audience: Audience, flags: dict[str, AddressFlag]
+) -> None:
+    """Changes-only: compare with what each person was last told for this round's draw; tick the
+    changed, new and removed, untick the unchanged."""
+    rnd = draw.round
+    previous = ctx.notifications.last_contexts(rnd.id, plan_.tournament.id, Event.DRAW)
+    if not previous:
+        raise NothingToSend(f"no draw email was sent for {rnd.name} yet: send the draw itself first")
+    plan_.changes_only = True
+    present: set[int] = set()
+    marked: list[PlannedRecipient] = []
+    for p in plan_.recipients:
+        present.update(p.recipient.person_ids or (p.recipient.person_id,))
+        change, lines = classify(p.recipient, previous)
+        if change is Change.CHANGED:
+            mark = Mark.OK if p.mark is Mark.ALREADY_SENT else p.mark
+            marked.append(replace(p, recipient=with_changes(p.recipient, lines), mark=mark, change=change))
+        elif change is Change.UNCHANGED:
+            mark = Mark.UNCHANGED if p.mark in (Mark.OK, Mark.ALREADY_SENT) else p.mark
+            marked.append(replace(p, mark=mark, change=change))
+        else:
+            mark = Mark.OK if p.mark is Mark.ALREADY_SENT else p.mark
+            marked.append(replace(p, mark=mark, change=change))
+    roles = (
+        {"adjudicator", "speaker"}
+        if audience is Audience.ALL
+        else {"adjudicator" if audience is Audience.ADJUDICATORS else "speaker"}
+    )
+    base = {
+        "TOURN": plan_.tournament.name,
+        "TOURN_SHORT": plan_.tournament.short_name,
+        "ROUND": rnd.name,
+        "ROUND_ABBR": rnd.abbreviation,
+    }
+    for pid, (_key, context) in previous.items():
+        if pid in present or context.get("REMOVED") or context.get("ROLE") not in roles:
+            continue
+        person = draw.people.get(pid)
+        if person is None:
+            continue
+        problem = (
+            None
+            if person.sendable
+            else ("no address" if not person.email else f"invalid address: {person.email}")
+        )
+        r = removed_recipient(
+            pid,
+            person.name,
+            person.email if person.email else None,
+            addresses.address_key(person.email),
+            str(context.get("ROLE")),
+            context,
+            base,
+            problem,
+        )
+        if problem:
+            mark = Mark.NO_ADDRESS if not person.email else Mark.INVALID
+        elif r.address_key in flags:
+            mark = Mark.FLAGGED
+        else:
+            mark = Mark.OK
+        marked.append(PlannedRecipient(r, mark, flags.get(r.address_key or ""), change=Change.REMOVED))
+    plan_.recipients = marked
 
 
 def enqueue(
@@ -230,41 +316,55 @@ def enqueue(
     chosen = [p for p in chosen if p.mark.sendable]
     if not chosen:
         raise NothingToSend("no recipient with a usable address is selected")
-    rendered, problems = render_all(
-        templates, [p.recipient for p in chosen], tournament_name=plan_.tournament.name
-    )
+    removed = [p for p in chosen if p.change is Change.REMOVED]
+    chosen = [p for p in chosen if p.change is not Change.REMOVED]
+    groups = [(chosen, templates), (removed, default_templates_named("draw-removed"))]
+    groups = [(group, tpl) for group, tpl in groups if group]
+    rendered_groups = []
+    problems = []
+    for group, tpl in groups:
+        rendered, group_problems = render_all(
+            tpl, [p.recipient for p in group], tournament_name=plan_.tournament.name
+        )
+        rendered_groups.append(rendered)
+        problems.extend(group_problems)
     if problems:
         raise TemplateRenderError(problems)
     sender = sender_for(ctx, plan_.tournament)
     now = now or datetime.now(UTC)
-    messages: list[NewMessage] = []
-    for planned, parts in zip(chosen, rendered, strict=True):
-        assert parts is not None
-        messages.append(
-            build_message(
-                sender,
-                plan_.tournament.slug,
-                planned.recipient,
-                parts,
-                now=now,
-                send_despite_flag=planned.mark is Mark.FLAGGED,
+    batch_ids: list[int] = []
+    queued = 0
+    for (group, tpl), rendered in zip(groups, rendered_groups, strict=True):
+        messages: list[NewMessage] = []
+        for planned, parts in zip(group, rendered, strict=True):
+            assert parts is not None
+            messages.append(
+                build_message(
+                    sender,
+                    plan_.tournament.slug,
+                    planned.recipient,
+                    parts,
+                    now=now,
+                    send_despite_flag=planned.mark is Mark.FLAGGED,
+                )
             )
+        batch_id = ctx.notifications.create_batch(
+            NewBatch(
+                tournament_id=plan_.tournament.id,
+                round_id=plan_.round.id if plan_.round else None,
+                event=plan_.event,
+                audience=plan_.audience,
+                templates=tpl,
+                backend=backend_name(ctx),
+                triggered_by=triggered_by if triggered_by is not None else ctx.user,
+                reroute_to=sender.reroute_to,
+            ),
+            messages,
         )
-    batch_id = ctx.notifications.create_batch(
-        NewBatch(
-            tournament_id=plan_.tournament.id,
-            round_id=plan_.round.id if plan_.round else None,
-            event=plan_.event,
-            audience=plan_.audience,
-            templates=templates,
-            backend=backend_name(ctx),
-            triggered_by=triggered_by if triggered_by is not None else ctx.user,
-            reroute_to=sender.reroute_to,
-        ),
-        messages,
-    )
-    ctx.bus.publish(BatchQueued(batch_id, len(messages)))
-    return EnqueueResult(batch_id, len(messages), not_sendable)
+        ctx.bus.publish(BatchQueued(batch_id, len(messages)))
+        batch_ids.append(batch_id)
+        queued += len(messages)
+    return EnqueueResult(batch_ids[0], queued, not_sendable, tuple(batch_ids))
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,6 +256,31 @@ class NotificationRepository(OutboxState):
                 keys.add(key)
             return people, keys
 
+    def last_contexts(
+        self, round_id: int, tournament_id: int, event: Event
+    ) -> dict[int, tuple[str, dict[str, Any]]]:
+        """person id -> (address key, template context) of the last message of this event for
+        this round that reached them or is on its way (test-mode copies left out): what they
+        were last told, for a changes-only re-release."""
+        with self._db.session() as s:
+            q = (
+                select(MessageRow.person_id, MessageRow.address_key, MessageRow.context)
+                .join(BatchRow, BatchRow.id == MessageRow.batch_id)
+                .where(
+                    BatchRow.tournament_id == tournament_id,
+                    BatchRow.round_id == round_id,
+                    BatchRow.event == event.value,
+                    BatchRow.reroute_to.is_(None),
+                    MessageRow.person_id.is_not(None),
+                    MessageRow.state.in_(RECEIVED_OR_ON_ITS_WAY),
+                )
+                .order_by(MessageRow.created_at, BatchRow.id)
+            )
+            result: dict[int, tuple[str, dict[str, Any]]] = {}
+            for pid, key, context in s.execute(q):
+                result[int(pid)] = (key, dict(context or {}))
+            return result
+
     # -- outbox state: see outbox_state.OutboxState --------------------------------------
     def pending_by_state(self) -> dict[str, int]:
         """How many messages wait in the outbox, per state (queued, retrying)."""

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from tabmail.domain.notification import Audience, Event
 from tabmail.gui.bridge import EventBridge
@@ -22,7 +22,7 @@ from tabmail.gui.theme import Theme
 from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.importing import import_csv
-from tabmail.store.models import PersonRow, RoundRow, TournamentRow
+from tabmail.store.models import DebateRow, PersonRow, RoundRow, TournamentRow
 from tests.conftest import data_path
 
 pytestmark = pytest.mark.gui
@@ -101,7 +101,6 @@ def test_private_urls_composer_marks_keys_and_sends(
     rows = _rows(dialog)
     assert rows["Ana Ruiz"] == ("ok", True, "")
     assert rows["Ann Weir"][:2] == ("no_key", False) and rows["Ann Weir"][2] == "No private URL"
-    assert rows["Dee Park"][0] == "no_address"
     assert dialog.recipients.selected_count() == 5
     assert "without a private URL" in dialog.count_label.text()
     qtbot.waitUntil(lambda: "privateurls/key" in dialog.preview.text.toPlainText(), timeout=10000)
@@ -171,3 +170,27 @@ def test_send_private_urls_from_the_tournaments_context_menu(
     # The plan matches the service's for the same kind.
     plan = notify.plan(two_team, "two-team", Event.URLS)
     assert len(plan.default_selection()) == 5
+
+
+def test_changes_only_marks_changed_unchanged_and_removed(
+    qtbot: QtBot, two_team: AppContext, bridge: EventBridge
+) -> None:
+    notify.enqueue(
+        two_team, notify.plan(two_team, "two-team", Event.DRAW, round_seq=1, audience=Audience.ALL)
+    )
+    t = two_team.tournaments.get("two-team")
+    draw = two_team.tournaments.draw(t.id, 1)
+    hall2 = next(d for d in draw.debates if draw.venues[d.venue_id or 0].name == "Hall 2")
+    with two_team.db.session() as s:  # the corrected draw drops the Hall 2 debate
+        s.execute(delete(DebateRow).where(DebateRow.id == hall2.id))
+    dialog = _dialog(qtbot, two_team, bridge, (Event.DRAW, Audience.ALL))
+    assert dialog.changes_only.isVisible()
+    with qtbot.waitSignal(dialog.plan_loaded, timeout=10000):
+        dialog.changes_only.setChecked(True)
+    rows = _rows(dialog)
+    assert rows["Ana Ruiz"] == ("unchanged", False, "Unchanged")
+    assert rows["Gil Marsh"] == ("ok", True, "Removed")
+    assert rows["Dan Orr"] == ("ok", True, "Removed")
+    assert "Dee Park" not in rows  # never told (no address), so no removal notice either
+    assert dialog.recipients.selected_count() == 4
+    assert "unchanged since the previous email" in dialog.count_label.text()

@@ -14,8 +14,10 @@ import asyncio
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDialog,
     QHBoxLayout,
@@ -129,6 +131,12 @@ class ComposeDialog(QDialog):
             self.event.addItem(label, (event, audience))
         if kind is not None:
             self.event.setCurrentIndex(self._kind_index(*kind))
+        self.changes_only = QCheckBox("Only people whose assignment changed", self)
+        self.changes_only.setObjectName("compose-changes-only")
+        self.changes_only.setToolTip(
+            "After a corrected draw: only those whose room, side, panel, opponents or position changed "
+            "since their last email of this round's draw, and a notice to those no longer in it"
+        )
         self.round = QComboBox(self)
         self.round.setObjectName("compose-round")
         self.rounds = ctx.tournaments.rounds(tournament.id)
@@ -192,6 +200,7 @@ class ComposeDialog(QDialog):
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self.update_preview())
         self.event.currentIndexChanged.connect(lambda _: self.replan())
         self.round.currentIndexChanged.connect(lambda _: self.replan())
+        self.changes_only.toggled.connect(lambda _: self.replan())
         self.resize(1280, 800)
         self.replan()
 
@@ -224,6 +233,8 @@ class ComposeDialog(QDialog):
         top.addSpacing(12)
         top.addWidget(QLabel("Round:", self))
         top.addWidget(self.round)
+        top.addSpacing(12)
+        top.addWidget(self.changes_only)
         top.addStretch(1)
         top.addWidget(self.banner)
 
@@ -281,6 +292,8 @@ class ComposeDialog(QDialog):
         self.round.setEnabled(per_round)  # private URLs and registrations are tournament-wide
         round_seq = self.round.currentData() if per_round else None
         allow_unreleased = round_seq is not None and self.unreleased_ok == round_seq
+        self.changes_only.setEnabled(event is Event.DRAW)
+        changes_only = event is Event.DRAW and self.changes_only.isChecked()
         self.plan = None
         self.send_button.setEnabled(False)
         self.count_label.setText("Finding the recipients…")
@@ -295,6 +308,7 @@ class ComposeDialog(QDialog):
                     round_seq=round_seq,
                     audience=audience,
                     allow_unreleased=allow_unreleased,
+                    changes_only=changes_only,
                 )
             except TabmailError as exc:  # no draw yet, no ballots...: said inline, not in a dialog
                 return exc
@@ -325,6 +339,10 @@ class ComposeDialog(QDialog):
         )
         self.update_preview()
         self.plan_loaded.emit()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self._preview_timer.stop()  # no preview of a closed composer
+        super().hideEvent(event)
 
     def ask_unreleased(self, round_seq: int) -> QMessageBox:
         """The site has not released this round's motions: sending them needs a clear yes."""
@@ -427,6 +445,8 @@ class ComposeDialog(QDialog):
         One preview renders at a time: a change while one runs marks it stale, and when it
         finishes its result is dropped and the latest templates are previewed instead."""
         self._preview_timer.stop()
+        if not self.isVisible():  # closed: nothing to preview (a pending edit's timer may fire late)
+            return
         if self._preview_op is not None and self._preview_op.is_running():
             self._preview_stale = True
             return
@@ -486,6 +506,7 @@ class ComposeDialog(QDialog):
             (m.NO_ADDRESS, "without an address"),
             (m.INVALID, "with an invalid address"),
             (m.NO_KEY, "without a private URL"),
+            (m.UNCHANGED, "unchanged since the previous email"),
         ):
             if n := r.count(mark):
                 parts.append(f"{n} {words}")
@@ -564,6 +585,7 @@ class ComposeDialog(QDialog):
         for w in (
             self.event,
             self.round,
+            self.changes_only,
             self.table,
             self.select_button,
             self.restore_button,

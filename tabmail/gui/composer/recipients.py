@@ -23,6 +23,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QPushButton, QWidget
 
+from tabmail.compose.changes import Change
 from tabmail.gui.collation import compare
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.words import ROLE_NAMES
@@ -64,6 +65,19 @@ MARK_LOOKS: dict[Mark, Look] = {
         "slash",
     ),
 }
+# Changes-only re-release of a draw: what happened to each recipient since their last email.
+CHANGE_LOOKS: dict[Change, Look] = {
+    Change.CHANGED: Look(
+        Tone.WARNING, "Changed", "The assignment changed since the previous email.", "arrow"
+    ),
+    Change.UNCHANGED: Look(
+        Tone.NEUTRAL, "Unchanged", "Same assignment as in the previous email: unticked.", "double_check"
+    ),
+    Change.NEW: Look(Tone.GOOD, "New", "Not in an earlier email of this round's draw.", "dot"),
+    Change.REMOVED: Look(
+        Tone.WARNING, "Removed", "No longer in this round's draw: gets a notice saying so.", "minus"
+    ),
+}
 # A ticked-by-default rule of the kind (motions: adjudicators unticked) left this row unticked.
 UNTICKED_LOOK = Look(Tone.NEUTRAL, "Unticked by default", "", "minus")
 # Marks that need a look from the director, first when sorting by the note column.
@@ -74,6 +88,7 @@ MARK_ORDER = {
     Mark.FLAGGED: 3,
     Mark.ALREADY_SENT: 4,
     Mark.OK: 5,
+    Mark.UNCHANGED: 6,
 }
 
 
@@ -83,6 +98,11 @@ def mark_look(r: PlannedRecipient) -> Look | None:
     if r.mark is Mark.FLAGGED and r.flag is not None:
         kind = flag_look(r.flag.kind)
         return Look(kind.tone, kind.label, f"{kind.description} Unticked: tick to try anyway.", kind.glyph)
+    if r.change is not None and r.mark in (Mark.OK, Mark.UNCHANGED):
+        look = CHANGE_LOOKS[r.change]
+        lines = r.recipient.context.get("CHANGES") or []
+        description = look.description + ("\n" + "\n".join(str(x) for x in lines) if lines else "")
+        return Look(look.tone, look.label, description, look.glyph)
     if r.mark is Mark.OK and r.note:
         return Look(
             UNTICKED_LOOK.tone, UNTICKED_LOOK.label, f"{r.note}: tick to include.", UNTICKED_LOOK.glyph
