@@ -5,7 +5,8 @@
 Writes main.png (a round's notifications, a bounced message being corrected),
 message.png (a resent message and its delivery timeline), resolved.png (the bounced original of
 that resend, shown resolved), problems.png (the Problems view across every tournament),
-compose.png (the compose dialog),
+compose.png (the compose dialog), compose-urls.png and compose-points.png (the composer on
+private URLs, keys given as a Tabbycat site would have them, and on team points after round 1),
 participants.png, import.png, settings.png, settings-test.png (the SMTP Test button's result
 against a loopback server, values typed but not saved), and main-dark.png / settings-dark.png
 (Settings → Appearance → Dark). Uses the demo tournament (services/demo.py) in a
@@ -30,6 +31,7 @@ import qasync
 from PySide6.QtCore import QPoint, QRect, QSettings
 from PySide6.QtGui import QColor, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QLineEdit, QWidget
+from sqlalchemy import select, update
 
 from tabmail.app import configure_application, load_demo
 from tabmail.domain.imported import (
@@ -51,6 +53,7 @@ from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.resend import resend
 from tabmail.status.events import ProviderEvent, derive_status, stable_event_id
+from tabmail.store.models import PersonRow, TournamentRow
 from tests.keyrings import MemoryKeyring
 from tests.servers.smtp import SmtpTestServer
 
@@ -395,6 +398,32 @@ def main(argv: list[str]) -> int:
             settle(app)
             over_window(main_shot, composer).save(str(out / "compose.png"))
             composer.close()
+
+            # Private URLs: give everyone but two a key, as a Tabbycat site would.
+            with ctx.db.session() as s:
+                s.execute(
+                    update(TournamentRow)
+                    .where(TournamentRow.id == tournament.id)
+                    .values(source_url="https://meo2025.calicotab.com")
+                )
+                rows = s.scalars(select(PersonRow).where(PersonRow.tournament_id == tournament.id))
+                for i, row in enumerate(sorted(rows, key=lambda r: r.name)):
+                    row.url_key = None if i in (4, 9) else f"{(i * 7919) % 99991:05d}x{i:02d}q"
+            window.select_round(rounds[0].id)
+            for kind, name, row in (
+                ((Event.URLS, None), "compose-urls", 1),
+                ((Event.POINTS, None), "compose-points", 3),
+            ):
+                composer = window.open_composer(kind=kind)
+                assert composer is not None
+                run_until(loop, lambda c=composer: c.plan is not None)
+                composer.resize(1300, 800)
+                composer.table.selectRow(row)
+                composer.update_preview()
+                run_until(loop, lambda c=composer: c._preview_op is None or not c._preview_op.is_running())
+                settle(app)
+                over_window(main_shot, composer).save(str(out / f"{name}.png"))
+                composer.close()
             window.select_round(rounds[0].id)
             settle(app)
 
@@ -458,7 +487,18 @@ def main(argv: list[str]) -> int:
             asyncio.set_event_loop(None)
         finally:
             ctx.close()
-    names = ("main", "message", "resolved", "problems", "compose", "participants", "import", "settings")
+    names = (
+        "main",
+        "message",
+        "resolved",
+        "problems",
+        "compose",
+        "compose-urls",
+        "compose-points",
+        "participants",
+        "import",
+        "settings",
+    )
     for name in (*names, "settings-test", "main-dark", "settings-dark"):
         print(out / f"{name}.png")
     return 0

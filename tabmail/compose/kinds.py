@@ -114,6 +114,10 @@ def standings_url(tournament: Tournament) -> str:
     return f"{tournament.source_url.rstrip('/')}/{tournament.slug}/standings/team/"
 
 
+def _count_text(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def points_recipients(
     tournament: Tournament,
     rnd: Round,
@@ -138,6 +142,7 @@ def points_recipients(
             "TEAM": _team_label(team),
             "TEAM_NAME": team.name,
             "POINTS": entry.points if entry else 0,
+            "POINTS_TEXT": _count_text(entry.points if entry else 0, "point" if table.bp else "win"),
             "WINS": entry.wins if entry else 0,
             "METRIC": metric,
             "RESULT": entry.result if entry else "",

@@ -408,6 +408,7 @@ _VARIABLES: dict[Event, list[tuple[str, str]]] = {
         *_ROUND,
         ("TEAM", "the team's name"),
         ("POINTS", "BP: team points after the round (3-2-1-0 summed); two-team: wins"),
+        ("POINTS_TEXT", 'POINTS in words: "7 points", "1 win"'),
         ("WINS", "wins (BP: firsts)"),
         ("METRIC", '"points" (BP) or "wins" (two-team formats)'),
         ("RESULT", 'this round\'s result for the team: "2nd (2 points)", "win" or "loss"'),
