@@ -110,7 +110,9 @@ class BackgroundWorker(QObject):
         self._stopped = True
         self.outbox.cancel()
         if self._inbox is not None:
-            self._inbox.stop()  # ends an IDLE wait within seconds
+            self._inbox.stop()  # ends an IDLE wait within half a second
+            if not self._inbox.wait_idle_ended(3.0):
+                log.warning("the mailbox's IDLE wait did not end within 3 s of closing")
         for task in (self._outbox_task, self._poll_task, self._inbox_task):
             if task is not None and not task.done():
                 task.cancel()

@@ -201,6 +201,8 @@ class InboxChecker:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._halt = threading.Event()  # read by the IDLE thread
+        self._idle_done = threading.Event()  # set while no IDLE wait is running
+        self._idle_done.set()
         self._key: bytes | None = None
 
     # -- state ------------------------------------------------------------------------------
@@ -541,10 +543,19 @@ class InboxChecker:
     def idle(self, seconds: float) -> bool:
         """Blocking: IDLE on a connection of its own until new mail, ``seconds`` (capped at 25
         minutes: servers drop IDLE after 30) or ``stop()``. True when new mail arrived."""
-        settings = imap_settings(self.ctx)
-        with self.factory(settings) as box:
-            box.open()
-            return box.idle_wait(min(seconds, 25 * 60), stop=self._halt.is_set)
+        self._idle_done.clear()
+        try:
+            settings = imap_settings(self.ctx)
+            with self.factory(settings) as box:
+                box.open()
+                return box.idle_wait(min(seconds, 25 * 60), stop=self._halt.is_set)
+        finally:
+            self._idle_done.set()
+
+    def wait_idle_ended(self, timeout: float) -> bool:
+        """After ``stop()``: wait (blocking, at most ``timeout`` s) until an IDLE wait running in
+        a worker thread has returned, so it never reports to an event loop that is gone."""
+        return self._idle_done.wait(timeout)
 
 
 def _key_of(m: FetchedMessage) -> str:

@@ -261,7 +261,7 @@ class ImapMailbox:
     # -- waiting and moving ----------------------------------------------------------------------
     def idle_wait(self, seconds: float, stop: Callable[[], bool] | None = None) -> bool:
         """IDLE for up to ``seconds``; True when the server announced new mail. Listens in
-        slices of at most 2 s so ``stop()`` (the app closing) ends the wait promptly."""
+        slices of half a second so ``stop()`` (the app closing) ends the wait promptly."""
         client = self.client
         deadline = time.monotonic() + seconds
         self._call(client.idle)
@@ -270,7 +270,7 @@ class ImapMailbox:
                 left = deadline - time.monotonic()
                 if left <= 0 or (stop is not None and stop()):
                     return False
-                responses = self._call(client.idle_check, timeout=min(left, 2.0))
+                responses = self._call(client.idle_check, timeout=min(left, 0.5))
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return True
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,7 @@ def qloop(qapp: QApplication, qtbot: QtBot) -> Iterator[asyncio.AbstractEventLoo
     loop._QEventLoop__is_running = False  # type: ignore[attr-defined]  # qasync keeps it private
     loop.close()
     asyncio.set_event_loop(None)
+    # Collect this test's Qt wrappers here, on the GUI thread: left in reference cycles, they
+    # would be collected by whichever thread allocates next (a worker's to_thread), and Qt
+    # objects destroyed off their thread warn ("Timers cannot be stopped") or crash.
+    gc.collect()
