@@ -11,7 +11,6 @@ the window's urgency hint.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections import Counter
 from collections.abc import Callable, Generator
@@ -131,10 +130,6 @@ class ProblemsHub(QObject):
 
     def _apply(self, problems: list[service.Problem]) -> None:
         self.problems = problems
-        # Thousands of long-lived rows: out of the cyclic collector's way, or each full
-        # collection walks them all again (200–300 ms pauses on a season's database). They are
-        # plain data without cycles: reference counting still frees them when replaced.
-        gc.freeze()
         self.fresh = not self._recount_timer.isActive()
         self.counts = service.counts_of(problems)
         self.reapply()
