@@ -11,7 +11,8 @@ and person (never changing an address) once their thread anchor checks out. Afte
 the cursor is saved, so a dropped connection resumes where it stopped. A message that cannot
 be understood is logged and recorded as ignored; the next one is processed.
 
-Offline is a state in the report, not an exception.
+Offline is a state in the report, not an exception. How each kind of message becomes an effect
+(events, reply attribution) is in ``tabmail.services.inbox_matching``.
 """
 
 from __future__ import annotations
@@ -21,19 +22,17 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from tabmail.compose.message import thread_anchor
 from tabmail.domain.addresses import address_key
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import AddressFlagsChanged, InboxChecked, RepliesReceived, StatusesChanged
-from tabmail.domain.inbox import SentRef
-from tabmail.domain.notification import DeliveryStatus, FlagKind
 from tabmail.services.context import AppContext
+from tabmail.services.inbox_matching import PROVIDER, attribute_reply, bounce_events, event_id, original_id
 from tabmail.services.sending import thread_key
-from tabmail.status.events import ProviderEvent, derive_status, stable_event_id
+from tabmail.status.events import ProviderEvent, derive_status
 from tabmail.status.imap import (
     FetchedMessage,
     ImapMailbox,
@@ -44,18 +43,13 @@ from tabmail.status.imap import (
 from tabmail.status.inbound import (
     Classified,
     InboundKind,
-    RecipientReport,
     classify,
     header_key,
-    is_anchor,
-    tabmail_id_of,
 )
 
 log = logging.getLogger(__name__)
 
-PROVIDER = "inbox"
 STATE = "inbox."
-REPLY_WINDOW = timedelta(days=14)  # a reply by address alone belongs to a send this recent
 RAW_CAP = 256 * 1024  # bytes of an inbound message kept for "show raw"
 ATTACHING_KINDS = (InboundKind.REPLY, InboundKind.AUTO_REPLY)
 
@@ -305,7 +299,7 @@ class InboxChecker:
         events: list[ProviderEvent] = []
         for m, c in items:
             report.kinds[c.kind.value] = report.kinds.get(c.kind.value, 0) + 1
-            events += self._events(m, c)
+            events += bounce_events(c, c.date or m.internal_date or self.clock())
         result = (
             self.ctx.tracking.ingest(events, derive=derive_status, now=self.clock(), flag_source=PROVIDER)
             if events
@@ -323,44 +317,6 @@ class InboxChecker:
         self._save_state(settings.folder, {"uidvalidity": uidvalidity, "last_uid": max(m.uid for m in batch)})
         if settings.processed_folder:
             box.move([m.uid for m in batch], settings.processed_folder)
-
-    # -- bounces ----------------------------------------------------------------------------
-    def _events(self, m: FetchedMessage, c: Classified) -> list[ProviderEvent]:
-        if c.kind not in (InboundKind.DSN, InboundKind.BOUNCE, InboundKind.FEEDBACK):
-            return []
-        when = c.date or m.internal_date or self.clock()
-        tid, how = _original_id(c)
-        out = []
-        for r in c.recipients:
-            status, flag = _effect(r)
-            if status is None:
-                continue
-            reason = " ".join(x for x in (r.status, r.diagnostic or "") if x) or c.subject
-            out.append(
-                ProviderEvent(
-                    provider_event_id=stable_event_id(c.key, r.address.lower(), r.action, r.status),
-                    name=f"{c.kind.value}:{r.action}",
-                    status=status,
-                    event_time=when,
-                    tabmail_id=tid,
-                    address=r.address,
-                    reason=reason[:2000],
-                    flag=flag,
-                    source="imap",
-                    raw={
-                        "inbox_key": c.key,
-                        "kind": c.kind.value,
-                        "action": r.action,
-                        "status": r.status,
-                        "diagnostic": r.diagnostic,
-                        "subject": c.subject[:300],
-                        "original_message_id": c.original_message_id,
-                        "matched_on": how,
-                    },
-                    provider=PROVIDER,
-                )
-            )
-        return out
 
     # -- rows and replies -------------------------------------------------------------------
     def _row(
@@ -386,19 +342,16 @@ class InboxChecker:
         if c.problems:
             detail["problems"] = list(c.problems)
         if c.kind in (InboundKind.DSN, InboundKind.BOUNCE, InboundKind.FEEDBACK):
-            ids = [
-                matched.get(stable_event_id(c.key, r.address.lower(), r.action, r.status))
-                for r in c.recipients
-            ]
+            ids = [matched.get(event_id(c, r)) for r in c.recipients]
             message_id = next((i for i in ids if i), None)
-            tid, how = _original_id(c)
+            tid, how = original_id(c)
             matched_by = (how if message_id == tid else "address_time") if message_id else None
             if message_id:
                 person_id = people.get(message_id)
             else:
                 report.unmatched += 1
         elif c.kind in ATTACHING_KINDS:
-            ref, matched_by, note = self._attribute(c)
+            ref, matched_by, note = attribute_reply(c, self.repo, self._thread_key(), self.clock())
             if note:
                 detail["attribution"] = note
             if ref is not None:
@@ -437,48 +390,6 @@ class InboxChecker:
         if self._key is None:
             self._key = thread_key(self.ctx)
         return self._key
-
-    def _attribute(self, c: Classified) -> tuple[SentRef | None, str | None, str | None]:
-        """Which of our messages a reply answers: (message, how, note).
-
-        Most exact first: a Message-ID of ours in In-Reply-To / References, accepted when the
-        thread anchor for that message's tournament and address is among the references (or no
-        anchor is quoted at all: the Message-ID itself is unguessable); then a quoted anchor that
-        checks out for the sender's address in one of our tournaments; then the sender's address
-        among recent sends. A quoted anchor that does not check out (forged, or another
-        installation's) is never attributed, by any rule."""
-        refs = c.all_references
-        anchors = [r for r in refs if is_anchor(r)]
-        ours = self.repo.sent_by_header([r for r in refs if tabmail_id_of(r)])
-        key = self._thread_key()
-        for ref_id in refs:
-            sent = ours.get(ref_id)
-            if sent is None:
-                continue
-            if not anchors:
-                return sent, "in_reply_to", "no thread anchor quoted; matched by our Message-ID"
-            domain = ref_id.rsplit("@", 1)[1].rstrip(">")
-            expected = thread_anchor(key, sent.tournament_slug, sent.address_key, domain)
-            if expected in anchors:
-                return sent, "in_reply_to+anchor", None
-            return None, None, "the quoted thread anchor does not check out: not attributed"
-        from_key = address_key(c.from_address)
-        if anchors:
-            if from_key:
-                for slug in self.repo.tournament_slugs():
-                    for anchor in anchors:
-                        domain = anchor.rsplit("@", 1)[1].rstrip(">")
-                        if thread_anchor(key, slug, from_key, domain) == anchor:
-                            sent = self.repo.latest_sent_to(from_key, slug=slug)
-                            if sent is not None:
-                                return sent, "anchor", None
-            return None, None, "the quoted thread anchor does not check out: not attributed"
-        if from_key:
-            since = (c.date or self.clock()) - REPLY_WINDOW
-            sent = self.repo.latest_sent_to(from_key, since=since)
-            if sent is not None:
-                return sent, "address_time", "matched by the sender's address and time only"
-        return None, None, None
 
     # -- after a check ----------------------------------------------------------------------
     def _finish(self, report: InboxReport) -> None:
@@ -560,32 +471,6 @@ class InboxChecker:
 
 def _key_of(m: FetchedMessage) -> str:
     return header_key(m.raw)
-
-
-def _original_id(c: Classified) -> tuple[str | None, str | None]:
-    """Our message a report names, most exact first: the returned X-Tabmail-Id, the returned
-    Message-ID, the VERP address it came back to."""
-    if c.original_tabmail_id:
-        return c.original_tabmail_id, "x_tabmail_id"
-    from_header = tabmail_id_of(c.original_message_id)
-    if from_header:
-        return from_header, "message_id"
-    if c.verp_id:
-        return c.verp_id, "verp"
-    return None, None
-
-
-def _effect(r: RecipientReport) -> tuple[DeliveryStatus | None, FlagKind | None]:
-    """A recipient report's status and flag, in the same vocabulary as SendGrid's events."""
-    if r.action == "failed":
-        return (DeliveryStatus.BOUNCED, FlagKind.HARD) if r.permanent else (DeliveryStatus.BLOCKED, None)
-    if r.action == "delayed":
-        return DeliveryStatus.DEFERRED, None
-    if r.action in ("delivered", "relayed", "expanded"):
-        return DeliveryStatus.DELIVERED, None
-    if r.action == "complained":
-        return DeliveryStatus.SPAM_REPORT, FlagKind.SPAM
-    return None, None
 
 
 def check_blocking(ctx: AppContext, **kw: Any) -> InboxReport:
