@@ -28,13 +28,8 @@ from PySide6.QtCore import QObject, Signal
 from tabmail.domain.events import DatabaseWaiting, OutboxWaiting
 from tabmail.services.context import AppContext
 from tabmail.services.outbox import Outbox, OutboxReport
+from tabmail.services.poll_state import CONNECTION_KEYS, forget_capabilities
 from tabmail.services.sending import default_outbox, is_practice
-from tabmail.services.tracking import (
-    CONNECTION_KEYS,
-    Poller,
-    forget_capabilities,
-    tracking_disabled_reason,
-)
 
 if TYPE_CHECKING:  # the IMAP reader and bounce parsers load when the mailbox is first checked
     from tabmail.services.inbox import InboxChecker, InboxReport
@@ -42,6 +37,9 @@ if TYPE_CHECKING:  # the IMAP reader and bounce parsers load when the mailbox is
 log = logging.getLogger(__name__)
 
 PRACTICE_POLL_SECONDS = 5.0
+# The first delivery check waits this long after start: the window is shown and usable first,
+# and the SendGrid client loads after it (tests that set an interval do not wait).
+FIRST_CHECK_DELAY = 1.0
 
 
 class BackgroundWorker(QObject):
@@ -184,12 +182,22 @@ class BackgroundWorker(QObject):
     @property
     def poller(self) -> Any:
         if self._poller is None:
-            factory = self._poller_factory or Poller
+            factory = self._poller_factory
+            if factory is None:
+                from tabmail.services.tracking import Poller
+
+                factory = Poller
             self._poller = factory(self.ctx)
         return self._poller
 
     def tracking_enabled(self) -> bool:
+        from tabmail.services.tracking import tracking_disabled_reason
+
         return tracking_disabled_reason(self.ctx) is None
+
+    async def _settle_after_start(self) -> None:
+        if self._poll_interval is None and FIRST_CHECK_DELAY > 0:
+            await asyncio.sleep(FIRST_CHECK_DELAY)
 
     async def poll_now(self) -> Any:
         """Poll once now (F5). Returns the PollReport; SendGrid trouble is in it, not raised."""
@@ -232,6 +240,7 @@ class BackgroundWorker(QObject):
 
     async def _poll_loop(self) -> None:
         assert self._wake is not None
+        await self._settle_after_start()
         while not self._stopped:
             if self.tracking_enabled():
                 try:
@@ -254,6 +263,8 @@ class BackgroundWorker(QObject):
         return self._inbox
 
     def inbox_enabled(self) -> bool:
+        if not str(self.ctx.settings.get("imap.host") or "").strip():
+            return False  # no mailbox to read: the IMAP stack need not load
         from tabmail.services.inbox import inbox_disabled_reason
 
         return inbox_disabled_reason(self.ctx) is None

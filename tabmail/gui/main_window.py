@@ -47,7 +47,7 @@ from tabmail.gui.status_bar import StatusWidgets
 from tabmail.gui.theme import Theme
 from tabmail.gui.widgets import heading_label, muted_label
 from tabmail.logs import log_dir
-from tabmail.services import tracking
+from tabmail.services import poll_state as tracking  # the SendGrid client loads with the first check
 from tabmail.services.context import AppContext
 from tabmail.services.practice import forget_practice_flags
 

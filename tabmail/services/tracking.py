@@ -24,6 +24,14 @@ from tabmail.domain.practice import BACKEND as PRACTICE
 from tabmail.domain.practice import SPAN as PRACTICE_SPAN
 from tabmail.providers.sendgrid import SendGridClient, SendGridError
 from tabmail.services.context import AppContext
+
+# The poll's small persistent state lives apart, readable at start-up without the SendGrid client.
+from tabmail.services.poll_state import (  # noqa: F401 (re-exported)
+    CONNECTION_KEYS,
+    STATE,
+    forget_capabilities,
+    last_poll,
+)
 from tabmail.services.sending import backend_name, is_practice, is_sendgrid_relay, uses_sendgrid
 from tabmail.status.events import SETTLED_STATUSES, derive_status, iso_z, parse_time
 from tabmail.status.practice import PracticeSource
@@ -42,7 +50,6 @@ from tabmail.store.tracking import IngestResult
 
 log = logging.getLogger(__name__)
 
-STATE = "poll.sendgrid."
 PRACTICE_STATE = "poll.practice.cursor"
 HORIZON = timedelta(days=4)  # 72 h of deferrals + a margin (reference §8.6)
 OVERLAP = timedelta(minutes=15)  # events SendGrid indexes late are still seen
@@ -483,20 +490,3 @@ class Poller:
             wait = float(interval if interval is not None else self.ctx.settings.get("poll.interval_seconds"))
             await self.sleep(max(wait, 1.0))
         return last
-
-
-# Settings and secrets that decide which SendGrid account, key and server the poller talks to.
-CONNECTION_KEYS = frozenset(
-    {"backend", "sendgrid.base_url", "smtp.host", "smtp.username", "sendgrid-api-key", "smtp-password"}
-)
-
-
-def forget_capabilities(ctx: AppContext) -> None:
-    """What the old account allowed says nothing about a new key or server: detect again."""
-    ctx.settings.set_state(STATE + "capabilities", None)
-
-
-def last_poll(ctx: AppContext) -> dict[str, Any] | None:
-    """The last poll's time, outcome and summary (for the GUI's status line)."""
-    value = ctx.settings.get_state(STATE + "last_poll")
-    return value if isinstance(value, dict) else None
