@@ -349,3 +349,14 @@ def test_cli_send_kinds_queue_and_refuse_plainly(tmp_path: Path) -> None:
     assert done.returncode == 0 and "queued 11 message(s)" in done.stdout, done.stdout
     done = tabmail("--db", db, "send", "points", "--tournament", "two-team", "--yes")
     assert done.returncode == 2 and "--round" in done.stderr
+    # 7. Scheduled release: queued for later, listed, cancelled; a past time is refused.
+    args = ("send", "registration", "--tournament", "two-team", "--yes")
+    done = tabmail("--db", db, *args, "--at", "2099-06-01T18:30")
+    assert done.returncode == 0 and "scheduled 7 message(s) as batch" in done.stdout, done.stderr
+    batch = done.stdout.split("as batch ")[1].split()[0]
+    listed = tabmail("--db", db, "outbox", "scheduled")
+    assert f"batch {batch} (registration, 7 messages) at 2099-06-01 18:30" in listed.stdout, listed.stdout
+    done = tabmail("--db", db, "outbox", "unschedule", batch)
+    assert done.returncode == 0 and "7 message(s) will not be sent" in done.stdout
+    done = tabmail("--db", db, *args, "--at", "2001-01-01T10:00")
+    assert done.returncode == 1 and "has already passed" in done.stderr

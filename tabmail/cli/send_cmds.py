@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import Audience, Event, MessageState, Templates
 
 if TYPE_CHECKING:  # composing and sending are imported by the commands that do them
+    from tabmail.services import schedule
     from tabmail.services.context import AppContext
     from tabmail.services.outbox import OutboxReport
 
@@ -78,7 +80,22 @@ def register(sub: Any) -> None:
     osub = o.add_subparsers(dest="action", metavar="ACTION")
     r = osub.add_parser("run", help="send what is queued (waiting for retries), then exit")
     r.add_argument("--no-wait", action="store_true", help="do not wait for messages scheduled to retry later")
+    r.add_argument(
+        "--wait",
+        action="store_true",
+        help="also wait for batches scheduled for later (send --at) and send each at its time",
+    )
     r.set_defaults(handler=_outbox_run)
+    sc = osub.add_parser("scheduled", help="batches waiting for their scheduled time")
+    sc.set_defaults(handler=_outbox_scheduled)
+    rl = osub.add_parser("release", help="send a scheduled batch now (one whose time passed unsent)")
+    rl.add_argument("batch", type=int, metavar="BATCH")
+    rl.set_defaults(handler=_outbox_release)
+    un = osub.add_parser(
+        "unschedule", help="cancel a scheduled batch before it starts (its messages are skipped)"
+    )
+    un.add_argument("batch", type=int, metavar="BATCH")
+    un.set_defaults(handler=_outbox_unschedule)
     from tabmail.cli.problem_cmds import register_outbox
 
     register_outbox(osub)
@@ -107,6 +124,12 @@ def _common(p: argparse.ArgumentParser, round_required: bool) -> None:
     p.add_argument("--include-flagged", action="store_true", help="also addresses flagged as bouncing")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--queue-only", action="store_true", help="queue but do not send now (tabmail outbox run)")
+    p.add_argument(
+        "--at",
+        metavar="HH:MM|ISO",
+        help="send at this time (today's HH:MM, or a date and time): the open tabmail window or "
+        "`tabmail outbox run --wait` sends it then",
+    )
 
 
 def _send_draw(args: argparse.Namespace) -> int:
@@ -148,8 +171,9 @@ def _send(
     allow_unreleased: bool = False,
     changes_only: bool = False,
 ) -> int:
-    from tabmail.services import notify
+    from tabmail.services import notify, schedule
 
+    at = schedule.parse_at(args.at) if getattr(args, "at", None) else None
     ctx = open_context(args, sends=True)
     # A short-lived process: what exists now (modules, mappers, the schema) is never garbage, so
     # the collections triggered while a batch's messages are built need not walk it again.
@@ -189,11 +213,22 @@ def _send(
         if count == 0:
             print("nothing to send")
             return 0
-        if not args.yes and not confirm(f"send {count} message(s) through {ctx.settings.get('backend')}?"):
+        when = f" at {at.astimezone().strftime('%Y-%m-%d %H:%M')}" if at else ""
+        if not args.yes and not confirm(
+            f"send {count} message(s) through {ctx.settings.get('backend')}{when}?"
+        ):
             print("not sent (answer yes, or pass --yes)", file=sys.stderr)
             return 1
-        result = notify.enqueue(ctx, plan, selected=selection)
+        result = notify.enqueue(ctx, plan, selected=selection, scheduled_at=at)
         batches = result.batch_ids or (result.batch_id,)
+        if at is not None:
+            print(
+                f"scheduled {result.queued} message(s) as batch {', '.join(map(str, batches))} for "
+                f"{at.astimezone().strftime('%Y-%m-%d %H:%M')} ({schedule.countdown(at)}): the open tabmail "
+                f"window or `tabmail outbox run --wait` sends them then; "
+                f"`tabmail outbox unschedule {batches[0]}` cancels"
+            )
+            return 0
         print(f"queued {result.queued} message(s) as batch {', '.join(map(str, batches))}")
         if args.queue_only:
             return 0
@@ -284,10 +319,85 @@ def _summary(ctx: AppContext, report: OutboxReport, batch_id: int | None) -> Non
 
 
 def _outbox_run(args: argparse.Namespace) -> int:
+    from tabmail.services import schedule
+
     ctx = open_context(args, sends=True)
     try:
+        released, overdue = schedule.release_due(ctx)
+        for batch in released:
+            print(f"released scheduled {schedule.describe(batch)}")
+        _say_overdue(overdue)
         report = _run_outbox(ctx, None, wait=not args.no_wait)
-        return 0 if report.failed == 0 and report.uncertain == 0 else 3
+        ok = report.failed == 0 and report.uncertain == 0
+        if args.wait and any(b.at > datetime.now(UTC) for b in schedule.waiting(ctx)):
+
+            def waiting(batch: schedule.ScheduledBatch, now: datetime) -> None:
+                print(
+                    f"tabmail: waiting to send scheduled {schedule.describe(batch, now)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+            def released_one(batch: schedule.ScheduledBatch) -> None:
+                print(f"released scheduled {schedule.describe(batch)}")
+                nonlocal ok
+                done = _run_outbox(ctx, batch.batch_id, wait=not args.no_wait)
+                ok = ok and done.failed == 0 and done.uncertain == 0
+
+            late = run_async(schedule.wait_and_release(ctx, on_wait=waiting, on_release=released_one))
+            _say_overdue(late)
+        return 0 if ok and not overdue else 3
+    finally:
+        ctx.close()
+
+
+def _say_overdue(overdue: list[Any]) -> None:
+    from tabmail.services import schedule
+
+    for batch in overdue:
+        print(
+            f"not sent: scheduled {schedule.describe(batch)}: its time passed while tabmail was not "
+            f"running. Send it now with `tabmail outbox release {batch.batch_id}`, or cancel it with "
+            f"`tabmail outbox unschedule {batch.batch_id}`",
+            file=sys.stderr,
+        )
+
+
+def _outbox_scheduled(args: argparse.Namespace) -> int:
+    from tabmail.services import schedule
+
+    ctx = open_context(args)
+    try:
+        batches = schedule.waiting(ctx)
+        if not batches:
+            print("no batch is scheduled")
+        for batch in batches:
+            print(f"{batch.tournament_slug}: {schedule.describe(batch)}")
+        return 0
+    finally:
+        ctx.close()
+
+
+def _outbox_release(args: argparse.Namespace) -> int:
+    from tabmail.services import schedule
+
+    ctx = open_context(args, sends=True)
+    try:
+        n = schedule.release(ctx, args.batch)
+        print(f"released {n} message(s) of batch {args.batch}: tabmail outbox run sends them")
+        return 0
+    finally:
+        ctx.close()
+
+
+def _outbox_unschedule(args: argparse.Namespace) -> int:
+    from tabmail.services import schedule
+
+    ctx = open_context(args, sends=True)
+    try:
+        n = schedule.cancel(ctx, args.batch)
+        print(f"cancelled batch {args.batch}: {n} message(s) will not be sent")
+        return 0
     finally:
         ctx.close()
 

@@ -32,6 +32,7 @@ class MessageState(enum.StrEnum):
     """Where a message is in the outbox. Terminal: sent, failed, skipped, uncertain."""
 
     QUEUED = "queued"
+    SCHEDULED = "scheduled"  # its batch waits for a release time (services.schedule)
     SENDING = "sending"
     SENT = "sent"
     RETRYING = "retrying"
@@ -41,7 +42,12 @@ class MessageState(enum.StrEnum):
 
     @property
     def pending(self) -> bool:
-        return self in (MessageState.QUEUED, MessageState.SENDING, MessageState.RETRYING)
+        return self in (
+            MessageState.QUEUED,
+            MessageState.SCHEDULED,
+            MessageState.SENDING,
+            MessageState.RETRYING,
+        )
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -63,6 +63,12 @@ BANNER_FG = "#241a00"
 
 MESSAGE_STATE_LOOKS: dict[MessageState, Look] = {
     MessageState.QUEUED: Look(Tone.PENDING, "Queued", "Waiting in the outbox to be sent.", "clock"),
+    MessageState.SCHEDULED: Look(
+        Tone.PENDING,
+        "Scheduled",
+        "Waits for its batch's scheduled time; cancel the batch from its menu until then.",
+        "clock",
+    ),
     MessageState.SENDING: Look(Tone.PENDING, "Sending", "Being handed to the mail server now.", "arrow"),
     MessageState.SENT: Look(Tone.GOOD, "Sent", "Accepted by the mail server.", "check"),
     MessageState.RETRYING: Look(

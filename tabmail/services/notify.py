@@ -303,10 +303,12 @@ def enqueue(
     templates: Templates | None = None,
     triggered_by: str | None = None,
     now: datetime | None = None,
+    scheduled_at: datetime | None = None,
 ) -> EnqueueResult:
     """Render for every selected recipient, then queue the whole batch in one transaction.
 
     ``selected`` holds PlannedRecipient keys (default: the plan's default selection).
+    ``scheduled_at``: the messages wait until then (services.schedule releases them).
     Raises TemplateRenderError (nothing queued) or NothingToSend.
     """
     templates = templates or plan_.templates
@@ -358,6 +360,7 @@ def enqueue(
                 backend=backend_name(ctx),
                 triggered_by=triggered_by if triggered_by is not None else ctx.user,
                 reroute_to=sender.reroute_to,
+                scheduled_at=scheduled_at,
             ),
             messages,
         )
