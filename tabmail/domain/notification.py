@@ -103,6 +103,7 @@ class BulkNotification:
     backend: str
     triggered_by: str
     reroute_to: str | None = None  # test mode: every message went to this address
+    scheduled_at: datetime | None = None  # a scheduled release: its messages waited until then
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,7 @@ _BY_STATUS: dict[DeliveryStatus, Category] = {
 }
 _BY_STATE: dict[MessageState, Category] = {
     MessageState.QUEUED: C.PENDING,
+    MessageState.SCHEDULED: C.PENDING,
     MessageState.SENDING: C.PENDING,
     MessageState.RETRYING: C.PENDING,
     MessageState.SENT: C.SENT,

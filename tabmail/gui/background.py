@@ -12,6 +12,9 @@ SendGrid client do their blocking I/O through ``asyncio.to_thread``).
 - Polling: every ``poll.interval_seconds`` while mail goes through SendGrid; ``poll_now()`` (F5)
   polls at once. The poller publishes its results on the bus (the bridge and the status bar
   pick them up); the worker only says "checking…" while a poll runs.
+- Scheduled batches (services.schedule): released when their time comes (checked every
+  ``SCHEDULE_CHECK_SECONDS`` and exactly at the next scheduled time), then sent; one whose time
+  passed while nothing ran is reported once through ``schedule_overdue`` and waits for an answer.
 - ``stop()`` (the window closing) cancels everything; what the outbox had in flight is recorded.
 """
 
@@ -21,11 +24,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from tabmail.domain.events import DatabaseWaiting, OutboxWaiting
+from tabmail.services import schedule
 from tabmail.services.context import AppContext
 from tabmail.services.outbox import Outbox, OutboxReport
 from tabmail.services.poll_state import CONNECTION_KEYS, forget_capabilities
@@ -37,6 +42,7 @@ if TYPE_CHECKING:  # the IMAP reader and bounce parsers load when the mailbox is
 log = logging.getLogger(__name__)
 
 PRACTICE_POLL_SECONDS = 5.0
+SCHEDULE_CHECK_SECONDS = 30.0
 # The first delivery check waits this long after start: the window is shown and usable first,
 # and the SendGrid client loads after it (tests that set an interval do not wait).
 FIRST_CHECK_DELAY = 1.0
@@ -50,6 +56,8 @@ class BackgroundWorker(QObject):
     poll_started = Signal()
     poll_completed = Signal(object)  # the PollReport
     inbox_completed = Signal(object)  # the InboxReport of a mailbox check
+    # Scheduled batches whose time passed while nothing ran ([ScheduledBatch]): ask before they go.
+    schedule_overdue = Signal(object)
 
     def __init__(
         self,
@@ -77,6 +85,8 @@ class BackgroundWorker(QObject):
         self._inbox: InboxChecker | None = None
         self._inbox_task: asyncio.Task[None] | None = None
         self._inbox_wake: asyncio.Event | None = None
+        self._schedule_task: asyncio.Task[None] | None = None
+        self._asked_overdue: set[int] = set()
         ctx.bus.subscribe(OutboxWaiting, self._on_waiting)
         ctx.bus.subscribe(DatabaseWaiting, self._on_waiting)
 
@@ -102,6 +112,8 @@ class BackgroundWorker(QObject):
         if poll and self._inbox_task is None:
             self._inbox_wake = asyncio.Event()
             self._inbox_task = asyncio.ensure_future(self._inbox_loop())
+        if resume and self._schedule_task is None and not self.ctx.read_only:
+            self._schedule_task = asyncio.ensure_future(self._schedule_loop())
 
     def stop(self) -> None:
         """Cancel the tasks (the window is closing). The outbox records what it had in flight."""
@@ -111,11 +123,12 @@ class BackgroundWorker(QObject):
             self._inbox.stop()  # ends an IDLE wait within half a second
             if not self._inbox.wait_idle_ended(3.0):
                 log.warning("the mailbox's IDLE wait did not end within 3 s of closing")
-        for task in (self._outbox_task, self._poll_task, self._inbox_task):
+        for task in (self._outbox_task, self._poll_task, self._inbox_task, self._schedule_task):
             if task is not None and not task.done():
                 task.cancel()
         self._poll_task = None
         self._inbox_task = None
+        self._schedule_task = None
         if self._poller is not None:
             with contextlib.suppress(Exception):
                 self._poller.stop()
@@ -177,6 +190,32 @@ class BackgroundWorker(QObject):
             self.outbox_failed.emit(message)
             report = None
         self.outbox_finished.emit(report)
+
+    # -- scheduled batches ---------------------------------------------------------------------
+    async def check_schedule(self) -> None:
+        """Release the scheduled batches whose time has come and send them; report overdue ones
+        (their time passed while nothing ran) once each through ``schedule_overdue``."""
+        released, overdue = await asyncio.to_thread(schedule.release_due, self.ctx)
+        if released:
+            self.run_outbox()
+        new = [b for b in overdue if b.batch_id not in self._asked_overdue]
+        if new:
+            self._asked_overdue.update(b.batch_id for b in new)
+            self.schedule_overdue.emit(new)
+
+    async def _schedule_loop(self) -> None:
+        while not self._stopped:
+            try:
+                await self.check_schedule()
+                waiting = await asyncio.to_thread(schedule.waiting, self.ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("checking the scheduled batches failed", exc_info=True)
+                waiting = []
+            now = datetime.now(UTC)
+            future = [(b.at - now).total_seconds() for b in waiting if b.at > now]
+            await asyncio.sleep(min([SCHEDULE_CHECK_SECONDS, *future]) + 0.05)
 
     # -- polling -------------------------------------------------------------------------------
     @property

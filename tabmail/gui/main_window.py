@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from tabmail import __version__
+from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import Audience, Event
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.appearance import appearance_for
@@ -142,6 +143,8 @@ class MainWindow(QMainWindow):
         self.worker.inbox_completed.connect(self._on_worker_inbox_completed)
         self.worker.outbox_failed.connect(self._on_worker_outbox_failed)
         self.worker.outbox_waiting.connect(self._on_worker_outbox_waiting)
+        self.worker.schedule_overdue.connect(self.ask_overdue)
+        self.overdue_box: QMessageBox | None = None
         if ctx.read_only:
             self._enter_read_only()
 
@@ -462,6 +465,51 @@ class MainWindow(QMainWindow):
 
     def _on_worker_outbox_failed(self, why: str) -> None:
         self.statusBar().showMessage(f"Sending stopped: {why}", 15000)
+
+    def ask_overdue(self, batches: list[Any]) -> QMessageBox | None:
+        """Scheduled batches whose time passed while tabmail was not running: never sent
+        without a yes. One box for all of them; "Later" asks again at the next start."""
+        from tabmail.services import schedule
+
+        if not batches:
+            return None
+        lines = "\n".join(f"• {b.tournament_slug}: {schedule.describe(b)}" for b in batches)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Scheduled sends missed their time",
+            "These batches were scheduled, and their time passed while tabmail was not running. "
+            "Send them now?",
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        box.setObjectName("confirm-overdue-scheduled")
+        box.setInformativeText(lines)
+        send = box.addButton("Send Now", QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton("Cancel Them", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def answered(_code: int) -> None:
+            self.overdue_box = None
+            clicked = box.clickedButton()
+            for b in batches:
+                try:
+                    if clicked is send:
+                        schedule.release(self.ctx, b.batch_id)
+                    elif clicked is cancel:
+                        schedule.cancel(self.ctx, b.batch_id)
+                except TabmailError as exc:  # released or cancelled elsewhere meanwhile
+                    self.statusBar().showMessage(str(exc), 15000)
+            if clicked is send:
+                self.worker.run_outbox()
+            if clicked in (send, cancel):
+                self.refresh()
+
+        box.finished.connect(answered)
+        self.overdue_box = box
+        box.open()
+        return box
 
     def _on_worker_outbox_waiting(self, what: str) -> None:
         self.statusBar().showMessage(what.rstrip(".…") + "…", 15000)

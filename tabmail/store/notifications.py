@@ -145,6 +145,7 @@ def batch_from_row(r: BatchRow) -> BulkNotification:
         backend=r.backend,
         triggered_by=r.triggered_by,
         reroute_to=r.reroute_to,
+        scheduled_at=r.scheduled_at,
     )
 
 

@@ -11,14 +11,16 @@ it is done or cancelled. Closing the dialog never stops a send.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QDateTime, Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QDateTimeEdit,
     QDialog,
     QHBoxLayout,
     QHeaderView,
@@ -122,6 +124,7 @@ class ComposeDialog(QDialog):
         self.preview_time_limit = RENDER_SECONDS
         self._preview_op: Op | None = None
         self._preview_stale = False
+        self._scheduled: datetime | None = None
         self.unreleased_ok: int | None = None  # the round whose unreleased motions may go out
         self.unreleased_box: QMessageBox | None = None
 
@@ -184,6 +187,18 @@ class ComposeDialog(QDialog):
         self.save_template_button.clicked.connect(self.save_templates_for_tournament)
         self.close_button = QPushButton("Close", self)
         self.close_button.clicked.connect(self.close)
+        self.send_later = QCheckBox("Send at", self)
+        self.send_later.setObjectName("compose-send-later")
+        self.send_later.setToolTip(
+            "Queue now, send at this time (the open tabmail sends it; cancel it from the batch until then)"
+        )
+        self.send_at = QDateTimeEdit(self)
+        self.send_at.setObjectName("compose-send-at")
+        self.send_at.setCalendarPopup(True)
+        self.send_at.setDisplayFormat("ddd d MMM HH:mm")
+        self.send_at.setDateTime(QDateTime.currentDateTime().addSecs(3600))
+        self.send_at.setEnabled(False)
+        self.send_later.toggled.connect(self.send_at.setEnabled)
         self.send_button = QPushButton("Send…", self)
         self.send_button.setObjectName("compose-send")
         self.send_button.setDefault(True)
@@ -265,6 +280,9 @@ class ComposeDialog(QDialog):
         buttons.addWidget(self.restore_button)
         buttons.addWidget(self.save_template_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.send_later)
+        buttons.addWidget(self.send_at)
+        buttons.addSpacing(12)
         buttons.addWidget(self.close_button)
         buttons.addWidget(self.send_button)
 
@@ -557,14 +575,25 @@ class ComposeDialog(QDialog):
         if yes:
             self._enqueue(templates)
 
+    def scheduled_at(self) -> datetime | None:
+        """The chosen release time, or None to send now."""
+        if not self.send_later.isChecked():
+            return None
+        return self.send_at.dateTime().toPython().astimezone(UTC)  # type: ignore[union-attr]
+
     def _enqueue(self, templates: Templates) -> None:
         plan, keys = self.plan, self.recipients.selected_keys()
         assert plan is not None
+        at = self.scheduled_at()
+        if at is not None and at <= datetime.now(UTC):
+            self.notice.show_message("The chosen sending time has passed: choose a later one.", Tone.BAD)
+            return
+        self._scheduled = at
 
         async def work() -> Any:
             try:
                 return await asyncio.to_thread(
-                    notify.enqueue, self._ctx, plan, selected=keys, templates=templates
+                    notify.enqueue, self._ctx, plan, selected=keys, templates=templates, scheduled_at=at
                 )
             except TabmailError as exc:  # a render problem or nothing to send: inline, nothing queued
                 return exc
@@ -595,6 +624,19 @@ class ComposeDialog(QDialog):
             w.setEnabled(False)
         self.editor.set_read_only(True)
         self.send_button.hide()
+        self.send_later.setEnabled(False)
+        self.send_at.setEnabled(False)
+        if self._scheduled is not None:
+            local = self._scheduled.astimezone().strftime("%H:%M on %a %d %b")
+            self.notice.show_message(
+                f"Scheduled {result.queued} message{'s' if result.queued != 1 else ''} for {local}. "
+                "The open tabmail sends them then (or `tabmail outbox run --wait`); until then you "
+                "can cancel the batch from its panel in the round view.",
+                Tone.NEUTRAL,
+            )
+            for batch_id in result.batch_ids or (result.batch_id,):
+                self.batch_queued.emit(batch_id)
+            return
         note = f"Queued {result.queued} message{'s' if result.queued != 1 else ''}."
         if result.not_sendable:
             note += f" Not sent (no usable address): {', '.join(result.not_sendable)}."

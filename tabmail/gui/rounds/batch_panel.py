@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from datetime import UTC, datetime
+
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
@@ -22,6 +24,7 @@ from tabmail.gui.widgets import MessageStrip, heading_label, muted_label
 
 class BatchPanel(QWidget):
     resend_corrected_requested = Signal(int)  # batch id
+    cancel_schedule_requested = Signal(int)  # batch id: a scheduled batch, before it starts
 
     def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,6 +46,20 @@ class BatchPanel(QWidget):
             "(double-click an address) or in Participants"
         )
         self.resend_button.clicked.connect(self._on_resend_clicked)
+        self.cancel_schedule_button = QPushButton("Cancel Scheduled Send", self)
+        self.cancel_schedule_button.setObjectName("cancel-scheduled-send")
+        self.cancel_schedule_button.setToolTip("Do not send this batch: its waiting messages become skipped")
+        self.cancel_schedule_button.clicked.connect(
+            lambda: self.batch is not None and self.cancel_schedule_requested.emit(self.batch.id)
+        )
+        self.cancel_schedule_button.hide()
+        self.schedule = QLabel(self)
+        self.schedule.setObjectName("batch-schedule")
+        self.schedule.hide()
+        self._waiting: int = 0
+        self._tick = QTimer(self)
+        self._tick.setInterval(15_000)  # the countdown, refreshed while a batch waits
+        self._tick.timeout.connect(self._show_schedule)
         self.template = QPlainTextEdit(self)
         self.template.setReadOnly(True)
         self.template.setObjectName("batch-template")
@@ -52,19 +69,26 @@ class BatchPanel(QWidget):
         top.setSpacing(8)
         top.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignVCenter)
         top.addWidget(self.title, 1)
+        top.addWidget(self.cancel_schedule_button)
         top.addWidget(self.resend_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 8)
         layout.setSpacing(6)
         layout.addLayout(top)
         layout.addWidget(self.meta)
+        layout.addWidget(self.schedule)
         layout.addWidget(self.counts)
         layout.addWidget(self.advice)
         layout.addWidget(muted_label("Templates as sent", self))
         layout.addWidget(self.template, 1)
 
-    def show_batch(self, batch: BulkNotification, counts: dict[str, int], corrected: int) -> None:
+    def show_batch(
+        self, batch: BulkNotification, counts: dict[str, int], corrected: int, waiting: int = 0
+    ) -> None:
+        """``waiting``: how many of its messages still wait for the batch's scheduled time."""
         self.batch = batch
+        self._waiting = waiting
+        self._show_schedule()
         worst = next((c for c in ORDER if counts.get(c)), Category.SENT)
         self.icon.setPixmap(self._theme.icon(BATCH_LOOKS[worst]).pixmap(20, 20))
         self.title.setText(batch_title(batch))
@@ -98,6 +122,35 @@ class BatchPanel(QWidget):
             f"Subject: {t.subject}\n\n{t.text}" + (f"\n\n--- HTML ---\n{t.html}" if t.html else "")
         )
 
+    def _show_schedule(self) -> None:
+        batch = self.batch
+        at = batch.scheduled_at if batch is not None else None
+        if at is None:
+            self.schedule.hide()
+            self.cancel_schedule_button.hide()
+            self._tick.stop()
+            return
+        local = at.astimezone().strftime("%H:%M on %a %d %b")
+        if self._waiting:
+            left = (at - datetime.now(UTC)).total_seconds()
+            when = f"in {_span(left)}" if left > 0 else f"{_span(-left)} ago: waiting for your answer"
+            text = f"Scheduled for {local} ({when}): {self._waiting} message(s) waiting"
+            self._tick.start()
+        else:
+            text = f"Scheduled for {local}: released"
+            self._tick.stop()
+        self.schedule.setText(text)
+        self.schedule.show()
+        self.cancel_schedule_button.setVisible(bool(self._waiting))
+
     def _on_resend_clicked(self) -> None:
         if self.batch is not None:
             self.resend_corrected_requested.emit(self.batch.id)
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from tabmail.domain.errors import TabmailError
+from tabmail.domain.notification import MessageState
 from tabmail.domain.problems import PROBLEM_CATEGORIES
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.background import BackgroundWorker
@@ -48,6 +49,7 @@ from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.undo import DoneCommand
 from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
 from tabmail.services import problems as problem_service
+from tabmail.services import schedule as schedule_service
 from tabmail.services.context import AppContext
 
 COLUMN_WIDTHS = {Column.RECIPIENT: 280, Column.ROLE: 100, Column.STATUS: 390, Column.WHEN: 150}
@@ -124,6 +126,7 @@ class RoundMessagesPage(QWidget):
         self.message_view.unresolve_requested.connect(self.unresolve)
         self.batch_panel = BatchPanel(self._theme, self)
         self.batch_panel.resend_corrected_requested.connect(self.confirm_resend_corrected)
+        self.batch_panel.cancel_schedule_requested.connect(self.cancel_scheduled)
         self.detail = QStackedWidget(self)
         self.detail.setObjectName("round-detail")
         self.detail.addWidget(self.message_view)
@@ -346,7 +349,14 @@ class RoundMessagesPage(QWidget):
             bid = int(index.data(Roles.ID))
             batch = self.model.batch(bid)
             if batch is not None:
-                self.batch_panel.show_batch(batch, self.model.batch_counts(bid), len(self.model.drafts(bid)))
+                waiting = sum(
+                    1
+                    for mid_ in self.model.message_ids(bid)
+                    if (m_ := self.model.message(mid_)) is not None and m_.state is MessageState.SCHEDULED
+                )
+                self.batch_panel.show_batch(
+                    batch, self.model.batch_counts(bid), len(self.model.drafts(bid)), waiting
+                )
                 self.detail.setCurrentWidget(self.batch_panel)
         elif mid:
             self._show_message(mid)
@@ -526,6 +536,39 @@ class RoundMessagesPage(QWidget):
         batch_id = self.current_batch_id()
         if batch_id is not None:
             self.confirm_resend_corrected(batch_id)
+
+    def cancel_scheduled(self, batch_id: int) -> QMessageBox:
+        """Ask, then cancel a scheduled batch before its time (its messages become skipped)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Cancel scheduled send",
+            "Cancel this scheduled batch? Its waiting messages will not be sent (they are kept, "
+            "marked skipped).",
+            QMessageBox.StandardButton.No,
+            self,
+        )
+        box.setObjectName("confirm-cancel-scheduled")
+        go = box.addButton("Cancel the Batch", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def answered(_code: int) -> None:
+            if box.clickedButton() is not go:
+                return
+            try:
+                n = schedule_service.cancel(self._ctx, batch_id)
+            except TabmailError as exc:  # it started meanwhile
+                self.notice.show_message(str(exc), Tone.WARNING)
+                return
+            self.notice.show_message(f"Cancelled: {n} message(s) will not be sent.", Tone.NEUTRAL)
+            if self.round is not None:
+                self.model.load(self.round.id)
+                self.select_batch(batch_id)
+
+        box.finished.connect(answered)
+        box.open()
+        return box
 
     def confirm_resend_corrected(self, batch_id: int) -> QMessageBox:
         """Ask before resending a whole batch's corrected messages (a window-modal box)."""

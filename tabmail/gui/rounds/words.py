@@ -51,6 +51,14 @@ def problem_total(counts: Mapping[str, int]) -> int:
     return sum(counts.get(c, 0) for c in PROBLEM_CATEGORIES)
 
 
+KIND_TITLES = {
+    Event.URLS: "Private URLs",
+    Event.MOTIONS: "Motion release",
+    Event.POINTS: "Team points",
+    Event.REGISTRATION: "Registration",
+}
+
+
 def batch_title(batch: BulkNotification) -> str:
     if batch.event is Event.DRAW:
         who = {
@@ -61,6 +69,10 @@ def batch_title(batch: BulkNotification) -> str:
         title = f"Draw release · {who}"
     elif batch.event is Event.BALLOT:
         title = "Ballot receipts"
+    elif batch.event in KIND_TITLES:
+        title = KIND_TITLES[batch.event]
+        if batch.event is Event.REGISTRATION and batch.audience is not None:
+            title += f" · {batch.audience.value}"
     else:
         title = "Custom message"
         if batch.audience is Audience.ADJUDICATORS:
