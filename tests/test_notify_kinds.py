@@ -289,6 +289,15 @@ def test_every_kind_has_default_templates_that_render(two_team: AppContext, tmp_
     adj_tpl = notify.templates_for(two_team, t.id, Event.REGISTRATION, Audience.ADJUDICATORS)
     assert teams_tpl != adj_tpl
     notify.save_templates(two_team, t.id, Event.URLS, None, Templates("Your URL", "{{ URL }}", None))
+    # `tabmail templates import --event registration` (audience "all" by default) keeps the
+    # teams' templates, the ones a registration to teams uses.
+    notify.save_templates(
+        two_team, t.id, Event.REGISTRATION, Audience.ALL, Templates("Reg {{ SHORT }}", "x", None)
+    )
+    assert (
+        notify.templates_for(two_team, t.id, Event.REGISTRATION, Audience.TEAMS).subject == "Reg {{ SHORT }}"
+    )
+    assert notify.templates_for(two_team, t.id, Event.REGISTRATION, Audience.ADJUDICATORS) == adj_tpl
     assert notify.templates_for(two_team, t.id, Event.URLS, None).subject == "Your URL"
 
 

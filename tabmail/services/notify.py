@@ -124,6 +124,8 @@ class EnqueueResult:
 
 
 def template_key(event: Event, audience: Audience | None) -> str:
+    if event is Event.REGISTRATION:  # teams unless adjudicators, as default_templates reads it
+        audience = Audience.ADJUDICATORS if audience is Audience.ADJUDICATORS else Audience.TEAMS
     keyed = event in (Event.DRAW, Event.REGISTRATION)
     return f"{event.value}:{audience.value if audience and keyed else ''}"
 
