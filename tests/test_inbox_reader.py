@@ -113,3 +113,18 @@ def test_idle_wakes_up_when_a_message_arrives(ctx: AppContext, mail: MailServers
         sent += 1
         thread.join(0.5)
     assert woke == [True], f"IDLE did not report any of {sent} delivered message(s)"
+
+
+@pytest.mark.timeout(60)
+def test_mail_that_lands_between_a_check_and_idle_is_news_at_once(ctx: AppContext, mail: MailServers) -> None:
+    """IDLE announces only what arrives after it starts: a reply that lands after the check read
+    the mailbox but before the IDLE connection opened used to wait for the next timed check."""
+    configure(ctx, mail)
+    checker = InboxChecker(ctx)
+    assert checker.check_blocking().ok
+    mail.append("tab", big_reply()[:2000] + b"\r\n")
+    started = time.monotonic()
+    assert checker.idle(10) is True
+    assert time.monotonic() - started < 5
+    assert checker.check_blocking().read == 1
+    assert checker.idle(1) is False  # nothing new after that check: IDLE waits as before

@@ -453,12 +453,21 @@ class InboxChecker:
 
     def idle(self, seconds: float) -> bool:
         """Blocking: IDLE on a connection of its own until new mail, ``seconds`` (capped at 25
-        minutes: servers drop IDLE after 30) or ``stop()``. True when new mail arrived."""
+        minutes: servers drop IDLE after 30) or ``stop()``. True when new mail arrived.
+
+        Mail that landed after the last check but before this connection opened is never
+        announced by IDLE (it is already there when IDLE starts): it is looked for first, and
+        its arrival answers True at once instead of waiting ``seconds`` for the next check."""
         self._idle_done.clear()
         try:
             settings = imap_settings(self.ctx)
             with self.factory(settings) as box:
-                box.open()
+                status = box.open()
+                state = self._state(settings.folder)
+                if state.get("uidvalidity") not in (None, status.uidvalidity):
+                    return True
+                if box.uids_after(int(state.get("last_uid", 0) or 0)):
+                    return True
                 return box.idle_wait(min(seconds, 25 * 60), stop=self._halt.is_set)
         finally:
             self._idle_done.set()

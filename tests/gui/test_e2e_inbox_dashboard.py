@@ -79,12 +79,15 @@ def test_postfix_dsns_and_a_reply_reach_the_round_view_through_idle(
     deliver(
         mail, reply_to(ctx, mail, alice, "alice", subject="Re: Round 1", body="Running late, sorry."), "alice"
     )
-    recipient = view.model.index_of_message(alice, Column.RECIPIENT)
-    qtbot.waitUntil(lambda: str(recipient.data()).endswith("✉ 1 reply (1 new)"), timeout=30000)
+
+    def recipient() -> str:  # looked up each time: a stored QModelIndex goes stale when rows change
+        return str(view.model.index_of_message(alice, Column.RECIPIENT).data())
+
+    qtbot.waitUntil(lambda: recipient().endswith("✉ 1 reply (1 new)"), timeout=30000)
     assert "1 reply (1 unread)" in view.summary.text()
     assert view.select_message(alice)
     assert view.message_view.replies.text.toPlainText() == "Running late, sorry."
-    qtbot.waitUntil(lambda: str(recipient.data()).endswith("✉ 1 reply"), timeout=5000)  # shown: read
+    qtbot.waitUntil(lambda: recipient().endswith("✉ 1 reply"), timeout=5000)  # shown: read
     # the person's panel lists it too, and their address is unchanged
     person_id = ctx.notifications.get(alice).person_id
     assert person_id is not None
