@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tabmail import __version__
 from tabmail.gui.bridge import EventBridge
+from tabmail.gui.collector import collect_on_gui_thread
 from tabmail.gui.main_window import MainWindow
 from tabmail.resources import resource
 from tabmail.services.context import AppContext
@@ -98,6 +99,7 @@ def run_gui(args: argparse.Namespace) -> int:
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    collector = collect_on_gui_thread(app)  # Qt objects in cycles are never freed off the GUI thread
     try:
         if not getattr(args, "no_demo", False) and not ctx.read_only:
             load_demo(ctx)
@@ -118,6 +120,7 @@ def run_gui(args: argparse.Namespace) -> int:
             loop.close()
         asyncio.set_event_loop(None)
         ctx.close()
+        collector.stop()
 
 
 def _smoke_test(

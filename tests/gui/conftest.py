@@ -24,6 +24,7 @@ from tabmail.domain.imported import (
     VenueData,
 )
 from tabmail.domain.tournament import Position, Role
+from tabmail.gui.collector import GuiThreadCollector
 from tabmail.services.context import AppContext
 
 INVALID_ADDRESS = "broken@@example.org"
@@ -63,6 +64,18 @@ def sample_bundle(slug: str = "spring", name: str = "Spring Open") -> ImportBund
     )
 
 
+@pytest.fixture(autouse=True)
+def gui_thread_gc(qapp: QApplication) -> Iterator[None]:
+    """Garbage collected on the GUI thread only, as the app does (gui/collector.py): Qt objects
+    left in reference cycles by this test or an earlier one are never freed by a worker thread
+    (a to_thread send, an IMAP wait) that happens to allocate when Python would collect — Qt
+    objects destroyed off their thread warn ("Timers cannot be stopped") or crash the run."""
+    gc.collect()  # what earlier tests (GUI or not) left, here and now
+    collector = GuiThreadCollector()
+    yield
+    collector.stop()  # this test's garbage, here, then Python collects by itself again
+
+
 @pytest.fixture
 def tournament_id(ctx: AppContext) -> int:
     return ctx.tournaments.apply_import(sample_bundle()).tournament_id
@@ -94,7 +107,3 @@ def qloop(qapp: QApplication, qtbot: QtBot) -> Iterator[asyncio.AbstractEventLoo
     loop._QEventLoop__is_running = False  # type: ignore[attr-defined]  # qasync keeps it private
     loop.close()
     asyncio.set_event_loop(None)
-    # Collect this test's Qt wrappers here, on the GUI thread: left in reference cycles, they
-    # would be collected by whichever thread allocates next (a worker's to_thread), and Qt
-    # objects destroyed off their thread warn ("Timers cannot be stopped") or crash.
-    gc.collect()

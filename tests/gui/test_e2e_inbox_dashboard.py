@@ -7,7 +7,6 @@ message view."""
 from __future__ import annotations
 
 import asyncio
-import gc
 
 import pytest
 from PySide6.QtCore import QSettings
@@ -48,7 +47,6 @@ def give_everyone_a_tab_example_address(ctx: AppContext, mail: MailServers) -> d
 def test_postfix_dsns_and_a_reply_reach_the_round_view_through_idle(
     qtbot: QtBot, ctx: AppContext, qsettings: QSettings, qloop: asyncio.AbstractEventLoop, mail: MailServers
 ) -> None:
-    gc.collect()  # earlier tests' Qt objects go now, on this thread, not in the IDLE thread later
     assert load_demo_if_empty(ctx) is not None
     configure(ctx, mail)
     addresses = give_everyone_a_tab_example_address(ctx, mail)
