@@ -405,7 +405,7 @@ def _outbox_unschedule(args: argparse.Namespace) -> int:
 def _outbox_requeue(args: argparse.Namespace) -> int:
     from tabmail.services.sending import backend_name
 
-    ctx = open_context(args)
+    ctx = open_context(args, writes=True)
     try:
         _say_waits(ctx)
         backend = args.backend or backend_name(ctx)
