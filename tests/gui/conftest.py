@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
@@ -26,6 +25,7 @@ from tabmail.domain.imported import (
 from tabmail.domain.tournament import Position, Role
 from tabmail.gui.collector import GuiThreadCollector
 from tabmail.services.context import AppContext
+from tests.gui.loops import close_loop, open_loop
 
 INVALID_ADDRESS = "broken@@example.org"
 
@@ -89,21 +89,7 @@ def qsettings(tmp_path: Path) -> QSettings:
 
 @pytest.fixture
 def qloop(qapp: QApplication, qtbot: QtBot) -> Iterator[asyncio.AbstractEventLoop]:
-    """A qasync loop riding on the Qt event loop pytest-qt spins (waitSignal/waitUntil).
-
-    ``already_running`` makes asyncio treat the loop as running while Qt's own nested loops
-    process its callbacks; the loop is never stopped (stopping would call QApplication.exit()
-    on the shared test application), so teardown unwinds it by hand.
-    """
-    loop = qasync.QEventLoop(qapp, already_running=True)
-    asyncio.set_event_loop(loop)
+    """A qasync loop riding on the Qt event loop pytest-qt spins (tests/gui/loops.py)."""
+    loop = open_loop(qapp)
     yield loop
-    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        qtbot.waitUntil(lambda: all(task.done() for task in pending), timeout=5000)
-    asyncio.events._set_running_loop(None)
-    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]  # qasync keeps it private
-    loop.close()
-    asyncio.set_event_loop(None)
+    close_loop(loop, lambda condition: qtbot.waitUntil(condition, timeout=5000))
