@@ -76,6 +76,17 @@ def gui_thread_gc(qapp: QApplication) -> Iterator[None]:
     collector.stop()  # this test's garbage, here, then Python collects by itself again
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    """After pytest lets go of the test's fixtures (a bridge, a loop, a worker: Qt objects in
+    reference cycles), collect them here on the GUI thread, before a later test's worker
+    thread could."""
+    try:
+        return (yield)
+    finally:
+        gc.collect()
+
+
 @pytest.fixture
 def tournament_id(ctx: AppContext) -> int:
     return ctx.tournaments.apply_import(sample_bundle()).tournament_id
