@@ -442,14 +442,21 @@ class NotificationRepository(OutboxState):
                 q = q.limit(limit)
             return [message_from_row(r) for r in s.scalars(q)]
 
-    def batches(self, *, tournament_id: int | None = None, round_id: int | None = None) -> list[BatchSummary]:
-        """Batches (newest first) with counts per state and per delivery status."""
+    def batches(
+        self, *, tournament_id: int | None = None, round_id: int | None = None, no_round: bool = False
+    ) -> list[BatchSummary]:
+        """Batches (newest first) with counts per state and per delivery status. ``no_round``:
+        only the tournament-wide batches (private URLs, registration), which have no round."""
+        if no_round and round_id is not None:
+            raise ValueError("batches: give a round_id or no_round, not both")
         with self._db.session() as s:
             q = select(BatchRow)
             if tournament_id is not None:
                 q = q.where(BatchRow.tournament_id == tournament_id)
             if round_id is not None:
                 q = q.where(BatchRow.round_id == round_id)
+            elif no_round:
+                q = q.where(BatchRow.round_id.is_(None))
             rows = list(s.scalars(q.order_by(BatchRow.created_at.desc(), BatchRow.id.desc())))
             if not rows:
                 return []
