@@ -42,3 +42,14 @@ def test_a_database_that_cannot_be_opened_exits_non_zero(tmp_path: Path) -> None
     assert result.returncode != 0
     assert "smoke test ok" not in result.stdout
     assert "tabmail: error:" in result.stderr
+
+
+def test_the_smoke_test_quits_with_the_demos_mail_waiting_and_leaves_no_task_behind(tmp_path: Path) -> None:
+    """With the demo loaded, mail waits to be sent: closing asked the quit question, the window
+    stayed open, and the background tasks ran on into qasync's last processEvents outside the
+    loop ("RuntimeError: no running event loop", 4-7 runs in 8 before the fix)."""
+    for n in range(3):
+        result = _run("--db", str(tmp_path / f"demo-{n}.sqlite3"), "--smoke-test")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == "smoke test ok: 1 tournaments"
+        assert "Traceback" not in result.stderr and "never retrieved" not in result.stderr, result.stderr
