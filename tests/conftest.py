@@ -20,6 +20,7 @@ from tabmail.store.db import Database
 from tests.datafiles import data_path
 from tests.keyrings import MemoryKeyring
 from tests.servers.mailserver import MailServers, unavailable_reason
+from tests.servers.postgres import PostgresServer, find_bin_dir
 from tests.servers.smtp import SmtpTestServer
 
 __all__ = ["REPO", "data_path"]
@@ -30,9 +31,55 @@ pytest_plugins = ["tests.ci_skips"]
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with ``BOTH_ENGINES = True``, or a test marked ``both_engines``, runs its db/ctx
+    tests on SQLite and on PostgreSQL."""
+    wanted = getattr(metafunc.module, "BOTH_ENGINES", False) or metafunc.definition.get_closest_marker(
+        "both_engines"
+    )
+    if "engine" in metafunc.fixturenames and wanted:
+        metafunc.parametrize("engine", ["sqlite", "postgresql"])
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "tabmail.sqlite3")
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session (tests/servers/postgres.py), stopped at the end.
+    Missing binaries: a failure under CI=true, a skip elsewhere."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        reason = "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb; tools/system-deps.sh)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must run the PostgreSQL tests: {reason}", pytrace=False)
+        pytest.skip(reason)
+    server = PostgresServer(bin_dir)
+    server.start()
+    try:
+        server.make_template()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def db_target(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where this test's database is: a SQLite file, or a fresh migrated PostgreSQL database."""
+    if engine == "sqlite":
+        yield str(tmp_path / "tabmail.sqlite3")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.fresh_database()
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture
+def db(db_target: str) -> Iterator[Database]:
+    database = Database(db_target)
     database.migrate()
     yield database
     database.dispose()
@@ -44,8 +91,8 @@ def keyring_backend() -> MemoryKeyring:
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, keyring_backend: MemoryKeyring) -> Iterator[AppContext]:
-    context = AppContext.open(tmp_path / "tabmail.sqlite3", keyring_backend=keyring_backend)
+def ctx(db_target: str, keyring_backend: MemoryKeyring) -> Iterator[AppContext]:
+    context = AppContext.open(db_target, keyring_backend=keyring_backend)
     yield context
     context.close()
 

@@ -17,6 +17,8 @@ from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
 from tests.conftest import REPO, data_path
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 
 def write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
     folder.mkdir(parents=True, exist_ok=True)

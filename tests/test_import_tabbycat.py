@@ -23,6 +23,8 @@ from tabmail.store.models import BallotRow, DebateRow, PersonRow
 from tests.conftest import REPO, data_path
 from tests.servers.tabbycat import Dataset, TabbycatServer
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 T = "/api/v1/tournaments/bp88"
 
 

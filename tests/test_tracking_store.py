@@ -15,6 +15,8 @@ from tabmail.status.shapes import from_suppression
 from tabmail.store.tracking import TrackingRepository
 from tests.status_support import sent_batch, small_tournament
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 ADDRS = ["ann@example.org", "ben@example.org", "cat@example.org", "dan@example.org"]
 

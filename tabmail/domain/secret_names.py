@@ -10,4 +10,5 @@ SECRET_NAMES: dict[str, str] = {
     "sendgrid-api-key": "TABMAIL_SENDGRID_API_KEY",
     "thread-key": "TABMAIL_THREAD_KEY",
     "imap-password": "TABMAIL_IMAP_PASSWORD",
+    "db-password": "TABMAIL_DB_PASSWORD",
 }

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from tabmail.domain.events import DatabaseWaiting
 from tabmail.services.bus import EventBus
-from tabmail.store.db import Database
+from tabmail.store.db import Database, resolve_url
 from tabmail.store.flags import FlagRepository
 from tabmail.store.inbox import InboxRepository
 from tabmail.store.notifications import NotificationRepository
@@ -63,7 +63,11 @@ class AppContext:
         ``read_only``: never write, even when the file could be written (offline review). A
         file this process cannot write is opened read-only anyway; see ``read_only``.
         """
-        db = Database(db_target, read_only=read_only)
+        secrets = SecretStore(keyring_backend)
+        url = resolve_url(db_target)
+        # A server database's password comes from the keyring (or TABMAIL_DB_PASSWORD), never the URL.
+        password = None if url.startswith("sqlite") else secrets.get("db-password")
+        db = Database(url, read_only=read_only, password=password)
         if migrate:
             backup = db.migrate()
             if backup:
@@ -71,7 +75,7 @@ class AppContext:
         user = os.environ.get("USER") or os.environ.get("USERNAME") or ""
         return cls(
             db=db,
-            secrets=SecretStore(keyring_backend),
+            secrets=secrets,
             settings=SettingsRepository(db),
             tournaments=TournamentRepository(db),
             notifications=NotificationRepository(db),

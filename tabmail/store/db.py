@@ -139,13 +139,25 @@ class Database:
     """
 
     def __init__(
-        self, target: str | os.PathLike[str] | None = None, *, echo: bool = False, read_only: bool = False
+        self,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        echo: bool = False,
+        read_only: bool = False,
+        password: str | None = None,
     ) -> None:
         self.url = resolve_url(target)
         try:
             parsed = make_url(self.url)
         except ArgumentError as exc:
             raise DatabaseError(f"not a database URL or path: {self.url!r}") from exc
+        if parsed.password is not None:
+            # The URL is shown, logged and kept in settings: a password in it would leak.
+            shown = parsed.render_as_string(hide_password=True)
+            raise DatabaseError(
+                f"the database URL {shown} contains a password; remove it from the URL and "
+                "store it with: tabmail secret set db-password (or set TABMAIL_DB_PASSWORD)"
+            )
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self.path: Path | None = None
         self.read_only = read_only
@@ -175,6 +187,8 @@ class Database:
                 path = self.path
                 extra["creator"] = lambda: connect_readonly(path, check_same_thread=False)
                 extra["poolclass"] = QueuePool
+        elif password:  # handed to the driver only, never part of self.url
+            connect_args = {"password": password}
         try:
             self.engine: Engine = create_engine(self.url, echo=echo, connect_args=connect_args, **extra)
         except ImportError as exc:
