@@ -335,9 +335,11 @@ class OutboxState:
         """``commit`` for SQLite on a dedicated DBAPI connection in autocommit mode: the same
         statements as the portable path without SQLAlchemy's per-statement overhead, which was
         most of the outbox's cost per message (tests/bench/bench_send.py). Each statement is
-        atomic on its own; several results are still written in one transaction."""
+        atomic on its own; the results and the claim of one call are one transaction."""
         con = self._outbox_connection()
-        several = len(updates) > 1
+        # One transaction for all of it (one WAL commit instead of one per statement): the
+        # results and the next claim are durable together, before the message is handed over.
+        several = len(updates) + len(claim) > 1
         sent, unsent, waiting = _update_params(updates, by.owner if by else None, sqlite=True)
         with self._sqlite_lock:
             if several:
@@ -349,27 +351,33 @@ class OutboxState:
                     con.execute(_MARK_UNSENT_SQL, params)
                 for params in waiting:
                     con.execute(_MARK_WAITING_SQL, params)
+                outcome = self._claim_sqlite(con, claim, by)
                 if several:
                     con.execute("COMMIT")
             except BaseException:
                 if several and con.in_transaction:
                     con.execute("ROLLBACK")
                 raise
-            if not claim:
-                return [], []
-            assert by is not None
-            mid = claim[0]
-            params = {
-                "id": mid,
-                "owner": by.owner,
-                "lease": self._lease_text(by.lease_until),
-                "backend": by.backend,
-            }
-            if con.execute(_CLAIM_ONE_SQL, params).rowcount == 1:
-                return [True], []
-            if con.execute(_SKIP_ONE_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
-                return [False], [mid]
-            return [False], []
+            return outcome
+
+    def _claim_sqlite(
+        self, con: sqlite3.Connection, claim: Sequence[str], by: Claim | None
+    ) -> tuple[list[bool], list[str]]:
+        if not claim:
+            return [], []
+        assert by is not None
+        mid = claim[0]
+        params = {
+            "id": mid,
+            "owner": by.owner,
+            "lease": self._lease_text(by.lease_until),
+            "backend": by.backend,
+        }
+        if con.execute(_CLAIM_ONE_SQL, params).rowcount == 1:
+            return [True], []
+        if con.execute(_SKIP_ONE_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
+            return [False], [mid]
+        return [False], []
 
     def _lease_text(self, lease_until: datetime) -> str | None:
         """The lease time as stored, formatted once per lease (a claim per message reuses it)."""
