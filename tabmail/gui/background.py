@@ -144,6 +144,7 @@ class BackgroundWorker(QObject):
         self._cancelled = False
         if self.outbox_running:
             self._again = True
+            self.outbox.wake()  # a run waiting for a retry looks at the new work now
             assert self._outbox_task is not None
             return self._outbox_task
         self._outbox_task = asyncio.ensure_future(self._outbox_loop(batch_id))

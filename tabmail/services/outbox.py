@@ -39,10 +39,12 @@ from typing import TypeVar
 from tabmail.backends.base import Backend, Outcome, OutgoingMessage, SendResult
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import (
+    BatchQueued,
     MessageStateChanged,
     OutboxProgressed,
     OutboxWaiting,
     SendingConnectionChanged,
+    SettingsChanged,
 )
 from tabmail.domain.notification import FlagKind, MessageState
 from tabmail.services.bus import EventBus
@@ -336,6 +338,30 @@ class Outbox:
         self._claims: dict[str, Claim] = {}
         self._lease_until = utcnow()
         self._renew_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken: asyncio.Event | None = None  # set by wake(): new work while waiting for a retry
+        bus.subscribe(BatchQueued, lambda _e: self.wake())
+        bus.subscribe(SettingsChanged, lambda _e: self.wake())
+        bus.subscribe(MessageStateChanged, self._on_state_changed)
+
+    def wake(self) -> None:
+        """New work (a queued batch, a resend, "Retry now", new settings): a run waiting for a
+        retry looks again at once instead of at the retry's time. Safe from any thread."""
+        loop, woken = self._loop, self._woken
+        if loop is None or woken is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            woken.set()
+        else:
+            loop.call_soon_threadsafe(woken.set)
+
+    def _on_state_changed(self, event: MessageStateChanged) -> None:
+        if event.state == MessageState.QUEUED.value:
+            self.wake()
 
     def cancel(self) -> None:
         """Stop handing over new messages; what is in flight finishes and is recorded."""
@@ -346,6 +372,7 @@ class Outbox:
         waiting for retries drops the backend it holds before sending again)."""
         self._stale_backend = True
         self.connection_online = None
+        self.wake()
 
     def _observe_connection(self, online: bool, detail: str) -> None:
         """Tell the bus when the provider stops or starts being reachable (not per message)."""
@@ -400,6 +427,8 @@ class Outbox:
             if not isinstance(self._backoff, Backoff):
                 self.current_backoff = self._backoff()
             report = OutboxReport()
+            self._loop = asyncio.get_running_loop()
+            self._woken = asyncio.Event()
             self._new_lease()
             self._renew_at = time.monotonic() + LEASE_SECONDS / 3
             backends: dict[str, Backend] = {}
@@ -438,8 +467,24 @@ class Outbox:
         if nxt is None:
             return False
         wait = max((nxt - self.clock()).total_seconds(), 0.0)
+        woken = self._woken
+        assert woken is not None  # run() made it
+        if woken.is_set():  # work came in since the last look: look again before waiting
+            woken.clear()
+            return True
         self.bus.publish(OutboxWaiting(batch_id, wait, count, reason))
-        await self.sleep(wait)
+        sleeping = asyncio.ensure_future(self.sleep(wait))
+        waking = asyncio.ensure_future(woken.wait())
+        try:
+            await asyncio.wait((sleeping, waking), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeping, waking):
+                task.cancel()
+            await asyncio.gather(sleeping, waking, return_exceptions=True)
+        failure = None if sleeping.cancelled() else sleeping.exception()
+        if failure is not None:
+            raise failure
+        woken.clear()
         return True
 
     def _recover(self) -> list[str]:
