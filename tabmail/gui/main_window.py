@@ -37,7 +37,16 @@ from tabmail.gui.appearance import appearance_for
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.export import ExportActions
-from tabmail.gui.navigator import ALL_TOURNAMENTS, PARTICIPANTS, PROBLEMS, ROUND, TOURNAMENT, NavigatorPanel
+from tabmail.gui.navigator import (
+    ALL_TOURNAMENTS,
+    PARTICIPANTS,
+    PROBLEMS,
+    ROUND,
+    TOURNAMENT,
+    TOURNAMENT_WIDE,
+    TOURNAMENT_WIDE_NAME,
+    NavigatorPanel,
+)
 from tabmail.gui.participants import ParticipantsPage
 from tabmail.gui.problems import ProblemsHub, ProblemsPage
 from tabmail.gui.quitting import plural, unsent_question
@@ -103,6 +112,7 @@ class MainWindow(QMainWindow):
         self.navigator.setMinimumWidth(180)
         self.navigator.tournament_selected.connect(self._on_navigator_tournament_selected)
         self.navigator.round_selected.connect(self._on_navigator_round_selected)
+        self.navigator.tournament_wide_selected.connect(self._on_navigator_tournament_wide_selected)
         self.navigator.problems_selected.connect(self._on_navigator_problems_selected)
         self.navigator.nothing_selected.connect(self._on_navigator_nothing_selected)
         self.navigator.send_urls_requested.connect(self.send_private_urls)
@@ -312,6 +322,10 @@ class MainWindow(QMainWindow):
     def select_round(self, round_id: int) -> bool:
         return self.navigator.select((ROUND, round_id))
 
+    def select_tournament_wide(self, tournament_id: int) -> bool:
+        """The tournament's batches that have no round (private URLs, registration)."""
+        return self.navigator.select((TOURNAMENT_WIDE, tournament_id))
+
     def focus_search(self) -> None:
         page = self.stack.currentWidget()
         focus = getattr(page, "focus_search", None)
@@ -331,6 +345,13 @@ class MainWindow(QMainWindow):
         self.compose_action.setEnabled(not self.ctx.read_only)
         self._set_title(f"{rnd.name} · {tournament.name} — tabmail")
         self._show_round(tournament, rnd)
+
+    def _on_navigator_tournament_wide_selected(self, tournament: Tournament) -> None:
+        self.current_tournament, self.current_round = tournament, None
+        self.compose_action.setEnabled(not self.ctx.read_only)
+        self._set_title(f"{TOURNAMENT_WIDE_NAME} · {tournament.name} — tabmail")
+        self.round_view.show_tournament_wide(tournament)
+        self.stack.setCurrentWidget(self.round_view)
 
     def _on_navigator_problems_selected(self, tournament: Tournament | None) -> None:
         self.current_tournament, self.current_round = tournament, None

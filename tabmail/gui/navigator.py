@@ -28,6 +28,8 @@ from tabmail.gui.widgets import muted_label
 TOURNAMENT = "tournament"
 PARTICIPANTS = "participants"
 ROUND = "round"
+TOURNAMENT_WIDE = "tournament-wide"  # id: the tournament's; its batches that have no round
+TOURNAMENT_WIDE_NAME = "Tournament messages"
 PROBLEMS = "problems"  # id: the tournament's, or ALL_TOURNAMENTS
 ALL_TOURNAMENTS = 0
 BADGE = Qt.ItemDataRole.UserRole + 40  # unresolved problems under a node (0: no badge)
@@ -73,6 +75,9 @@ class NavigatorModel(QStandardItemModel):
             problems = self._item("Problems", PROBLEMS, tournament.id, tournament, "search")
             problems.setToolTip("This tournament's unresolved problems: bounces, blocks, failures…")
             t_item.appendRow([problems, self._blank()])
+            wide = self._item(TOURNAMENT_WIDE_NAME, TOURNAMENT_WIDE, tournament.id, tournament, "compose")
+            wide.setToolTip("Private URLs and registration messages: sent for the whole tournament, no round")
+            t_item.appendRow([wide, self._blank()])
             for rnd in rounds:
                 r_item = self._item(rnd.name, ROUND, rnd.id, rnd, "round")
                 r_item.setToolTip(f"{rnd.name} ({rnd.abbreviation})\n{round_summary(rnd)}")
@@ -96,8 +101,15 @@ class NavigatorModel(QStandardItemModel):
         item.setEditable(False)
         return item
 
-    def set_problem_counts(self, by_round: Mapping[int, int], by_tournament: Mapping[int, int]) -> None:
-        """Badges: unresolved problems per round, per tournament (and on the problems nodes)."""
+    def set_problem_counts(
+        self,
+        by_round: Mapping[int, int],
+        by_tournament: Mapping[int, int],
+        without_round: Mapping[int, int] | None = None,
+    ) -> None:
+        """Badges: unresolved problems per round, per tournament (and on the problems nodes), and
+        on each tournament's "Tournament messages" node those of its batches with no round."""
+        without_round = without_round or {}
         total = sum(by_tournament.values())
         for row in range(self.rowCount()):
             t_index = self.index(row, 0)
@@ -114,6 +126,8 @@ class NavigatorModel(QStandardItemModel):
                     self._badge(c_index, by_round.get(c_index.data(Roles.ID), 0))
                 elif c_kind == PROBLEMS:
                     self._badge(c_index, by_tournament.get(tid, 0))
+                elif c_kind == TOURNAMENT_WIDE:
+                    self._badge(c_index, without_round.get(tid, 0))
 
     def _badge(self, index: QModelIndex, n: int) -> None:
         if (index.data(BADGE) or 0) != n:
@@ -180,6 +194,7 @@ class NavigatorPanel(QWidget):
 
     tournament_selected = Signal(object)  # Tournament (its participants are shown)
     round_selected = Signal(object, object)  # Tournament, Round
+    tournament_wide_selected = Signal(object)  # Tournament: its batches that have no round
     problems_selected = Signal(object)  # Tournament, or None for every tournament
     nothing_selected = Signal()
     send_urls_requested = Signal(object)  # Tournament: its context menu's "Send Private URLs…"
@@ -290,6 +305,8 @@ class NavigatorPanel(QWidget):
         if kind == ROUND:
             tournament = index.parent().data(Roles.OBJECT)
             self.round_selected.emit(tournament, index.data(Roles.OBJECT))
+        elif kind == TOURNAMENT_WIDE:
+            self.tournament_wide_selected.emit(index.data(Roles.OBJECT))
         elif kind == PROBLEMS:
             self.problems_selected.emit(index.data(Roles.OBJECT))
         else:

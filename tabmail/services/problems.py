@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Generator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from tabmail.domain.addresses import address_key
@@ -168,12 +168,15 @@ class ProblemCounts:
     by_round: Counter[int]
     by_tournament: Counter[int]
     total: int
+    # per tournament, the problems of its batches with no round (private URLs, registration)
+    without_round: Counter[int] = field(default_factory=Counter)
 
 
 def counts_of(problems: Sequence[Problem]) -> ProblemCounts:
     by_round: Counter[int] = Counter(p.sent.round_id for p in problems if p.sent.round_id is not None)
     by_tournament: Counter[int] = Counter(p.sent.tournament_id for p in problems)
-    return ProblemCounts(by_round, by_tournament, len(problems))
+    without_round: Counter[int] = Counter(p.sent.tournament_id for p in problems if p.sent.round_id is None)
+    return ProblemCounts(by_round, by_tournament, len(problems), without_round)
 
 
 def count(ctx: AppContext) -> ProblemCounts:

@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 from tabmail.domain.events import PollFinished, TournamentImported
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.main_window import GEOMETRY_KEY, MainWindow
-from tabmail.gui.navigator import PARTICIPANTS, PROBLEMS, ROUND, TOURNAMENT
+from tabmail.gui.navigator import PARTICIPANTS, PROBLEMS, ROUND, TOURNAMENT, TOURNAMENT_WIDE
 from tabmail.gui.roles import Roles
 from tabmail.gui.run_op import run_op, running_ops
 from tabmail.services import tracking
@@ -46,6 +46,7 @@ def test_rounds_tree_lists_the_tournaments_rounds(window: MainWindow, tournament
     assert _children(window, tournament_id) == [
         (PARTICIPANTS, "Participants"),
         (PROBLEMS, "Problems"),
+        (TOURNAMENT_WIDE, "Tournament messages"),
         (ROUND, "Round 1"),
         (ROUND, "Round 2"),
     ]

@@ -149,7 +149,9 @@ class ProblemsHub(QObject):
 
     def reapply(self) -> None:
         """Put the last counts back on the navigator (after it was rebuilt)."""
-        self._navigator.model.set_problem_counts(self.counts.by_round, self.counts.by_tournament)
+        self._navigator.model.set_problem_counts(
+            self.counts.by_round, self.counts.by_tournament, self.counts.without_round
+        )
 
     # -- alerts -----------------------------------------------------------------------------------
     def _on_bridge_statuses_changed(self, ids: list[str]) -> None:

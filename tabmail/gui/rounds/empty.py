@@ -14,6 +14,18 @@ from tabmail.gui.navigator import round_summary
 from tabmail.gui.widgets import heading_label, muted_label
 from tabmail.services.context import AppContext
 
+TOURNAMENT_WIDE_TITLE = "Tournament messages"
+ROUND_EMPTY = (
+    "No notifications for this round yet",
+    "Draw releases and ballot receipts sent for this round will be listed here, grouped "
+    "by send batch, with each recipient's delivery status.",
+)
+TOURNAMENT_WIDE_EMPTY = (
+    "No tournament-wide notifications yet",
+    "Private URLs and registration messages, which belong to no round, will be listed here, "
+    "grouped by send batch, with each recipient's delivery status.",
+)
+
 
 class RoundEmptyPage(QWidget):
     """A round without notifications: title, draw summary, motions and the Compose button."""
@@ -41,13 +53,11 @@ class RoundEmptyPage(QWidget):
         card_layout = QVBoxLayout(card)
         card_layout.setContentsMargins(24, 28, 24, 28)
         card_layout.setSpacing(10)
-        empty_title = heading_label("No notifications for this round yet", 1.1, card)
+        empty_title = heading_label(ROUND_EMPTY[0], 1.1, card)
+        self._empty_title = empty_title
         empty_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint = muted_label(
-            "Draw releases and ballot receipts sent for this round will be listed here, grouped "
-            "by send batch, with each recipient's delivery status.",
-            card,
-        )
+        hint = muted_label(ROUND_EMPTY[1], card)
+        self._hint = hint
         hint.setWordWrap(True)
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         card_layout.addWidget(empty_title)
@@ -71,8 +81,21 @@ class RoundEmptyPage(QWidget):
         layout.addWidget(card)
         layout.addStretch(1)
 
+    def show_tournament_wide(self, tournament: Tournament) -> None:
+        """Nothing sent yet for the whole tournament (private URLs, registration)."""
+        self.tournament, self.round = tournament, None
+        self.title.setText(TOURNAMENT_WIDE_TITLE)
+        self.subtitle.setText(tournament.name)
+        self._empty_title.setText(TOURNAMENT_WIDE_EMPTY[0])
+        self._hint.setText(TOURNAMENT_WIDE_EMPTY[1])
+        self.draw_summary.hide()
+        self.motions.hide()
+
     def show_round(self, tournament: Tournament, rnd: Round) -> None:
         self.tournament, self.round = tournament, rnd
+        self._empty_title.setText(ROUND_EMPTY[0])
+        self._hint.setText(ROUND_EMPTY[1])
+        self.draw_summary.show()
         self.title.setText(f"{rnd.name}")
         parts = [tournament.name, round_summary(rnd)]
         if rnd.starts_at is not None:

@@ -86,6 +86,8 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         self._ctx = ctx
         self._theme = theme or Theme()
         self.round_id: int | None = None
+        # the tournament whose batches with no round (private URLs, registration) are shown
+        self.tournament_wide: int | None = None
         self._order: list[BatchNode] = []
         self._batches: dict[int, BatchNode] = {}
         self._messages: dict[str, MessageNode] = {}
@@ -115,19 +117,31 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
             bridge.replies_received.connect(self._on_bridge_replies_received)
 
     # -- loading ----------------------------------------------------------------------------
-    def load(self, round_id: int | None) -> None:
-        """Show ``round_id``'s batches (None: nothing). At most seven queries, whatever the size:
+    def load_tournament_wide(self, tournament_id: int) -> None:
+        """Show the tournament's batches that have no round (private URLs, registration)."""
+        self.load(None, tournament_wide=tournament_id)
+
+    def reload(self) -> None:
+        """Read what is shown again (a round, the tournament-wide batches, or nothing)."""
+        self.load(self.round_id, tournament_wide=self.tournament_wide)
+
+    def load(self, round_id: int | None, *, tournament_wide: int | None = None) -> None:
+        """Show ``round_id``'s batches, or with ``tournament_wide`` that tournament's batches with
+        no round (neither: nothing). At most seven queries, whatever the size:
         batches (two), messages, address flags, the director's resolutions and corrected addresses
         (the last two only when the round has problems), and the reply counts."""
+        if round_id is not None and tournament_wide is not None:
+            raise ValueError("load: a round or a tournament's round-less batches, not both")
         self.beginResetModel()
         self.round_id = round_id
+        self.tournament_wide = tournament_wide
         self._order, self._batches, self._messages = [], {}, {}
         self._by_key, self._resent_as, self._flags, self._manual = {}, {}, {}, {}
         self._foreign_batches.clear()
         self._dirty.clear()
         self._new_batches.clear()
-        if round_id is not None:
-            summaries = self._ctx.notifications.batches(round_id=round_id)
+        if self.scoped:
+            summaries = self.scope_batches()
             messages = (
                 self._ctx.notifications.messages(batch_ids=[s.batch.id for s in summaries])
                 if summaries
@@ -223,9 +237,6 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         for node in self._take_corrections(nodes):
             self._emit_row(node)
             self.draft_changed.emit(node.message.id)
-
-    def reload(self) -> None:
-        self.load(self.round_id)
 
     def _append_batch(self, batch: BulkNotification) -> BatchNode:
         node = BatchNode(batch, len(self._order))

@@ -39,7 +39,7 @@ from tabmail.gui.navigator import round_summary
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.batch_panel import BatchPanel
 from tabmail.gui.rounds.delegate import RoundMessagesDelegate, RoundTree
-from tabmail.gui.rounds.empty import RoundEmptyPage
+from tabmail.gui.rounds.empty import TOURNAMENT_WIDE_TITLE, RoundEmptyPage
 from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundMessagesModel
 from tabmail.gui.rounds.proxy import RoundMessagesProxy
 from tabmail.gui.rounds.resending import Resender
@@ -285,6 +285,23 @@ class RoundMessagesPage(QWidget):
         self._show_detail(QModelIndex())
         self._update_stack()
 
+    def show_tournament_wide(self, tournament: Tournament) -> None:
+        """The tournament's batches that have no round (private URLs, registration)."""
+        same = self.round is None and self.model.tournament_wide == tournament.id
+        self.tournament, self.round = tournament, None
+        self.title.setText(TOURNAMENT_WIDE_TITLE)
+        self.subtitle.setText(f"{tournament.name} · private URLs and registration, sent for no round")
+        if same:
+            self._update_stack()
+            return
+        self._collapsed.clear()
+        self.notice.clear_message()
+        self.model.load_tournament_wide(tournament.id)
+        self._placeholder_round = None
+        self._refresh_unmatched()
+        self._show_detail(QModelIndex())
+        self._update_stack()
+
     def focus_search(self) -> None:
         self.search.setFocus()
         self.search.selectAll()
@@ -450,6 +467,9 @@ class RoundMessagesPage(QWidget):
         ):
             self.placeholder.show_round(self.tournament, self.round)
             self._placeholder_round = self.round.id
+        elif self.round is None and self.tournament is not None:
+            self.placeholder.show_tournament_wide(self.tournament)
+            self._placeholder_round = None
         self.stack.setCurrentWidget(self.placeholder)
 
     def _refresh_unmatched(self) -> None:
@@ -562,8 +582,8 @@ class RoundMessagesPage(QWidget):
                 self.notice.show_message(str(exc), Tone.WARNING)
                 return
             self.notice.show_message(f"Cancelled: {n} message(s) will not be sent.", Tone.NEUTRAL)
-            if self.round is not None:
-                self.model.load(self.round.id)
+            if self.model.scoped:
+                self.model.reload()
                 self.select_batch(batch_id)
 
         box.finished.connect(answered)

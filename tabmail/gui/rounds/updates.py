@@ -19,6 +19,7 @@ from tabmail.domain.problems import Resolution
 from tabmail.gui.rounds.nodes import BatchNode, Column, MessageNode
 from tabmail.services.context import AppContext
 from tabmail.services.problems import tracked
+from tabmail.store.notifications import BatchSummary
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class RoundUpdates:
     # The model's state this mixin works on (set in RoundMessagesModel.__init__ and load()).
     _ctx: AppContext
     round_id: int | None
+    tournament_wide: int | None
     _order: list[BatchNode]
     _batches: dict[int, BatchNode]
     _messages: dict[str, MessageNode]
@@ -46,6 +48,19 @@ class RoundUpdates:
     _dirty: dict[str, int]
     _new_batches: set[int]
     _flush_timer: QTimer
+
+    @property
+    def scoped(self) -> bool:
+        """True when a round or a tournament's round-less batches are shown."""
+        return self.round_id is not None or self.tournament_wide is not None
+
+    def scope_batches(self) -> list[BatchSummary]:
+        """The batches of what is shown, newest first (one query with the counts)."""
+        if self.round_id is not None:
+            return self._ctx.notifications.batches(round_id=self.round_id)
+        if self.tournament_wide is not None:
+            return self._ctx.notifications.batches(tournament_id=self.tournament_wide, no_round=True)
+        return []
 
     def _recategorise(self, nodes: list[MessageNode]) -> None:
         """Categories that depend on an address flag (a bounce from an invalid address)."""
@@ -95,7 +110,7 @@ class RoundUpdates:
     def _on_bridge_message_state_changed(self, message_id: str, batch_id: int, state: str) -> None:
         if batch_id in self._batches:
             self._dirty[message_id] = batch_id
-        elif self.round_id is not None and batch_id not in self._foreign_batches:
+        elif self.scoped and batch_id not in self._foreign_batches:
             self._new_batches.add(batch_id)
         else:
             return
@@ -112,11 +127,7 @@ class RoundUpdates:
             self._schedule()
 
     def _on_bridge_batch_queued(self, batch_id: int, count: int) -> None:
-        if (
-            self.round_id is not None
-            and batch_id not in self._batches
-            and batch_id not in self._foreign_batches
-        ):
+        if self.scoped and batch_id not in self._batches and batch_id not in self._foreign_batches:
             self._new_batches.add(batch_id)
             self._schedule()
 
@@ -239,9 +250,7 @@ class RoundUpdates:
 
     def _insert_batches(self, batch_ids: Iterable[int]) -> None:
         wanted = set(batch_ids)
-        summaries = [
-            s for s in self._ctx.notifications.batches(round_id=self.round_id) if s.batch.id in wanted
-        ]
+        summaries = [s for s in self.scope_batches() if s.batch.id in wanted]
         self._foreign_batches |= wanted - {s.batch.id for s in summaries}
         if not summaries:
             return
