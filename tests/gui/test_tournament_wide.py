@@ -14,13 +14,14 @@ from sqlalchemy import update
 
 from tabmail.domain.notification import Event
 from tabmail.gui.main_window import MainWindow
-from tabmail.gui.navigator import TOURNAMENT_WIDE, TOURNAMENT_WIDE_NAME
+from tabmail.gui.navigator import BADGE, TOURNAMENT, TOURNAMENT_WIDE, TOURNAMENT_WIDE_NAME
 from tabmail.gui.roles import Roles
 from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.importing import import_csv
 from tabmail.store.models import PersonRow, TournamentRow
 from tests.conftest import data_path
+from tests.gui.test_rounds_model import send
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -104,3 +105,18 @@ def test_round_batches_stay_out_of_tournament_messages(
     assert window.select_round(rnd.id)
     assert window.round_view.model.batch_ids() == [drawn.batch_id]
     assert window.round_view.model.round_id == rnd.id and window.round_view.model.tournament_wide is None
+
+
+def test_tournament_messages_node_counts_its_problems(
+    qtbot: QtBot, two_team: AppContext, tmp_path: Path
+) -> None:
+    queued = notify.enqueue(two_team, notify.plan(two_team, "two-team", Event.URLS))
+    send(two_team, queued.batch_id, failed=2)
+    t = two_team.tournaments.get("two-team")
+    window = _window(qtbot, two_team, tmp_path)
+    node = window.navigator.model.find((TOURNAMENT_WIDE, t.id))
+    qtbot.waitUntil(lambda: node.data(BADGE) == 2, timeout=10000)
+    assert window.navigator.model.find((TOURNAMENT, t.id)).data(BADGE) == 2
+    assert window.select_tournament_wide(t.id)
+    model = window.round_view.model
+    assert sum(1 for mid in model.message_ids(queued.batch_id) if model.message(mid).state == "failed") == 2
