@@ -27,6 +27,13 @@ from tests.servers.smtp import SmtpTestServer, closed_port
 REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "tab@tournament.test", "correct-horse-battery"
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
+
+def db_arg(ctx: AppContext) -> str:
+    """What the CLI's --db takes for this test's database: the SQLite file, or the server URL."""
+    return str(ctx.db.path) if ctx.db.path is not None else ctx.db.url
+
 
 def slug(ctx: AppContext) -> str:
     return ctx.tournaments.list_all()[0].slug
@@ -159,8 +166,7 @@ def test_send_yes_and_outbox_run_exit_non_zero_with_the_servers_words_off_a_term
 ) -> None:
     ctx = smtp_demo
     use_smtp(ctx, auth_server, **{"smtp.username": USER})
-    assert ctx.db.path is not None
-    db, tournament = str(ctx.db.path), slug(ctx)
+    db, tournament = db_arg(ctx), slug(ctx)
     ctx.close()
     env = cli_env(TABMAIL_SMTP_PASSWORD="not-the-password")
     send = [sys.executable, "-m", "tabmail", "--db", db, "send", "draw", "--tournament", tournament]
@@ -189,7 +195,7 @@ def test_send_yes_and_outbox_run_exit_non_zero_with_the_servers_words_off_a_term
 
 
 def test_send_sends_its_own_batch_and_old_work_keeps_its_backend(
-    smtp_demo: AppContext, smtp: SmtpTestServer
+    smtp_demo: AppContext, smtp: SmtpTestServer, tmp_path: Path
 ) -> None:
     ctx = smtp_demo
     # An SMTP message retrying: the server greylists its recipient.
@@ -205,9 +211,8 @@ def test_send_sends_its_own_batch_and_old_work_keeps_its_backend(
         ctx.settings.set("backend", "sendgrid")
         ctx.settings.set("sendgrid.base_url", sendgrid.url)
         ctx.settings.set("from_address", "tab@demo-open.example")
-        assert ctx.db.path is not None
-        db = str(ctx.db.path)
-        body = ctx.db.path.parent / "body.txt"
+        db = db_arg(ctx)
+        body = tmp_path / "body.txt"
         body.write_text("Hello {{ USER }}.\n", encoding="utf-8")
         done = subprocess.run(
             [
@@ -255,14 +260,13 @@ def test_a_message_moves_to_another_backend_only_when_requeued(
     assert not (tmp_path / "eml").exists() or not list((tmp_path / "eml").iterdir())
     assert {m.attempts for m in ctx.notifications.messages(batch_id=batch)} == {2}
 
-    assert ctx.db.path is not None
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "tabmail",
             "--db",
-            str(ctx.db.path),
+            db_arg(ctx),
             "outbox",
             "requeue",
             "--batch",

@@ -25,6 +25,8 @@ from tests.status_support import sent_batch, small_tournament
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 ANN, BEN, CAT = "ann@example.org", "ben@example.org", "cat@example.org"
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 
 def bounce(mid: str, address: str, *, minutes: int = 5) -> ProviderEvent:
     return ProviderEvent(

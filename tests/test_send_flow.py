@@ -18,6 +18,8 @@ from tabmail.services.sending import build_backend
 from tests.outbox_support import dead_claim
 from tests.servers.smtp import SmtpTestServer
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 
 class FakeTime:
     def __init__(self) -> None:
