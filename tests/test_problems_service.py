@@ -66,3 +66,21 @@ def test_mark_resolved_needs_a_reason_and_a_problem(
     assert "no unresolved problems" in capsys.readouterr().out
     assert cli_main(["--db", db, "problems", "unresolve", ids[0]]) == 0
     assert [p.message.id for p in service.unresolved(ctx)] == [ids[0]]
+
+
+def test_smtp_batches_count_as_tracked_once_the_inbox_is_read(ctx: AppContext) -> None:
+    """SMTP bounces arrive in the tab room's mailbox: a resend merely accepted by SMTP must not
+    resolve its original while the inbox may still report it bounced."""
+    assert load_demo_if_empty(ctx) is not None
+    from tabmail.domain.notification import Audience, Event
+    from tabmail.services import notify
+
+    ctx.settings.set("backend", "smtp")
+    slug = ctx.tournaments.list_all()[0].slug
+    batch = notify.enqueue(
+        ctx, notify.plan(ctx, slug, Event.DRAW, round_seq=1, audience=Audience.TEAMS)
+    ).batch_id
+    assert service.tracked_batch_ids(ctx, [(batch, "smtp")]) == set()
+    assert service.tracked_batch_ids(ctx, [(batch, "sendgrid")]) == {batch}
+    ctx.settings.set("imap.host", "imap.tab.example")
+    assert service.tracked_batch_ids(ctx, [(batch, "smtp")]) == {batch}

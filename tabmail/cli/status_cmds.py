@@ -189,12 +189,12 @@ def status_data(ctx: AppContext, slug: str, round_seq: int | None) -> dict[str, 
     round_id = ctx.tournaments.get_round(tournament.id, round_seq).id if round_seq is not None else None
     batches = ctx.notifications.batches(tournament_id=tournament.id, round_id=round_id)
     messages = ctx.notifications.messages(batch_ids=[b.batch.id for b in batches])
-    from tabmail.services.problems import flag_kinds, resolutions_for, tracked
+    from tabmail.services.problems import flag_kinds, resolutions_for, tracked_batch_ids
 
     last = ctx.tracking.latest_event_times([m.id for m in messages])
     flags = flag_kinds(ctx.flags.active())
     manual = ctx.problems.resolutions([m.id for m in messages])
-    tracked_batches = [b.batch.id for b in batches if tracked(b.batch.backend)]
+    tracked_batches = tracked_batch_ids(ctx, ((b.batch.id, b.batch.backend) for b in batches))
     resolved = resolutions_for(messages, manual, tracked_batches=tracked_batches)
     ids = [m.id for m in messages]
     sources = ctx.tracking.status_sources(ids)

@@ -64,6 +64,20 @@ def tracked(backend: str) -> bool:
     return backend not in UNTRACKED_BACKENDS
 
 
+def tracked_batch_ids(ctx: AppContext, batches: Iterable[tuple[int, str]]) -> set[int]:
+    """Which of ``(batch id, backend)`` get delivery news after sending: SendGrid's always; any
+    other batch when the tab room's mailbox is read (bounces arrive there) or when some of its
+    messages already have a status from the inbox."""
+    pairs = list(batches)
+    if str(ctx.settings.get("imap.host") or "").strip():
+        return {bid for bid, _ in pairs}
+    found = {bid for bid, backend in pairs if tracked(backend)}
+    rest = [bid for bid, _ in pairs if bid not in found]
+    if rest:
+        found |= ctx.tracking.batches_with_events_from("inbox", rest)
+    return found
+
+
 def flag_kinds(flags: dict[str, AddressFlag]) -> dict[str, FlagKind]:
     return {k: f.kind for k, f in flags.items()}
 
@@ -139,7 +153,7 @@ def unresolved_steps(
         yield
     problem_ids = [mid for mid, c in categories.items() if c in PROBLEM_CATEGORIES]
     manual = ctx.problems.resolutions(problem_ids if len(problem_ids) < 500 else None)
-    tracked_batches = [b for b in wanted if tracked(batches[b].backend)]
+    tracked_batches = tracked_batch_ids(ctx, ((b, batches[b].backend) for b in wanted))
     resolved = resolutions_for(messages, manual, tracked_batches=tracked_batches)
     yield
     problems = [

@@ -399,6 +399,20 @@ class TrackingRepository:
             value = s.scalar(select(func.max(MessageRow.sent_at)))
             return _aware(value) if value is not None else None
 
+    def batches_with_events_from(self, provider: str, batch_ids: Collection[int]) -> set[int]:
+        """The batches among ``batch_ids`` with at least one status event from ``provider``."""
+        out: set[int] = set()
+        with self._db.session() as s:
+            for part in chunks(list(set(batch_ids))):
+                q = (
+                    select(MessageRow.batch_id)
+                    .join(StatusEventRow, StatusEventRow.message_id == MessageRow.id)
+                    .where(MessageRow.batch_id.in_(part), StatusEventRow.provider == provider)
+                    .distinct()
+                )
+                out.update(s.scalars(q))
+        return out
+
     def status_sources(self, message_ids: Collection[str]) -> dict[str, str]:
         """Which source (provider: "sendgrid", "inbox") gave each message its current status: the
         provider of its latest event with that status. Messages without events are left out."""

@@ -18,7 +18,7 @@ from tabmail.domain.notification import AddressFlag, Message
 from tabmail.domain.problems import Resolution
 from tabmail.gui.rounds.nodes import BatchNode, Column, MessageNode
 from tabmail.services.context import AppContext
-from tabmail.services.problems import tracked
+from tabmail.services.problems import tracked_batch_ids
 from tabmail.store.notifications import BatchSummary
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -70,7 +70,9 @@ class RoundUpdates:
 
     def _settle(self, batch: BatchNode) -> list[MessageNode]:
         """Resolutions and counts of a batch (a delivered resend resolves its original)."""
-        return batch.settle(self._manual, tracked=tracked(batch.batch.backend))
+        b = batch.batch
+        is_tracked = b.id in tracked_batch_ids(self._ctx, [(b.id, b.backend)])
+        return batch.settle(self._manual, tracked=is_tracked)
 
     def _emit_row(self, node: MessageNode) -> None:
         parent = self.createIndex(self._batches[node.batch_id].row, 0, 0)
