@@ -70,8 +70,11 @@ class RoundUpdates:
 
     def _settle(self, batch: BatchNode) -> list[MessageNode]:
         """Resolutions and counts of a batch (a delivered resend resolves its original)."""
+        # Tracked or not only matters to resends (is an accepted resend enough?): a batch without
+        # any costs no query.
         b = batch.batch
-        is_tracked = b.id in tracked_batch_ids(self._ctx, [(b.id, b.backend)])
+        has_resends = any(c.message.resend_of for c in batch.children)
+        is_tracked = has_resends and b.id in tracked_batch_ids(self._ctx, [(b.id, b.backend)])
         return batch.settle(self._manual, tracked=is_tracked)
 
     def _emit_row(self, node: MessageNode) -> None:
