@@ -82,5 +82,25 @@ def test_smtp_batches_count_as_tracked_once_the_inbox_is_read(ctx: AppContext) -
     ).batch_id
     assert service.tracked_batch_ids(ctx, [(batch, "smtp")]) == set()
     assert service.tracked_batch_ids(ctx, [(batch, "sendgrid")]) == {batch}
+    # an inbox-derived event on one of its messages (e.g. a DSN read before the server was unset)
+    from tabmail.store.models import StatusEventRow
+
+    first = ctx.notifications.messages(batch_id=batch)[0].id
+    with ctx.db.session() as s:
+        s.add(
+            StatusEventRow(
+                message_id=first,
+                provider="inbox",
+                provider_event_id="dsn-1",
+                event="bounce",
+                status="bounced",
+                source="imap",
+                event_time=datetime.now(UTC),
+            )
+        )
+    assert service.tracked_batch_ids(ctx, [(batch, "smtp")]) == {batch}
+    with ctx.db.session() as s:
+        s.query(StatusEventRow).delete()
+    assert service.tracked_batch_ids(ctx, [(batch, "smtp")]) == set()
     ctx.settings.set("imap.host", "imap.tab.example")
     assert service.tracked_batch_ids(ctx, [(batch, "smtp")]) == {batch}
