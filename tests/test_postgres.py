@@ -79,7 +79,7 @@ def test_two_concurrent_claimers_on_one_batch_claim_every_message_exactly_once(
                 for mid in order:
                     for _ in range(200):  # SQLite's write lock: the outbox's own retry, bounded
                         try:
-                            ok, _skipped = ctx.notifications.claim([mid], by)
+                            ok, _skipped = ctx.notifications.outbox.claim([mid], by)
                             break
                         except DatabaseLocked:
                             continue

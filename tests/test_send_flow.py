@@ -147,7 +147,7 @@ def test_interrupted_sending_becomes_uncertain_on_restart(demo: AppContext, smtp
     result = notify.enqueue(demo, plan)
     first = demo.notifications.messages(batch_id=result.batch_id)[0]
     # as if a process that has since died was sending it
-    assert demo.notifications.claim([first.id], dead_claim("smtp")) == ([True], [])
+    assert demo.notifications.outbox.claim([first.id], dead_claim("smtp")) == ([True], [])
     report = run_outbox(demo)
     assert report.recovered_uncertain == [first.id]
     assert demo.notifications.get(first.id).state is MessageState.UNCERTAIN

@@ -416,10 +416,10 @@ def _outbox_requeue(args: argparse.Namespace) -> int:
             states.append(MessageState.SKIPPED)
         if args.batch is not None:
             ctx.notifications.get_batch(args.batch)  # a clear error for an unknown batch
-            ids = ctx.notifications.requeue(backend, batch_id=args.batch, states=states)
+            ids = ctx.notifications.outbox.requeue(backend, batch_id=args.batch, states=states)
         else:
             full = [ctx.notifications.get(m).id for m in args.message]
-            ids = ctx.notifications.requeue(backend, message_ids=full, states=states)
+            ids = ctx.notifications.outbox.requeue(backend, message_ids=full, states=states)
         print(f"re-queued {len(ids)} message(s) to go through {backend}: tabmail outbox run sends them")
         return 0
     finally:

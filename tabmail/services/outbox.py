@@ -165,7 +165,7 @@ class _Hooks:
         pending = self._take()
         try:
             result, skipped = await o.write(
-                lambda: o.repo.commit(pending, claim=ids, by=o.claim_for(self.backend))
+                lambda: o.repo.outbox.commit(pending, claim=ids, by=o.claim_for(self.backend))
             )
         except DatabaseBusy as exc:
             self._pending[:0] = pending  # written at the end of the run, or by the next one
@@ -256,7 +256,7 @@ class _Hooks:
         if not pending:
             return
         try:
-            self.o.repo.commit(pending, by=self.o.claim_for(self.backend))
+            self.o.repo.outbox.commit(pending, by=self.o.claim_for(self.backend))
         except DatabaseLocked:
             self._pending[:0] = pending
             return
@@ -272,7 +272,7 @@ class _Hooks:
             # Results of messages already handed over are worth a longer wait than a new claim:
             # unwritten, they would end up 'uncertain'.
             await o.write(
-                lambda: o.repo.commit(pending, by=o.claim_for(self.backend)), patience=RESULT_PATIENCE
+                lambda: o.repo.outbox.commit(pending, by=o.claim_for(self.backend)), patience=RESULT_PATIENCE
             )
         except DatabaseBusy:
             self._pending[:0] = pending
@@ -437,7 +437,7 @@ class Outbox:
                 report.recovered_uncertain = await asyncio.to_thread(self._recover)
                 total = self.repo.pending_count(batch_id)
                 while not self.cancelled and self.stop_reason is None:
-                    items = self.repo.due(self.clock(), self.chunk, batch_id)
+                    items = self.repo.outbox.due(self.clock(), self.chunk, batch_id)
                     if not items:
                         if not wait_for_retries or not await self._wait_for_retry(batch_id):
                             break
@@ -463,7 +463,7 @@ class Outbox:
             return report
 
     async def _wait_for_retry(self, batch_id: int | None) -> bool:
-        nxt, count, reason = self.repo.retry_summary(batch_id)
+        nxt, count, reason = self.repo.outbox.retry_summary(batch_id)
         if nxt is None:
             return False
         wait = max((nxt - self.clock()).total_seconds(), 0.0)
@@ -492,14 +492,14 @@ class Outbox:
         now = utcnow()
         gone = {
             m.lease_owner
-            for m in self.repo.in_flight()
+            for m in self.repo.outbox.in_flight()
             if m.lease_owner != self.owner and holder_gone(m.lease_owner, m.lease_expires_at, now)
         }
         out: list[str] = []
         for owner in gone:
             # Judged again in the update: on another host the lease must still be expired then.
             same_host = owner is not None and owner.partition(":")[0] == socket.gethostname()
-            out += self.repo.mark_abandoned(owner, None if owner is None or same_host else now)
+            out += self.repo.outbox.mark_abandoned(owner, None if owner is None or same_host else now)
         return out
 
     def renew_leases(self) -> None:
@@ -513,14 +513,14 @@ class Outbox:
             return
         self._renew_at = now + LEASE_SECONDS / 3
         try:
-            self.repo.renew_leases(self.owner, self._new_lease())
+            self.repo.outbox.renew_leases(self.owner, self._new_lease())
         except DatabaseLocked:
             log.info("lease renewal postponed: the database is locked")
 
     async def _write_backlog(self) -> None:
         while self._backlog:
             backend, updates = self._backlog[0]
-            await self.write(functools.partial(self.repo.commit, updates, by=self.claim_for(backend)))
+            await self.write(functools.partial(self.repo.outbox.commit, updates, by=self.claim_for(backend)))
             self._backlog.pop(0)
 
     async def _send(

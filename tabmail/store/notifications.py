@@ -1,5 +1,5 @@
-"""Send batches and their messages: writing them, reading them, and (through the OutboxState
-mixin in outbox_state.py) the outbox's durable per-message state.
+"""Send batches and their messages: writing them, reading them, and (through the OutboxStore
+each repository owns as ``outbox``, in outbox_state.py) the outbox's durable per-message state.
 
 Every state change is one short transaction, so a process killed at any instant leaves each
 message in exactly one well-defined state. ``claim`` is an atomic compare-and-set, so two
@@ -8,8 +8,6 @@ outbox runs (even in two processes) can never both hand the same message over.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +41,7 @@ from tabmail.store.outbox_state import PENDING as PENDING
 from tabmail.store.outbox_state import Claim as Claim
 from tabmail.store.outbox_state import InFlight as InFlight
 from tabmail.store.outbox_state import OutboxItem as OutboxItem
-from tabmail.store.outbox_state import OutboxState
+from tabmail.store.outbox_state import OutboxStore
 from tabmail.store.outbox_state import StateUpdate as StateUpdate
 
 # States that count as "already got this event" for the default selection of a later send.
@@ -192,11 +190,14 @@ def _insert_queued(
     s.execute(insert(MessageBodyRow), [{"message_id": m.id, "raw": m.raw} for m in messages])
 
 
-class NotificationRepository(OutboxState):
+class NotificationRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._sqlite: sqlite3.Connection | None = None
-        self._sqlite_lock = threading.Lock()
+        self.outbox = OutboxStore(db)  # claims, leases, results, recovery, re-queueing
+
+    def close(self) -> None:
+        """Close the outbox's own database connection (if it opened one)."""
+        self.outbox.close()
 
     @property
     def db(self) -> Database:
@@ -293,7 +294,7 @@ class NotificationRepository(OutboxState):
                 result[int(pid)] = (key, dict(context or {}))
             return result
 
-    # -- outbox state: see outbox_state.OutboxState --------------------------------------
+    # -- outbox state (the writes: see outbox_state.OutboxStore) --------------------------------------
     def pending_by_state(self) -> dict[str, int]:
         """How many messages wait in the outbox, per state (queued, retrying)."""
         with self._db.session() as s:

@@ -1,6 +1,6 @@
 """The outbox's durable per-message state: claims with leases, results, recovery, re-queueing.
 
-A mixin of NotificationRepository (store/notifications.py), kept apart for size. Every write is
+``OutboxStore``: an object each NotificationRepository owns (``repo.outbox``). Every write is
 one short statement or transaction of plain portable SQL (the same strings serve SQLAlchemy's
 text() on any database and, on a SQLite file, the outbox's own autocommit connection), and every
 write is idempotent, so after DatabaseLocked the same call can be made again.
@@ -164,13 +164,14 @@ class OutboxItem:
     backend: str = ""
 
 
-class OutboxState:
-    """The outbox's side of NotificationRepository (which sets these three attributes)."""
+class OutboxStore:
+    """The outbox's durable per-message state, owned by NotificationRepository as ``outbox``."""
 
-    _db: Database
-    _sqlite: sqlite3.Connection | None
-    _sqlite_lock: threading.Lock
-    _lease_cache: tuple[datetime, str | None]
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_lock = threading.Lock()
+        self._lease_cache: tuple[datetime, str | None] | None = None
 
     def in_flight(self) -> list[InFlight]:
         """Messages in 'sending', with who holds them and until when."""
@@ -381,7 +382,7 @@ class OutboxState:
 
     def _lease_text(self, lease_until: datetime) -> str | None:
         """The lease time as stored, formatted once per lease (a claim per message reuses it)."""
-        cached = getattr(self, "_lease_cache", None)
+        cached = self._lease_cache
         if cached is None or cached[0] != lease_until:
             cached = (lease_until, _sqlite_time(lease_until))
             self._lease_cache = cached

@@ -84,7 +84,7 @@ def _build(ctx: AppContext) -> list[NewMessage]:
     )
     ctx.notifications.create_batch(batch, messages)
     now = datetime.now(UTC)
-    ctx.notifications.commit([StateUpdate(m.id, MessageState.SENT, sent_at=now) for m in messages])
+    ctx.notifications.outbox.commit([StateUpdate(m.id, MessageState.SENT, sent_at=now) for m in messages])
     return messages
 
 
