@@ -31,7 +31,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 unit: $(VENV)/.installed
-	bash tools/with-keyring.sh $(PY) -m pytest -q $(PYTEST_ARGS)
+	bash tools/with-keyring.sh $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # Everything CI runs: system packages, lint, types, layers, the whole suite (quick variants),
 # including tests/test_packaging.py, which builds the PyInstaller bundle (~40 s on 2 cores) and
