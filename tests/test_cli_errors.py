@@ -21,9 +21,15 @@ def test_a_folder_as_db_is_one_line(tmp_path: Path) -> None:
 
 
 def test_a_postgresql_url_without_its_driver_is_one_line() -> None:
-    line = one_error_line(tabmail("--db", "postgresql://tab:secret@127.0.0.1:1/tabmail", "outbox"))
-    assert "needs the Python driver" in line and "not installed" in line
-    assert "secret" not in line
+    # pg8000 is a driver tabmail never installs (psycopg is its PostgreSQL driver).
+    line = one_error_line(tabmail("--db", "postgresql+pg8000://tab@127.0.0.1:1/tabmail", "outbox"))
+    assert "needs the Python driver 'pg8000'" in line and "not installed" in line
+
+
+def test_a_postgresql_server_that_refuses_the_connection_is_one_line() -> None:
+    line = one_error_line(tabmail("--db", "postgresql+psycopg://tab@127.0.0.1:1/tabmail", "outbox"))
+    assert line.startswith("tabmail: error: the database server could not be used:")
+    assert "Connection refused" in line and "unexpected" not in line
 
 
 # SQLite's own page limit gives the very error a full disk gives (SQLITE_FULL), through every

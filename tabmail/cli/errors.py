@@ -50,7 +50,16 @@ def explain(exc: BaseException) -> str | None:
             if primary in (SQLITE_CANTOPEN, SQLITE_NOTADB):
                 return f"the database cannot be opened: {_first_line(item)}"
             return f"database error: {_first_line(item)}"
+        if _is_driver_error(item, "psycopg", "OperationalError"):
+            # A PostgreSQL server that is down, unreachable or refusing us: the driver's first
+            # line says which (connection refused, password authentication failed, ...).
+            return f"the database server could not be used: {_first_line(item)}"
         if isinstance(item, OSError) and item.errno == errno.ENOSPC:
             where = f" {item.filename}" if item.filename else " the output"
             return f"the disk is full:{where} could not be written; free some space and run the command again"
     return None
+
+
+def _is_driver_error(item: BaseException, package: str, name: str) -> bool:
+    """Recognised by name, so naming a driver's error never imports the driver."""
+    return any(cls.__name__ == name and cls.__module__.split(".")[0] == package for cls in type(item).__mro__)
