@@ -19,7 +19,7 @@ from tabmail.services import problems
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
 from tabmail.services.practice import forget_practice_flags
-from tabmail.services.resend import resend
+from tabmail.services.resend import PRACTICE_ONLY, resend, resend_bounced
 from tabmail.services.sending import build_backend
 from tests.practice_support import FakeTime, poll, send_all, send_demo_round
 
@@ -130,6 +130,51 @@ def test_fix_and_resend_a_bounce_in_practice_is_delivered_and_resolves_it(
     assert ctx.notifications.get(same.new_message_id).delivery_status is DeliveryStatus.BOUNCED
     assert ctx.notifications.get(fixed.new_message_id).delivery_status is DeliveryStatus.DELIVERED
     assert bounced.id not in {p.message.id for p in problems.unresolved(ctx)}
+
+
+def test_a_correction_made_in_practice_never_changes_the_participant(practice_demo: AppContext) -> None:
+    """Fixing a pretend bounce is practice only: the resend goes to the corrected address, but
+    the person's address in Participants (and its history) stays as it was, during practice and
+    after leaving it; "Resend all corrected" finds nothing corrected."""
+    ctx, t = practice_demo, FakeTime()
+    batch_id = send_demo_round(ctx, t)
+    t.advance(SPAN.total_seconds())
+    poll(ctx, t)
+    bounced = next(
+        m
+        for m in ctx.notifications.messages(batch_id=batch_id)
+        if m.delivery_status is DeliveryStatus.BOUNCED and m.person_id is not None
+    )
+    person_id = bounced.person_id or 0
+    before = ctx.tournaments.get_person(person_id)
+    history = ctx.tournaments.address_history(person_id)
+    fixed = asyncio.run(resend(ctx, bounced.id, "corrected." + bounced.address, now=t.now))
+    assert fixed.new_message_id and fixed.address == "corrected." + bounced.address
+    assert ctx.notifications.get(fixed.new_message_id).address == fixed.address
+    assert PRACTICE_ONLY in fixed.notes and "Participants is unchanged" in fixed.words
+    assert ctx.tournaments.get_person(person_id).email == before.email
+    assert ctx.tournaments.address_history(person_id) == history
+    assert asyncio.run(resend_bounced(ctx, batch_id, now=t.now)) == []
+    send_all(ctx, t)
+    t.advance(SPAN.total_seconds())
+    poll(ctx, t)
+    assert bounced.id not in {p.message.id for p in problems.unresolved(ctx)}  # the fix worked
+
+    ctx.settings.set_text("backend", "file")  # leaving practice
+    forget_practice_flags(ctx)
+    assert ctx.tournaments.get_person(person_id).email == before.email
+    # a practice bounce fixed after leaving practice is still a practice correction
+    other = next(
+        m
+        for m in ctx.notifications.messages(batch_id=batch_id)
+        if m.delivery_status.is_problem
+        and m.person_id not in (None, person_id)
+        and m.id != bounced.id
+        and m.resend_of is None
+    )
+    late = asyncio.run(resend(ctx, other.id, "later." + other.address, now=t.now))
+    assert PRACTICE_ONLY in late.notes
+    assert ctx.tournaments.get_person(other.person_id or 0).email == other.address
 
 
 def test_leaving_practice_clears_the_pretend_bounces(practice_demo: AppContext) -> None:

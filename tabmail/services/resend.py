@@ -7,6 +7,11 @@ the old address keeps its flag. A resend is the director's explicit act, so it g
 a flagged address. Before queueing, the address is checked against SendGrid's suppression lists,
 because SendGrid would drop the message otherwise: the director is told, and ``unsuppress``
 removes it there first. The caller then runs the outbox.
+
+A corrected address is stored on the person (Participants) too, except in practice mode (the
+practice backend selected, or the original sent through it): a pretend bounce says nothing about
+the real address, so the correction lives in the practice resend only and nothing of it is left
+after practice (the note ``PRACTICE_ONLY`` says so).
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from tabmail.domain.addresses import address_key, validate_address
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import MessageStateChanged, PersonChanged
 from tabmail.domain.notification import DeliveryStatus, Message, MessageState
+from tabmail.domain.practice import BACKEND as PRACTICE
 from tabmail.services.context import AppContext
 from tabmail.services.notify import build_message, sender_for
-from tabmail.services.sending import backend_name, uses_sendgrid
+from tabmail.services.sending import backend_name, is_practice, uses_sendgrid
 from tabmail.services.tracking import api_key, client_for
 from tabmail.services.writeback import can_write_back, write_back_email
 from tabmail.status.requester import CallFailed, Offline, Requester, Unavailable
@@ -37,6 +43,7 @@ from tabmail.store.tournaments import NotFound
 log = logging.getLogger(__name__)
 
 RESENDABLE_STATUSES = (DeliveryStatus.BOUNCED, DeliveryStatus.DROPPED)
+PRACTICE_ONLY = "practice only: the address in Participants is unchanged"
 
 
 class ResendError(TabmailError):
@@ -147,7 +154,12 @@ async def resend(
             if own:
                 requester.client.close()
 
-    if target != old.address and old.person_id is not None:
+    practising = is_practice(ctx) or batch.backend == PRACTICE
+    if target != old.address and old.person_id is not None and practising:
+        # A pretend bounce says nothing true about the address: the correction goes into this
+        # practice resend only, never into Participants (nor back to Tabbycat).
+        notes.append(PRACTICE_ONLY)
+    elif target != old.address and old.person_id is not None:
         try:
             person = ctx.tournaments.get_person(old.person_id)
         except NotFound:

@@ -46,6 +46,10 @@ def test_send_watch_fix_resend_resolved_in_practice_mode(
 
     questions: list[str] = []
 
+    window.compose_action.trigger()
+    assert window.composer is not None  # the dialog itself says so, not only the last question
+    assert window.composer.practice_banner.isVisible() and window.composer.practice_banner.text() == LABEL
+    close_dialog(qtbot, window, window.composer)
     dialog, n = compose_and_send(qtbot, window, on_confirm=lambda box: questions.append(box.text()))
     assert questions and LABEL in questions[0]  # the last question says nothing leaves this computer
     close_dialog(qtbot, window, dialog)
@@ -79,7 +83,13 @@ def test_send_watch_fix_resend_resolved_in_practice_mode(
     assert "Practice" in window.status.last_poll.text()
 
     fixed = "corrected." + bounced.address
+    assert bounced.person_id is not None
+    address_before = ctx.tournaments.get_person(bounced.person_id).email
     new_id = correct_in_place_and_resend(qtbot, view, bounced.id, fixed)
+    # the fix is practice only: the resend goes to the corrected address, Participants keep theirs
+    assert view.model.message(new_id).address == fixed  # type: ignore[union-attr]
+    assert ctx.tournaments.get_person(bounced.person_id).email == address_before
+    assert "practice only" in view.notice.text()
     qtbot.waitUntil(lambda: view.model.status_of(new_id) == "sent", timeout=15000)
     check(SPAN.total_seconds() + timedelta(seconds=5).total_seconds())
     qtbot.waitUntil(lambda: view.model.status_of(new_id) == "delivered", timeout=5000)
@@ -94,3 +104,5 @@ def test_send_watch_fix_resend_resolved_in_practice_mode(
     qtbot.waitUntil(lambda: window.problems_hub.total == problems_before - 1, timeout=10000)
     window.close()
     qtbot.waitUntil(lambda: not worker.outbox_running, timeout=5000)
+    ctx.settings.set_text("backend", "file")  # leaving practice: nothing of the fix stays
+    assert ctx.tournaments.get_person(bounced.person_id).email == address_before

@@ -57,7 +57,7 @@ from tabmail.gui.composer.recipients import (
     RecipientsProxy,
     selection_button,
 )
-from tabmail.gui.composer.sending import SendProgress, confirm_send_box
+from tabmail.gui.composer.sending import SendProgress, confirm_send_box, practice_label
 from tabmail.gui.run_op import Op, run_op
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip, SearchField, muted_label
@@ -154,6 +154,7 @@ class ComposeDialog(QDialog):
         self.banner.setText(f"TEST MODE: every message goes to {reroute}")
         self.banner.setToolTip("Test mode is on (Settings): nothing reaches the real recipients.")
         self.banner.setVisible(bool(reroute))
+        self.practice_banner = practice_label(self._settings, self._theme, self)
 
         self.recipients = RecipientsModel(self._theme, self)
         self.recipients_proxy = RecipientsProxy(self)
@@ -252,6 +253,7 @@ class ComposeDialog(QDialog):
         top.addWidget(self.changes_only)
         top.addStretch(1)
         top.addWidget(self.banner)
+        top.addWidget(self.practice_banner)
 
         left = QWidget(self)
         ll = QVBoxLayout(left)

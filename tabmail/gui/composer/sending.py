@@ -18,10 +18,11 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QP
 from tabmail.domain.events import MessageStateChanged
 from tabmail.domain.notification import MessageState
 from tabmail.domain.practice import BACKEND as PRACTICE
+from tabmail.domain.practice import EXPLANATION as PRACTICE_EXPLANATION
 from tabmail.domain.practice import LABEL as PRACTICE_LABEL
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
-from tabmail.gui.theme import Tone
+from tabmail.gui.theme import Theme, Tone
 from tabmail.services.context import AppContext
 
 FINAL = frozenset(
@@ -47,6 +48,17 @@ def backend_phrase(settings: dict[str, Any]) -> str:
     if backend == PRACTICE:
         return f"({PRACTICE_LABEL})"
     return "as .eml files (dry run: nothing is sent)"
+
+
+def practice_label(settings: dict[str, Any], theme: Theme, parent: QWidget) -> QLabel:
+    """The compose dialog's "Practice — nothing leaves this computer", shown only when the
+    practice backend is selected."""
+    label = QLabel(PRACTICE_LABEL, parent)
+    label.setObjectName("compose-practice-banner")
+    label.setStyleSheet(theme.banner_style())
+    label.setToolTip(PRACTICE_EXPLANATION)
+    label.setVisible(str(settings.get("backend") or "") == PRACTICE)
+    return label
 
 
 def confirm_send_box(

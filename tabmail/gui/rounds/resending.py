@@ -133,7 +133,9 @@ class Resender(QObject):
             r = results[0]
             words = f"Queued a resend to {r.address}" + ("; " + "; ".join(r.notes) if r.notes else "") + "."
         else:
-            words = f"Queued {len(new_ids)} resends: " + ", ".join(r.address for r in results) + "."
+            words = f"Queued {len(new_ids)} resends: " + ", ".join(r.address for r in results)
+            practice = next((n for r in results for n in r.notes if n == _service().PRACTICE_ONLY), None)
+            words += f" ({practice})." if practice else "."
         self.queued.emit(words, new_ids)
 
     def _ask_unsuppress(self, results: list[Any], go: Any) -> QMessageBox:
