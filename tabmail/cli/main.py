@@ -14,6 +14,7 @@ from tabmail import __version__
 from tabmail.cli import (
     config_cmds,
     data_cmds,
+    db_cmds,
     import_cmds,
     inbox_cmds,
     problem_cmds,
@@ -37,6 +38,7 @@ COMMAND_MODULES: list[Any] = [
     template_cmds,
     config_cmds,
     secret_cmds,
+    db_cmds,
 ]
 
 
