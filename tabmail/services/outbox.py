@@ -29,7 +29,6 @@ import logging
 import os
 import random
 import secrets
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from tabmail.domain.events import (
 )
 from tabmail.domain.notification import FlagKind, MessageState
 from tabmail.services.bus import EventBus
+from tabmail.services.machine import lease_seconds, machine_name
 from tabmail.store.db import DatabaseBusy, DatabaseLocked
 from tabmail.store.flags import FlagRepository
 from tabmail.store.notifications import Claim, NotificationRepository, OutboxItem, StateUpdate
@@ -58,7 +58,6 @@ Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 
-LEASE_SECONDS = 60.0  # a claim holds this long unless renewed (every third of it while sending)
 # On this host a live pid settles it; a lease this long overdue means the pid was reused.
 SAME_HOST_STALE = timedelta(minutes=15)
 LOCK_RETRY_SECONDS = 0.25
@@ -70,8 +69,8 @@ def utcnow() -> datetime:
 
 
 def new_owner() -> str:
-    """This process as a lease owner: host:pid:random token."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """This process as a lease owner: machine:pid:random token (services/machine.py)."""
+    return f"{machine_name()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -92,7 +91,7 @@ def holder_gone(owner: str | None, expires: datetime | None, now: datetime) -> b
         return True  # claimed before leases existed
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host == socket.gethostname() and pid_text.isdigit():
+    if host == machine_name() and pid_text.isdigit():
         return not pid_alive(int(pid_text)) or expires < now - SAME_HOST_STALE
     return expires < now
 
@@ -313,6 +312,7 @@ class Outbox:
         backoff: Backoff | Callable[[], Backoff] | None = None,
         chunk: int = 1000,
         lock_wait: float | None = None,
+        lease: float | None = None,
     ) -> None:
         self.repo = repo
         self.flags = flags
@@ -325,6 +325,8 @@ class Outbox:
         self.current_backoff = self._backoff if isinstance(self._backoff, Backoff) else Backoff()
         self.chunk = chunk
         self.lock_wait = lock_wait
+        # A claim holds this long unless renewed (every third of it while sending).
+        self.lease_seconds = lease_seconds() if lease is None else lease
         self.owner = new_owner()
         self.cancelled = False
         self.connection_online: bool | None = None  # the last attempt's reach; None: none yet
@@ -386,7 +388,7 @@ class Outbox:
             self.stop_reason = reason
 
     def claim_for(self, backend: str) -> Claim:
-        """This process's claim for ``backend``: the lease runs LEASE_SECONDS from the last
+        """This process's claim for ``backend``: the lease runs ``lease_seconds`` from the last
         renewal (one object per renewal period, not one per message)."""
         claim = self._claims.get(backend)
         if claim is None:
@@ -395,7 +397,7 @@ class Outbox:
         return claim
 
     def _new_lease(self) -> datetime:
-        self._lease_until = utcnow() + timedelta(seconds=LEASE_SECONDS)
+        self._lease_until = utcnow() + timedelta(seconds=self.lease_seconds)
         self._claims.clear()
         return self._lease_until
 
@@ -430,7 +432,7 @@ class Outbox:
             self._loop = asyncio.get_running_loop()
             self._woken = asyncio.Event()
             self._new_lease()
-            self._renew_at = time.monotonic() + LEASE_SECONDS / 3
+            self._renew_at = time.monotonic() + self.lease_seconds / 3
             backends: dict[str, Backend] = {}
             try:
                 await self._write_backlog()
@@ -498,7 +500,7 @@ class Outbox:
         out: list[str] = []
         for owner in gone:
             # Judged again in the update: on another host the lease must still be expired then.
-            same_host = owner is not None and owner.partition(":")[0] == socket.gethostname()
+            same_host = owner is not None and owner.partition(":")[0] == machine_name()
             out += self.repo.outbox.mark_abandoned(owner, None if owner is None or same_host else now)
         return out
 
@@ -511,7 +513,7 @@ class Outbox:
         now = time.monotonic()
         if now < self._renew_at:
             return
-        self._renew_at = now + LEASE_SECONDS / 3
+        self._renew_at = now + self.lease_seconds / 3
         try:
             self.repo.outbox.renew_leases(self.owner, self._new_lease())
         except DatabaseLocked:

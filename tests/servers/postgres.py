@@ -18,6 +18,10 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
 
 TEMPLATE = "tabmail_template"
 
@@ -83,6 +87,20 @@ class PostgresServer:
         ) as c:
             c.execute(sql)  # type: ignore[arg-type]
 
+    def connect(self, url: str) -> psycopg.Connection[Any]:
+        """A plain psycopg connection (autocommit) to the database of ``url`` (tests read rows
+        with it, no tabmail code involved)."""
+        import psycopg
+
+        return psycopg.connect(
+            host=str(self.socket_dir), user=self.user, dbname=self.dbname(url), autocommit=True
+        )
+
+    @staticmethod
+    def dbname(url: str) -> str:
+        """The database name of a URL made by ``url`` (before the ?host=… query)."""
+        return url.split("?")[0].rsplit("/", 1)[-1]
+
     def make_template(self) -> None:
         from tabmail.store.db import Database
 
@@ -98,5 +116,5 @@ class PostgresServer:
         return self.url(name)
 
     def drop(self, url: str) -> None:
-        name = url.split("/")[-1].split("?")[0]
+        name = self.dbname(url)
         self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
