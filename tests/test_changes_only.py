@@ -16,7 +16,7 @@ import pytest
 
 from tabmail.compose.changes import Change
 from tabmail.compose.templates import render_for
-from tabmail.domain.notification import Audience, Event
+from tabmail.domain.notification import Audience, Event, Templates
 from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.importing import import_tabbycat
@@ -191,6 +191,38 @@ def test_removing_a_debate_sends_removal_notices_only(ctx: AppContext, site: Tab
     # Only the removal: the draw batch's templates are not used for them.
     batch = ctx.notifications.get_batch(result.batch_id)
     assert "no longer in the draw" in batch.templates.subject
+
+
+def test_a_kept_removal_notice_is_what_removed_people_get(ctx: AppContext, site: TabbycatServer) -> None:
+    """The removal notice is the tournament's kept template, like every other kind's."""
+    mine = Templates(
+        "{{ ROUND }}: please ignore our draw email, {{ USER }}",
+        "Sorry {{ USER }}: the draw changed. Before: {{ PREVIOUS }}.\n",
+        None,
+    )
+    tournament = ctx.tournaments.get("bp88")
+    notify.save_templates(ctx, tournament.id, Event.DRAW, Audience.ALL, mine, removal=True)
+    debates = _debates()
+    gone = debates.pop(5)
+    removed = _people_of(ctx, gone)
+    _republish(ctx, site, debates)
+
+    plan = notify.plan(ctx, "bp88", Event.DRAW, round_seq=1, audience=Audience.TEAMS, changes_only=True)
+    assert plan.removal_templates == mine
+    result = notify.enqueue(ctx, plan)
+    batch = ctx.notifications.get_batch(result.batch_id)
+    assert batch.templates == mine
+    messages = ctx.notifications.messages(batch_id=result.batch_id)
+    assert messages and {m.recipient_name for m in messages} <= removed
+    parsed = email.message_from_bytes(ctx.notifications.raw(messages[0].id), policy=policy.default)
+    assert parsed["Subject"] == f"Round 1: please ignore our draw email, {messages[0].recipient_name}"
+    # An edit for this one batch (the composer's) wins over the kept one.
+    other = Templates("{{ ROUND }}: not drawn", "{{ USER }}\n", None)
+    _republish(ctx, site, debates[1:])
+    again = notify.plan(ctx, "bp88", Event.DRAW, round_seq=1, audience=Audience.ALL, changes_only=True)
+    removed_keys = {p.key for p in again.recipients if p.change is Change.REMOVED and p.mark.sendable}
+    queued = notify.enqueue(ctx, again, selected=removed_keys, removal=other)
+    assert ctx.notifications.get_batch(queued.batch_id).templates == other
 
 
 def test_changes_only_needs_a_first_release(ctx: AppContext, site: TabbycatServer) -> None:

@@ -25,6 +25,12 @@ def register(sub: Any) -> None:
         a.add_argument("--tournament", required=True, metavar="SLUG")
         a.add_argument("--event", required=True, choices=[e.value for e in Event])
         a.add_argument("--audience", choices=[x.value for x in Audience], default=Audience.ALL.value)
+        a.add_argument(
+            "--removal-notice",
+            action="store_true",
+            help="with --event draw: the notice a changes-only re-release sends to people no longer "
+            "in the draw (one for every audience)",
+        )
         if name != "reset":
             a.add_argument("folder", metavar="DIR", type=Path)
         a.set_defaults(handler=handler)
@@ -32,7 +38,13 @@ def register(sub: Any) -> None:
 
 def _kind(args: argparse.Namespace) -> tuple[Event, Audience | None]:
     event = Event(args.event)
+    if args.removal_notice and event is not Event.DRAW:
+        raise TabmailError(f"--removal-notice goes with --event draw (the draw's notice), not {event.value}")
     return event, Audience(args.audience) if event is not Event.BALLOT else None
+
+
+def _what(args: argparse.Namespace, event: Event) -> str:
+    return "draw removal-notice" if args.removal_notice else event.value
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -42,12 +54,12 @@ def _export(args: argparse.Namespace) -> int:
     try:
         t = ctx.tournaments.get(args.tournament)
         event, audience = _kind(args)
-        tpl = notify.templates_for(ctx, t.id, event, audience)
+        tpl = notify.templates_for(ctx, t.id, event, audience, removal=args.removal_notice)
         args.folder.mkdir(parents=True, exist_ok=True)
         for name, text in zip(FILES, (tpl.subject, tpl.text, tpl.html), strict=True):
             if text is not None:
                 (args.folder / name).write_text(text, encoding="utf-8")
-        print(f"wrote the {event.value} templates of {t.slug} to {args.folder}")
+        print(f"wrote the {_what(args, event)} templates of {t.slug} to {args.folder}")
         return 0
     finally:
         ctx.close()
@@ -70,8 +82,9 @@ def _import(args: argparse.Namespace) -> int:
         subject, text, html = texts
         if subject is None or text is None:
             raise TabmailError(f"{args.folder} needs at least subject.txt and body.txt")
-        notify.save_templates(ctx, t.id, event, audience, Templates(subject.strip(), text, html))
-        print(f"{t.slug} now uses the {event.value} templates from {args.folder}")
+        kept = Templates(subject.strip(), text, html)
+        notify.save_templates(ctx, t.id, event, audience, kept, removal=args.removal_notice)
+        print(f"{t.slug} now uses the {_what(args, event)} templates from {args.folder}")
         return 0
     finally:
         ctx.close()
@@ -84,8 +97,8 @@ def _reset(args: argparse.Namespace) -> int:
     try:
         t = ctx.tournaments.get(args.tournament)
         event, audience = _kind(args)
-        notify.save_templates(ctx, t.id, event, audience, None)
-        print(f"{t.slug} uses the shipped {event.value} templates again")
+        notify.save_templates(ctx, t.id, event, audience, None, removal=args.removal_notice)
+        print(f"{t.slug} uses the shipped {_what(args, event)} templates again")
         return 0
     finally:
         ctx.close()

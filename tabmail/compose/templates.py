@@ -330,8 +330,16 @@ def default_templates(event: Event, audience: Audience | None) -> Templates:
     return default_templates_named(_template_name(event, audience))
 
 
+REMOVAL_NOTICE = "draw-removed"  # the bundled removal notice's file name
+
+
+def removal_templates() -> Templates:
+    """The bundled "you are no longer in this round's draw" notice of a changes-only re-release."""
+    return default_templates_named(REMOVAL_NOTICE)
+
+
 def default_templates_named(name: str) -> Templates:
-    """A bundled template set by file name ("draw-removed": the changes-only removal notice)."""
+    """A bundled template set by file name (``REMOVAL_NOTICE``: the changes-only removal notice)."""
 
     def read(suffix: str) -> str:
         return resource("templates", f"{name}.{suffix}").read_text(encoding="utf-8")
@@ -432,6 +440,15 @@ _VARIABLES: dict[Event, list[tuple[str, str]]] = {
 }
 
 
-def preview_variables(event: Event) -> list[tuple[str, str]]:
-    """(variable, description) for the editor's help; `|num` formats a number ("75.5")."""
-    return list(_VARIABLES[event])
+# The changes-only re-release's notice to people no longer in a round's draw.
+_REMOVAL_VARIABLES = [
+    *_COMMON,
+    *_ROUND,
+    ("PREVIOUS", 'what the previous email said: "room Hall 1, side Opening Government, ..."'),
+]
+
+
+def preview_variables(event: Event, *, removal: bool = False) -> list[tuple[str, str]]:
+    """(variable, description) for the editor's help; `|num` formats a number ("75.5").
+    ``removal``: the draw's removal notice (changes-only re-release)."""
+    return list(_REMOVAL_VARIABLES if removal else _VARIABLES[event])

@@ -24,7 +24,7 @@ from tabmail.compose.templates import (
     TemplateRenderError,
     check_syntax,
     default_templates,
-    default_templates_named,
+    removal_templates,
     render_all,
 )
 from tabmail.domain import addresses
@@ -86,6 +86,9 @@ class Plan:
     templates: Templates
     recipients: list[PlannedRecipient] = field(default_factory=list)
     changes_only: bool = False
+    # Changes-only: the notice to those no longer in the draw (the tournament's kept one, else
+    # the shipped one); None otherwise.
+    removal_templates: Templates | None = None
 
     def count(self, mark: Mark) -> int:
         return sum(1 for r in self.recipients if r.mark is mark)
@@ -123,29 +126,59 @@ class EnqueueResult:
     batch_ids: tuple[int, ...] = ()
 
 
-def template_key(event: Event, audience: Audience | None) -> str:
+REMOVAL_KEY = "draw:removed"  # the changes-only removal notice's kept templates
+
+
+def _check_removal(event: Event, removal: bool) -> None:
+    if removal and event is not Event.DRAW:
+        raise TabmailError(
+            f"the removal notice is a draw template (changes-only re-release), not a {event.value} one"
+        )
+
+
+def template_key(event: Event, audience: Audience | None, *, removal: bool = False) -> str:
+    """The key a tournament's kept templates are stored under. ``removal``: the draw's
+    "you are no longer in this round's draw" notice (one for every audience)."""
+    _check_removal(event, removal)
+    if removal:
+        return REMOVAL_KEY
     if event is Event.REGISTRATION:  # teams unless adjudicators, as default_templates reads it
         audience = Audience.ADJUDICATORS if audience is Audience.ADJUDICATORS else Audience.TEAMS
     keyed = event in (Event.DRAW, Event.REGISTRATION)
     return f"{event.value}:{audience.value if audience and keyed else ''}"
 
 
-def templates_for(ctx: AppContext, tournament_id: int, event: Event, audience: Audience | None) -> Templates:
+def shipped_templates(event: Event, audience: Audience | None, *, removal: bool = False) -> Templates:
+    """The bundled defaults for this kind of message (``removal``: the draw's removal notice)."""
+    _check_removal(event, removal)
+    return removal_templates() if removal else default_templates(event, audience)
+
+
+def templates_for(
+    ctx: AppContext, tournament_id: int, event: Event, audience: Audience | None, *, removal: bool = False
+) -> Templates:
     """The tournament's edited templates for this kind of message, else the shipped defaults."""
-    saved = ctx.tournaments.saved_templates(tournament_id, template_key(event, audience))
-    return saved or default_templates(event, audience)
+    saved = ctx.tournaments.saved_templates(tournament_id, template_key(event, audience, removal=removal))
+    return saved or shipped_templates(event, audience, removal=removal)
 
 
 def save_templates(
-    ctx: AppContext, tournament_id: int, event: Event, audience: Audience | None, templates: Templates | None
+    ctx: AppContext,
+    tournament_id: int,
+    event: Event,
+    audience: Audience | None,
+    templates: Templates | None,
+    *,
+    removal: bool = False,
 ) -> None:
     """Keep edited templates as this tournament's default (None: back to the shipped ones).
     Raises TemplateRenderError when a template does not even parse."""
+    key = template_key(event, audience, removal=removal)
     if templates is not None:
         problems = check_syntax(templates)
         if problems:
             raise TemplateRenderError(problems)
-    ctx.tournaments.save_templates(tournament_id, template_key(event, audience), templates)
+    ctx.tournaments.save_templates(tournament_id, key, templates)
 
 
 def plan(
@@ -228,6 +261,7 @@ def plan(
     if changes_only:
         assert draw is not None and audience is not None
         _mark_changes(ctx, result, draw, audience, flags)
+        result.removal_templates = templates_for(ctx, tournament.id, Event.DRAW, audience, removal=True)
     return result
 
 
@@ -303,6 +337,7 @@ def enqueue(
     *,
     selected: Collection[str] | None = None,
     templates: Templates | None = None,
+    removal: Templates | None = None,
     triggered_by: str | None = None,
     now: datetime | None = None,
     scheduled_at: datetime | None = None,
@@ -310,6 +345,7 @@ def enqueue(
     """Render for every selected recipient, then queue the whole batch in one transaction.
 
     ``selected`` holds PlannedRecipient keys (default: the plan's default selection).
+    ``removal``: the changes-only removal notice's templates (default: the plan's).
     ``scheduled_at``: the messages wait until then (services.schedule releases them).
     Raises TemplateRenderError (nothing queued) or NothingToSend.
     """
@@ -322,7 +358,8 @@ def enqueue(
         raise NothingToSend("no recipient with a usable address is selected")
     removed = [p for p in chosen if p.change is Change.REMOVED]
     chosen = [p for p in chosen if p.change is not Change.REMOVED]
-    groups = [(chosen, templates), (removed, default_templates_named("draw-removed"))]
+    removal = removal or plan_.removal_templates or removal_templates()
+    groups = [(chosen, templates), (removed, removal)]
     groups = [(group, tpl) for group, tpl in groups if group]
     rendered_groups = []
     problems = []
