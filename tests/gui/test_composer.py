@@ -294,6 +294,6 @@ def test_templates_kept_for_the_tournament_come_back_in_the_next_composer(
     again = open_dialog(qtbot, demo, bridge, worker)
     assert again.editor.templates() == mine
     assert again.restore_button.isEnabled()
-    again._restore_defaults()
+    again.template_panel.restore_defaults()
     assert notify.templates_for(demo, dialog.tournament.id, event, audience) != mine
     assert again.editor.templates() != mine
