@@ -23,6 +23,7 @@ from tabmail.gui.collector import collect_on_gui_thread
 from tabmail.gui.main_window import MainWindow
 from tabmail.resources import resource
 from tabmail.services.context import AppContext
+from tabmail.services.live import LiveChanges
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def run_gui(args: argparse.Namespace) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     collector = collect_on_gui_thread(app)  # Qt objects in cycles are never freed off the GUI thread
+    live = LiveChanges(ctx)  # PostgreSQL: other laptops' changes on this bus (SQLite: nothing)
     try:
         if not getattr(args, "no_demo", False) and not ctx.read_only:
             load_demo(ctx)
@@ -109,6 +111,7 @@ def run_gui(args: argparse.Namespace) -> int:
             return _smoke_test(app, loop, window, ctx)
         window.show()
         app.processEvents()  # painted before the background work starts and loads what it needs
+        live.start()
         window.start_background()  # the outbox resumes and polling starts on the loop set above
         _quit_on_sigint(app, window)
         log.info("window shown; tabmail is running")  # after the Ctrl+C handler is in place
@@ -119,6 +122,7 @@ def run_gui(args: argparse.Namespace) -> int:
             _drain(loop)
             loop.close()
         asyncio.set_event_loop(None)
+        live.stop()
         ctx.close()
         collector.stop()
 

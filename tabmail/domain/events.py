@@ -95,3 +95,13 @@ class DatabaseWaiting:
     """A write waits for another process's lock on the database (``message`` says so)."""
 
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseLinkChanged:
+    """The database server became unreachable (``online`` False, ``detail`` says why) or could
+    be reached again; ``since``: when it was last read successfully (ISO time, UTC)."""
+
+    online: bool
+    detail: str
+    since: str

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from tabmail.domain.events import (
     AddressFlagsChanged,
     BatchQueued,
+    DatabaseLinkChanged,
     MessageStateChanged,
     OutboxProgressed,
     PersonChanged,
@@ -48,6 +49,7 @@ class EventBridge(QObject):
     settings_changed = Signal(list)  # setting keys and secret names just saved
     sending_connection_changed = Signal(bool, str)  # the outbox reached the provider; why not
     replies_received = Signal(list)  # message ids that got a reply (read from the mailbox)
+    database_link_changed = Signal(bool, str, str)  # server reachable; why not; last read (ISO)
 
     _received = Signal(object)  # an event from another thread, queued to the GUI thread
 
@@ -71,6 +73,7 @@ class EventBridge(QObject):
             SettingsChanged: lambda e: self.settings_changed.emit(list(e.keys)),
             SendingConnectionChanged: lambda e: self.sending_connection_changed.emit(e.online, e.detail),
             RepliesReceived: lambda e: self.replies_received.emit(list(e.message_ids)),
+            DatabaseLinkChanged: lambda e: self.database_link_changed.emit(e.online, e.detail, e.since),
         }
         self._received.connect(self._dispatch)  # auto connection: queued across threads
         for event_type in self._emitters:

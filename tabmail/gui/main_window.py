@@ -36,6 +36,7 @@ from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.appearance import appearance_for
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
+from tabmail.gui.db_link import DatabaseLink
 from tabmail.gui.export import ExportActions
 from tabmail.gui.navigator import (
     ALL_TOURNAMENTS,
@@ -149,6 +150,7 @@ class MainWindow(QMainWindow):
         self.bridge.poll_finished.connect(self._on_bridge_poll_finished)
         self.bridge.settings_changed.connect(self._on_bridge_settings_changed)
         self.bridge.sending_connection_changed.connect(self.status.set_sending)
+        self.db_link = DatabaseLink(self)  # the PostgreSQL server lost and found again
         self.worker.poll_started.connect(self._on_worker_poll_started)
         self.worker.inbox_completed.connect(self._on_worker_inbox_completed)
         self.worker.outbox_failed.connect(self._on_worker_outbox_failed)

@@ -81,6 +81,10 @@ class StatusWidgets:
         self.read_only.setObjectName("read-only-banner")
         self.read_only.setStyleSheet(theme.banner_style())
         self.read_only.hide()
+        self.database = QLabel(status_bar)  # the database server cannot be reached (PostgreSQL)
+        self.database.setObjectName("database-unreachable-banner")
+        self.database.setStyleSheet(theme.banner_style())
+        self.database.hide()
         self.backend = QLabel(status_bar)
         self.backend.setObjectName("backend-label")
         self.last_poll = QLabel("Last check: never", status_bar)
@@ -98,6 +102,7 @@ class StatusWidgets:
         self._send_detail = ""
         self.practice = False
         self._render_connection()
+        status_bar.addPermanentWidget(self.database)
         status_bar.addPermanentWidget(self.read_only)
         status_bar.addPermanentWidget(self.test_mode)
         self._separators: dict[QWidget, QFrame] = {}
@@ -118,6 +123,21 @@ class StatusWidgets:
             "checking delivery and changing settings are disabled."
         )
         self.read_only.show()
+
+    def set_database_unreachable(self, since: datetime | None, detail: str = "") -> None:
+        """The database server cannot be reached since ``since`` (None: it can again)."""
+        if since is None:
+            self.database.hide()
+            return
+        self.database.setText(
+            f"Database unreachable — showing what was last read at {local_time(since)}; reconnecting…"
+        )
+        self.database.setToolTip(
+            f"The database server cannot be reached ({detail or 'no answer'}). The window shows what "
+            "it read before; sending, composing and editing are refused until tabmail has "
+            "reconnected by itself, and nothing is queued meanwhile."
+        )
+        self.database.show()
 
     def update_from_settings(self, settings: dict[str, Any]) -> None:
         text, tooltip = backend_description(settings)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +47,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30000  # SQLite's own wait for a lock, for statements o
 LOCK_POLL_MS = 250  # one try for the write lock while waiting with a visible message
 APP_NAME = "tabmail"
 
-__all__ = ["Database", "DatabaseError", "default_database_path", "resolve_url"]
+__all__ = ["Database", "DatabaseError", "DatabaseUnreachable", "default_database_path", "resolve_url"]
 
 
 class DatabaseLocked(DatabaseError):
@@ -54,6 +56,25 @@ class DatabaseLocked(DatabaseError):
 
 class DatabaseBusy(DatabaseError):
     """Another process kept the database locked for longer than tabmail waits."""
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The PostgreSQL server cannot be reached (stopped, restarted, network gone); nothing was
+    written. The window keeps what it read and reconnects (services/live.py)."""
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A lost or refused server connection, as SQLAlchemy tells it (psycopg's OperationalError
+    with the connection gone, or any error SQLAlchemy marks as a disconnect)."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None)
+    if not any(c.__name__ == "OperationalError" and c.__module__ == "psycopg" for c in type(orig).__mro__):
+        return False
+    # No SQLSTATE: the connection could not be made. 08: connection exception; 57P0x: the
+    # server is shutting down or restarting. (A lock timeout is an OperationalError too: not this.)
+    state = getattr(orig, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 # How long a write waits for another process's write lock (seconds), saying so while it waits.
@@ -159,6 +180,7 @@ class Database:
                 "store it with: tabmail secret set db-password (or set TABMAIL_DB_PASSWORD)"
             )
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.origin = f"tabmail {socket.gethostname()[:30]} {os.getpid()} {secrets.token_hex(3)}"
         self.path: Path | None = None
         self.read_only = read_only
         self._state: FileState | None = None
@@ -187,8 +209,14 @@ class Database:
                 path = self.path
                 extra["creator"] = lambda: connect_readonly(path, check_same_thread=False)
                 extra["poolclass"] = QueuePool
-        elif password:  # handed to the driver only, never part of self.url
-            connect_args = {"password": password}
+        else:
+            # Who wrote a change, as the live-change triggers put it in their notifications: this
+            # process ignores its own (store/live.py). Never a secret: host and process id.
+            connect_args = {"application_name": self.origin}
+            if password:  # handed to the driver only, never part of self.url
+                connect_args["password"] = password
+            extra["pool_pre_ping"] = True  # a server restarted meanwhile: a fresh connection
+        self._connect_args = connect_args
         try:
             self.engine: Engine = create_engine(self.url, echo=echo, connect_args=connect_args, **extra)
         except ImportError as exc:
@@ -207,6 +235,26 @@ class Database:
             f"the database {self.describe()} stayed locked by another process for {waited:.0f} s; "
             "nothing was lost. Try again when the other tabmail has finished."
         )
+
+    def unreachable(self, exc: BaseException) -> DatabaseUnreachable:
+        orig = getattr(exc, "orig", None) or exc
+        detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        return DatabaseUnreachable(
+            f"the database server {self.describe()} cannot be reached ({detail}); nothing was "
+            "changed. Try again when it is back."
+        )
+
+    def connect_listener(self, timeout: float) -> Any:
+        """A new psycopg connection of its own (autocommit), for LISTEN: PostgreSQL only.
+        TCP keepalives notice a server that vanished without closing the connection."""
+        import psycopg
+
+        _args, params = self.engine.dialect.create_connect_args(self.engine.url)
+        params.pop("context", None)
+        params.update(self._connect_args)
+        params.update(connect_timeout=max(1, round(timeout)), keepalives=1, keepalives_idle=5)
+        params.update(keepalives_interval=2, keepalives_count=2)
+        return psycopg.connect(autocommit=True, **params)
 
     def waiting(self) -> None:
         """Say once that a write waits for another process (the CLI prints it, the GUI shows it)."""
@@ -230,6 +278,8 @@ class Database:
             session.rollback()
             if is_lock_error(exc):
                 raise self.busy(SQLITE_BUSY_TIMEOUT_MS / 1000) from None
+            if not self.is_sqlite and is_connection_error(exc):
+                raise self.unreachable(exc) from None
             raise
         except BaseException:
             session.rollback()

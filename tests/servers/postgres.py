@@ -67,8 +67,17 @@ class PostgresServer:
             shutil.chown(self.root, self.owner)
             shutil.chown(self.socket_dir, self.owner)
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its existing data directory (after ``start``, or ``halt``)."""
         opts = f"-c listen_addresses='' -k {self.socket_dir} -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "start")
+
+    def halt(self) -> None:
+        """Stop the server as an administrator would (connections closed), keeping its data:
+        ``resume`` starts it again. For tests of a server lost and found mid-session."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         try:
