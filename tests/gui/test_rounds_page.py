@@ -25,7 +25,10 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture
 def demo(ctx: AppContext) -> AppContext:
+    """The demo, with a backend of real mail (not practice, whose corrections are practice only):
+    these tests report the providers' outcomes themselves."""
     assert load_demo_if_empty(ctx) is not None
+    ctx.settings.set_text("backend", "file")
     return ctx
 
 
