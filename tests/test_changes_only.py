@@ -24,6 +24,8 @@ from tabmail.store.models import TeamRow
 from tests.conftest import data_path
 from tests.servers.tabbycat import Dataset, TabbycatServer
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 PAIRINGS = "/api/v1/tournaments/bp88/rounds/1/pairings"
 
 

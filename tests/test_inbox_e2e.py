@@ -26,6 +26,8 @@ from tabmail.services.sending import build_backend
 from tabmail.status.imap import FetchedMessage
 from tests.servers.mailserver import MailServers
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[1]
 EXISTING = ("alice", "bob", "carol", "dave", "erin")
 UNKNOWN = ("ghost.one", "ghost.two", "ghost.three")
@@ -114,9 +116,8 @@ def cli(ctx: AppContext, *args: str) -> subprocess.CompletedProcess[str]:
         "TABMAIL_IMAP_PASSWORD": ctx.secrets.get("imap-password") or "",
         "TABMAIL_THREAD_KEY": ctx.secrets.get("thread-key") or "",
     }
-    assert ctx.db.path is not None
     return subprocess.run(
-        [sys.executable, "-m", "tabmail", "--db", str(ctx.db.path), *args],
+        [sys.executable, "-m", "tabmail", "--db", ctx.db.url, *args],
         capture_output=True,
         text=True,
         env=env,

@@ -17,6 +17,8 @@ from tabmail.status.imap import ImapMailbox, ImapProblem, ImapSettings
 from tests.servers.mailserver import MailServers
 from tests.test_inbox_e2e import configure
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 TID = "01M8VRDJZMCR7QSK0H1FS2W2W6"
 
 

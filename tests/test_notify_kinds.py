@@ -22,6 +22,8 @@ from tabmail.store.models import PersonRow, RoundRow, TeamRow, TournamentRow
 from tests.conftest import data_path
 from tests.servers.tabbycat import Dataset, TabbycatServer
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def recordings() -> Dataset:

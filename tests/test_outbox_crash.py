@@ -1,7 +1,9 @@
 """Kill `tabmail outbox run` with SIGKILL at random moments, restart it, and check that the SMTP
-server got every message exactly once, apart from messages marked uncertain (at most once).
+server got every message exactly once, apart from messages marked uncertain (at most once), on
+SQLite and on PostgreSQL (tests/servers/postgres.py).
 
-The quick variant runs in `make test`; `make test-slow` runs the long loop (TABMAIL_SLOW=1)."""
+A short loop on PostgreSQL runs in `make test`; `make test-slow` runs the loop on both engines,
+long with TABMAIL_SLOW=1."""
 
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from tabmail.domain.tournament import Role
 from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tests.keyrings import MemoryKeyring
+from tests.servers.postgres import PostgresServer
 from tests.servers.smtp import iter_recorded
 
 REPO = Path(__file__).resolve().parents[1]
 SLOW = bool(os.environ.get("TABMAIL_SLOW"))
+BOTH_ENGINES = True  # the loop runs on SQLite and on PostgreSQL (tests/conftest.py)
 
 
 def _env() -> dict[str, str]:
@@ -66,7 +70,7 @@ def smtp_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         proc.wait(timeout=10)
 
 
-def _queue(db: Path, port: int, people: int) -> list[str]:
+def _queue(db: str, port: int, people: int) -> list[str]:
     ctx = AppContext.open(db, keyring_backend=MemoryKeyring())
     try:
         bundle = ImportBundle(
@@ -97,9 +101,13 @@ def _queue(db: Path, port: int, people: int) -> list[str]:
         ctx.close()
 
 
-def _outbox(db: Path) -> subprocess.Popen[bytes]:
+def _recorded(record: Path) -> int:
+    return len(list(record.glob("*.eml"))) if record.exists() else 0
+
+
+def _outbox(db: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tabmail", "--db", str(db), "outbox", "run", "--no-wait"],
+        [sys.executable, "-m", "tabmail", "--db", db, "outbox", "run", "--no-wait"],
         cwd=REPO,
         env=_env(),
         stdout=subprocess.DEVNULL,
@@ -110,20 +118,44 @@ def _outbox(db: Path) -> subprocess.Popen[bytes]:
 @pytest.mark.slow
 @pytest.mark.timeout(600 if SLOW else 120)
 def test_sigkill_mid_send_loses_nothing_and_sends_nothing_twice(
-    tmp_path: Path, smtp_process: tuple[int, Path]
+    db_target: str, smtp_process: tuple[int, Path]
 ) -> None:
-    port, record = smtp_process
     people, kills = (500, 12) if SLOW else (240, 3)
-    db = tmp_path / "crash.sqlite3"
+    _kill_loop(db_target, smtp_process, people, kills)
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_mid_send_on_postgresql_quick(
+    postgres_server: PostgresServer, smtp_process: tuple[int, Path]
+) -> None:
+    """The short loop for `make test`: PostgreSQL, where a killed process's connection and its
+    open transaction are the server's to clean up (the slow test runs the long loop)."""
+    url = postgres_server.fresh_database()
+    try:
+        _kill_loop(url, smtp_process, people=160, kills=2)
+    finally:
+        postgres_server.drop(url)
+
+
+def _kill_loop(db: str, smtp_process: tuple[int, Path], people: int, kills: int) -> None:
+    port, record = smtp_process
     ids = _queue(db, port, people)
     rng = random.Random(int(os.environ.get("TABMAIL_CRASH_SEED", "7")))
     killed_mid_send = 0
     for _ in range(kills):
+        before = _recorded(record)
         proc = _outbox(db)
-        time.sleep(rng.uniform(0.7, 1.6))  # a random moment, not a wait for a condition
+        # Wait (bounded) until this run hands its first message over, then kill it at a random
+        # moment after that: a fixed sleep lands before sending starts on a busy machine.
+        deadline = time.monotonic() + 60
+        while _recorded(record) == before and proc.poll() is None:
+            assert time.monotonic() < deadline, "outbox run handed no message over in 60 s"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            killed_mid_send += 1
+            if _recorded(record) < people:  # killed with messages still to send
+                killed_mid_send += 1
         proc.wait(timeout=30)
     final = _outbox(db)
     _, err = final.communicate(timeout=300)

@@ -35,6 +35,8 @@ from tests.servers.sendgrid import (
 )
 from tests.status_support import ResetKeepingServer, send_through, small_tournament
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 START = 1772355600.0  # 2026-03-01 09:00 UTC
 ANN, BEN, CAT, DAN, EVE, FAY = (f"{n}@example.org" for n in ("ann", "ben", "cat", "dan", "eve", "fay"))
 ALL = [ANN, BEN, CAT, DAN, EVE, FAY]

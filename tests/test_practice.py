@@ -23,6 +23,8 @@ from tabmail.services.resend import PRACTICE_ONLY, resend, resend_bounced
 from tabmail.services.sending import build_backend
 from tests.practice_support import FakeTime, poll, send_all, send_demo_round
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 
 def categories(ctx: AppContext, batch_id: int) -> dict[str, Category]:
     return {m.address: category_of(m) for m in ctx.notifications.messages(batch_id=batch_id)}

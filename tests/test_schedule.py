@@ -18,6 +18,8 @@ from tabmail.services.sending import build_backend
 from tests.keyrings import MemoryKeyring
 from tests.servers.smtp import SmtpTestServer
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 T = datetime(2026, 12, 2, 18, 30, tzinfo=UTC)
 
 
@@ -78,12 +80,12 @@ def test_not_sent_early_then_sent_at_its_time(smtp_demo: AppContext, smtp: SmtpT
     assert len(smtp.messages) == result.queued
 
 
-def test_a_schedule_survives_a_restart(smtp_demo: AppContext, keyring_backend: MemoryKeyring) -> None:
+def test_a_schedule_survives_a_restart(
+    smtp_demo: AppContext, db_target: str, keyring_backend: MemoryKeyring
+) -> None:
     result = schedule_draw(smtp_demo, T)
-    file = smtp_demo.db.path
-    assert file is not None
     smtp_demo.close()
-    reopened = AppContext.open(file, keyring_backend=keyring_backend)
+    reopened = AppContext.open(db_target, keyring_backend=keyring_backend)
     try:
         (waiting,) = schedule.waiting(reopened)
         assert (waiting.batch_id, waiting.at, waiting.count) == (result.batch_id, T, result.queued)

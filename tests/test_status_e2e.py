@@ -25,6 +25,8 @@ from tabmail.services.sending import build_backend
 from tabmail.services.tracking import Poller
 from tests.servers.sendgrid import DEFAULT_KEY, FakeClock, SendGridTestServer, bounced
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[1]
 FIXED = "corrected.address@example.net"
 
@@ -113,7 +115,7 @@ def test_bounce_flag_correct_resend_delivered(world: World, ctx: AppContext, tmp
     # the CLI reads the same database
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
     env.pop("TABMAIL_DB", None)
-    db = str(ctx.db.path)
+    db = ctx.db.url  # a SQLite file's or the PostgreSQL database's URL
 
     def cli(*args: str) -> object:
         done = subprocess.run(
@@ -186,7 +188,7 @@ def test_cli_poll_says_why_it_is_off_and_lists_nothing_unmatched(ctx: AppContext
     ctx.settings.set("backend", "file")
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
     env.pop("TABMAIL_DB", None)
-    db = str(ctx.db.path)
+    db = ctx.db.url  # a SQLite file's or the PostgreSQL database's URL
     done = subprocess.run(
         [sys.executable, "-m", "tabmail", "--db", db, "poll", "--once"],
         capture_output=True, text=True, env=env, timeout=60, check=False,

@@ -16,6 +16,8 @@ from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -10,6 +10,7 @@ from tabmail.services.context import AppContext
 from tests.status_support import sent_batch, small_tournament
 
 pytestmark = pytest.mark.timeout(60)
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
 
 
 def test_batches_without_a_round_are_listed_per_tournament(ctx: AppContext) -> None:

@@ -20,6 +20,8 @@ from tabmail.services.writeback import write_back_email
 from tests.conftest import data_path
 from tests.servers.tabbycat import Dataset, TabbycatServer
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def recordings() -> Dataset:
