@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 from sqlalchemy import delete, update
 
+from tabmail.compose.changes import Change
 from tabmail.domain.notification import Audience, Event
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.composer import ComposeDialog
@@ -194,3 +195,72 @@ def test_changes_only_marks_changed_unchanged_and_removed(
     assert "Dee Park" not in rows  # never told (no address), so no removal notice either
     assert dialog.recipients.selected_count() == 4
     assert "unchanged since the previous email" in dialog.count_label.text()
+
+
+def test_the_removal_notice_is_edited_previewed_kept_and_sent(
+    qtbot: QtBot, two_team: AppContext, bridge: EventBridge
+) -> None:
+    """Changes-only: "Template:" switches the editor to the removal notice, whose preview is a
+    removed person's; kept for the tournament and used for those removed; the draw's own
+    template is untouched."""
+    notify.enqueue(
+        two_team, notify.plan(two_team, "two-team", Event.DRAW, round_seq=1, audience=Audience.ALL)
+    )
+    t = two_team.tournaments.get("two-team")
+    draw = two_team.tournaments.draw(t.id, 1)
+    hall2 = next(d for d in draw.debates if draw.venues[d.venue_id or 0].name == "Hall 2")
+    with two_team.db.session() as s:
+        s.execute(delete(DebateRow).where(DebateRow.id == hall2.id))
+    dialog = _dialog(qtbot, two_team, bridge, (Event.DRAW, Audience.ALL))
+    panel = dialog.template_panel
+    assert not panel.choice_row.isVisible()  # a plain draw release has one template
+    draw_templates = dialog.editor.templates()
+    with qtbot.waitSignal(dialog.plan_loaded, timeout=10000):
+        dialog.changes_only.setChecked(True)
+    assert panel.choice_row.isVisible()
+    with qtbot.waitSignal(dialog.preview_updated, timeout=10000):
+        panel.choice.setCurrentIndex(1)
+    assert dialog.editor.templates() == notify.shipped_templates(Event.DRAW, Audience.ALL, removal=True)
+    variables = {
+        dialog.editor.variables_model.item(i, 0).text()
+        for i in range(dialog.editor.variables_model.rowCount())
+    }
+    assert "PREVIOUS" in variables and "VENUE" not in variables
+    who = dialog.preview_recipient()
+    assert who is not None and who.recipient.name in ("Gil Marsh", "Dan Orr")
+    assert "no longer in the draw" in dialog.preview.subject.text()
+
+    with qtbot.waitSignal(dialog.preview_updated, timeout=10000):
+        dialog.editor.subject.setText("{{ ROUND }}: ignore our draw email, {{ USER }}")
+    assert dialog.preview.subject.text() == f"Round 1: ignore our draw email, {who.recipient.name}"
+    dialog.save_templates_for_tournament()
+    kept = notify.templates_for(two_team, t.id, Event.DRAW, Audience.ALL, removal=True)
+    assert kept.subject == "{{ ROUND }}: ignore our draw email, {{ USER }}"
+    assert notify.templates_for(two_team, t.id, Event.DRAW, Audience.ALL) == draw_templates
+    assert "removal notice" in dialog.notice.text()
+
+    # An unknown variable in the removal notice blocks the send, even while the draw is shown.
+    dialog.editor.subject.setText("{{ ROUND }}: {{ NOPE }}")
+    with qtbot.waitSignal(dialog.preview_updated, timeout=10000):
+        panel.choice.setCurrentIndex(0)
+    assert dialog.editor.templates() == draw_templates
+    dialog.send()
+    qtbot.waitUntil(lambda: bool(dialog.problems), timeout=10000)
+    assert panel.removal_shown  # the send check shows the template to fix
+    assert "NOPE" in dialog.problems_strip.text() and dialog.confirm_box is None
+    dialog.editor.subject.setText("{{ ROUND }}: not in the draw, {{ USER }}")
+    qtbot.waitUntil(lambda: not dialog.problems and dialog.send_button.isEnabled(), timeout=10000)
+    dialog.send()
+    qtbot.waitUntil(lambda: dialog.confirm_box is not None, timeout=10000)
+    box = dialog.confirm_box
+    assert box is not None
+    (go,) = [b for b in box.buttons() if b.text() == "Send"]
+    go.click()
+    qtbot.waitUntil(lambda: dialog.sending, timeout=10000)
+    batches = [b.batch for b in two_team.notifications.batches()]
+    removal_batch = next(b for b in batches if b.templates.subject.startswith("{{ ROUND }}: not in"))
+    names = {m.recipient_name for m in two_team.notifications.messages(batch_id=removal_batch.id)}
+    assert dialog.plan is not None
+    removed = {p.recipient.name for p in dialog.plan.recipients if p.change is Change.REMOVED}
+    assert {"Gil Marsh", "Dan Orr"} <= removed and names == removed
+    dialog.close()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tabmail.compose.changes import Change
 from tabmail.compose.recipients import Recipient
 from tabmail.compose.templates import (
     RENDER_SECONDS,
@@ -54,6 +55,11 @@ from tabmail.services import notify
 from tabmail.services.context import AppContext
 
 PREVIEW_DELAY_MS = 300
+
+
+def _removed(planned: notify.PlannedRecipient) -> bool:
+    """Changes-only: no longer in the draw (gets the removal notice)."""
+    return planned.change is Change.REMOVED
 
 
 def _preview(
@@ -149,6 +155,7 @@ class ComposeDialog(QDialog):
         self._preview_timer.setInterval(PREVIEW_DELAY_MS)
         self._preview_timer.timeout.connect(self.update_preview)
         self.template_panel.changed.connect(self._preview_timer.start)
+        self.template_panel.switched.connect(self._on_template_switched)
         self.recipients.selection_changed.connect(self._update_counts)
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self.update_preview())
         self.kind_bar.changed.connect(self.replan)
@@ -239,7 +246,7 @@ class ComposeDialog(QDialog):
         self.notice.clear_message()
         self.recipients.set_recipients(result.recipients, result.default_selection())
         # the tournament's own templates when the director kept some, else the shipped ones
-        self.template_panel.load(*self.current_event(), result.templates)
+        self.template_panel.load(*self.current_event(), result.templates, result.removal_templates)
         self.update_preview()
         self.plan_loaded.emit()
 
@@ -289,6 +296,18 @@ class ComposeDialog(QDialog):
     def preview_recipient(self) -> notify.PlannedRecipient | None:
         return self.recipient_panel.current()
 
+    def _on_template_switched(self, removal: bool) -> None:
+        """The editor shows the other template (changes-only): preview someone who gets it."""
+        who = self.preview_recipient()
+        if who is None or _removed(who) != removal:
+            rows = self.recipients.recipients
+            row = next((i for i, p in enumerate(rows) if _removed(p) == removal), None)
+            if row is not None:
+                # currentRowChanged previews them
+                self.table.setCurrentIndex(self.recipients_proxy.mapFromSource(self.recipients.index(row, 0)))
+                return
+        self.update_preview()
+
     def update_preview(self) -> None:
         """Check the syntax and render for the previewed recipient in a worker thread (with the
         same time budget as sending), then show the message or the problems inline.
@@ -302,8 +321,8 @@ class ComposeDialog(QDialog):
             self._preview_stale = True
             return
         self._preview_stale = False
-        templates = self.editor.templates()
         who = self.preview_recipient()
+        templates = self.template_panel.for_removed(who is not None and _removed(who))
         recipient = who.recipient if who is not None and self.plan is not None else None
         name = self.plan.tournament.name if self.plan is not None else ""
         limit = self.preview_time_limit
@@ -336,14 +355,18 @@ class ComposeDialog(QDialog):
         self.preview_updated.emit()
 
     def show_problems(self, problems: list[Any], templates: Templates) -> None:
+        """Problems of ``templates``: marked in the editor when it shows them."""
         self.problems = list(problems)
-        self.editor.mark_problems(self.problems)
+        shown = templates == self.editor.templates()
+        self.editor.mark_problems(self.problems if shown else [])
         if not problems:
             self.problems_strip.clear_message()
             return
         lines = describe_problems(self.problems, templates)
         n = len(self.problems)
         head = f"{n} template problem{'s' if n != 1 else ''}: nothing can be sent until {'they are' if n != 1 else 'it is'} fixed."
+        if not shown:
+            head += " They are in the other template (choose it under Template:)."
         self.problems_strip.show_message(head + "\n• " + "\n• ".join(lines), Tone.BAD)
 
     def _update_counts(self) -> None:
@@ -363,41 +386,54 @@ class ComposeDialog(QDialog):
         if self.plan is None or self.sending:
             return
         plan = self.plan
-        templates = self.editor.templates()
-        chosen = [p.recipient for p in self.recipients.selected_recipients()]
+        templates, removal = self.template_panel.templates(), self.template_panel.removal()
+        chosen = self.recipients.selected_recipients()
+        # Changes-only: those no longer in the draw get the removal notice.
+        groups = [
+            (False, templates, [p.recipient for p in chosen if not _removed(p)]),
+            (True, removal or templates, [p.recipient for p in chosen if _removed(p)]),
+        ]
+
+        def check_all() -> list[tuple[bool, Templates, list[TemplateProblem]]]:
+            found = []
+            for which, tpl, recipients in groups:
+                if recipients:
+                    _rendered, problems = render_all(tpl, recipients, tournament_name=plan.tournament.name)
+                    found.append((which, tpl, problems))
+            return found
 
         async def validate() -> Any:
-            return await asyncio.to_thread(
-                render_all, templates, chosen, tournament_name=plan.tournament.name
-            )
+            return await asyncio.to_thread(check_all)
 
         def checked(result: Any) -> None:
-            _rendered, problems = result
-            if problems:
-                self.show_problems(problems, templates)
-                self._update_send_button()
-                return
-            self._confirm(len(chosen), templates)
+            for which, tpl, problems in result:
+                if problems:
+                    if removal is not None and which != self.template_panel.removal_shown:
+                        self.template_panel.show_removal(which)  # show the template to fix
+                    self.show_problems(problems, tpl)
+                    self._update_send_button()
+                    return
+            self._confirm(len(chosen), templates, removal)
 
         run_op(self, validate, action=self.send_button, title="Checking the templates", on_success=checked)
 
-    def _confirm(self, count: int, templates: Templates) -> None:
+    def _confirm(self, count: int, templates: Templates, removal: Templates | None) -> None:
         what = f"{self.event.currentText()} · {self.kind_bar.scope()} · {self.tournament.name}"
         box, go = confirm_send_box(self, count, self._settings, what)
-        box.finished.connect(lambda _code: self._on_confirmed(box.clickedButton() is go, templates))
+        box.finished.connect(lambda _code: self._on_confirmed(box.clickedButton() is go, templates, removal))
         self.confirm_box = box
         box.open()
 
-    def _on_confirmed(self, yes: bool, templates: Templates) -> None:
+    def _on_confirmed(self, yes: bool, templates: Templates, removal: Templates | None) -> None:
         self.confirm_box = None
         if yes:
-            self._enqueue(templates)
+            self._enqueue(templates, removal)
 
     def scheduled_at(self) -> datetime | None:
         """The chosen release time, or None to send now."""
         return self.schedule.scheduled_at()
 
-    def _enqueue(self, templates: Templates) -> None:
+    def _enqueue(self, templates: Templates, removal: Templates | None = None) -> None:
         plan, keys = self.plan, self.recipients.selected_keys()
         assert plan is not None
         at = self.scheduled_at()
@@ -409,7 +445,13 @@ class ComposeDialog(QDialog):
         async def work() -> Any:
             try:
                 return await asyncio.to_thread(
-                    notify.enqueue, self._ctx, plan, selected=keys, templates=templates, scheduled_at=at
+                    notify.enqueue,
+                    self._ctx,
+                    plan,
+                    selected=keys,
+                    templates=templates,
+                    removal=removal,
+                    scheduled_at=at,
                 )
             except TabmailError as exc:  # a render problem or nothing to send: inline, nothing queued
                 return exc
