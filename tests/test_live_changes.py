@@ -64,11 +64,18 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop(url)
 
 
+def send_to_files(ctx: AppContext, folder: Path) -> None:
+    """Really send (to .eml files): practice mode keeps corrected addresses out of Participants."""
+    ctx.settings.set_text("backend", "file")
+    ctx.settings.set_text("file.directory", str(folder))
+
+
 @pytest.fixture
-def here(pg_url: str) -> Iterator[AppContext]:
-    """This laptop: the demo loaded, listening."""
+def here(pg_url: str, tmp_path: Path) -> Iterator[AppContext]:
+    """This laptop: the demo loaded, sending to files."""
     ctx = AppContext.open(pg_url, keyring_backend=MemoryKeyring())
     assert load_demo_if_empty(ctx) is not None
+    send_to_files(ctx, tmp_path / "sent")
     yield ctx
     ctx.close()
 
@@ -133,6 +140,7 @@ def test_another_processs_send_and_corrected_address_arrive_on_this_bus(
     heard.events.clear()
     resent = tabmail(pg_url, "resend", original.id, "--to", "fixed@example.net", "--yes", "--queue-only")
     assert resent.returncode == 0, resent.stderr
+    assert here.tournaments.get_person(original.person_id).email == "fixed@example.net"
     wait_for(lambda: PersonChanged(original.person_id) in heard.events, 2, "A's corrected address")
     wait_for(
         lambda: any(
