@@ -45,21 +45,32 @@ def _print(report: InboxReport) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
+def _standby(words: str) -> None:
+    stamp = datetime.now().strftime("%H:%M:%S")
+    print(f"{stamp} {words}", flush=True)
+
+
 def _check(args: argparse.Namespace) -> int:
+    from tabmail.services.election import INBOX, Duty
     from tabmail.services.inbox import InboxChecker
 
     ctx = open_context(args, writes=True)
     checker = InboxChecker(ctx)
+    duty = Duty(ctx, INBOX)  # in a tab room on PostgreSQL one laptop reads the mailbox
     try:
         if args.once:
+            if not duty.mine():
+                _standby(duty.standby_words(once=True))
+                return 0
             report = run_async(checker.check_once())
             _print(report)
             if not report.enabled or report.reason:
                 return 1
             return 0 if report.online else 3
-        last = run_async(checker.run_forever(on_report=_print))
+        last = run_async(checker.run_forever(on_report=_print, duty=duty, on_standby=_standby))
         return 1 if last is not None and (not last.enabled or last.reason) else 0
     finally:
+        duty.release()
         ctx.close()
 
 

@@ -113,13 +113,25 @@ def _print_report(report: PollReport, *, first: bool) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
+def _standby(words: str) -> None:
+    stamp = datetime.now().strftime("%H:%M:%S")
+    print(f"{stamp} {words}", flush=True)
+
+
 def _poll(args: argparse.Namespace) -> int:
+    from tabmail.services.election import SENDGRID, Duty
     from tabmail.services.tracking import Poller
 
     ctx = open_context(args, writes=True)
     poller = Poller(ctx)
+    # In a tab room on PostgreSQL one laptop polls (SendGrid allows 6 Activity requests a
+    # minute per account); this one stands by while another holds the duty.
+    duty = Duty(ctx, SENDGRID)
     try:
         if args.once:
+            if not duty.mine():
+                _standby(duty.standby_words(once=True))
+                return 0
             report = run_async(poller.poll_once())
             _print_report(report, first=True)
             if not report.enabled:
@@ -131,9 +143,10 @@ def _poll(args: argparse.Namespace) -> int:
             _print_report(report, first=not shown[0])
             shown[0] = True
 
-        last = run_async(poller.run_forever(args.interval, on_report=show))
+        last = run_async(poller.run_forever(args.interval, on_report=show, duty=duty, on_standby=_standby))
         return 1 if last is not None and not last.enabled else 0
     finally:
+        duty.release()
         poller.close()
         ctx.close()
 
@@ -228,13 +241,37 @@ def status_data(ctx: AppContext, slug: str, round_seq: int | None) -> dict[str, 
     }
 
 
+def last_checked_data(ctx: AppContext) -> dict[str, Any]:
+    """Who last checked delivery statuses and read the mailbox, and when (null: never)."""
+    from tabmail.services.election import INBOX, SENDGRID, last_check
+
+    out: dict[str, Any] = {}
+    for duty in (SENDGRID, INBOX):
+        last = last_check(ctx, duty)
+        out[duty] = None if last is None else {"by": last.by, "at": _iso(last.at), "ok": last.ok}
+    return out
+
+
+def _last_checked_lines(ctx: AppContext) -> list[str]:
+    from tabmail.services.election import INBOX, SENDGRID, last_check
+
+    lines = []
+    for duty, what in ((SENDGRID, "delivery statuses"), (INBOX, "mailbox")):
+        last = last_check(ctx, duty)
+        if last is not None:
+            lines.append(f"{what}: {last.words()}" + ("" if last.ok else " (that check failed)"))
+    return lines
+
+
 def _status(args: argparse.Namespace) -> int:
     ctx = open_context(args)
     try:
         data = status_data(ctx, args.tournament, args.round)
         if args.json:
-            print_json(data)
+            print_json({**data, "last_checked": last_checked_data(ctx)})
             return 0
+        for line in _last_checked_lines(ctx):
+            print(line)
         if not data["batches"]:
             print("nothing sent yet")
         for b in data["batches"]:

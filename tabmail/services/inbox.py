@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tabmail.domain.addresses import address_key
@@ -31,6 +31,7 @@ from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import AddressFlagsChanged, InboxChecked, RepliesReceived, StatusesChanged
 from tabmail.services.context import AppContext
 from tabmail.services.inbox_matching import PROVIDER, attribute_reply, bounce_events, event_id, original_id
+from tabmail.services.machine import machine_name
 from tabmail.services.sending import thread_key
 from tabmail.status.events import ProviderEvent, derive_status
 from tabmail.status.imap import (
@@ -46,6 +47,9 @@ from tabmail.status.inbound import (
     classify,
     header_key,
 )
+
+if TYPE_CHECKING:  # a tab room's election, handed in by the caller
+    from tabmail.services.election import Duty
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +413,7 @@ class InboxChecker:
                     "ok": report.ok,
                     "online": report.online,
                     "summary": summary,
+                    "by": machine_name(),  # "last read by tabroom-2" in every window
                 },
             )
         bus.publish(InboxChecked(ok=report.ok, online=report.online, summary=summary))
@@ -423,14 +428,27 @@ class InboxChecker:
         *,
         max_checks: int | None = None,
         on_report: Callable[[InboxReport], None] | None = None,
+        duty: Duty | None = None,
+        on_standby: Callable[[str], None] | None = None,
     ) -> InboxReport | None:
         """Check, then wait for new mail: IMAP IDLE when the server offers it (new bounces show
-        within seconds), otherwise ``imap.poll_seconds``. Until ``stop()`` or ``max_checks``."""
+        within seconds), otherwise ``imap.poll_seconds``. Until ``stop()`` or ``max_checks``.
+
+        ``duty`` (a tab room on PostgreSQL): read only while this process holds it; otherwise
+        say so once through ``on_standby`` and try again every ``imap.poll_seconds``."""
         self._stopping.clear()
         self._halt.clear()
         checks = 0
         last: InboxReport | None = None
+        standing_by = False
         while not self._stopping.is_set():
+            if duty is not None and not duty.mine():
+                if not standing_by and on_standby is not None:
+                    on_standby(duty.standby_words())
+                standing_by = True
+                await self.sleep(max(float(self.ctx.settings.get("imap.poll_seconds")), 1.0))
+                continue
+            standing_by = False
             last = await self.check_once()
             checks += 1
             if on_report is not None:

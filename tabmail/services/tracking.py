@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabmail.domain.events import AddressFlagsChanged, PollFinished, StatusesChanged
 from tabmail.domain.notification import DeliveryStatus
@@ -24,6 +24,7 @@ from tabmail.domain.practice import BACKEND as PRACTICE
 from tabmail.domain.practice import SPAN as PRACTICE_SPAN
 from tabmail.providers.sendgrid import SendGridClient, SendGridError
 from tabmail.services.context import AppContext
+from tabmail.services.machine import machine_name
 
 # The poll's small persistent state lives apart, readable at start-up without the SendGrid client.
 from tabmail.services.poll_state import (  # noqa: F401 (re-exported)
@@ -47,6 +48,9 @@ from tabmail.status.requester import (
 )
 from tabmail.status.sources import ActivitySource, LogsSource, PollOutcome, SuppressionSource, check_scopes
 from tabmail.store.tracking import IngestResult
+
+if TYPE_CHECKING:  # a tab room's election, handed in by the caller
+    from tabmail.services.election import Duty
 
 log = logging.getLogger(__name__)
 
@@ -464,6 +468,7 @@ class Poller:
                     "ok": report.ok,
                     "online": report.online,
                     "summary": summary,
+                    "by": machine_name(),  # "last checked by tabroom-2" in every window
                 },
             )
         bus.publish(PollFinished(ok=report.ok, online=report.online, summary=summary))
@@ -474,19 +479,34 @@ class Poller:
         *,
         max_polls: int | None = None,
         on_report: Callable[[PollReport], None] | None = None,
+        duty: Duty | None = None,
+        on_standby: Callable[[str], None] | None = None,
     ) -> PollReport | None:
         """Poll until ``stop()`` (or ``max_polls``). Returns at once, with the report saying
-        why, when tracking is off. The interval comes from the settings unless given."""
+        why, when tracking is off. The interval comes from the settings unless given.
+
+        ``duty`` (a tab room on PostgreSQL): poll only while this process holds it; otherwise
+        say so once through ``on_standby`` and try again every interval (services/election.py)."""
         self._stopping.clear()
         polls = 0
         last: PollReport | None = None
+        standing_by = False
         while not self._stopping.is_set():
+            if duty is not None and not duty.mine():
+                if not standing_by and on_standby is not None:
+                    on_standby(duty.standby_words())
+                standing_by = True
+                await self.sleep(max(self._interval(interval), 1.0))
+                continue
+            standing_by = False
             last = await self.poll_once()
             polls += 1
             if on_report is not None:
                 on_report(last)
             if not last.enabled or self._stopping.is_set() or (max_polls is not None and polls >= max_polls):
                 break
-            wait = float(interval if interval is not None else self.ctx.settings.get("poll.interval_seconds"))
-            await self.sleep(max(wait, 1.0))
+            await self.sleep(max(self._interval(interval), 1.0))
         return last
+
+    def _interval(self, given: float | None) -> float:
+        return float(given if given is not None else self.ctx.settings.get("poll.interval_seconds"))
