@@ -11,7 +11,20 @@ from pathlib import Path
 from tests.conftest import REPO
 from tests.test_cli_foundation import BASE_ENV
 
-HEAVY = ("sqlalchemy", "alembic", "jinja2", "requests", "keyring", "email_validator", "PySide6", "asyncio")
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "jinja2",
+    "requests",
+    "keyring",
+    "email_validator",
+    "PySide6",
+    "asyncio",
+    # PostgreSQL support loads only for a postgresql:// database (an Index naming
+    # postgresql_where in the models once loaded SQLAlchemy's PostgreSQL dialect, ~30 ms)
+    "sqlalchemy.dialects.postgresql",
+    "psycopg",
+)
 
 LOADED_AFTER = """
 import json, sys
