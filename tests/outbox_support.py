@@ -104,8 +104,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.02)
 
 
-def states(db: Path) -> dict[str, str]:
-    """Each message's state, read straight from the file (no tabmail code involved)."""
+def states(db: Path | str) -> dict[str, str]:
+    """Each message's state, read straight from the SQLite file or the PostgreSQL database
+    (no tabmail code involved)."""
+    if str(db).startswith("postgresql"):
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(str(db))
+        with psycopg.connect(
+            host=url.query.get("host") or url.host, port=url.port, user=url.username, dbname=url.database
+        ) as pg:
+            return {str(i): str(s) for i, s in pg.execute("SELECT id, state FROM messages").fetchall()}
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         return dict(con.execute("SELECT id, state FROM messages").fetchall())

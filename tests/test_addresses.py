@@ -12,6 +12,8 @@ from tabmail.domain.addresses import unusual_domain, validate_address
 from tabmail.services.context import AppContext
 from tabmail.services.importing import import_csv
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 SPECIAL_USE = [
     "tab@tournament.test",
     "jo@printer.local",
@@ -69,7 +71,7 @@ def test_imported_special_use_addresses_are_valid_and_shown_as_unusual(
     )
     result = import_csv(ctx, folder)
     assert result.problems == []
-    db = str(ctx.db.path)
+    db = ctx.db.url  # the SQLite file's or the PostgreSQL database's URL
     ctx.close()
     assert main(["--db", db, "people", "--tournament", "internal-cup", "--json"]) == 0
     people = {p["name"]: p for p in json.loads(capsys.readouterr().out)}

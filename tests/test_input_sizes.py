@@ -21,6 +21,8 @@ from tabmail.services.context import AppContext
 from tabmail.services.importing import import_tabbycat
 from tests.servers.tabbycat import TabbycatServer, generate_tournament
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 SLUG = "gen"
 T = f"/api/v1/tournaments/{SLUG}"
 

@@ -2,6 +2,9 @@
 and `tabmail send` as subprocesses, the SMTP server in a process of its own, and a second SQLite
 connection holding the write lock (BEGIN IMMEDIATE) on the same file.
 
+Item 5 runs on SQLite and on PostgreSQL; item 6 is about SQLite's one write lock per file, which
+PostgreSQL does not have (its row locks and concurrent claims: tests/test_postgres.py).
+
 - A second `outbox run` never marks the first one's in-flight messages uncertain (leases).
 - Another process holding the write lock: tabmail says it waits, and after the bound fails with
   one clear line (no SQL, no template text), leaving no message 'sending'."""
@@ -34,9 +37,10 @@ from tests.outbox_support import (
 from tests.servers.smtp import iter_recorded
 
 SUBJECT = "Secret template text {{ USER }} zq7"
+BOTH_ENGINES = True  # the tests taking db_target also run on PostgreSQL (tests/conftest.py)
 
 
-def setup_db(db: Path, port: int, people: int, *, queue: bool = True, connections: int = 1) -> None:
+def setup_db(db: Path | str, port: int, people: int, *, queue: bool = True, connections: int = 1) -> None:
     ctx = AppContext.open(db, keyring_backend=MemoryKeyring())
     try:
         bundle = ImportBundle(
@@ -63,7 +67,7 @@ def setup_db(db: Path, port: int, people: int, *, queue: bool = True, connection
         ctx.close()
 
 
-def tabmail(db: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+def tabmail(db: Path | str, *args: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tabmail", "--db", str(db), *args],
         cwd=REPO,
@@ -83,9 +87,9 @@ def accepted(record: Path) -> Counter[str]:
 
 
 @pytest.mark.timeout(120)
-def test_a_second_outbox_run_leaves_the_first_ones_messages_alone(tmp_path: Path) -> None:
+def test_a_second_outbox_run_leaves_the_first_ones_messages_alone(tmp_path: Path, db_target: str) -> None:
     record = tmp_path / "received"
-    db = tmp_path / "two.sqlite3"
+    db = db_target
     with smtp_server_process(record, data_delay=0.4) as port:
         setup_db(db, port, people=8)
         first = tabmail(db, "outbox", "run")
@@ -105,12 +109,12 @@ def test_a_second_outbox_run_leaves_the_first_ones_messages_alone(tmp_path: Path
 
 
 @pytest.mark.timeout(60)
-def test_a_dead_processs_messages_become_uncertain_at_the_next_run(tmp_path: Path) -> None:
+def test_a_dead_processs_messages_become_uncertain_at_the_next_run(tmp_path: Path, db_target: str) -> None:
     """The other side of leases: the crash test's guarantee stays (see test_outbox_crash.py)."""
     import signal
 
     record = tmp_path / "received"
-    db = tmp_path / "two.sqlite3"
+    db = db_target
     with smtp_server_process(record, data_delay=2.0) as port:
         setup_db(db, port, people=3)
         first = tabmail(db, "outbox", "run")

