@@ -81,6 +81,13 @@ class RepliesReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class RepliesChanged:
+    """Replies to these messages were read, or attached to / detached from them by hand."""
+
+    message_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxWaiting:
     """The outbox waits ``seconds`` before retrying ``count`` message(s); ``reason``: the last error."""
 

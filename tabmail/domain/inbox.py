@@ -39,3 +39,16 @@ class SentRef:
     person_id: int | None
     tournament_slug: str
     sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SentChoice:
+    """One of our sent messages, as the director picks it to attach a reply by hand."""
+
+    id: str
+    recipient_name: str
+    address: str
+    subject: str
+    sent_at: datetime | None
+    tournament_slug: str
+    round_seq: int | None

@@ -23,6 +23,7 @@ from tabmail.domain.events import (
     OutboxProgressed,
     PersonChanged,
     PollFinished,
+    RepliesChanged,
     RepliesReceived,
     SendingConnectionChanged,
     SettingsChanged,
@@ -50,6 +51,7 @@ class EventBridge(QObject):
     sending_connection_changed = Signal(bool, str)  # the outbox reached the provider; why not
     replies_received = Signal(list)  # message ids that got a reply (read from the mailbox)
     database_link_changed = Signal(bool, str, str)  # server reachable; why not; last read (ISO)
+    replies_changed = Signal(list)  # message ids whose replies were read, attached or detached
 
     _received = Signal(object)  # an event from another thread, queued to the GUI thread
 
@@ -74,6 +76,7 @@ class EventBridge(QObject):
             SendingConnectionChanged: lambda e: self.sending_connection_changed.emit(e.online, e.detail),
             RepliesReceived: lambda e: self.replies_received.emit(list(e.message_ids)),
             DatabaseLinkChanged: lambda e: self.database_link_changed.emit(e.online, e.detail, e.since),
+            RepliesChanged: lambda e: self.replies_changed.emit(list(e.message_ids)),
         }
         self._received.connect(self._dispatch)  # auto connection: queued across threads
         for event_type in self._emitters:

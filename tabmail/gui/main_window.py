@@ -56,6 +56,7 @@ from tabmail.gui.run_op import cancel_ops, run_op
 from tabmail.gui.session import SessionMemory
 from tabmail.gui.status_bar import StatusWidgets
 from tabmail.gui.theme import Theme
+from tabmail.gui.unread_replies import UnreadRepliesHub
 from tabmail.gui.widgets import heading_label, muted_label
 from tabmail.logs import log_dir
 from tabmail.services import poll_state as tracking  # the SendGrid client loads with the first check
@@ -127,6 +128,8 @@ class MainWindow(QMainWindow):
         )
         self.problems_hub = ProblemsHub(ctx, self.bridge, self.navigator, self, self)
         self.problems_hub.counts_changed.connect(lambda _n: self._apply_title())
+        self.replies_hub = UnreadRepliesHub(ctx, self.bridge, self.navigator, self)
+        self.replies_hub.counts_changed.connect(lambda _n: self._apply_title())
         self.problems_page = ProblemsPage(ctx, self.problems_hub, self.theme, self.worker, self)
         self.problems_page.round_requested.connect(self._on_problems_page_round_requested)
         for page in (self.welcome_page, self.participants_page, self.round_view, self.problems_page):
@@ -166,6 +169,7 @@ class MainWindow(QMainWindow):
         self.session = SessionMemory(self, self._qsettings)
         self.session.restore()  # the page, filters and selection of the last session
         self.problems_hub.recount_in_background()  # badges and the title's count follow
+        self.replies_hub.recount()
 
     # -- building -------------------------------------------------------------------------
     def _action(
@@ -314,6 +318,7 @@ class MainWindow(QMainWindow):
         if self.navigator.selected_key() is None and tournaments:
             self.navigator.select((TOURNAMENT, tournaments[0].id))
         self.problems_hub.reapply()
+        self.replies_hub.reapply()
 
     def select_tournament(self, tournament_id: int) -> bool:
         return self.navigator.select((TOURNAMENT, tournament_id))
@@ -376,9 +381,13 @@ class MainWindow(QMainWindow):
         self._apply_title()
 
     def _apply_title(self) -> None:
-        """The page's title, with the unresolved problems of every tournament counted in front."""
-        n = self.problems_hub.total
-        prefix = f"({n} problem{'s' if n != 1 else ''}) " if n else ""
+        """The page's title, with the unresolved problems and unread replies of every tournament
+        counted in front."""
+        n, unread = self.problems_hub.total, self.replies_hub.total
+        counts = [f"{n} problem{'s' if n != 1 else ''}"] if n else []
+        if unread:
+            counts.append(f"{unread} unread repl{'ies' if unread != 1 else 'y'}")
+        prefix = f"({', '.join(counts)}) " if counts else ""
         self.setWindowTitle(prefix + self._title_base)
 
     def _on_navigator_nothing_selected(self) -> None:
@@ -648,6 +657,7 @@ class MainWindow(QMainWindow):
                 return
         self.worker.stop()
         self.problems_hub.stop()
+        self.replies_hub.stop()
         cancelled = cancel_ops(self)
         if cancelled:
             log.info("cancelled %d running operation(s) on close", cancelled)

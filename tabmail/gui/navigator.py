@@ -1,6 +1,7 @@
 """The left panel: tournaments, each with its participants, its problems and its rounds, as a
 tree; an "All problems" node (every tournament's) on top. Rounds, tournaments and the problems nodes
-carry a badge with their unresolved problem count (``set_problem_counts``)."""
+carry a red badge with their unresolved problem count (``set_problem_counts``); rounds, tournaments
+and "Tournament messages" a blue one with their unread replies (``set_reply_counts``)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ TOURNAMENT_WIDE_NAME = "Tournament messages"
 PROBLEMS = "problems"  # id: the tournament's, or ALL_TOURNAMENTS
 ALL_TOURNAMENTS = 0
 BADGE = Qt.ItemDataRole.UserRole + 40  # unresolved problems under a node (0: no badge)
+REPLY_BADGE = Qt.ItemDataRole.UserRole + 41  # unread replies under a node (0: no badge)
 
 STAGES = {"P": "Preliminary round", "E": "Elimination round"}
 DRAW_STATUSES = {"N": "No draw", "D": "Draft draw", "C": "Draw confirmed", "R": "Draw released"}
@@ -109,35 +111,51 @@ class NavigatorModel(QStandardItemModel):
     ) -> None:
         """Badges: unresolved problems per round, per tournament (and on the problems nodes), and
         on each tournament's "Tournament messages" node those of its batches with no round."""
-        without_round = without_round or {}
+        self._set_counts(BADGE, by_round, by_tournament, without_round or {}, on_problems=True)
+
+    def set_reply_counts(
+        self,
+        by_round: Mapping[int, int],
+        by_tournament: Mapping[int, int],
+        without_round: Mapping[int, int] | None = None,
+    ) -> None:
+        """Badges: unread replies per round, per tournament, and on "Tournament messages" those
+        to its batches with no round."""
+        self._set_counts(REPLY_BADGE, by_round, by_tournament, without_round or {}, on_problems=False)
+
+    def _set_counts(
+        self,
+        role: int,
+        by_round: Mapping[int, int],
+        by_tournament: Mapping[int, int],
+        without_round: Mapping[int, int],
+        *,
+        on_problems: bool,
+    ) -> None:
         total = sum(by_tournament.values())
         for row in range(self.rowCount()):
             t_index = self.index(row, 0)
             kind = t_index.data(Roles.KIND)
             if kind == PROBLEMS:
-                self._badge(t_index, total)
+                if on_problems:
+                    self._badge(t_index, role, total)
                 continue
             tid = t_index.data(Roles.ID)
-            self._badge(t_index, by_tournament.get(tid, 0))
+            self._badge(t_index, role, by_tournament.get(tid, 0))
             for child in range(self.rowCount(t_index)):
                 c_index = self.index(child, 0, t_index)
                 c_kind = c_index.data(Roles.KIND)
                 if c_kind == ROUND:
-                    self._badge(c_index, by_round.get(c_index.data(Roles.ID), 0))
-                elif c_kind == PROBLEMS:
-                    self._badge(c_index, by_tournament.get(tid, 0))
+                    self._badge(c_index, role, by_round.get(c_index.data(Roles.ID), 0))
+                elif c_kind == PROBLEMS and on_problems:
+                    self._badge(c_index, role, by_tournament.get(tid, 0))
                 elif c_kind == TOURNAMENT_WIDE:
-                    self._badge(c_index, without_round.get(tid, 0))
+                    self._badge(c_index, role, without_round.get(tid, 0))
 
-    def _badge(self, index: QModelIndex, n: int) -> None:
-        if (index.data(BADGE) or 0) != n:
-            self.setData(index, n, BADGE)
-            name = index.data(Qt.ItemDataRole.DisplayRole)
-            self.setData(
-                index,
-                f"{name}: {n} unresolved problem{'s' if n != 1 else ''}" if n else name,
-                Qt.ItemDataRole.AccessibleTextRole,
-            )
+    def _badge(self, index: QModelIndex, role: int, n: int) -> None:
+        if (index.data(role) or 0) != n:
+            self.setData(index, n, role)
+            self.setData(index, badge_words(index), Qt.ItemDataRole.AccessibleTextRole)
 
     def find(self, key: NodeKey) -> QModelIndex:
         kind, ident = key
@@ -152,8 +170,26 @@ class NavigatorModel(QStandardItemModel):
         return QModelIndex()
 
 
+def badge_words(index: QModelIndex) -> str:
+    """A node's name with what its badges say, for screen readers and tests."""
+    name = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+    problems = int(index.data(BADGE) or 0)
+    unread = int(index.data(REPLY_BADGE) or 0)
+    parts = []
+    if problems:
+        parts.append(f"{problems} unresolved problem{'s' if problems != 1 else ''}")
+    if unread:
+        parts.append(f"{unread} unread repl{'ies' if unread != 1 else 'y'}")
+    return f"{name}: {', '.join(parts)}" if parts else name
+
+
+def badge_text(n: int, prefix: str = "") -> str:
+    return prefix + (str(n) if n < 1000 else "999+")
+
+
 class BadgeDelegate(QStyledItemDelegate):
-    """Paints a node's problem count as a small red pill at the right end of its name."""
+    """Paints a node's problem count as a small red pill at the right end of its name, and its
+    unread replies as a blue "✉ n" pill before it."""
 
     def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -162,30 +198,36 @@ class BadgeDelegate(QStyledItemDelegate):
     def paint(
         self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> None:
-        n = int(index.data(BADGE) or 0) if index.column() == 0 else 0
-        if not n:
+        pills: list[tuple[str, Tone]] = []
+        if index.column() == 0:
+            problems = int(index.data(BADGE) or 0)
+            unread = int(index.data(REPLY_BADGE) or 0)
+            if problems:
+                pills.append((badge_text(problems), Tone.BAD))
+            if unread:
+                pills.append((badge_text(unread, "✉ "), Tone.PENDING))
+        if not pills:
             super().paint(painter, option, index)
             return
-        text = str(n) if n < 1000 else "999+"
         metrics = option.fontMetrics  # type: ignore[attr-defined]
-        width = max(metrics.horizontalAdvance(text) + 10, metrics.height())
+        widths = [max(metrics.horizontalAdvance(text) + 10, metrics.height()) for text, _tone in pills]
         opt = QStyleOptionViewItem(option)
-        opt.rect = option.rect.adjusted(0, 0, -(width + 6), 0)  # type: ignore[attr-defined]
+        opt.rect = option.rect.adjusted(0, 0, -(sum(widths) + 6 * len(widths)), 0)  # type: ignore[attr-defined]
         super().paint(painter, opt, index)
         rect = option.rect  # type: ignore[attr-defined]
-        pill = QRectF(
-            rect.right() - width - 2,
-            rect.center().y() - metrics.height() / 2 + 1,
-            width,
-            metrics.height() - 2,
-        )
+        right = rect.right() - 2
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(self._theme.accent(Tone.BAD))
-        painter.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
-        painter.setPen(QColor("#ffffff"))
-        painter.drawText(pill, int(Qt.AlignmentFlag.AlignCenter), text)
+        for (text, tone), width in zip(pills, widths, strict=True):
+            pill = QRectF(
+                right - width, rect.center().y() - metrics.height() / 2 + 1, width, metrics.height() - 2
+            )
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(self._theme.accent(tone))
+            painter.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
+            painter.setPen(QColor("#ffffff"))
+            painter.drawText(pill, int(Qt.AlignmentFlag.AlignCenter), text)
+            right -= width + 4
         painter.restore()
 
 

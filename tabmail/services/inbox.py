@@ -30,7 +30,14 @@ from tabmail.domain.addresses import address_key
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.events import AddressFlagsChanged, InboxChecked, RepliesReceived, StatusesChanged
 from tabmail.services.context import AppContext
-from tabmail.services.inbox_matching import PROVIDER, attribute_reply, bounce_events, event_id, original_id
+from tabmail.services.inbox_matching import (
+    PROVIDER,
+    attribute_reply,
+    bounce_events,
+    event_id,
+    original_id,
+    with_our_recipient,
+)
 from tabmail.services.machine import machine_name
 from tabmail.services.sending import thread_key
 from tabmail.status.events import ProviderEvent, derive_status
@@ -295,6 +302,7 @@ class InboxChecker:
             if c.key in known:
                 continue
             known.add(c.key)
+            c = with_our_recipient(c, self.repo)
             for problem in c.problems:
                 log.warning("inbox: message UID %s (%s): %s", m.uid, c.subject[:80] or "no subject", problem)
                 report.problems.append(f"UID {m.uid}: {problem}")

@@ -7,6 +7,7 @@ reply's attribution needs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from tabmail.compose.message import thread_anchor
@@ -14,7 +15,15 @@ from tabmail.domain.addresses import address_key
 from tabmail.domain.inbox import SentRef
 from tabmail.domain.notification import DeliveryStatus, FlagKind
 from tabmail.status.events import ProviderEvent, stable_event_id
-from tabmail.status.inbound import Classified, InboundKind, RecipientReport, is_anchor, tabmail_id_of
+from tabmail.status.inbound import (
+    COMPLAINT_TYPES,
+    NAMING_NO_RECIPIENT,
+    Classified,
+    InboundKind,
+    RecipientReport,
+    is_anchor,
+    tabmail_id_of,
+)
 from tabmail.store.inbox import InboxRepository
 
 PROVIDER = "inbox"
@@ -63,6 +72,25 @@ def bounce_events(c: Classified, when: datetime) -> list[ProviderEvent]:
             )
         )
     return out
+
+
+def with_our_recipient(c: Classified, repo: InboxRepository) -> Classified:
+    """A spam report that names no recipient (feedback loops often hide the original's To and
+    send no Original-Rcpt-To) but returns one of our messages: its recipient is the address
+    that message went to."""
+    if c.kind is not InboundKind.FEEDBACK or c.recipients:
+        return c
+    tid, _how = original_id(c)
+    address = repo.addresses_of([tid]).get(tid) if tid else None
+    if not address:
+        return c
+    kind = str(c.detail.get("feedback_type") or "abuse")
+    action = "complained" if kind in COMPLAINT_TYPES else "reported"
+    return replace(
+        c,
+        recipients=(RecipientReport(address, action, "", kind),),
+        problems=tuple(p for p in c.problems if NAMING_NO_RECIPIENT not in p),
+    )
 
 
 def original_id(c: Classified) -> tuple[str | None, str | None]:

@@ -6,7 +6,8 @@ Order (each step decides, the next is not tried):
    recipient block (Action, Status, Diagnostic-Code), plus the returned original's Message-ID
    and X-Tabmail-Id (from ``message/rfc822`` or ``text/rfc822-headers``).
 2. ``multipart/report; report-type=feedback-report`` (ARF, RFC 5965): a spam report about the
-   original's recipient.
+   original's recipient(s) (an auth-failure or other non-complaint report flags nobody); and
+   Microsoft's JMRP complaint, which is no ARF report (``X-HmXmrOriginalRecipient``).
 3. Out-of-office and other auto-replies (X-Autoreply, Precedence: auto_reply, an out-of-office
    subject): recorded as auto-replies, never a bounce, whatever their body says.
 4. Non-standard bounces (Exchange, qmail, Exim, Yahoo...) from a bounce-like sender (null
@@ -62,6 +63,12 @@ _OOO_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 
+
+NAMING_NO_RECIPIENT = "naming no recipient"
+
+# ARF Feedback-Types (RFC 5965, and "opt-out" as some feedback loops send it) that are a
+# recipient's complaint; others (auth-failure, virus, not-spam...) are kept, never flag anyone
+COMPLAINT_TYPES = frozenset({"abuse", "fraud", "opt-out", "unsubscribe"})
 
 # RFC 3464 Action values, and the misspellings seen in the wild (flufl.bounce's corpus)
 _ACTIONS = {
@@ -311,6 +318,10 @@ def _dsn(msg: Message) -> tuple[list[RecipientReport], dict[str, str]]:
 
 
 def _feedback(msg: Message, original: Message | None) -> tuple[list[RecipientReport], dict[str, str]]:
+    """An ARF report's recipients: every Original-Rcpt-To / Removal-Recipient (a spam trap's
+    report names several), else the returned original's To. Only a complaint (abuse, fraud,
+    opt-out) is "complained": an auth-failure (DMARC failure report, RFC 6591), virus or
+    not-spam report says nothing against the recipient and is kept as "reported"."""
     detail: dict[str, str] = {}
     addresses: list[str] = []
     for part in msg.walk():
@@ -320,14 +331,28 @@ def _feedback(msg: Message, original: Message | None) -> tuple[list[RecipientRep
             if _header(block, "Feedback-Type"):
                 detail["feedback_type"] = _header(block, "Feedback-Type").lower()
             for name in ("Original-Rcpt-To", "Removal-Recipient"):
-                found = _address(_header(block, name))
-                if found:
-                    addresses.append(found)
+                for value in (block.get_all(name) or [])[:100]:
+                    found = _address(" ".join(str(value)[:HEADER_CAP].split()))
+                    if found:
+                        addresses.append(found)
         break
     if not addresses and original is not None:
         addresses += [a for _, a in getaddresses([_header(original, "To")]) if "@" in a]
     kind = detail.get("feedback_type", "abuse")
-    return [RecipientReport(a, "complained", "", kind) for a in dict.fromkeys(addresses)], detail
+    action = "complained" if kind in COMPLAINT_TYPES else "reported"
+    return [RecipientReport(a, action, "", kind) for a in dict.fromkeys(addresses)], detail
+
+
+def _jmrp(msg: Message) -> Message | None:
+    """Microsoft's JMRP complaint (Outlook.com / Hotmail feedback loop) is no ARF report: a
+    multipart/mixed message whose attached original carries X-HmXmrOriginalRecipient, the
+    address that complained. Returns that original, else None."""
+    if msg.get_content_type() != "multipart/mixed":
+        return None
+    original = _original_headers(msg)
+    if original is not None and _header(original, "X-HmXmrOriginalRecipient"):
+        return original
+    return None
 
 
 def _bounce_like(msg: Message) -> bool:
@@ -427,7 +452,10 @@ def _original_ids(original: Message | None) -> tuple[str | None, str | None]:
     """The returned original's Message-ID and X-Tabmail-Id (when it looks like ours)."""
     if original is None:
         return None, None
-    original_id = (msg_ids(_header(original, "Message-ID")) or (None,))[0]
+    value = _header(original, "Message-ID")
+    original_id = (msg_ids(value) or (None,))[0]
+    if original_id is None and _MSG_ID.fullmatch(f"<{value.strip()}>"):
+        original_id = f"<{value.strip()}>"  # written without its angle brackets (seen in ARF 0.1 reports)
     tabmail_id = _header(original, "X-Tabmail-Id").strip()
     return original_id, tabmail_id.upper() if _TABMAIL_ID.match(tabmail_id) else None
 
@@ -460,7 +488,7 @@ def _classify(msg: Message, key: str, problems: list[str]) -> Classified:
         if not recipients and report_type == "delivery-status":
             recipients = _flufl(msg)  # a report whose status part is broken or missing
         if not recipients:
-            problems.append(f"a {report_type} report naming no recipient")
+            problems.append(f"a {report_type} report {NAMING_NO_RECIPIENT}")
         original_id, tabmail_id = _original_ids(original)
         return replace(
             base,
@@ -473,6 +501,23 @@ def _classify(msg: Message, key: str, problems: list[str]) -> Classified:
             text=first_text(msg),
             problems=tuple(problems),
             detail=detail,
+        )
+    jmrp = _jmrp(msg)
+    if jmrp is not None:
+        address = _address(_header(jmrp, "X-HmXmrOriginalRecipient"))
+        original_id, tabmail_id = _original_ids(jmrp)
+        if address is None:
+            problems.append("a JMRP complaint naming no recipient")
+        return replace(
+            base,
+            kind=InboundKind.FEEDBACK,
+            recipients=(RecipientReport(address, "complained", "", "abuse"),) if address else (),
+            original_message_id=original_id,
+            original_tabmail_id=tabmail_id,
+            original_to=_address(_header(jmrp, "To")),
+            text=first_text(msg),
+            problems=tuple(problems),
+            detail={"feedback_type": "abuse", "format": "jmrp"},
         )
     if _auto_reply_header(msg) or _OOO_SUBJECT.search(base.subject):
         return replace(base, kind=InboundKind.AUTO_REPLY, text=first_text(msg))

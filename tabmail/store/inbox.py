@@ -6,10 +6,10 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from tabmail.domain.inbox import InboxEntry, SentRef
+from tabmail.domain.inbox import InboxEntry, SentChoice, SentRef
 from tabmail.store.db import Database
 from tabmail.store.models import BatchRow, InboxMessageRow, MessageRow, StatusEventRow
 from tabmail.store.tracking import chunks
@@ -84,6 +84,44 @@ class InboxRepository:
                 out.update({eid: mid for eid, mid in s.execute(q) if mid})
         return out
 
+    def addresses_of(self, message_ids: Collection[str]) -> dict[str, str]:
+        """The address each of our messages went to."""
+        out: dict[str, str] = {}
+        with self._db.session() as s:
+            for part in chunks(sorted(set(message_ids))):
+                q = select(MessageRow.id, MessageRow.address).where(MessageRow.id.in_(part))
+                out.update({mid: address for mid, address in s.execute(q) if address})
+        return out
+
+    def sent_choices(self, search: str = "", *, limit: int = 200) -> list[SentChoice]:
+        """Our sent messages, newest first, whose recipient's name or address contains
+        ``search`` (any case), for attaching a reply by hand."""
+        with self._db.session() as s:
+            q = (
+                select(
+                    MessageRow.id,
+                    MessageRow.recipient_name,
+                    MessageRow.address,
+                    MessageRow.subject,
+                    MessageRow.sent_at,
+                    BatchRow.tournament_slug,
+                    BatchRow.round_seq,
+                )
+                .join(BatchRow, BatchRow.id == MessageRow.batch_id)
+                .where(MessageRow.sent_at.is_not(None))
+            )
+            words = search.strip().lower()
+            if words:
+                pattern = "%" + words.replace("\\", "").replace("%", "").replace("_", "") + "%"
+                q = q.where(
+                    or_(
+                        func.lower(MessageRow.recipient_name).like(pattern),
+                        MessageRow.address_key.like(pattern),
+                    )
+                )
+            q = q.order_by(MessageRow.sent_at.desc(), MessageRow.id.desc()).limit(limit)
+            return [SentChoice(*row) for row in s.execute(q)]
+
     def people_of(self, message_ids: Collection[str]) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
         with self._db.session() as s:
@@ -124,6 +162,41 @@ class InboxRepository:
             )
             return int(getattr(result, "rowcount", 0) or 0)
 
+    def attach(
+        self,
+        entry_id: int,
+        message_id: str | None,
+        *,
+        matched_by: str | None,
+        note: dict[str, Any] | None,
+    ) -> InboxEntry | None:
+        """Attach an inbox message to one of our messages by hand (``message_id`` None: detach
+        it again). Its person and "from another address" follow the message; ``note`` (who and
+        when, or None to remove it) is kept in its detail as ``by_hand``. Returns the entry as
+        stored now (None: no such entry)."""
+        with self._db.session() as s:
+            row = s.get(InboxMessageRow, entry_id)
+            if row is None:
+                return None
+            person: int | None = None
+            different = False
+            if message_id is not None:
+                target = s.get(MessageRow, message_id)
+                if target is None:
+                    return None
+                person = target.person_id
+                different = bool(row.from_key) and row.from_key != target.address_key
+            row.message_id, row.person_id, row.matched_by = message_id, person, matched_by
+            row.different_sender = different
+            detail = dict(row.detail or {})
+            if note is None:
+                detail.pop("by_hand", None)
+            else:
+                detail["by_hand"] = note
+            row.detail = detail
+        found = self.entries(entry_id=entry_id, limit=1)
+        return found[0] if found else None
+
     # -- reading ----------------------------------------------------------------------------
     def entries(
         self,
@@ -134,6 +207,7 @@ class InboxRepository:
         message_id: str | None = None,
         person_id: int | None = None,
         unmatched: bool | None = None,
+        entry_id: int | None = None,
         limit: int | None = 5000,
     ) -> list[InboxEntry]:
         """Inbox messages, newest first, with what they were attached to."""
@@ -159,6 +233,8 @@ class InboxRepository:
                 q = q.where(InboxMessageRow.message_id == message_id)
             if person_id is not None:
                 q = q.where(InboxMessageRow.person_id == person_id)
+            if entry_id is not None:
+                q = q.where(InboxMessageRow.id == entry_id)
             if unmatched is True:
                 q = q.where(InboxMessageRow.message_id.is_(None))
             elif unmatched is False:
@@ -177,6 +253,20 @@ class InboxRepository:
         with self._db.session() as s:
             q = select(InboxMessageRow.kind, func.count()).group_by(InboxMessageRow.kind)
             return {kind: int(n) for kind, n in s.execute(q)}
+
+    def unread_reply_counts(self) -> list[tuple[int | None, int | None, int]]:
+        """Unread replies as (tournament id, round id, count): one row per round, and per
+        tournament for its batches with no round (round id None). One query."""
+        with self._db.session() as s:
+            q = (
+                select(BatchRow.tournament_id, BatchRow.round_id, func.count())
+                .select_from(InboxMessageRow)
+                .join(MessageRow, MessageRow.id == InboxMessageRow.message_id)
+                .join(BatchRow, BatchRow.id == MessageRow.batch_id)
+                .where(InboxMessageRow.kind.in_(REPLY_KINDS), InboxMessageRow.read_at.is_(None))
+                .group_by(BatchRow.tournament_id, BatchRow.round_id)
+            )
+            return [(tid, rid, int(n)) for tid, rid, n in s.execute(q)]
 
     def reply_counts_in_batches(self, batch_ids: Collection[int]) -> dict[str, tuple[int, int]]:
         """(replies, unread replies) per message of these batches, in one query (a round view)."""

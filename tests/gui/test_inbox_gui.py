@@ -94,14 +94,19 @@ def test_a_reply_is_shown_folded_with_the_whole_message_and_reply_one_click_away
 
     view = MessageView(ctx)
     qtbot.addWidget(view)
+    view.show()
     message = ctx.notifications.get(alice)
     view.show_message(message, status=message.delivery_status.value)
     tab = view.tabs.indexOf(view.replies)
-    assert view.tabs.tabText(tab) == "Replies (1)"
+    assert view.tabs.tabText(tab) == "Replies (1, 1 new)"
     panel = view.replies
     assert panel.text.toPlainText() == "Yes, I can chair."
-    assert ctx.inbox.entries(kinds=("reply",))[0].read_at is not None  # shown: read
-    rounds.refresh_replies()
+    assert ctx.inbox.entries(kinds=("reply",))[0].read_at is None  # on another tab: not seen yet
+    view.tabs.setCurrentIndex(tab)
+    assert ctx.inbox.entries(kinds=("reply",))[0].read_at is not None  # seen: read
+    assert view.tabs.tabText(tab) == "Replies (1)"
+    assert panel.model.index(0, 2).data() == "Reply"  # no longer "Reply · new"
+    qtbot.waitUntil(lambda: rounds.reply_totals() == (1, 0), timeout=5000)  # told through the bus
     assert rounds.data(row).endswith("✉ 1 reply") and rounds.reply_totals() == (1, 0)
     panel.raw_button.setChecked(True)
     assert "> Round 1: you are the chair" in panel.text.toPlainText()

@@ -4,10 +4,12 @@ nothing in it is rendered or fetched), and Reply, which opens the system mail cl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from datetime import UTC, datetime
 
 from PySide6.QtCore import QModelIndex, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QDesktopServices, QShowEvent, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -23,6 +25,7 @@ from tabmail.domain.inbox import InboxEntry
 from tabmail.gui.rounds.words import local_time
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import muted_label
+from tabmail.services import replies
 from tabmail.services.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -31,10 +34,17 @@ KIND_WORDS = {"reply": "Reply", "auto_reply": "Auto-reply"}
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
+def by_hand_time(note: dict[str, object]) -> str:
+    try:
+        return local_time(datetime.fromisoformat(str(note.get("at"))), seconds=False)
+    except ValueError:
+        return "at an unknown time"
+
+
 class RepliesPanel(QWidget):
     """``show_for(message_id)`` lists that message's replies and auto-replies, newest first."""
 
-    replies_read = Signal(str)  # message id: a reply to it was shown (and is now read)
+    replies_read = Signal(str)  # message id: a reply to it was seen on screen (and is now read)
 
     def __init__(self, ctx: AppContext, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -119,20 +129,37 @@ class RepliesPanel(QWidget):
             self.current = None
         return len(entries)
 
+    def unread_count(self) -> int:
+        return sum(1 for e in self.entries if e.kind == "reply" and e.read_at is None)
+
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         row = current.row()
         self.current = self.entries[row] if 0 <= row < len(self.entries) else None
         self.raw_button.setChecked(False)
         self._show_current()
+        self.mark_current_read()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.mark_current_read()  # the Replies tab was opened on an unread reply
+
+    def mark_current_read(self) -> bool:
+        """A reply is read once the director sees it: shown in this panel while the panel is on
+        screen (selecting a message on another tab reads nothing). True when it was unread."""
         e = self.current
-        if e is not None and e.read_at is None and e.kind == "reply":
-            try:
-                self._ctx.inbox.mark_read([e.id])
-            except Exception as exc:
-                log.warning("could not mark reply %s read: %s", e.id, exc)
-            else:
-                if e.message_id:
-                    self.replies_read.emit(e.message_id)
+        if e is None or e.read_at is not None or e.kind != "reply" or not self.isVisible():
+            return False
+        try:
+            replies.mark_read(self._ctx, [e])
+        except Exception as exc:
+            log.warning("could not mark reply %s read: %s", e.id, exc)
+            return False
+        row = next(i for i, x in enumerate(self.entries) if x is e)
+        self.current = self.entries[row] = dataclasses.replace(e, read_at=datetime.now(UTC))
+        self.model.setData(self.model.index(row, 2), KIND_WORDS.get(e.kind, e.kind))
+        if e.message_id:
+            self.replies_read.emit(e.message_id)
+        return True
 
     def _show_current(self) -> None:
         e = self.current
@@ -145,6 +172,11 @@ class RepliesPanel(QWidget):
             notes.append("An automatic answer (out of office or similar): not a bounce, the address is fine.")
         if e.matched_by == "address_time":
             notes.append("Linked by the sender's address and time only (no reference to this message).")
+        by_hand = e.detail.get("by_hand")
+        if e.matched_by == replies.BY_HAND and isinstance(by_hand, dict):
+            notes.append(
+                f"Attached by hand by {by_hand.get('by') or 'the director'}, {by_hand_time(by_hand)}."
+            )
         self.note.setText(" ".join(notes))
         self.note.setStyleSheet(self._theme.text_style(Tone.WARNING) if e.different_sender else "")
         self.note.setVisible(bool(notes))

@@ -205,6 +205,7 @@ class MessageView(QWidget):
         self.tabs.addTab(timeline_page, "Timeline")
         self.replies = RepliesPanel(ctx, self._theme, self)
         self.tabs.addTab(self.replies, "Replies")
+        self.replies.replies_read.connect(self._title_replies)
 
         top = QHBoxLayout()
         top.setSpacing(8)
@@ -401,9 +402,15 @@ class MessageView(QWidget):
         self.show_replies(m.id)
 
     def show_replies(self, message_id: str) -> None:
-        """(Re)load the Replies tab; its title counts them."""
-        n = self.replies.show_for(message_id)
-        self.tabs.setTabText(self.tabs.indexOf(self.replies), f"Replies ({n})" if n else "Replies")
+        """(Re)load the Replies tab; its title counts them, and the unread ones."""
+        self.replies.show_for(message_id)
+        self._title_replies()
+
+    def _title_replies(self, *_: object) -> None:
+        n = len(self.replies.entries)
+        unread = self.replies.unread_count()
+        text = f"Replies ({n}, {unread} new)" if unread else (f"Replies ({n})" if n else "Replies")
+        self.tabs.setTabText(self.tabs.indexOf(self.replies), text)
 
     def _load_timeline(self, m: Message) -> None:
         try:

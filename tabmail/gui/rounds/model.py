@@ -115,6 +115,7 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
             bridge.batch_queued.connect(self._on_bridge_batch_queued)
             bridge.person_changed.connect(self._on_bridge_person_changed)
             bridge.replies_received.connect(self._on_bridge_replies_received)
+            bridge.replies_changed.connect(self._on_bridge_replies_received)
 
     # -- loading ----------------------------------------------------------------------------
     def load_tournament_wide(self, tournament_id: int) -> None:
