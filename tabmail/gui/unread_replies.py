@@ -41,6 +41,7 @@ class UnreadRepliesHub(QObject):
         bridge.replies_received.connect(self.schedule_recount)
         bridge.replies_changed.connect(self.schedule_recount)
         bridge.tournament_imported.connect(self.schedule_recount)
+        bridge.database_link_changed.connect(self.schedule_recount)  # back: read everything again
 
     def schedule_recount(self, *_: object) -> None:
         if not self._timer.isActive():
