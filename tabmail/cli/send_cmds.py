@@ -276,6 +276,12 @@ def _duration(seconds: float) -> str:
 
 
 def _run_outbox(ctx: AppContext, batch_id: int | None, wait: bool) -> OutboxReport:
+    return run_async(_outbox_pass(ctx, batch_id, wait))
+
+
+async def _outbox_pass(ctx: AppContext, batch_id: int | None, wait: bool) -> OutboxReport:
+    """One outbox run with its progress and summary; in the caller's event loop (`outbox run
+    --wait` sends each scheduled batch from inside its waiting loop)."""
     from tabmail.domain.events import OutboxProgressed
     from tabmail.services.outbox import OutboxStopped
     from tabmail.services.sending import default_outbox
@@ -290,7 +296,7 @@ def _run_outbox(ctx: AppContext, batch_id: int | None, wait: bool) -> OutboxRepo
     _say_waits(ctx)
     outbox = default_outbox(ctx)
     try:
-        report = run_async(outbox.run(batch_id=batch_id, wait_for_retries=wait))
+        report = await outbox.run(batch_id=batch_id, wait_for_retries=wait)
     except OutboxStopped as stopped:
         if tty:
             print(file=sys.stderr)
@@ -338,10 +344,10 @@ def _outbox_run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
 
-            def released_one(batch: schedule.ScheduledBatch) -> None:
+            async def released_one(batch: schedule.ScheduledBatch) -> None:
                 print(f"released scheduled {schedule.describe(batch)}")
                 nonlocal ok
-                done = _run_outbox(ctx, batch.batch_id, wait=not args.no_wait)
+                done = await _outbox_pass(ctx, batch.batch_id, wait=not args.no_wait)
                 ok = ok and done.failed == 0 and done.uncertain == 0
 
             late = run_async(schedule.wait_and_release(ctx, on_wait=waiting, on_release=released_one))

@@ -122,17 +122,20 @@ async def wait_and_release(
     clock: Clock = _now,
     sleep: Sleep = asyncio.sleep,
     on_wait: Callable[[ScheduledBatch, datetime], None] | None = None,
-    on_release: Callable[[ScheduledBatch], None] | None = None,
+    on_release: Callable[[ScheduledBatch], Awaitable[None] | None] | None = None,
 ) -> list[ScheduledBatch]:
     """Until no batch waits for a future time: sleep until the next one, then release it.
-    Overdue batches are left alone (returned at the end, for the caller to report)."""
+    Overdue batches are left alone (returned at the end, for the caller to report).
+    ``on_release`` may be a coroutine function (sending the batch): awaited before waiting on."""
     overdue: dict[int, ScheduledBatch] = {}
     announced: int | None = None
     while True:
         released, late = release_due(ctx, clock())
         for batch in released:
             if on_release:
-                on_release(batch)
+                done = on_release(batch)
+                if done is not None:  # a coroutine (the CLI sends the batch here): in this loop
+                    await done
         overdue.update((b.batch_id, b) for b in late)
         future = [b for b in waiting(ctx) if b.batch_id not in overdue and b.at > clock()]
         if not future:
