@@ -463,3 +463,23 @@ def test_the_models_and_the_migrations_describe_the_same_schema(db: Database) ->
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+@pytest.mark.both_engines
+def test_a_message_is_found_by_a_prefix_typed_in_either_case(ctx: AppContext) -> None:
+    """`tabmail resend 01m8xc…`: a ULID is one id in either case, on both engines (SQLite's LIKE
+    ignores case, PostgreSQL's does not), and a LIKE wildcard in what was typed is just text."""
+    from tabmail.domain.notification import Audience, Event
+    from tabmail.services import notify
+    from tabmail.services.demo import load_demo_if_empty
+    from tabmail.store.notifications import MessageNotFound
+
+    assert load_demo_if_empty(ctx) is not None
+    slug = ctx.tournaments.list_all()[0].slug
+    batch = notify.enqueue(ctx, notify.plan(ctx, slug, Event.DRAW, round_seq=1, audience=Audience.TEAMS))
+    first = ctx.notifications.messages(batch_id=batch.batch_id)[0].id
+    assert first == first.upper()
+    assert ctx.notifications.get(first.lower()).id == first
+    assert ctx.notifications.get(first[:20].lower()).id == first
+    with pytest.raises(MessageNotFound):
+        ctx.notifications.get(first[:24] + "_%")

@@ -387,8 +387,13 @@ class NotificationRepository:
         with self._db.session() as s:
             row = s.get(MessageRow, message_id)
             if row is None and len(message_id) >= 6:
+                # Ids are ULIDs, upper case; typed in lower case they are the same id. Not LIKE's
+                # case rules: SQLite ignores case there, PostgreSQL does not.
+                prefix = message_id.upper()
                 rows = list(
-                    s.scalars(select(MessageRow).where(MessageRow.id.like(message_id + "%")).limit(2))
+                    s.scalars(
+                        select(MessageRow).where(MessageRow.id.startswith(prefix, autoescape=True)).limit(2)
+                    )
                 )
                 if len(rows) == 1:
                     row = rows[0]
