@@ -51,6 +51,7 @@ from tabmail.services.machine import lease_seconds, machine_name
 from tabmail.store.db import DatabaseBusy, DatabaseLocked
 from tabmail.store.flags import FlagRepository
 from tabmail.store.notifications import Claim, NotificationRepository, OutboxItem, StateUpdate
+from tabmail.store.outbox_shared import Reservations
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ T = TypeVar("T")
 SAME_HOST_STALE = timedelta(minutes=15)
 LOCK_RETRY_SECONDS = 0.25
 RESULT_PATIENCE = 3.0  # results of handed-over messages wait this many times longer than claims
+# On a database several senders share: messages reserved per round (store/outbox_shared.py), a
+# few per connection, so the senders share a batch without trying each other's messages.
+SHARED_CHUNK = 48
 
 
 def utcnow() -> datetime:
@@ -328,6 +332,7 @@ class Outbox:
         # A claim holds this long unless renewed (every third of it while sending).
         self.lease_seconds = lease_seconds() if lease is None else lease
         self.owner = new_owner()
+        self._reservations = None if repo.db.is_sqlite else Reservations(repo.db)
         self.cancelled = False
         self.connection_online: bool | None = None  # the last attempt's reach; None: none yet
         self._stale_backend = False
@@ -439,7 +444,7 @@ class Outbox:
                 report.recovered_uncertain = await asyncio.to_thread(self._recover)
                 total = self.repo.pending_count(batch_id)
                 while not self.cancelled and self.stop_reason is None:
-                    items = self.repo.outbox.due(self.clock(), self.chunk, batch_id)
+                    items = self._due(batch_id)
                     if not items:
                         if not wait_for_retries or not await self._wait_for_retry(batch_id):
                             break
@@ -463,6 +468,24 @@ class Outbox:
             if self.stop_reason is not None:
                 raise OutboxStopped(self.stop_reason, report)
             return report
+
+    def _due(self, batch_id: int | None) -> list[OutboxItem]:
+        """What to send next. On a database several senders share, a share of its own first;
+        when nothing is left that another sender has not reserved, the plain due list (the claim
+        before each hand-over decides, so trying another's reserved message is safe)."""
+        now = self.clock()
+        if self._reservations is not None:
+            mine = self._reservations.reserve(
+                owner=self.owner,
+                lease_until=self._lease_until,
+                due=now,
+                now=utcnow(),
+                limit=min(SHARED_CHUNK, self.chunk),
+                batch_id=batch_id,
+            )
+            if mine:
+                return mine
+        return self.repo.outbox.due(now, self.chunk, batch_id)
 
     async def _wait_for_retry(self, batch_id: int | None) -> bool:
         nxt, count, reason = self.repo.outbox.retry_summary(batch_id)
