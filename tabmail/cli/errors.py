@@ -34,6 +34,9 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+DB_PASSWORD_HINT = "the password comes from `tabmail secret set db-password` or TABMAIL_DB_PASSWORD"
+
+
 def explain(exc: BaseException) -> str | None:
     """One sentence for a failure we recognise (full disk, read-only or unreadable database)."""
     for item in _chain(exc):
@@ -53,7 +56,10 @@ def explain(exc: BaseException) -> str | None:
         if _is_driver_error(item, "psycopg", "OperationalError"):
             # A PostgreSQL server that is down, unreachable or refusing us: the driver's first
             # line says which (connection refused, password authentication failed, ...).
-            return f"the database server could not be used: {_first_line(item)}"
+            line = _first_line(item)
+            if "no password supplied" in line or "password authentication failed" in line:
+                line += f"; {DB_PASSWORD_HINT}"
+            return f"the database server could not be used: {line}"
         if isinstance(item, OSError) and item.errno == errno.ENOSPC:
             where = f" {item.filename}" if item.filename else " the output"
             return f"the disk is full:{where} could not be written; free some space and run the command again"

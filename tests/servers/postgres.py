@@ -7,6 +7,10 @@ where /dev/null is root's alone (some sandboxes), PostgreSQL cannot run as anoth
 runs in a user namespace instead, where root appears as an ordinary uid (``unshare``).
 Each test gets a fresh database copied from a migrated template (CREATE DATABASE ... TEMPLATE),
 which is much faster than running the migrations per test.
+
+``tls=True``: the server also listens on 127.0.0.1 (a free port) with TLS only, a certificate for
+127.0.0.1 and localhost from a throwaway CA (trustme; ``ca_file``), and scram-sha-256 passwords
+for every TCP connection (``add_login``); the unix socket stays trust for the tests' own setup.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -35,8 +40,14 @@ def find_bin_dir() -> Path | None:
     return None
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class PostgresServer:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, tls: bool = False) -> None:
         self.bin_dir = bin_dir
         self.root = Path(tempfile.mkdtemp(prefix="tabmail-pg-"))
         self.data = self.root / "data"
@@ -53,6 +64,10 @@ class PostgresServer:
         else:
             self.owner = None
         self.user = "tabmail"
+        self.tls = tls
+        self.port = 5432  # libpq's default; with tls=True a free port (the socket's name has it too)
+        self.ca_file = self.root / "tls" / "ca.pem"
+        self._opts = ""
 
     def _run(self, *args: str) -> None:
         cmd = [str(self.bin_dir / args[0]), *args[1:]]
@@ -67,17 +82,56 @@ class PostgresServer:
             shutil.chown(self.root, self.owner)
             shutil.chown(self.socket_dir, self.owner)
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._opts = f"-c listen_addresses='' -k {self.socket_dir} -c fsync=off -c full_page_writes=off"
+        if self.tls:
+            self._opts = self._tls_options()
         self.resume()
 
     def resume(self) -> None:
         """Start the server on its existing data directory (after ``start``, or ``halt``)."""
-        opts = f"-c listen_addresses='' -k {self.socket_dir} -c fsync=off -c full_page_writes=off"
+        opts = self._opts
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "start")
 
     def halt(self) -> None:
         """Stop the server as an administrator would (connections closed), keeping its data:
         ``resume`` starts it again. For tests of a server lost and found mid-session."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def _tls_options(self) -> str:
+        """Certificates and pg_hba.conf for TLS + scram-sha-256 on 127.0.0.1; the options."""
+        import trustme
+
+        folder = self.ca_file.parent
+        folder.mkdir()
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        leaf = ca.issue_cert("127.0.0.1", "localhost")
+        cert, key = folder / "server.crt", folder / "server.key"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        key.chmod(0o600)  # PostgreSQL refuses a key others can read
+        # Only TLS over TCP, and only with a password; the socket is for the tests' own setup.
+        hba = self.data / "pg_hba.conf"
+        hba.write_text("local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+        if self.owner:
+            for path in (folder, cert, key, hba):
+                shutil.chown(path, self.owner)
+        self.port = _free_port()
+        return (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.socket_dir} -c fsync=off "
+            f"-c full_page_writes=off -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key} "
+            "-c password_encryption=scram-sha-256"
+        )
+
+    def add_login(self, role: str, password: str, dbname: str) -> str:
+        """A role that logs in with ``password`` (scram) and owns a new, empty database; returns
+        the database's URL over TCP with TLS verified against ``ca_file`` (no password in it)."""
+        self.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        self.admin(f"CREATE DATABASE {dbname} OWNER {role}")
+        return (
+            f"postgresql+psycopg://{role}@127.0.0.1:{self.port}/{dbname}"
+            f"?sslmode=verify-full&sslrootcert={self.ca_file}"
+        )
 
     def stop(self) -> None:
         try:
@@ -86,13 +140,15 @@ class PostgresServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, dbname: str) -> str:
-        return f"postgresql+psycopg://{self.user}@/{dbname}?host={self.socket_dir}"
+        return f"postgresql+psycopg://{self.user}@/{dbname}?host={self.socket_dir}" + (
+            f"&port={self.port}" if self.tls else ""
+        )
 
     def admin(self, sql: str) -> None:
         import psycopg
 
         with psycopg.connect(
-            host=str(self.socket_dir), user=self.user, dbname="postgres", autocommit=True
+            host=str(self.socket_dir), port=self.port, user=self.user, dbname="postgres", autocommit=True
         ) as c:
             c.execute(sql)  # type: ignore[arg-type]
 
@@ -102,7 +158,11 @@ class PostgresServer:
         import psycopg
 
         return psycopg.connect(
-            host=str(self.socket_dir), user=self.user, dbname=self.dbname(url), autocommit=True
+            host=str(self.socket_dir),
+            port=self.port,
+            user=self.user,
+            dbname=self.dbname(url),
+            autocommit=True,
         )
 
     @staticmethod
