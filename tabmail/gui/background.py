@@ -10,7 +10,9 @@ SendGrid client do their blocking I/O through ``asyncio.to_thread``).
   request. At start the outbox runs once, which also turns messages a crash left "sending" into
   "uncertain" (shown, never silently resent) and resumes what was queued.
 - Polling: every ``poll.interval_seconds`` while mail goes through SendGrid; ``poll_now()`` (F5)
-  polls at once. The poller publishes its results on the bus (the bridge and the status bar
+  polls at once. In a tab room on PostgreSQL only the laptop holding the duty polls and reads
+  the mailbox (services/election.py); the others try to take the duty every interval and show
+  the database's "last checked by …" meanwhile (``room_checked``). The poller publishes its results on the bus (the bridge and the status bar
   pick them up); the worker only says "checking…" while a poll runs.
 - Scheduled batches (services.schedule): released when their time comes (checked every
   ``SCHEDULE_CHECK_SECONDS`` and exactly at the next scheduled time), then sent; one whose time
@@ -32,6 +34,7 @@ from PySide6.QtCore import QObject, Signal
 from tabmail.domain.events import DatabaseWaiting, OutboxWaiting
 from tabmail.services import schedule
 from tabmail.services.context import AppContext
+from tabmail.services.election import INBOX, SENDGRID, Duty, LastCheck, last_check
 from tabmail.services.outbox import Outbox, OutboxReport
 from tabmail.services.poll_state import CONNECTION_KEYS, forget_capabilities
 from tabmail.services.sending import default_outbox, is_practice
@@ -56,6 +59,7 @@ class BackgroundWorker(QObject):
     poll_started = Signal()
     poll_completed = Signal(object)  # the PollReport
     inbox_completed = Signal(object)  # the InboxReport of a mailbox check
+    room_checked = Signal(object)  # a LastCheck another laptop of the tab room made
     # Scheduled batches whose time passed while nothing ran ([ScheduledBatch]): ask before they go.
     schedule_overdue = Signal(object)
 
@@ -87,6 +91,8 @@ class BackgroundWorker(QObject):
         self._inbox_wake: asyncio.Event | None = None
         self._schedule_task: asyncio.Task[None] | None = None
         self._asked_overdue: set[int] = set()
+        self.sendgrid_duty = Duty(ctx, SENDGRID)
+        self.inbox_duty = Duty(ctx, INBOX)
         ctx.bus.subscribe(OutboxWaiting, self._on_waiting)
         ctx.bus.subscribe(DatabaseWaiting, self._on_waiting)
 
@@ -133,6 +139,8 @@ class BackgroundWorker(QObject):
             with contextlib.suppress(Exception):
                 self._poller.stop()
                 self._poller.close()
+        for duty in (self.sendgrid_duty, self.inbox_duty):
+            duty.release()  # another laptop takes over at its next try
 
     # -- outbox ----------------------------------------------------------------------------------
     @property
@@ -284,7 +292,8 @@ class BackgroundWorker(QObject):
         while not self._stopped:
             if self.tracking_enabled():
                 try:
-                    await self.poll_now()
+                    if await self._duty_is_mine(self.sendgrid_duty):
+                        await self.poll_now()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -292,6 +301,26 @@ class BackgroundWorker(QObject):
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval())
+
+    async def _duty_is_mine(self, duty: Duty) -> bool:
+        """Whether this laptop does ``duty`` now; when another does, show its last check."""
+        if not duty.elected:
+            return True
+        if await asyncio.to_thread(duty.mine):
+            return True
+        try:
+            last = await asyncio.to_thread(last_check, self.ctx, duty.duty)
+        except Exception:  # the database is unreachable: the window says so elsewhere
+            log.info("could not read the tab room's last %s check", duty.duty, exc_info=True)
+            return False
+        if last is not None and not self._stopped:
+            self.room_checked.emit(last)
+        return False
+
+    def last_checks(self) -> dict[str, LastCheck]:
+        """The tab room's last checks as recorded (for a window that opens)."""
+        found = {d: last_check(self.ctx, d) for d in (SENDGRID, INBOX)}
+        return {d: c for d, c in found.items() if c is not None}
 
     # -- the tab room's mailbox ------------------------------------------------------------
     @property
@@ -327,7 +356,7 @@ class BackgroundWorker(QObject):
         assert self._inbox_wake is not None
         while not self._stopped:
             idled = False
-            if self.inbox_enabled():
+            if self.inbox_enabled() and await self._duty_is_mine(self.inbox_duty):
                 checker = self.inbox
                 try:
                     report = await self.check_inbox_now()

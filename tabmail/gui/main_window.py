@@ -15,7 +15,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 import shiboken6
-from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QUrl
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
@@ -61,6 +61,8 @@ from tabmail.gui.widgets import heading_label, muted_label
 from tabmail.logs import log_dir
 from tabmail.services import poll_state as tracking  # the SendGrid client loads with the first check
 from tabmail.services.context import AppContext
+from tabmail.services.election import SENDGRID, LastCheck
+from tabmail.services.machine import machine_name
 from tabmail.services.practice import forget_practice_flags
 
 if TYPE_CHECKING:  # the dialogs (templates, importers, backend probes) load when first opened
@@ -72,6 +74,7 @@ log = logging.getLogger(__name__)
 
 GEOMETRY_KEY = "main_window/geometry"
 RESUMED_MESSAGE_MS = 30_000
+AGE_TICK_MS = 5_000  # how often "12 s ago" in the status bar is brought up to date
 
 
 class MainWindow(QMainWindow):
@@ -156,6 +159,11 @@ class MainWindow(QMainWindow):
         self.db_link = DatabaseLink(self)  # the PostgreSQL server lost and found again
         self.worker.poll_started.connect(self._on_worker_poll_started)
         self.worker.inbox_completed.connect(self._on_worker_inbox_completed)
+        self.worker.room_checked.connect(self._on_worker_room_checked)
+        self._age_timer = QTimer(self)  # "last checked by tabroom-2, 12 s ago" stays current
+        self._age_timer.setInterval(AGE_TICK_MS)
+        self._age_timer.timeout.connect(self.status.tick)
+        self._age_timer.start()
         self.worker.outbox_failed.connect(self._on_worker_outbox_failed)
         self.worker.outbox_waiting.connect(self._on_worker_outbox_waiting)
         self.worker.schedule_overdue.connect(self.ask_overdue)
@@ -551,11 +559,21 @@ class MainWindow(QMainWindow):
 
     def _on_worker_inbox_completed(self, report: Any) -> None:
         if report.enabled:
-            self.status.set_inbox_result(report.started_at, report.ok, report.online, report.summary())
+            by = machine_name() if self.worker.inbox_duty.elected else None
+            self.status.set_inbox_result(report.started_at, report.ok, report.online, report.summary(), by)
 
     def _on_bridge_poll_finished(self, ok: bool, online: bool, summary: str) -> None:
-        self.status.set_poll_result(datetime.now(UTC), ok, summary)
+        by = machine_name() if self.worker.sendgrid_duty.elected else None
+        self.status.set_poll_result(datetime.now(UTC), ok, summary, by)
         self.status.set_online(online)
+
+    def _on_worker_room_checked(self, last: LastCheck) -> None:
+        """Another laptop of the tab room holds a duty: show its last check, and by whom."""
+        by = last.by or "another laptop"
+        if last.duty == SENDGRID:
+            self.status.set_poll_result(last.at, last.ok, last.summary, by)
+        else:
+            self.status.set_inbox_result(last.at, last.ok, last.online, last.summary, by)
 
     def _on_about_triggered(self) -> None:
         box = self.about_box()
@@ -595,7 +613,12 @@ class MainWindow(QMainWindow):
         return bool(opened)
 
     def _show_last_poll(self) -> None:
-        """The previous session's last check, so the status bar is not blank after a restart."""
+        """The previous session's last check, so the status bar is not blank after a restart;
+        in a tab room sharing one database, the room's last checks and who made them."""
+        if self.worker.sendgrid_duty.elected:
+            for checked in self.worker.last_checks().values():
+                self._on_worker_room_checked(checked)
+            return
         last = tracking.last_poll(self.ctx)
         if not last:
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStatusBar, QWidget
@@ -13,6 +13,7 @@ from tabmail.domain.practice import LABEL as PRACTICE_LABEL
 from tabmail.gui.icons import dot_icon
 from tabmail.gui.rounds.words import local_time
 from tabmail.gui.theme import Theme, Tone
+from tabmail.services.election import ago
 
 BACKEND_NAMES = {
     "smtp": "SMTP",
@@ -97,6 +98,8 @@ class StatusWidgets:
         self.online.setObjectName("online-indicator")
         self.online_state: bool | None = None
         self._last_ok = True
+        self._poll_shown: tuple[datetime, str | None, str] | None = None  # shown with "… ago"
+        self._inbox_shown: tuple[datetime, str | None, str] | None = None
         self._poll_online: bool | None = None
         self._send_online: bool | None = None
         self._send_detail = ""
@@ -161,29 +164,55 @@ class StatusWidgets:
         self.last_poll.setStyleSheet("" if self._last_ok else self._theme.text_style(Tone.BAD))
         self._render_connection()
 
-    def set_poll_result(self, when: datetime, ok: bool, summary: str) -> None:
+    def set_poll_result(self, when: datetime, ok: bool, summary: str, by: str | None = None) -> None:
+        """The last delivery check. ``by``: the machine that made it, in a tab room whose
+        laptops share one database ("Last checked by tabroom-2, 12 s ago"; ``tick`` keeps the
+        age current)."""
         local = when.astimezone() if when.tzinfo else when
-        stamp = local_time(when)  # just the time today; the day too for an older check
         result = summary or ("OK" if ok else "failed")
-        self.last_poll.setText(f"Last check {stamp}: {result}")
+        self._poll_shown = (when, by, result) if by else None
+        self.last_poll.setText(self._poll_text(when, by, result))
         self.last_poll.setToolTip(
             f"Delivery statuses last fetched at {local:%Y-%m-%d %H:%M:%S}"
+            + (f" by {by}" if by else "")
             + ("" if ok else " — the check failed")
         )
         self._last_ok = ok
         self.last_poll.setStyleSheet("" if ok else self._theme.text_style(Tone.BAD))
 
-    def set_inbox_result(self, when: datetime, ok: bool, online: bool, summary: str) -> None:
-        """The last read of the tab room's mailbox: when, and whether it worked (the whole
-        summary on hover)."""
+    @staticmethod
+    def _poll_text(when: datetime, by: str | None, result: str) -> str:
+        if by:
+            return f"Last checked by {by}, {ago((datetime.now(UTC) - when).total_seconds())}: {result}"
+        return f"Last check {local_time(when)}: {result}"  # the time today; the day too for older
+
+    def tick(self) -> None:
+        """Bring "12 s ago" up to date (the window calls this every few seconds)."""
+        if self._poll_shown is not None:
+            self.last_poll.setText(self._poll_text(*self._poll_shown))
+        if self._inbox_shown is not None:
+            self.inbox.setText(self._inbox_text(*self._inbox_shown))
+
+    def set_inbox_result(
+        self, when: datetime, ok: bool, online: bool, summary: str, by: str | None = None
+    ) -> None:
+        """The last read of the tab room's mailbox: when (and by which machine, in a shared tab
+        room), and whether it worked (the whole summary on hover)."""
         state = "" if ok else (": offline" if not online else ": a problem (hover for it)")
-        self.inbox.setText(f"Inbox read {local_time(when)}{state}")
+        self._inbox_shown = (when, by, state) if by else None
+        self.inbox.setText(self._inbox_text(when, by, state))
         self.inbox.setToolTip(summary)
         self.inbox.setStyleSheet(
             "" if ok else self._theme.text_style(Tone.WARNING if not online else Tone.BAD)
         )
         self.inbox.show()
         self._separators[self.inbox].show()
+
+    @staticmethod
+    def _inbox_text(when: datetime, by: str | None, state: str) -> str:
+        if by:
+            return f"Inbox read by {by}, {ago((datetime.now(UTC) - when).total_seconds())}{state}"
+        return f"Inbox read {local_time(when)}{state}"
 
     def set_online(self, online: bool | None) -> None:
         """The last delivery check reached the provider (True) or not (False); None: no check yet."""
