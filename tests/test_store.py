@@ -483,3 +483,21 @@ def test_a_message_is_found_by_a_prefix_typed_in_either_case(ctx: AppContext) ->
     assert ctx.notifications.get(first[:20].lower()).id == first
     with pytest.raises(MessageNotFound):
         ctx.notifications.get(first[:24] + "_%")
+
+
+@pytest.mark.both_engines
+def test_long_names_and_texts_are_kept_whole_on_both_engines(ctx: AppContext) -> None:
+    """A column declared String(200) holds 300 characters on SQLite; PostgreSQL refused them
+    ("value too long for type character varying(200)") before migration 0008."""
+    long_name = "The Very Long Invitational " + "x" * 300
+    person = "Ada " + "Okafor-" * 60
+    ctx.tournaments.apply_import(
+        ImportBundle(
+            TournamentData(slug="long-open", name=long_name),
+            people=[PersonData("p1", person, Role.SPEAKER, email="ada@example.org")],
+        )
+    )
+    (t,) = ctx.tournaments.list_all()
+    assert t.name == long_name
+    (p,) = ctx.tournaments.people(t.id)
+    assert p.name == person

@@ -63,6 +63,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    """String(n) lengths below are what the values usually need, not limits: SQLite ignores
+    them, and on PostgreSQL migration 0008 drops them, so both engines keep the same values."""
+
     metadata = MetaData(naming_convention=NAMING)
 
 
