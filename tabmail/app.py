@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from tabmail import __version__
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.collector import collect_on_gui_thread
+from tabmail.gui.db_link import say_unreachable_in_status_bar
 from tabmail.gui.main_window import MainWindow
 from tabmail.resources import resource
 from tabmail.services.context import AppContext
@@ -107,6 +108,7 @@ def run_gui(args: argparse.Namespace) -> int:
             load_demo(ctx)
         bridge = EventBridge(ctx.bus)
         window = MainWindow(ctx, bridge)
+        say_unreachable_in_status_bar(window)
         if getattr(args, "smoke_test", False):
             return _smoke_test(app, loop, window, ctx)
         window.show()

@@ -12,11 +12,16 @@ the outbox resumes what was waiting.
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import datetime
+from types import TracebackType
 from typing import TYPE_CHECKING
 
+import shiboken6
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
+
+from tabmail.store.db import DatabaseUnreachable
 
 if TYPE_CHECKING:
     from tabmail.gui.main_window import MainWindow
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 
 UNREACHABLE_TIP = "the database server cannot be reached; tabmail is reconnecting"
 RECONNECTED_MS = 10_000
+UNREACHABLE_MESSAGE_MS = 15_000
 
 
 class DatabaseLink(QObject):
@@ -57,6 +63,9 @@ class DatabaseLink(QObject):
     def _lost(self, detail: str, since: datetime) -> None:
         w = self._window
         w.status.set_database_unreachable(since, detail)
+        # Another page would have to be read from the server: the one shown stays.
+        w.navigator.setEnabled(False)
+        w.navigator.setToolTip("Other pages open again once the database server can be reached")
         for action in self._actions():
             self._tips[action] = action.toolTip()
             action.setEnabled(False)
@@ -66,6 +75,8 @@ class DatabaseLink(QObject):
     def _reconnected(self) -> None:
         w = self._window
         w.status.set_database_unreachable(None)
+        w.navigator.setEnabled(True)
+        w.navigator.setToolTip("")
         for action, tip in self._tips.items():
             action.setToolTip(tip)
             action.setStatusTip(tip)
@@ -96,3 +107,19 @@ class DatabaseLink(QObject):
         if w.problems_page.shown_for is not None:
             w.problems_page.reload()
         w.problems_hub.schedule_recount()
+
+
+def say_unreachable_in_status_bar(window: MainWindow) -> None:
+    """A read or write the window started while the server is away (a person's history, an
+    address edit) ends in ``DatabaseUnreachable``: its one line goes to the status bar and the
+    log, not a traceback to stderr; any other exception goes where it went before."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if isinstance(exc, DatabaseUnreachable) and shiboken6.isValid(window):
+            log.warning("%s", exc)
+            window.statusBar().showMessage(str(exc), UNREACHABLE_MESSAGE_MS)
+            return
+        previous(kind, exc, tb)
+
+    sys.excepthook = hook

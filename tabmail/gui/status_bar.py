@@ -86,6 +86,7 @@ class StatusWidgets:
         self.database.setObjectName("database-unreachable-banner")
         self.database.setStyleSheet(theme.banner_style())
         self.database.hide()
+        self._stepped_aside: list[QWidget] = []  # labels hidden while the banner is shown
         self.backend = QLabel(status_bar)
         self.backend.setObjectName("backend-label")
         self.last_poll = QLabel("Last check: never", status_bar)
@@ -128,9 +129,14 @@ class StatusWidgets:
         self.read_only.show()
 
     def set_database_unreachable(self, since: datetime | None, detail: str = "") -> None:
-        """The database server cannot be reached since ``since`` (None: it can again)."""
+        """The database server cannot be reached since ``since`` (None: it can again). While it
+        cannot, the banner says so alone: the other labels (backend, last check) step aside so
+        it is never cut short in a narrow window."""
         if since is None:
             self.database.hide()
+            for widget in self._stepped_aside:
+                widget.show()
+            self._stepped_aside = []
             return
         self.database.setText(
             f"Database unreachable — showing what was last read at {local_time(since)}; reconnecting…"
@@ -140,6 +146,12 @@ class StatusWidgets:
             "it read before; sending, composing and editing are refused until tabmail has "
             "reconnected by itself, and nothing is queued meanwhile."
         )
+        if not self._stepped_aside:
+            labels = (self.backend, self.last_poll, self.inbox, self.online)
+            widgets = [*labels, *self._separators.values()]
+            self._stepped_aside = [w for w in widgets if not w.isHidden()]
+            for widget in self._stepped_aside:
+                widget.hide()
         self.database.show()
 
     def update_from_settings(self, settings: dict[str, Any]) -> None:
@@ -205,6 +217,9 @@ class StatusWidgets:
         self.inbox.setStyleSheet(
             "" if ok else self._theme.text_style(Tone.WARNING if not online else Tone.BAD)
         )
+        if self._stepped_aside:  # shown again with the others when the server is back
+            self._stepped_aside += [w for w in (self.inbox, self._separators[self.inbox]) if w.isHidden()]
+            return
         self.inbox.show()
         self._separators[self.inbox].show()
 

@@ -237,11 +237,15 @@ class Database:
         )
 
     def unreachable(self, exc: BaseException) -> DatabaseUnreachable:
+        """One line: the server is gone and nothing was written. The driver's reason, shortened
+        to its last clause ("Connection refused"), is enough; the whole of it goes to the log."""
         orig = getattr(exc, "orig", None) or exc
         detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        log.warning("the database server %s cannot be reached: %s", self.describe(), detail)
+        reason = detail.rsplit(": ", 1)[-1].strip() or detail
         return DatabaseUnreachable(
-            f"the database server {self.describe()} cannot be reached ({detail}); nothing was "
-            "changed. Try again when it is back."
+            f"the database server cannot be reached ({reason}); nothing was changed. "
+            "Try again when it is back."
         )
 
     def connect_listener(self, timeout: float) -> Any:

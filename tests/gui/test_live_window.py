@@ -17,12 +17,14 @@ from PySide6.QtCore import QSettings
 from pytestqt.qtbot import QtBot
 
 from tabmail.gui.bridge import EventBridge
+from tabmail.gui.db_link import say_unreachable_in_status_bar
 from tabmail.gui.main_window import MainWindow
 from tabmail.gui.participants.model import Column as PeopleColumn
 from tabmail.gui.roles import Roles
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
 from tabmail.services.live import LiveChanges
+from tabmail.store.db import DatabaseUnreachable
 from tests.keyrings import MemoryKeyring
 from tests.outbox_support import cli_env
 from tests.servers.postgres import PostgresServer, find_bin_dir
@@ -174,6 +176,8 @@ def test_the_window_says_the_server_is_gone_refuses_writes_and_catches_up_when_b
         assert text.startswith("Database unreachable — showing what was last read at ")
         assert text.endswith("; reconnecting…")
         assert not window.compose_action.isEnabled() and not window.poll_action.isEnabled()
+        assert not window.navigator.isEnabled()  # another page would need the server: this one stays
+        assert window.status.backend.isHidden() and window.status.last_poll.isHidden()  # room for it
         assert window.participants_page.model.rowCount() == shown_before  # what was read stays
         assert shown_address(window, person.id) == person.email
         # An address edit while away: refused with one line, nothing kept as if saved.
@@ -191,7 +195,8 @@ def test_the_window_says_the_server_is_gone_refuses_writes_and_catches_up_when_b
         other.tournaments.set_person_email(person.id, "changed-meanwhile@example.org", source="test")
         assert live.online is False  # not yet reconnected: no notification can carry this change
         qtbot.waitUntil(lambda: not banner.isVisible(), timeout=15000)
-        assert window.compose_action.isEnabled()
+        assert window.compose_action.isEnabled() and window.navigator.isEnabled()
+        assert not window.status.backend.isHidden() and not window.status.last_poll.isHidden()
         qtbot.waitUntil(
             lambda: shown_address(window, person.id) == "changed-meanwhile@example.org", timeout=5000
         )
@@ -203,3 +208,26 @@ def test_the_window_says_the_server_is_gone_refuses_writes_and_catches_up_when_b
         if other is not None:
             other.close()
         ctx.close()
+
+
+def test_a_read_the_window_started_while_away_is_one_line_in_the_status_bar(
+    qtbot: QtBot, ctx: AppContext, qsettings: QSettings
+) -> None:
+    """What a slot leaves unhandled while the server is away (a person's history read on a
+    click) is said in the status bar, not printed as a traceback; anything else still is."""
+    window = open_window(qtbot, ctx, qsettings)
+    saved = sys.excepthook
+    seen: list[BaseException] = []
+    sys.excepthook = lambda _kind, exc, _tb: seen.append(exc)
+    try:
+        say_unreachable_in_status_bar(window)
+        gone = DatabaseUnreachable(
+            "the database server cannot be reached (Connection refused); nothing was changed."
+        )
+        sys.excepthook(DatabaseUnreachable, gone, None)
+        assert window.statusBar().currentMessage() == str(gone) and seen == []
+        other = RuntimeError("a bug")
+        sys.excepthook(RuntimeError, other, None)
+        assert seen == [other]
+    finally:
+        sys.excepthook = saved
