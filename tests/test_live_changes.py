@@ -15,9 +15,12 @@ from typing import TypeVar
 import pytest
 
 from tabmail.domain.events import (
+    AddressFlagsChanged,
     DatabaseLinkChanged,
     MessageStateChanged,
     PersonChanged,
+    RepliesReceived,
+    StatusesChanged,
     TournamentImported,
 )
 from tabmail.domain.notification import Audience, Event
@@ -175,6 +178,50 @@ def test_a_change_to_more_rows_than_one_notification_holds_is_heard_whole(
     assert len(changed) > 60  # more than one chunk (migration 0007: 60 messages a notification)
     skipped = lambda: {e.message_id for e in heard.of(MessageStateChanged) if e.state == "skipped"}  # noqa: E731
     wait_for(lambda: skipped() == set(changed), 2, "every message of the one UPDATE")
+
+
+def test_a_resolution_a_flag_and_a_reply_elsewhere_are_heard(
+    here: AppContext, live: LiveChanges, pg_url: str
+) -> None:
+    """What the poller and the inbox reader of another laptop write, and the director's
+    "marked resolved" there, reach this bus as the events its own would publish."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from tabmail.domain.addresses import address_key
+    from tabmail.domain.notification import FlagKind
+    from tabmail.services import problems
+
+    heard = Heard(here)
+    slug = here.tournaments.list_all()[0].slug
+    other = AppContext.open(pg_url, keyring_backend=MemoryKeyring())
+    try:
+        batch = notify.enqueue(
+            other, notify.plan(other, slug, Event.DRAW, round_seq=1, audience=Audience.ALL)
+        )
+        first, second = other.notifications.messages(batch_id=batch.batch_id)[:2]
+        with other.db.session() as s:  # as a send that failed for good leaves it
+            s.execute(text("UPDATE messages SET state = 'failed' WHERE id = :id"), {"id": first.id})
+        problems.mark_resolved(other, first.id, "phoned them")
+        other.flags.add(second.address, FlagKind.HARD, "550 no such user", source="test")
+        other.inbox.add(
+            [
+                {
+                    "key": "reply-1",
+                    "kind": "reply",
+                    "message_id": second.id,
+                    "processed_at": datetime.now(UTC),
+                    "subject": "Re: draw",
+                    "detail": {},
+                }
+            ]
+        )
+    finally:
+        other.close()
+    wait_for(lambda: StatusesChanged((first.id,)) in heard.events, 2, "the resolution")
+    wait_for(lambda: AddressFlagsChanged((address_key(second.address),)) in heard.events, 2, "the flag")
+    wait_for(lambda: RepliesReceived((second.id,)) in heard.events, 2, "the reply")
 
 
 def test_an_import_elsewhere_is_heard(here: AppContext, live: LiveChanges, pg_url: str) -> None:
