@@ -7,8 +7,16 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+
 from tabmail.domain.addresses import address_key
+from tabmail.domain.notification import Event
+from tabmail.services import notify
 from tabmail.services.context import AppContext
+from tabmail.services.importing import import_csv
+from tabmail.store.models import PersonRow, TournamentRow
+from tests.datafiles import data_path
+from tests.gui.test_rounds_model import send
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 _keys = itertools.count(1)
@@ -62,3 +70,17 @@ def add_inbox(
         ]
     )
     return max(e.id for e in ctx.inbox.entries(limit=None))
+
+
+def two_team_sent(ctx: AppContext) -> dict[str, list[str]]:
+    """Two Team with round 1's draw and the private URLs sent: {"draw": ids, "urls": ids}."""
+    import_csv(ctx, data_path("two-team-csv"), "Two Team")
+    ctx.settings.set_text("from_address", "tab@example.org")
+    ctx.settings.set_text("backend", "file")
+    with ctx.db.session() as s:  # as if from a Tabbycat site: private URL keys
+        s.execute(update(TournamentRow).values(source_url="https://tab.example"))
+        s.execute(update(PersonRow).values(url_key=PersonRow.name))
+    draw = notify.enqueue(ctx, notify.plan(ctx, "two-team", Event.DRAW, round_seq=1))
+    plan = notify.plan(ctx, "two-team", Event.URLS)
+    urls = notify.enqueue(ctx, plan, selected=[p.key for p in plan.recipients])
+    return {"draw": send(ctx, draw.batch_id), "urls": send(ctx, urls.batch_id)}

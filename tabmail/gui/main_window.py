@@ -68,6 +68,7 @@ from tabmail.services.practice import forget_practice_flags
 if TYPE_CHECKING:  # the dialogs (templates, importers, backend probes) load when first opened
     from tabmail.gui.composer import ComposeDialog
     from tabmail.gui.importer import ImportDialog
+    from tabmail.gui.inbox import UnmatchedMailDialog
     from tabmail.gui.settings import SettingsDialog
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self._qsettings = qsettings if qsettings is not None else QSettings()
         self.worker = worker or BackgroundWorker(ctx, parent=self)
         self.composer: ComposeDialog | None = None
+        self.unmatched_mail: UnmatchedMailDialog | None = None
         self._glyphs: dict[QAction, str] = {}
         app = QApplication.instance()
         assert isinstance(app, QApplication)
@@ -133,6 +135,7 @@ class MainWindow(QMainWindow):
         self.problems_hub.counts_changed.connect(lambda _n: self._apply_title())
         self.replies_hub = UnreadRepliesHub(ctx, self.bridge, self.navigator, self)
         self.replies_hub.counts_changed.connect(lambda _n: self._apply_title())
+        self.round_view.unmatched_mail_requested.connect(self.open_unmatched_mail)
         self.problems_page = ProblemsPage(ctx, self.problems_hub, self.theme, self.worker, self)
         self.problems_page.round_requested.connect(self._on_problems_page_round_requested)
         for page in (self.welcome_page, self.participants_page, self.round_view, self.problems_page):
@@ -214,6 +217,13 @@ class MainWindow(QMainWindow):
             lambda: self.send_urls_action.setEnabled(self.compose_action.isEnabled())
         )
         self.send_urls_action.triggered.connect(lambda: self.open_composer(kind=(Event.URLS, None)))
+        self.unmatched_mail_action = self._action(
+            "&Unmatched Mail…",
+            None,
+            "Replies, bounces and spam reports from the mailbox that matched none of our messages",
+        )
+        self.unmatched_mail_action.setObjectName("unmatched-mail-action")
+        self.unmatched_mail_action.triggered.connect(self.open_unmatched_mail)
         self.poll_action = self._action("&Check Delivery Now", "F5", "Check delivery statuses now", "refresh")
         self.poll_action.setIconText("Check now")
         self.poll_action.triggered.connect(self.poll_now)
@@ -255,6 +265,7 @@ class MainWindow(QMainWindow):
         self.notifications_menu.addAction(self.compose_action)
         self.notifications_menu.addAction(self.send_urls_action)
         self.notifications_menu.addAction(self.poll_action)
+        self.notifications_menu.addAction(self.unmatched_mail_action)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.open_log_folder_action)
         help_menu.addSeparator()
@@ -424,6 +435,21 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.ctx, self, theme=self.theme)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+        return dialog
+
+    def open_unmatched_mail(self) -> UnmatchedMailDialog:
+        """The mailbox's unmatched mail (one window; raised when already open)."""
+        from tabmail.gui.inbox import UnmatchedMailDialog
+
+        dialog = self.unmatched_mail
+        if dialog is not None and shiboken6.isValid(dialog) and dialog.isVisible():
+            dialog.raise_()
+            dialog.activateWindow()
+            return dialog
+        dialog = UnmatchedMailDialog(self.ctx, self.theme, self.bridge, self.undo_stack, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.unmatched_mail = dialog
+        dialog.show()
         return dialog
 
     def send_private_urls(self, tournament: Tournament) -> ComposeDialog | None:

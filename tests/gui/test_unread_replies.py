@@ -10,19 +10,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from pytestqt.qtbot import QtBot
-from sqlalchemy import update
 
 from tabmail.domain.events import RepliesReceived
-from tabmail.domain.notification import Event
 from tabmail.gui.main_window import MainWindow
 from tabmail.gui.navigator import BADGE, REPLY_BADGE, ROUND, TOURNAMENT, TOURNAMENT_WIDE
-from tabmail.services import notify
 from tabmail.services.context import AppContext
-from tabmail.services.importing import import_csv
-from tabmail.store.models import PersonRow, TournamentRow
-from tests.conftest import data_path
-from tests.gui.test_rounds_model import send
-from tests.inbox_support import add_inbox
+from tests.inbox_support import add_inbox, two_team_sent
 
 ACCESSIBLE = Qt.ItemDataRole.AccessibleTextRole
 
@@ -36,17 +29,7 @@ def _loop(qloop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
 
 @pytest.fixture
 def sent(ctx: AppContext) -> dict[str, list[str]]:
-    """Two Team with round 1's draw and the private URLs sent."""
-    import_csv(ctx, data_path("two-team-csv"), "Two Team")
-    ctx.settings.set_text("from_address", "tab@example.org")
-    ctx.settings.set_text("backend", "file")
-    with ctx.db.session() as s:  # as if from a Tabbycat site: private URL keys
-        s.execute(update(TournamentRow).values(source_url="https://tab.example"))
-        s.execute(update(PersonRow).values(url_key=PersonRow.name))
-    draw = notify.enqueue(ctx, notify.plan(ctx, "two-team", Event.DRAW, round_seq=1))
-    plan = notify.plan(ctx, "two-team", Event.URLS)
-    urls = notify.enqueue(ctx, plan, selected=[p.key for p in plan.recipients])
-    return {"draw": send(ctx, draw.batch_id), "urls": send(ctx, urls.batch_id)}
+    return two_team_sent(ctx)
 
 
 def window_for(qtbot: QtBot, ctx: AppContext, tmp_path: Path) -> MainWindow:

@@ -34,6 +34,17 @@ KIND_WORDS = {"reply": "Reply", "auto_reply": "Auto-reply"}
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
+def whole_message(ctx: AppContext, entry_id: int) -> str:
+    """An inbox message as received, as plain text: nothing in it is rendered or fetched."""
+    try:
+        raw = ctx.inbox.raw(entry_id)
+    except Exception as exc:
+        return f"(the stored copy could not be read: {exc})"
+    if raw is None:
+        return "(no copy of this message was kept)"
+    return raw.decode("utf-8", errors="replace")
+
+
 def by_hand_time(note: dict[str, object]) -> str:
     try:
         return local_time(datetime.fromisoformat(str(note.get("at"))), seconds=False)
@@ -189,11 +200,7 @@ class RepliesPanel(QWidget):
         if not on:
             self._show_current()
             return
-        try:
-            raw = self._ctx.inbox.raw(e.id) or b""
-        except Exception as exc:
-            raw = f"(the stored copy could not be read: {exc})".encode()
-        self.text.setPlainText(raw.decode("utf-8", errors="replace"))
+        self.text.setPlainText(whole_message(self._ctx, e.id))
 
     # -- replying -------------------------------------------------------------------------------
     def reply_url(self) -> str | None:

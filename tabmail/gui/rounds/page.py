@@ -57,6 +57,7 @@ COLUMN_WIDTHS = {Column.RECIPIENT: 280, Column.ROLE: 100, Column.STATUS: 390, Co
 
 class RoundMessagesPage(QWidget):
     message_selected = Signal(str)  # message id ("" when a batch or nothing is selected)
+    unmatched_mail_requested = Signal()  # the unmatched events' "Unmatched Mail…" button
 
     def __init__(
         self,
@@ -528,6 +529,7 @@ class RoundMessagesPage(QWidget):
         dialog = UnmatchedEventsDialog(
             self._ctx.tracking.unmatched(limit=1000), self._ctx.tracking.unmatched_count(), self._theme, self
         )
+        dialog.mail_button.clicked.connect(self.unmatched_mail_requested)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog

@@ -100,6 +100,10 @@ class UnmatchedEventsDialog(QDialog):
         note.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
+        # the mailbox's unmatched mail (replies too), with each message's text: another window
+        self.mail_button = buttons.addButton("Unmatched Mail…", QDialogButtonBox.ButtonRole.ActionRole)
+        self.mail_button.setObjectName("show-unmatched-mail")
+        self.mail_button.setToolTip("Replies, bounces and spam reports from the mailbox that matched nothing")
         layout = QVBoxLayout(self)
         layout.addWidget(note)
         layout.addWidget(self.table, 1)
