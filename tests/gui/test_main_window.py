@@ -42,6 +42,7 @@ def _children(window: MainWindow, tournament_id: int) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_rounds_tree_lists_the_tournaments_rounds(window: MainWindow, tournament_id: int) -> None:
     assert _children(window, tournament_id) == [
         (PARTICIPANTS, "Participants"),
@@ -55,6 +56,7 @@ def test_rounds_tree_lists_the_tournaments_rounds(window: MainWindow, tournament
     assert window.participants_page.model.rowCount() == 7
 
 
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_selecting_a_round_shows_the_round_view(
     window: MainWindow, ctx: AppContext, tournament_id: int
 ) -> None:

@@ -100,6 +100,7 @@ def _edit_in_view(qtbot: QtBot, page: ParticipantsPage, person_id: int, text: st
     qtbot.keyClick(editor, Qt.Key.Key_Return)
 
 
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_editing_an_address_in_the_view_updates_the_store_and_history(
     qtbot: QtBot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
 ) -> None:
@@ -166,6 +167,7 @@ def test_every_address_edit_is_undoable(
     assert ctx.tournaments.get_person(person.id).email == "ada.lovelace@example.org"
 
 
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_search_role_and_problem_filters(page: ParticipantsPage) -> None:
     assert page.proxy.rowCount() == 7
     page.search.setText("dale a")  # team name, case-insensitive
@@ -207,6 +209,7 @@ def test_changes_from_elsewhere_update_the_row(
     assert page.model.index(row, Column.INSTITUTION).data() == "Dale"
 
 
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_the_panel_lists_what_the_person_was_sent(
     qtbot: QtBot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
 ) -> None:

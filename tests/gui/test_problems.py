@@ -128,6 +128,7 @@ def rows_by_label(model: RoundMessagesModel, batch_id: int) -> Counter[str]:
 
 
 # -- defect 3: one vocabulary; counts equal the rows --------------------------------------------
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_each_kind_of_problem_has_its_own_word_and_the_counts_equal_the_rows(
     model: RoundMessagesModel, mixed: dict[str, object]
 ) -> None:
@@ -207,6 +208,7 @@ def service_result(ctx: AppContext, mid: str) -> object:
     )
 
 
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_status_json_has_the_categories_and_their_counts_equal_the_messages(
     demo: AppContext, mixed: dict[str, object], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -295,6 +297,7 @@ def test_the_director_marks_a_problem_resolved_with_a_reason_and_can_undo_it(
 
 
 # -- the Problems view, badges, the title ---------------------------------------------------------
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_the_problems_view_lists_every_unresolved_problem_with_badges_and_title(
     qtbot: QtBot, demo: AppContext, mixed: dict[str, object], qsettings: QSettings
 ) -> None:

@@ -67,6 +67,7 @@ def test_an_empty_round_shows_the_placeholder_until_a_batch_is_queued(
     assert page.summary.text().startswith("1 batch · ")
 
 
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_the_detail_panel_follows_the_selection(
     qtbot: QtBot, demo: AppContext, page: RoundMessagesPage
 ) -> None:
@@ -96,6 +97,7 @@ def test_the_detail_panel_follows_the_selection(
     batch_menu.deleteLater()
 
 
+@pytest.mark.both_engines  # the window on a PostgreSQL database too
 def test_filters_keep_what_the_director_collapsed_and_a_bad_address_is_said_inline(
     qtbot: QtBot, demo: AppContext, page: RoundMessagesPage
 ) -> None:
