@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tabmail.domain.notification import MessageState
 from tabmail.store.db import (
@@ -172,6 +172,8 @@ class OutboxStore:
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_lock = threading.Lock()
         self._lease_cache: tuple[datetime, str | None] | None = None
+        self._server: Connection | None = None  # a server database's autocommit connection
+        self._server_lock = threading.Lock()
 
     def in_flight(self) -> list[InFlight]:
         """Messages in 'sending', with who holds them and until when."""
@@ -294,6 +296,17 @@ class OutboxStore:
                 return self._commit_sqlite(updates, claim, by)
             except sqlite3.OperationalError as exc:
                 raise self._locked(exc) from None
+        if not self._db.is_sqlite:
+            # A server database: every statement here is atomic and idempotent on its own, so
+            # each commits by itself (no BEGIN/COMMIT round trips; several senders on one
+            # database spend most of their time waiting for the server's answers).
+            with self._server_lock:
+                conn = self._server_connection()
+                try:
+                    return self._commit_portable(conn, updates, claim, by)
+                except DBAPIError:
+                    self._drop_server_connection()  # the next call connects afresh
+                    raise
         try:
             with self._db.engine.begin() as conn:
                 short = self._db.path is not None  # the outbox waits for a lock itself, visibly
@@ -403,11 +416,28 @@ class OutboxStore:
         return self._sqlite
 
     def close(self) -> None:
-        """Close the outbox's own SQLite connection (AppContext.close calls this)."""
+        """Close the outbox's own connection (AppContext.close calls this)."""
         with self._sqlite_lock:
             if self._sqlite is not None:
                 self._sqlite.close()
                 self._sqlite = None
+        with self._server_lock:
+            self._drop_server_connection()
+
+    def _server_connection(self) -> Connection:
+        """A server database's connection of the outbox's own, in autocommit mode, kept between
+        commits (no pool checkout, no BEGIN/COMMIT round trips per message)."""
+        if self._server is None:
+            self._server = self._db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._server
+
+    def _drop_server_connection(self) -> None:
+        conn, self._server = self._server, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+            finally:
+                conn.close()
 
     def _claim(self, conn: Connection, ids: Sequence[str], by: Claim) -> tuple[list[bool], list[str]]:
         """Atomically move pending messages to 'sending' (attempts + 1) under ``by``'s lease,
