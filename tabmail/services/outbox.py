@@ -515,12 +515,18 @@ class Outbox:
     def _recover(self) -> list[str]:
         """Mark uncertain what was left 'sending' by processes that no longer hold it."""
         now = utcnow()
+        in_flight = self.repo.outbox.in_flight()
         gone = {
             m.lease_owner
-            for m in self.repo.outbox.in_flight()
+            for m in in_flight
             if m.lease_owner != self.owner and holder_gone(m.lease_owner, m.lease_expires_at, now)
         }
         out: list[str] = []
+        if any(m.lease_owner == self.owner for m in in_flight):
+            # An earlier run of this process stopped mid-send (the database server went away
+            # before the results could be written). Runs take turns (self._lock), so none of
+            # ours is sending now: what it handed over may have gone out, never resend it.
+            out += self.repo.outbox.mark_abandoned(self.owner)
         for owner in gone:
             # Judged again in the update: on another host the lease must still be expired then.
             same_host = owner is not None and owner.partition(":")[0] == machine_name()

@@ -24,6 +24,7 @@ from tabmail.store.db import (
     SQLITE_BUSY_TIMEOUT_MS,
     Database,
     DatabaseLocked,
+    is_connection_error,
     is_lock_error,
 )
 from tabmail.store.models import AddressFlagRow, MessageBodyRow, MessageRow, UTCDateTime
@@ -220,8 +221,11 @@ class OutboxStore:
                 except sqlite3.OperationalError as exc:
                     raise self._locked(exc) from None
             return int(cur.rowcount)
-        with self._db.engine.begin() as conn:
-            return int(conn.execute(_RENEW, params).rowcount)
+        try:
+            with self._db.engine.begin() as conn:
+                return int(conn.execute(_RENEW, params).rowcount)
+        except OperationalError as exc:
+            raise self._locked(exc) from None
 
     def due(self, now: datetime, limit: int = 500, batch_id: int | None = None) -> list[OutboxItem]:
         with self._db.session() as s:
@@ -341,6 +345,8 @@ class OutboxStore:
     def _locked(self, exc: Exception) -> Exception:
         if is_lock_error(exc):
             return DatabaseLocked("the database is locked by another process")
+        if not self._db.is_sqlite and is_connection_error(exc):
+            return self._db.unreachable(exc)
         return exc
 
     def _commit_sqlite(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +17,13 @@ import pytest
 from PySide6.QtCore import QSettings
 from pytestqt.qtbot import QtBot
 
+from tabmail.domain.notification import Audience, Event
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.db_link import say_unreachable_in_status_bar
 from tabmail.gui.main_window import MainWindow
 from tabmail.gui.participants.model import Column as PeopleColumn
 from tabmail.gui.roles import Roles
+from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
 from tabmail.services.live import LiveChanges
@@ -28,6 +31,7 @@ from tabmail.store.db import DatabaseUnreachable
 from tests.keyrings import MemoryKeyring
 from tests.outbox_support import cli_env
 from tests.servers.postgres import PostgresServer, find_bin_dir
+from tests.servers.smtp import SmtpTestServer
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(180)]
 REPO = Path(__file__).resolve().parents[2]
@@ -231,3 +235,69 @@ def test_a_read_the_window_started_while_away_is_one_line_in_the_status_bar(
         assert seen == [other]
     finally:
         sys.excepthook = saved
+
+
+def test_sending_when_the_server_goes_away_stops_and_resumes_without_a_message_twice(
+    qtbot: QtBot,
+    own_server: PostgresServer,
+    qsettings: QSettings,
+    qloop: object,
+    smtp: SmtpTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The outbox is sending a draw through the loopback SMTP server when PostgreSQL stops:
+    sending stops (nothing more is handed over while no result could be recorded), the window
+    says why; when the server is back the outbox resumes by itself, and no message reaches the
+    SMTP server twice — one whose result was lost is 'uncertain', never silently resent."""
+    monkeypatch.setenv("TABMAIL_LEASE_SECONDS", "2")
+    url = own_server.fresh_database()
+    ctx = AppContext.open(url, keyring_backend=MemoryKeyring())
+    assert load_demo_if_empty(ctx) is not None
+    for key, value in {
+        "backend": "smtp",
+        "smtp.host": smtp.host,
+        "smtp.port": str(smtp.port),
+        "smtp.security": "none",
+        "smtp.connections": "1",
+        "from_address": "tab@example.org",
+    }.items():
+        ctx.settings.set_text(key, value)
+    smtp.data_delay = 0.1
+    slug = ctx.tournaments.list_all()[0].slug
+    batch = notify.enqueue(ctx, notify.plan(ctx, slug, Event.DRAW, round_seq=1, audience=Audience.ALL))
+    window = open_window(qtbot, ctx, qsettings)
+    live = LiveChanges(ctx, retry_every=0.5)
+    try:
+        live.start()
+        qtbot.waitUntil(lambda: live.online is True, timeout=10000)
+        stopped: list[str] = []
+        window.worker.outbox_failed.connect(stopped.append)
+        window.start_background(poll=False)
+        qtbot.waitUntil(lambda: len(smtp.messages) >= 5, timeout=20000)
+        own_server.halt()
+        qtbot.waitUntil(window.status.database.isVisible, timeout=5000)
+        qtbot.waitUntil(lambda: not window.worker.outbox_running, timeout=20000)
+        handed_over = len(smtp.messages)
+        assert len(stopped) == 1 and "cannot be reached" in stopped[0] and "\n" not in stopped[0]
+        assert handed_over < batch.queued  # it stopped part-way
+        qtbot.wait(1500)
+        assert len(smtp.messages) == handed_over  # nothing handed over while nothing is recorded
+
+        own_server.resume()
+        qtbot.waitUntil(lambda: not window.status.database.isVisible(), timeout=15000)
+
+        def settled() -> bool:
+            states = [m.state.value for m in ctx.notifications.messages(batch_id=batch.batch_id)]
+            return all(s in ("sent", "uncertain") for s in states)
+
+        qtbot.waitUntil(settled, timeout=60000)
+        qtbot.waitUntil(lambda: not window.worker.outbox_running, timeout=20000)
+        accepted = Counter(m.tabmail_id for m in smtp.messages if m.accepted)
+        assert max(accepted.values()) == 1  # never twice
+        messages = ctx.notifications.messages(batch_id=batch.batch_id)
+        assert {m.id for m in messages if m.state.value == "sent"} <= set(accepted)
+        assert len(accepted) > handed_over  # the rest went out after reconnecting
+    finally:
+        live.stop()
+        window.quit_without_asking()
+        ctx.close()
