@@ -16,7 +16,6 @@ from tabmail.services.context import AppContext
 from tabmail.services.importing import import_csv
 from tabmail.store.models import PersonRow, TournamentRow
 from tests.datafiles import data_path
-from tests.gui.test_rounds_model import send
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 _keys = itertools.count(1)
@@ -33,6 +32,8 @@ def add_inbox(
     text: str = "I cannot chair this room.",
     minutes: int = 0,
     detail: dict[str, Any] | None = None,
+    from_name: str = "",
+    at: datetime | None = None,
 ) -> int:
     """One inbox row attached to ``message_id`` (None: unmatched); returns its id."""
     n = next(_keys)
@@ -50,12 +51,12 @@ def add_inbox(
                 "uidvalidity": 1,
                 "uid": n,
                 "kind": kind,
-                "received_at": T0 + timedelta(minutes=minutes or n),
+                "received_at": at or T0 + timedelta(minutes=minutes or n),
                 "processed_at": T0,
                 "header_message_id": f"<in{n}@example.org>",
                 "from_address": sender,
                 "from_key": address_key(sender),
-                "from_name": "",
+                "from_name": from_name,
                 "subject": subject,
                 "message_id": message_id,
                 "person_id": person,
@@ -74,6 +75,8 @@ def add_inbox(
 
 def two_team_sent(ctx: AppContext) -> dict[str, list[str]]:
     """Two Team with round 1's draw and the private URLs sent: {"draw": ids, "urls": ids}."""
+    from tests.gui.test_rounds_model import send  # a GUI test module: loaded by GUI tests only
+
     import_csv(ctx, data_path("two-team-csv"), "Two Team")
     ctx.settings.set_text("from_address", "tab@example.org")
     ctx.settings.set_text("backend", "file")

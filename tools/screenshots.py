@@ -7,7 +7,8 @@ message.png (a resent message and its delivery timeline), resolved.png (the boun
 that resend, shown resolved), problems.png (the Problems view across every tournament),
 compose.png (the compose dialog), compose-urls.png and compose-points.png (the composer on
 private URLs, keys given as a Tabbycat site would have them, and on team points after round 1),
-participants.png, import.png, settings.png, settings-test.png (the SMTP Test button's result
+participants.png, import.png, settings.png, replies.png (the navigator's unread-reply badges and
+a message with a new reply), unmatched-mail.png (the mail that matched none of our messages), settings-test.png (the SMTP Test button's result
 against a loopback server, values typed but not saved), and main-dark.png / settings-dark.png
 (Settings → Appearance → Dark). Uses the demo tournament (services/demo.py) in a
 temporary database, or a small built-in sample when the demo loader is not available; the sent
@@ -54,6 +55,7 @@ from tabmail.services.context import AppContext
 from tabmail.services.resend import resend
 from tabmail.status.events import ProviderEvent, derive_status, stable_event_id
 from tabmail.store.models import PersonRow, TournamentRow
+from tests.inbox_support import add_inbox
 from tests.keyrings import MemoryKeyring
 from tests.servers.smtp import SmtpTestServer
 
@@ -285,6 +287,60 @@ def seed_sent_round(ctx: AppContext, loop: asyncio.AbstractEventLoop) -> dict[st
     return {"bounced": ids[11], "resend": new_id, "original": original, "batch": str(batch)}
 
 
+def seed_inbox(ctx: AppContext, seeded: dict[str, str]) -> dict[str, str]:
+    """What the tab room's mailbox held: two unread replies and a read one to round 1's draw,
+    and a reply and a bounce that matched none of our messages."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    sent = [
+        m for m in ctx.notifications.messages(batch_id=int(seeded["batch"])) if m.state is MessageState.SENT
+    ]
+    answers = (
+        (2, "Re: Round 1 draw", "My partner is ill. Can we still compete as a swing team?", False, 8),
+        (5, "Re: Round 1 draw", "I judged this team last round. Could someone else chair?", False, 5),
+        (7, "Re: Round 1 draw", "Thanks, see you in Hall B.", True, 15),
+    )
+    for i, subject, text, read, minutes in answers:
+        m = sent[i % len(sent)]
+        add_inbox(
+            ctx,
+            m.id,
+            sender=m.address,
+            from_name=m.recipient_name,
+            subject=subject,
+            text=text,
+            read=read,
+            at=now - timedelta(minutes=minutes),
+        )
+    stranger = add_inbox(
+        ctx,
+        None,
+        sender="coach@school.example",
+        from_name="A Coach",
+        subject="Re: Round 1 draw",
+        text="Is the venue wheelchair accessible? One of our speakers needs step-free access.",
+        at=now - timedelta(minutes=3),
+    )
+    add_inbox(
+        ctx,
+        None,
+        kind="dsn",
+        sender="MAILER-DAEMON@mx.school.example",
+        subject="Undelivered Mail Returned to Sender",
+        at=now - timedelta(minutes=40),
+        detail={
+            "recipients": [
+                {
+                    "address": "old.captain@school.example",
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnostic": "550 5.1.1 <old.captain@school.example>: Recipient address rejected",
+                }
+            ]
+        },
+    )
+    return {"replied": sent[2 % len(sent)].id, "stranger": str(stranger)}
+
+
 def run_until(loop: asyncio.AbstractEventLoop, done: Callable[[], bool], timeout: float = 10.0) -> None:
     """Spin the Qt+asyncio loop until ``done()`` (the dialogs do their loading as async ops)."""
 
@@ -350,6 +406,7 @@ def main(argv: list[str]) -> int:
             loop = qasync.QEventLoop(app)
             asyncio.set_event_loop(loop)
             seeded = seed_sent_round(ctx, loop)
+            inbox = seed_inbox(ctx, seeded)
             ctx.secrets.set("smtp-password", "not-a-real-password")
             ctx.settings.set_text("test_mode.reroute_to", "tab.director@example.org")
             qsettings = QSettings(str(Path(tmp) / "qt.ini"), QSettings.Format.IniFormat)
@@ -387,6 +444,23 @@ def main(argv: list[str]) -> int:
             window.select_problems(None)
             settle(app)
             window.grab().save(str(out / "problems.png"))
+
+            # replies: the navigator's badges, a message with a new reply, then the reply read
+            window.replies_hub.recount()
+            window.select_round(rounds[0].id)
+            view.select_message(inbox["replied"])
+            view.message_view.tabs.setCurrentWidget(view.message_view.replies)  # seen: read
+            window.replies_hub.recount()  # what the badges show a moment later
+            settle(app)
+            window.grab().save(str(out / "replies.png"))
+            view.message_view.tabs.setCurrentIndex(0)
+
+            mail = window.open_unmatched_mail()
+            mail.select_entry(int(inbox["stranger"]))
+            mail.resize(1100, 640)
+            settle(app)
+            over_window(window.grab(), mail).save(str(out / "unmatched-mail.png"))
+            mail.close()
 
             window.select_round(rounds[1].id if len(rounds) > 1 else rounds[0].id)
             composer = window.open_composer()
@@ -498,6 +572,8 @@ def main(argv: list[str]) -> int:
         "participants",
         "import",
         "settings",
+        "replies",
+        "unmatched-mail",
     )
     for name in (*names, "settings-test", "main-dark", "settings-dark"):
         print(out / f"{name}.png")

@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.navigator)
         splitter.addWidget(self.stack)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([240, 1200])
+        splitter.setSizes([280, 1160])  # room for a round's name and its two badges
         self.setCentralWidget(splitter)
 
         self.status = StatusWidgets(self.statusBar(), self.theme)

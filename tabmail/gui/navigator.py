@@ -205,14 +205,14 @@ class BadgeDelegate(QStyledItemDelegate):
             if problems:
                 pills.append((badge_text(problems), Tone.BAD))
             if unread:
-                pills.append((badge_text(unread, "✉ "), Tone.PENDING))
+                pills.append((badge_text(unread, "✉"), Tone.PENDING))
         if not pills:
             super().paint(painter, option, index)
             return
         metrics = option.fontMetrics  # type: ignore[attr-defined]
-        widths = [max(metrics.horizontalAdvance(text) + 10, metrics.height()) for text, _tone in pills]
+        widths = [max(metrics.horizontalAdvance(text) + 8, metrics.height()) for text, _tone in pills]
         opt = QStyleOptionViewItem(option)
-        opt.rect = option.rect.adjusted(0, 0, -(sum(widths) + 6 * len(widths)), 0)  # type: ignore[attr-defined]
+        opt.rect = option.rect.adjusted(0, 0, -(sum(widths) + 3 * len(widths) + 3), 0)  # type: ignore[attr-defined]
         super().paint(painter, opt, index)
         rect = option.rect  # type: ignore[attr-defined]
         right = rect.right() - 2
@@ -227,7 +227,7 @@ class BadgeDelegate(QStyledItemDelegate):
             painter.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
             painter.setPen(QColor("#ffffff"))
             painter.drawText(pill, int(Qt.AlignmentFlag.AlignCenter), text)
-            right -= width + 4
+            right -= width + 3
         painter.restore()
 
 

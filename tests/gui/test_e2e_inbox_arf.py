@@ -7,6 +7,7 @@ says so, and the window shows them as spam reports in the round view and the Pro
 from __future__ import annotations
 
 import json
+from email.utils import formatdate
 
 import pytest
 from PySide6.QtCore import QSettings
@@ -40,6 +41,15 @@ def returnpath_report(ctx: AppContext, message_id: str) -> bytes:
     return (head + "Content-Type: message/rfc822\n\n" + headers + "\n\nRound 1\n").encode()
 
 
+def dated_now(report: bytes) -> bytes:
+    """The sample's own Date is years old; a feedback loop dates its report when it sends it."""
+    head, body = report.split(b"\n\n", 1)
+    lines = [
+        f"Date: {formatdate()}".encode() if line.startswith(b"Date:") else line for line in head.split(b"\n")
+    ]
+    return b"\n".join(lines) + b"\n\n" + body
+
+
 def jmrp_report(ctx: AppContext, message_id: str, address: str) -> bytes:
     """Sisimai's arf-23 (Microsoft JMRP) with its returned original replaced by ours."""
     sample = data_path("sisimai-arf", "arf-23.eml").read_text()
@@ -56,8 +66,8 @@ def test_real_spam_report_formats_through_postfix_flag_the_address_in_cli_and_wi
     sent = send_draw(ctx, mail)
     mail.wait_for_messages("tab", len(UNKNOWN))  # Postfix's DSNs for the unknown users
     alice, bob = mail.address("alice"), mail.address("bob")
-    deliver(mail, returnpath_report(ctx, sent[alice]), "carol")
-    deliver(mail, jmrp_report(ctx, sent[bob], bob), "carol")
+    deliver(mail, dated_now(returnpath_report(ctx, sent[alice])), "carol")
+    deliver(mail, dated_now(jmrp_report(ctx, sent[bob], bob)), "carol")
     mail.wait_for_messages("tab", len(UNKNOWN) + 2)
 
     done = cli(ctx, "inbox", "check", "--once")

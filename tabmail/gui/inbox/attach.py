@@ -65,6 +65,8 @@ class AttachDialog(QDialog):
         self.list.setUniformRowHeights(True)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        for col, width in ((0, 170), (1, 240), (2, 110)):
+            self.list.setColumnWidth(col, width)
         self.list.doubleClicked.connect(lambda _i: self.accept() if self.chosen() else None)
         self.empty = muted_label("", self)
         self.buttons = QDialogButtonBox(
