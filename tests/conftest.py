@@ -33,12 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module with ``BOTH_ENGINES = True``, or a test marked ``both_engines``, runs its db/ctx
-    tests on SQLite and on PostgreSQL."""
+    tests on SQLite and on PostgreSQL (``slow_on_postgresql``: the latter under make test-slow)."""
     wanted = getattr(metafunc.module, "BOTH_ENGINES", False) or metafunc.definition.get_closest_marker(
         "both_engines"
     )
     if "engine" in metafunc.fixturenames and wanted:
-        metafunc.parametrize("engine", ["sqlite", "postgresql"])
+        # A long test whose PostgreSQL variant adds little: that variant goes to make test-slow.
+        slow = metafunc.definition.get_closest_marker("slow_on_postgresql") is not None
+        postgresql = pytest.param("postgresql", marks=pytest.mark.slow) if slow else "postgresql"
+        metafunc.parametrize("engine", ["sqlite", postgresql])
 
 
 @pytest.fixture

@@ -126,6 +126,7 @@ def cli(ctx: AppContext, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow_on_postgresql  # the longest test here; its storage on PostgreSQL is covered by the other tests of this module
 @pytest.mark.timeout(180)
 def test_draw_through_postfix_bounces_replies_and_forgeries(ctx: AppContext, mail: MailServers) -> None:
     configure(ctx, mail)

@@ -99,6 +99,7 @@ def test_offline_is_a_state_and_the_test_button_says_what_worked(ctx: AppContext
         inbox_service.test_connection(ctx)
 
 
+@pytest.mark.slow_on_postgresql  # IMAP IDLE's timing, not the store
 @pytest.mark.timeout(60)
 def test_idle_wakes_up_when_a_message_arrives(ctx: AppContext, mail: MailServers) -> None:
     configure(ctx, mail)

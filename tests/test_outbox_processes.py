@@ -86,6 +86,7 @@ def accepted(record: Path) -> Counter[str]:
 # -- item 5 ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow_on_postgresql  # PostgreSQL's several senders: tests/test_postgres.py and the three-process tests
 @pytest.mark.timeout(120)
 def test_a_second_outbox_run_leaves_the_first_ones_messages_alone(tmp_path: Path, db_target: str) -> None:
     record = tmp_path / "received"
@@ -108,6 +109,7 @@ def test_a_second_outbox_run_leaves_the_first_ones_messages_alone(tmp_path: Path
     assert accepted(record) == Counter(dict.fromkeys(final, 1))  # each exactly once, between them
 
 
+@pytest.mark.slow_on_postgresql  # PostgreSQL: the crash test's quick loop and the killed-laptop tests
 @pytest.mark.timeout(60)
 def test_a_dead_processs_messages_become_uncertain_at_the_next_run(tmp_path: Path, db_target: str) -> None:
     """The other side of leases: the crash test's guarantee stays (see test_outbox_crash.py)."""
