@@ -308,9 +308,9 @@ class OutboxStore:
                 conn = self._server_connection()
                 try:
                     return self._commit_portable(conn, updates, claim, by)
-                except DBAPIError:
+                except DBAPIError as exc:
                     self._drop_server_connection()  # the next call connects afresh
-                    raise
+                    raise self._locked(exc) from None  # a server gone: one plain line
         try:
             with self._db.engine.begin() as conn:
                 short = self._db.path is not None  # the outbox waits for a lock itself, visibly
