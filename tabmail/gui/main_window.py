@@ -115,8 +115,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus_and_toolbar()
 
-        self.navigator = NavigatorPanel(self.theme, self)
-        self.navigator.setMinimumWidth(180)
+        self.navigator = NavigatorPanel(self.theme, self)  # its minimum width fits its node names
         self.navigator.tournament_selected.connect(self._on_navigator_tournament_selected)
         self.navigator.round_selected.connect(self._on_navigator_round_selected)
         self.navigator.tournament_wide_selected.connect(self._on_navigator_tournament_wide_selected)
@@ -138,6 +137,7 @@ class MainWindow(QMainWindow):
         self.round_view.unmatched_mail_requested.connect(self.open_unmatched_mail)
         self.problems_page = ProblemsPage(ctx, self.problems_hub, self.theme, self.worker, self)
         self.problems_page.round_requested.connect(self._on_problems_page_round_requested)
+        self.problems_page.tournament_wide_requested.connect(self._on_problems_page_tournament_wide_requested)
         for page in (self.welcome_page, self.participants_page, self.round_view, self.problems_page):
             self.stack.addWidget(page)
         for page in (self.participants_page, self.round_view, self.problems_page):
@@ -393,6 +393,10 @@ class MainWindow(QMainWindow):
 
     def _on_problems_page_round_requested(self, round_id: int, message_id: str) -> None:
         if self.select_round(round_id):
+            self.round_view.select_message(message_id)
+
+    def _on_problems_page_tournament_wide_requested(self, tournament_id: int, message_id: str) -> None:
+        if self.select_tournament_wide(tournament_id):
             self.round_view.select_message(message_id)
 
     def _set_title(self, base: str) -> None:

@@ -274,12 +274,23 @@ class NavigatorPanel(QWidget):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.empty_label, 1)
         self.empty_label.hide()
+        self.setMinimumWidth(self.names_width())
+
+    def names_width(self) -> int:
+        """Wide enough for "Tournament messages" under its tournament with both badges (a problem
+        count and "✉ n" unread replies) beside it: a narrower panel would cut it to "Tournament …"."""
+        metrics = self.view.fontMetrics()
+        pills = 2 * (metrics.horizontalAdvance("✉ 99") + 10 + 6)
+        text = metrics.horizontalAdvance(TOURNAMENT_WIDE_NAME) + 8
+        frame = 2 * self.view.frameWidth() + 8 + self.view.verticalScrollBar().sizeHint().width()
+        return max(180, 2 * self.view.indentation() + self.view.iconSize().width() + text + pills + frame)
 
     def populate(self, tournaments: list[tuple[Tournament, list[Round]]]) -> None:
         """Rebuild the tree, keeping the selection when its node still exists."""
         key = self.selected_key()
         blocker = self.view.selectionModel().blockSignals(True)
         self.model.populate(tournaments)
+        self._span_names()
         self.view.selectionModel().blockSignals(blocker)
         self.view.expandAll()
         self.view.setVisible(bool(tournaments))
@@ -287,6 +298,17 @@ class NavigatorPanel(QWidget):
         if key is not None and self.select(key):
             return
         self.nothing_selected.emit()
+
+    def _span_names(self) -> None:
+        """Only rounds have a second column (the draw status): every other node's name gets the
+        whole row, so "Tournament messages" and long tournament names are not cut short."""
+        model = self.model
+        for row in range(model.rowCount()):
+            t_index = model.index(row, 0)
+            self.view.setFirstColumnSpanned(row, QModelIndex(), True)
+            for child in range(model.rowCount(t_index)):
+                if model.index(child, 0, t_index).data(Roles.KIND) != ROUND:
+                    self.view.setFirstColumnSpanned(child, t_index, True)
 
     def selected_key(self) -> NodeKey | None:
         indexes = self.view.selectionModel().selectedRows(0)

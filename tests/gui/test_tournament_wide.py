@@ -4,15 +4,17 @@ through the same round view and model as a round's batches."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 from sqlalchemy import update
 
-from tabmail.domain.notification import Event
+from tabmail.domain.notification import DeliveryStatus, Event, MessageState
 from tabmail.gui.main_window import MainWindow
 from tabmail.gui.navigator import BADGE, TOURNAMENT, TOURNAMENT_WIDE, TOURNAMENT_WIDE_NAME
 from tabmail.gui.roles import Roles
@@ -21,7 +23,8 @@ from tabmail.services.context import AppContext
 from tabmail.services.importing import import_csv
 from tabmail.store.models import PersonRow, TournamentRow
 from tests.conftest import data_path
-from tests.gui.test_rounds_model import send
+from tests.gui.test_export import owner_only, pdf_text, read_csv, shown_round_rows
+from tests.gui.test_rounds_model import report, send
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -120,3 +123,125 @@ def test_tournament_messages_node_counts_its_problems(
     assert window.select_tournament_wide(t.id)
     model = window.round_view.model
     assert sum(1 for mid in model.message_ids(queued.batch_id) if model.message(mid).state == "failed") == 2
+
+
+def _bounced_url_batch(ctx: AppContext) -> tuple[int, list[str]]:
+    """The private URLs sent; the first one bounced (the provider said so)."""
+    queued = notify.enqueue(ctx, notify.plan(ctx, "two-team", Event.URLS))
+    ids = send(ctx, queued.batch_id)
+    report(ctx, ids[0], DeliveryStatus.BOUNCED, 3, "550 5.1.1 user unknown")
+    return queued.batch_id, ids
+
+
+def test_resend_a_bounced_private_url_from_tournament_messages(
+    qtbot: QtBot, two_team: AppContext, tmp_path: Path
+) -> None:
+    batch, ids = _bounced_url_batch(two_team)
+    t = two_team.tournaments.get("two-team")
+    window = _window(qtbot, two_team, tmp_path)
+    assert window.select_tournament_wide(t.id)
+    page = window.round_view
+    assert page.select_message(ids[0])
+    assert page.model.message(ids[0]).address != "fixed@example.org"  # type: ignore[union-attr]
+    assert page.model.set_draft(ids[0], "fixed@example.org") is None
+    assert page.select_batch(batch)
+    page.batch_panel.resend_button.click()
+    box = page.findChild(QMessageBox, "confirm-resend-corrected")
+    assert box is not None
+    next(b for b in box.buttons() if b.text() == "Resend").click()
+    qtbot.waitUntil(lambda: bool(page.model.resent_as(ids[0])), timeout=10000)
+    (new_id,) = page.model.resent_as(ids[0])
+    resent = two_team.notifications.get(new_id)
+    assert resent.address == "fixed@example.org"
+    # The resend is a private-URL message too: it stays under Tournament messages, with no round.
+    new_batch = two_team.notifications.get_batch(resent.batch_id)
+    assert new_batch.event is Event.URLS and new_batch.round_id is None
+    assert page.model.tournament_wide == t.id
+    assert page.notice.text().startswith("Queued a resend to fixed@example.org")
+    window.quit_without_asking()
+
+
+def test_export_tournament_messages_as_csv_and_pdf(
+    qtbot: QtBot, two_team: AppContext, tmp_path: Path
+) -> None:
+    _bounced_url_batch(two_team)
+    t = two_team.tournaments.get("two-team")
+    window = _window(qtbot, two_team, tmp_path)
+    assert window.select_tournament_wide(t.id)
+    assert window.exporter.export_action.isEnabled() and window.exporter.print_action.isEnabled()
+    expected = shown_round_rows(window)
+    assert len(expected) == len(KEYED)
+
+    target = tmp_path / "wide.csv"
+    assert window.exporter.export_to(target)
+    assert owner_only(target)
+    headers, rows = read_csv(target)
+    assert headers == ["Batch", "Recipient", "Role", "Address", "Status", "Reason", "Last event"]
+    assert [[r[0], r[1], r[2], r[3], r[4], r[6]] for r in rows] == expected
+    assert [r[4] for r in rows].count("Bounced") == 1
+
+    pdf = tmp_path / "wide.pdf"
+    assert window.exporter.export_to(pdf)
+    text = pdf_text(pdf)
+    assert f"{TOURNAMENT_WIDE_NAME} · Two Team" in text and f"{len(rows)} rows" in text
+    squeezed = "".join(text.split())
+    assert all(row[3] in squeezed for row in rows)
+    window.quit_without_asking()
+
+
+def test_cancel_a_scheduled_private_url_batch_from_tournament_messages(
+    qtbot: QtBot, two_team: AppContext, tmp_path: Path
+) -> None:
+    at = datetime.now(UTC) + timedelta(hours=2)
+    queued = notify.enqueue(two_team, notify.plan(two_team, "two-team", Event.URLS), scheduled_at=at)
+    t = two_team.tournaments.get("two-team")
+    window = _window(qtbot, two_team, tmp_path)
+    assert window.select_tournament_wide(t.id)
+    page = window.round_view
+    assert page.select_batch(queued.batch_id)
+    panel = page.batch_panel
+    assert panel.schedule.isVisible() and "Scheduled for" in panel.schedule.text()
+    assert panel.cancel_schedule_button.isVisible()
+    box = page.cancel_scheduled(queued.batch_id)
+    next(b for b in box.buttons() if b.text() == "Cancel the Batch").click()
+
+    def states() -> set[MessageState]:
+        return {m.state for m in two_team.notifications.messages(batch_id=queued.batch_id)}
+
+    qtbot.waitUntil(lambda: states() == {MessageState.SKIPPED}, timeout=10000)
+    qtbot.waitUntil(lambda: not panel.cancel_schedule_button.isVisible(), timeout=10000)
+    window.quit_without_asking()
+
+
+def test_go_to_round_from_problems_reaches_tournament_messages(
+    qtbot: QtBot, two_team: AppContext, tmp_path: Path
+) -> None:
+    _batch, ids = _bounced_url_batch(two_team)
+    t = two_team.tournaments.get("two-team")
+    window = _window(qtbot, two_team, tmp_path)
+    assert window.select_problems(t.id)
+    page = window.problems_page
+    qtbot.waitUntil(lambda: page.model.row_of(ids[0]) is not None, timeout=10000)
+    assert page.select_message(ids[0])
+    page.go_to_current()
+    assert window.stack.currentWidget() is window.round_view
+    assert window.navigator.selected_key() == (TOURNAMENT_WIDE, t.id)
+    assert window.round_view.model.tournament_wide == t.id
+    assert window.round_view.current_message_id() == ids[0]
+    window.quit_without_asking()
+
+
+def test_the_tournament_messages_label_is_not_cut_short(
+    qtbot: QtBot, two_team: AppContext, tmp_path: Path
+) -> None:
+    _bounced_url_batch(two_team)  # with its problem badge, as a director sees it
+    t = two_team.tournaments.get("two-team")
+    window = _window(qtbot, two_team, tmp_path)
+    view = window.navigator.view
+    node = window.navigator.model.find((TOURNAMENT_WIDE, t.id))
+    qtbot.waitUntil(lambda: node.data(BADGE) == 1, timeout=10000)
+    rect = view.visualRect(node)
+    metrics = view.fontMetrics()
+    needed = view.iconSize().width() + metrics.horizontalAdvance(TOURNAMENT_WIDE_NAME) + 2 * metrics.height()
+    assert rect.width() >= needed, (rect.width(), needed)
+    window.quit_without_asking()

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWid
 from tabmail.domain.errors import TabmailError
 from tabmail.gui.export import document
 from tabmail.gui.export.table import ExportTable, person_table, problems_table, round_table
+from tabmail.gui.navigator import TOURNAMENT_WIDE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class ExportActions(QObject):
     def current_table(self) -> ExportTable | None:
         w = self.window
         page = w.stack.currentWidget()
-        if page is w.round_view and page.round is not None and page.tournament is not None:
+        if page is w.round_view and _round_view_place(page):
             filters = []
             if page.search.text().strip():
                 filters.append(f"search “{page.search.text().strip()}”")
@@ -60,7 +61,7 @@ class ExportActions(QObject):
                 filters.append("problems only")
             return round_table(
                 page.proxy,
-                f"{page.round.name} · {page.tournament.name}",
+                f"{_round_view_place(page)} · {page.tournament.name}",
                 filters=("only rows matching " + ", ".join(filters)) if filters else "",
             )
         if page is w.problems_page and page.shown_for is not None:
@@ -90,7 +91,7 @@ class ExportActions(QObject):
             able = page.selected_person_id() is not None
             why = "Select a participant to export or print their history"
         else:
-            able = (page is w.round_view and page.round is not None) or (
+            able = (page is w.round_view and bool(_round_view_place(page))) or (
                 page is w.problems_page and page.shown_for is not None
             )
             why = NOTHING
@@ -191,3 +192,13 @@ class ExportActions(QObject):
         )
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
+
+
+def _round_view_place(page: Any) -> str:
+    """What the round view shows: a round's name, "Tournament messages" (a tournament's batches
+    with no round: private URLs, registration), or "" (nothing to export)."""
+    if page.tournament is None:
+        return ""
+    if page.round is not None:
+        return str(page.round.name)
+    return TOURNAMENT_WIDE_NAME if page.model.tournament_wide is not None else ""

@@ -3,7 +3,8 @@
 Each row says where (tournament, round), who, which address, what happened (the one
 vocabulary), why and how long ago. Fix it here: correct the address in place (double-click or
 F2) and Resend (Ctrl+R), or Mark Resolved with a reason (undoable); "Go to Round" opens the
-message in its round. The list follows the problems hub, which re-reads every problem in the
+message in its round (a private URL or registration message: in its tournament's "Tournament
+messages"). The list follows the problems hub, which re-reads every problem in the
 background after each change.
 """
 
@@ -65,6 +66,8 @@ class ProblemsProxy(QSortFilterProxyModel):
 
 class ProblemsPage(QWidget):
     round_requested = Signal(int, str)  # round id, message id: show it in its round
+    # tournament id, message id: show it under the tournament's "Tournament messages" (no round)
+    tournament_wide_requested = Signal(int, str)
 
     def __init__(
         self,
@@ -345,6 +348,8 @@ class ProblemsPage(QWidget):
         problem = index.data(Roles.OBJECT)
         if problem.sent.round_id is not None:
             self.round_requested.emit(problem.sent.round_id, problem.message.id)
+        else:  # private URLs, registration: a batch of the whole tournament
+            self.tournament_wide_requested.emit(problem.sent.tournament_id, problem.message.id)
 
     def _on_table_double_clicked(self, index: QModelIndex) -> None:
         if index.column() != Column.ADDRESS:
