@@ -229,6 +229,21 @@ def test_the_removal_notice_is_edited_previewed_kept_and_sent(
     who = dialog.preview_recipient()
     assert who is not None and who.recipient.name in ("Gil Marsh", "Dan Orr")
     assert "no longer in the draw" in dialog.preview.subject.text()
+    # Someone who gets the draw is not previewed with the removal notice.
+    kept_row = next(i for i, p in enumerate(dialog.recipients.recipients) if p.change is not Change.REMOVED)
+    with qtbot.waitSignal(dialog.preview_updated, timeout=10000):
+        dialog.table.setCurrentIndex(
+            dialog.recipients_proxy.mapFromSource(dialog.recipients.index(kept_row, 0))
+        )
+    assert dialog.preview.subject.text() == ""
+    assert "gets the draw, not the removal notice" in dialog.preview.text.toPlainText()
+    removed_row = dialog.recipients.row_of(who.key)
+    assert removed_row is not None
+    with qtbot.waitSignal(dialog.preview_updated, timeout=10000):
+        dialog.table.setCurrentIndex(
+            dialog.recipients_proxy.mapFromSource(dialog.recipients.index(removed_row, 0))
+        )
+    assert "no longer in the draw" in dialog.preview.subject.text()
 
     with qtbot.waitSignal(dialog.preview_updated, timeout=10000):
         dialog.editor.subject.setText("{{ ROUND }}: ignore our draw email, {{ USER }}")
@@ -263,4 +278,20 @@ def test_the_removal_notice_is_edited_previewed_kept_and_sent(
     assert dialog.plan is not None
     removed = {p.recipient.name for p in dialog.plan.recipients if p.change is Change.REMOVED}
     assert {"Gil Marsh", "Dan Orr"} <= removed and names == removed
+    dialog.close()
+
+
+def test_the_removal_notice_with_nobody_removed_says_so(
+    qtbot: QtBot, two_team: AppContext, bridge: EventBridge
+) -> None:
+    notify.enqueue(
+        two_team, notify.plan(two_team, "two-team", Event.DRAW, round_seq=1, audience=Audience.ALL)
+    )
+    dialog = _dialog(qtbot, two_team, bridge, (Event.DRAW, Audience.ALL))
+    with qtbot.waitSignal(dialog.plan_loaded, timeout=10000):
+        dialog.changes_only.setChecked(True)
+    with qtbot.waitSignal(dialog.preview_updated, timeout=10000):
+        dialog.template_panel.choice.setCurrentIndex(1)
+    assert dialog.preview.subject.text() == ""
+    assert "Nobody gets the removal notice now" in dialog.preview.text.toPlainText()
     dialog.close()

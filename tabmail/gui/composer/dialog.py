@@ -27,12 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tabmail.compose.changes import Change
-from tabmail.compose.recipients import Recipient
 from tabmail.compose.templates import (
     RENDER_SECONDS,
-    CompiledTemplates,
-    RenderedParts,
     TemplateProblem,
     TemplateRenderError,
     render_all,
@@ -44,10 +40,10 @@ from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
 from tabmail.gui.composer.editor import describe_problems
 from tabmail.gui.composer.options import KindBar, ScheduleOptions
-from tabmail.gui.composer.preview import PreviewPane
+from tabmail.gui.composer.preview import PreviewPane, render_preview
 from tabmail.gui.composer.recipient_panel import RecipientPanel
 from tabmail.gui.composer.sending import SendProgress, confirm_send_box
-from tabmail.gui.composer.template_panel import TemplatePanel
+from tabmail.gui.composer.template_panel import TemplatePanel, gets_removal
 from tabmail.gui.run_op import Op, run_op
 from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.widgets import MessageStrip
@@ -55,24 +51,6 @@ from tabmail.services import notify
 from tabmail.services.context import AppContext
 
 PREVIEW_DELAY_MS = 300
-
-
-def _removed(planned: notify.PlannedRecipient) -> bool:
-    """Changes-only: no longer in the draw (gets the removal notice)."""
-    return planned.change is Change.REMOVED
-
-
-def _preview(
-    templates: Templates, recipient: Recipient | None, tournament_name: str, time_limit: float
-) -> tuple[RenderedParts | None, list[TemplateProblem]]:
-    """In a worker thread: the syntax problems, else the render for ``recipient`` (if any)."""
-    try:
-        compiled = CompiledTemplates(templates, time_limit=time_limit)
-        if recipient is None:
-            return None, []
-        return compiled.render(recipient, tournament_name=tournament_name), []
-    except TemplateRenderError as exc:
-        return None, exc.problems
 
 
 class ComposeDialog(QDialog):
@@ -299,9 +277,9 @@ class ComposeDialog(QDialog):
     def _on_template_switched(self, removal: bool) -> None:
         """The editor shows the other template (changes-only): preview someone who gets it."""
         who = self.preview_recipient()
-        if who is None or _removed(who) != removal:
+        if who is None or gets_removal(who) != removal:
             rows = self.recipients.recipients
-            row = next((i for i, p in enumerate(rows) if _removed(p) == removal), None)
+            row = next((i for i, p in enumerate(rows) if gets_removal(p) == removal), None)
             if row is not None:
                 # currentRowChanged previews them
                 self.table.setCurrentIndex(self.recipients_proxy.mapFromSource(self.recipients.index(row, 0)))
@@ -322,19 +300,32 @@ class ComposeDialog(QDialog):
             return
         self._preview_stale = False
         who = self.preview_recipient()
-        templates = self.template_panel.for_removed(who is not None and _removed(who))
+        panel = self.template_panel
+        other: notify.PlannedRecipient | None = None  # gets the other template (changes-only)
+        if panel.removal() is not None and who is not None and gets_removal(who) != panel.removal_shown:
+            other, who = who, None
+        templates = panel.for_removed(panel.removal_shown if who is None else gets_removal(who))
         recipient = who.recipient if who is not None and self.plan is not None else None
         name = self.plan.tournament.name if self.plan is not None else ""
         limit = self.preview_time_limit
 
         async def work() -> Any:
-            return await asyncio.to_thread(_preview, templates, recipient, name, limit)
+            return await asyncio.to_thread(render_preview, templates, recipient, name, limit)
 
         self._preview_op = run_op(
-            self, work, title="Previewing", on_success=lambda result: self._on_preview(result, templates, who)
+            self,
+            work,
+            title="Previewing",
+            on_success=lambda result: self._on_preview(result, templates, who, other),
         )
 
-    def _on_preview(self, result: Any, templates: Templates, who: notify.PlannedRecipient | None) -> None:
+    def _on_preview(
+        self,
+        result: Any,
+        templates: Templates,
+        who: notify.PlannedRecipient | None,
+        other: notify.PlannedRecipient | None = None,
+    ) -> None:
         self._preview_op = None
         if self._preview_stale:  # the templates or the recipient changed meanwhile
             self.update_preview()
@@ -345,7 +336,9 @@ class ComposeDialog(QDialog):
         if parts is not None and who is not None:
             self.preview.show_parts(f"{who.recipient.name} <{who.recipient.address or 'no address'}>", parts)
         elif who is None:
-            self.preview.show_unavailable("", "No recipient to preview.")
+            self.preview.show_unavailable(
+                "", self.template_panel.why_no_preview(other, self.recipients.recipients)
+            )
         self.show_problems(problems, templates)
         if problems:
             self.preview.show_unavailable(
@@ -390,8 +383,8 @@ class ComposeDialog(QDialog):
         chosen = self.recipients.selected_recipients()
         # Changes-only: those no longer in the draw get the removal notice.
         groups = [
-            (False, templates, [p.recipient for p in chosen if not _removed(p)]),
-            (True, removal or templates, [p.recipient for p in chosen if _removed(p)]),
+            (False, templates, [p.recipient for p in chosen if not gets_removal(p)]),
+            (True, removal or templates, [p.recipient for p in chosen if gets_removal(p)]),
         ]
 
         def check_all() -> list[tuple[bool, Templates, list[TemplateProblem]]]:

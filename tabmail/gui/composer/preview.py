@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QTabWidget, QVBoxLayout, QWidget
 
-from tabmail.compose.templates import RenderedParts
+from tabmail.compose.recipients import Recipient
+from tabmail.compose.templates import CompiledTemplates, RenderedParts, TemplateProblem, TemplateRenderError
+from tabmail.domain.notification import Templates
 from tabmail.gui.message.browser import SafeTextBrowser
 from tabmail.gui.widgets import muted_label
 
@@ -56,3 +58,16 @@ class PreviewPane(QWidget):
         self.subject.setText("")
         self.browser.set_plain(why)
         self.text.setPlainText(why)
+
+
+def render_preview(
+    templates: Templates, recipient: Recipient | None, tournament_name: str, time_limit: float
+) -> tuple[RenderedParts | None, list[TemplateProblem]]:
+    """In a worker thread: the syntax problems, else the render for ``recipient`` (if any)."""
+    try:
+        compiled = CompiledTemplates(templates, time_limit=time_limit)
+        if recipient is None:
+            return None, []
+        return compiled.render(recipient, tournament_name=tournament_name), []
+    except TemplateRenderError as exc:
+        return None, exc.problems

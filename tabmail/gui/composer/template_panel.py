@@ -13,6 +13,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
+from tabmail.compose.changes import Change
 from tabmail.compose.templates import TemplateRenderError, preview_variables
 from tabmail.domain.notification import Audience, Event, Templates
 from tabmail.domain.tournament import Tournament
@@ -20,6 +21,13 @@ from tabmail.gui.composer.editor import TemplateEditor
 from tabmail.gui.theme import Theme, Tone
 from tabmail.services import notify
 from tabmail.services.context import AppContext
+from tabmail.services.notify import PlannedRecipient
+
+
+def gets_removal(planned: PlannedRecipient) -> bool:
+    """Changes-only: no longer in the draw, so gets the removal notice."""
+    return planned.change is Change.REMOVED
+
 
 CHOICES = (
     ("The draw: changed and new people", False),
@@ -127,6 +135,21 @@ class TemplatePanel(QWidget):
         self.editor.edited = edited
         self._refresh()
         self.switched.emit(removal)
+
+    def why_no_preview(self, other: PlannedRecipient | None, rows: list[PlannedRecipient]) -> str:
+        """Why nothing is previewed: no recipient, or (changes-only) the one selected, ``other``,
+        gets the template the editor does not show."""
+        if other is None:
+            return "No recipient to preview."
+        if self.removal_shown and not any(gets_removal(p) for p in rows):
+            return "Nobody gets the removal notice now: no one who had a draw email is out of the draw."
+        gets, shown = (
+            ("the removal notice", "the draw") if gets_removal(other) else ("the draw", "the removal notice")
+        )
+        marked = "Removed" if self.removal_shown else "Changed or New"
+        return (
+            f"{other.recipient.name} gets {gets}, not {shown}: select someone marked {marked} to preview it."
+        )
 
     def _shipped(self) -> Templates:
         event, audience = self.kind
