@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from tabmail.cli.common import open_context, print_json
+from tabmail.domain.actor import describe
 from tabmail.domain.secret_names import SECRET_NAMES
 
 
@@ -46,13 +47,31 @@ def _show(args: argparse.Namespace) -> int:
     ctx = open_context(args)
     try:
         values = ctx.settings.all()
+        changes = ctx.settings.changes()
         secrets = {name: ctx.secrets.source_of(name) for name in SECRET_NAMES}
         if args.json:
-            print_json({"settings": values, "secrets": secrets, "database": ctx.db.describe()})
+            changed = {
+                key: {"by": by, "on": on, "at": at.isoformat() if at else None}
+                for key, (by, on, at) in sorted(changes.items())
+            }
+            print_json(
+                {
+                    "settings": values,
+                    "changed": changed,
+                    "secrets": secrets,
+                    "database": ctx.db.describe(),
+                    "you": {"who": ctx.user, "machine": ctx.machine},
+                }
+            )
             return 0
         print(f"database: {ctx.db.describe()}")
+        print(f"you: {describe(ctx.user, ctx.machine)}")
         for key in sorted(values):
-            print(f"{key:<30} {values[key]!s:<30} # {SETTINGS[key].help}")
+            by, on, at = changes.get(key, (None, None, None))
+            made = describe(by, on)
+            when = f" {at.astimezone():%d %b %H:%M}" if at else ""
+            changed_words = f" (changed by {made}{when})" if made else ""
+            print(f"{key:<30} {values[key]!s:<30} # {SETTINGS[key].help}{changed_words}")
         if ctx.secrets.unavailable_reason:
             print(ctx.secrets.unavailable_reason)
         for name, source in secrets.items():

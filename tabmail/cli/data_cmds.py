@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from tabmail.cli.common import open_context, print_json
+from tabmail.domain.actor import describe
 from tabmail.domain.addresses import unusual_domain
 
 
@@ -15,6 +16,9 @@ def register(sub: Any) -> None:
     t.set_defaults(handler=_tournaments)
     p = sub.add_parser("people", help="list a tournament's speakers and adjudicators")
     p.add_argument("--tournament", required=True, metavar="SLUG")
+    p.add_argument(
+        "--history", action="store_true", help="each address change too: when, what, who, on which machine"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_people)
     d = sub.add_parser("draw", help="show a round's draw")
@@ -56,7 +60,7 @@ def _people(args: argparse.Namespace) -> int:
     ctx = open_context(args)
     try:
         t = ctx.tournaments.get(args.tournament)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": p.id,
                 "name": p.name,
@@ -71,6 +75,19 @@ def _people(args: argparse.Namespace) -> int:
             }
             for p in ctx.tournaments.people(t.id)
         ]
+        if args.history:
+            for r in rows:
+                r["address_history"] = [
+                    {
+                        "at": c.when.isoformat(),
+                        "old": c.old,
+                        "new": c.new,
+                        "source": c.source,
+                        "by": c.by,
+                        "on": c.machine,
+                    }
+                    for c in ctx.tournaments.address_history(int(r["id"]))
+                ]
         if args.json:
             print_json(rows)
         else:
@@ -79,6 +96,12 @@ def _people(args: argparse.Namespace) -> int:
                 if r["email_valid"]:
                     mark = "  (unusual domain)" if r["email_note"] else ""
                 print(f"{r['id']:>6} {r['role']:<12} {r['name']:<30} {r['email'] or '':<40}{mark}")
+                for c in r.get("address_history", []):
+                    made = describe(c["by"], c["on"])
+                    print(
+                        f"{'':>6}   {c['at'][:16]} {c['source']}: {c['old'] or '-'} -> {c['new'] or '-'}"
+                        + (f" (by {made})" if made else "")
+                    )
         return 0
     finally:
         ctx.close()

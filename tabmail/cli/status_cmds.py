@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabmail.cli.common import confirm, open_context, print_json, run_async
 from tabmail.cli.send_cmds import _run_outbox
+from tabmail.domain.actor import describe
 from tabmail.domain.addresses import address_key
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.problems import ORDER, PROBLEM_CATEGORIES, Category, Resolution, category_of, counts_text
@@ -182,6 +183,9 @@ def _message_row(
         "status_at": _iso(m.status_at),
         "reason": m.status_reason or m.last_error,
         "resend_of": m.resend_of,
+        # A resend: who asked for it, on which machine (None: a batch's message, or not recorded).
+        "made_by": m.made_by,
+        "made_on": m.made_on,
         "address_flagged": address_key(m.address) in flags,
         "sent_at": _iso(m.sent_at),
         "status_source": source,  # "sendgrid" or "inbox" (bounces read from the mailbox); None: no event
@@ -229,6 +233,8 @@ def status_data(ctx: AppContext, slug: str, round_seq: int | None) -> dict[str, 
                 "round": b.round_seq,
                 "created_at": _iso(b.batch.created_at),
                 "backend": b.batch.backend,
+                "triggered_by": b.batch.triggered_by or None,
+                "triggered_on": b.batch.triggered_on or None,
                 "total": b.total,
                 "states": dict(sorted(b.states.items())),
                 "statuses": dict(sorted(b.statuses.items())),
@@ -278,10 +284,19 @@ def _status(args: argparse.Namespace) -> int:
             rnd = f" round {b['round']}" if b["round"] is not None else ""
             counts = counts_text({Category(k): n for k, n in b["categories"].items()}, resolved=b["resolved"])
             states = ", ".join(f"{n} {k}" for k, n in b["states"].items())
-            print(f"batch {b['id']}: {b['event']}{rnd}, {b['total']} message(s); {states}; status: {counts}")
+            made = describe(b["triggered_by"], b["triggered_on"])
+            by = f" by {made}" if made else ""
+            print(
+                f"batch {b['id']}: {b['event']}{rnd}{by}, {b['total']} message(s); {states}; status: {counts}"
+            )
             for m in b["messages"]:
                 flag = " [flagged]" if m["address_flagged"] else ""
-                resent = f" (resend of {m['resend_of']})" if m["resend_of"] else ""
+                resent_by = describe(m["made_by"], m["made_on"])
+                resent = (
+                    f" (resend of {m['resend_of']}" + (f" by {resent_by})" if resent_by else ")")
+                    if m["resend_of"]
+                    else ""
+                )
                 when = _when(datetime.fromisoformat(m["last_event_at"])) if m["last_event_at"] else "-"
                 reason = f"  {m['reason']}" if m["reason"] else ""
                 done = " [resolved]" if m["resolved"] else ""

@@ -83,6 +83,8 @@ class SettingSpec:
     default: Any
     parse: Callable[[str], Any]
     help: str
+    # Kept for this machine only (stored under "key@host"): laptops sharing a database differ.
+    per_machine: bool = False
 
 
 SETTINGS: dict[str, SettingSpec] = {
@@ -93,6 +95,13 @@ SETTINGS: dict[str, SettingSpec] = {
             "file",
             _choice("smtp", "sendgrid", "file", "practice"),
             "how mail is sent (practice: nothing leaves this computer)",
+        ),
+        SettingSpec(
+            "user.name",
+            "",
+            _text,
+            "your name in the record of who did what (empty: your login name); kept per machine",
+            per_machine=True,
         ),
         SettingSpec("from_address", "tab@example.org", _text, "the From address"),
         SettingSpec("from_name", "", _text, "From display name; empty: '<tournament> Tab Room'"),

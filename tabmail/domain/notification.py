@@ -104,6 +104,7 @@ class BulkNotification:
     triggered_by: str
     reroute_to: str | None = None  # test mode: every message went to this address
     scheduled_at: datetime | None = None  # a scheduled release: its messages waited until then
+    triggered_on: str = ""  # the machine it was sent from ("": before tabmail kept it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,8 @@ class Message:
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None
     role: str | None = None
+    made_by: str | None = None  # a resend: who asked for it, and on which machine
+    made_on: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

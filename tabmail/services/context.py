@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tabmail.domain.actor import USER_NAME_SETTING, local_actor
 from tabmail.domain.events import DatabaseWaiting
 from tabmail.services.bus import EventBus
 from tabmail.store.db import Database, resolve_url
@@ -38,7 +39,6 @@ class AppContext:
     notifications: NotificationRepository
     flags: FlagRepository
     bus: EventBus = field(default_factory=EventBus)
-    user: str = ""
     tracking: TrackingRepository = field(init=False)  # delivery events, built from db
     problems: ProblemRepository = field(init=False)  # problems and their resolutions
     inbox: InboxRepository = field(init=False)  # what was read from the tab room's mailbox
@@ -72,16 +72,26 @@ class AppContext:
             backup = db.migrate()
             if backup:
                 log.info("database backed up to %s before upgrading", backup)
-        user = os.environ.get("USER") or os.environ.get("USERNAME") or ""
+        settings = SettingsRepository(db)
+        if migrate:  # who this process records as the maker of its changes (Database.actor)
+            db.actor = local_actor(settings.get(USER_NAME_SETTING))
         return cls(
             db=db,
             secrets=secrets,
-            settings=SettingsRepository(db),
+            settings=settings,
             tournaments=TournamentRepository(db),
             notifications=NotificationRepository(db),
             flags=FlagRepository(db),
-            user=user,
         )
+
+    @property
+    def user(self) -> str:
+        """Who this process acts for: the user.name setting of this machine, or the login name."""
+        return self.db.actor.who
+
+    @property
+    def machine(self) -> str:
+        return self.db.actor.machine
 
     @property
     def read_only(self) -> bool:

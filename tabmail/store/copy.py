@@ -300,8 +300,6 @@ class Copier:
         for key, held in later:
             where = [c == v for c, v in zip(pk, key, strict=True)]
             dst.execute(table.update().where(*where).values(**held))
-        if total == 0:
-            self.progress(name, 0, 0)
         return checksum
 
     def _insert(self, dst: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

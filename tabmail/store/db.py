@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool, StaticPool
 
+from tabmail.domain.actor import Actor, local_actor
 from tabmail.store.dbfile import (
     APPLICATION_ID,
     DatabaseError,
@@ -229,6 +230,9 @@ class Database:
         # A write waits this long for another process's lock, calling on_lock_wait once first.
         self.lock_wait: float = lock_wait_from_env()
         self.on_lock_wait: Callable[[str], None] | None = None
+        # Who this process acts for, and on which machine: stamped on each batch, resend,
+        # address change and setting change (the context sets it from the user.name setting).
+        self.actor: Actor = local_actor()
 
     def busy(self, waited: float) -> DatabaseBusy:
         return DatabaseBusy(
@@ -275,6 +279,7 @@ class Database:
         """One unit of work: committed on success, rolled back on any exception. A lock another
         process held beyond busy_timeout is one plain DatabaseBusy, never the SQL it stopped."""
         session = self._sessions()
+        session.info["actor"] = self.actor
         try:
             yield session
             session.commit()

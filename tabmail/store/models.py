@@ -151,6 +151,9 @@ class AddressChangeRow(Base):
     new_address: Mapped[str | None] = mapped_column(String(320))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     source: Mapped[str] = mapped_column(String(50))
+    # Who made the change, on which machine (migration 0009; NULL: before it was kept).
+    changed_by: Mapped[str | None] = mapped_column(String(200))
+    changed_on: Mapped[str | None] = mapped_column(String(200))
 
 
 class RoundRow(Base):
@@ -235,6 +238,7 @@ class BatchRow(Base):
     html_template: Mapped[str | None] = mapped_column(Text)
     backend: Mapped[str] = mapped_column(String(50))
     triggered_by: Mapped[str] = mapped_column(String(200), default="")
+    triggered_on: Mapped[str | None] = mapped_column(String(200))  # the machine (migration 0009)
     reroute_to: Mapped[str | None] = mapped_column(String(320))
     # A scheduled release: the outbox leaves the batch alone until then (migration 0006).
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -300,6 +304,10 @@ class MessageRow(Base):
     # Who holds the message while it is 'sending' (host:pid:token) and until when (renewed).
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A resend: who asked for it, on which machine (migration 0009). A batch's own messages
+    # leave these NULL: the batch says who sent it.
+    made_by: Mapped[str | None] = mapped_column(String(200))
+    made_on: Mapped[str | None] = mapped_column(String(200))
 
 
 class MessageBodyRow(Base):
@@ -380,6 +388,10 @@ class SettingRow(Base):
     __tablename__ = "settings"
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+    # The last change: who, on which machine, when (migration 0009).
+    changed_by: Mapped[str | None] = mapped_column(String(200))
+    changed_on: Mapped[str | None] = mapped_column(String(200))
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ResolutionRow(Base):

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from tabmail.domain.actor import Actor
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import (
     Audience,
@@ -128,6 +129,8 @@ def message_from_row(r: MessageRow) -> Message:
         sent_at=r.sent_at,
         next_attempt_at=r.next_attempt_at,
         role=r.role,
+        made_by=r.made_by,
+        made_on=r.made_on,
     )
 
 
@@ -142,6 +145,7 @@ def batch_from_row(r: BatchRow) -> BulkNotification:
         templates=Templates(r.subject_template, r.text_template, r.html_template),
         backend=r.backend,
         triggered_by=r.triggered_by,
+        triggered_on=r.triggered_on or "",
         reroute_to=r.reroute_to,
         scheduled_at=r.scheduled_at,
     )
@@ -153,6 +157,7 @@ def _insert_queued(
     batch_id: int,
     backend: str,
     state: MessageState = MessageState.QUEUED,
+    actor: Actor | None = None,
 ) -> None:
     """The messages as 'queued', and their bodies: two executemany INSERTs (no ORM objects:
     a 1,150-message batch is written in a fraction of the time add_all takes)."""
@@ -183,6 +188,9 @@ def _insert_queued(
                 "delivery_status": DeliveryStatus.UNKNOWN.value,
                 "resend_of": m.resend_of,
                 "send_despite_flag": m.send_despite_flag,
+                # A resend says who asked for it; a batch's messages have the batch's word.
+                "made_by": actor.who if actor and m.resend_of else None,
+                "made_on": actor.machine if actor and m.resend_of else None,
             }
             for m in messages
         ],
@@ -223,6 +231,7 @@ class NotificationRepository:
                 html_template=batch.templates.html,
                 backend=batch.backend,
                 triggered_by=batch.triggered_by,
+                triggered_on=self._db.actor.machine,
                 reroute_to=batch.reroute_to,
                 scheduled_at=batch.scheduled_at,
             )
@@ -239,7 +248,7 @@ class NotificationRepository:
             if backend is None:
                 row = s.get(BatchRow, batch_id)
                 backend = row.backend if row is not None else ""
-            _insert_queued(s, messages, batch_id, backend)
+            _insert_queued(s, messages, batch_id, backend, actor=self._db.actor)
 
     def already_received(
         self, round_id: int | None, tournament_id: int, event: Event

@@ -46,6 +46,8 @@ _COLUMNS = (
     type_coerce(MessageRow.sent_at, String).label("sent_at"),
     type_coerce(MessageRow.next_attempt_at, String).label("next_attempt_at"),
     MessageRow.role,
+    MessageRow.made_by,
+    MessageRow.made_on,
 )
 
 
@@ -79,6 +81,8 @@ def _message(r: Any) -> Message:
         sent_at=_time(r.sent_at),
         next_attempt_at=_time(r.next_attempt_at),
         role=r.role,
+        made_by=r.made_by,
+        made_on=r.made_on,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tabmail.domain.actor import Actor, AddressChange
 from tabmail.domain.addresses import address_key, validate_address
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.imported import ImportBundle, ImportResult
@@ -125,6 +126,12 @@ def team_from_row(r: TeamRow) -> Team:
     )
 
 
+def _stamp(session: Session) -> dict[str, str | None]:
+    """Who makes this change, on which machine (the database's actor, see Database.actor)."""
+    actor: Actor | None = session.info.get("actor")
+    return {"changed_by": actor.who, "changed_on": actor.machine} if actor else {}
+
+
 def set_person_email(
     session: Session, row: PersonRow, email: str | None, source: str, *, record: bool = True
 ) -> bool:
@@ -135,7 +142,9 @@ def set_person_email(
         return False
     if record:
         session.add(
-            AddressChangeRow(person_id=row.id, old_address=row.email, new_address=email, source=source)
+            AddressChangeRow(
+                person_id=row.id, old_address=row.email, new_address=email, source=source, **_stamp(session)
+            )
         )
     row.email = email
     valid, normalised, problem = validate_address(email)
@@ -298,18 +307,27 @@ class TournamentRepository:
         with self._db.session() as s:
             s.add(
                 AddressChangeRow(
-                    person_id=person_id, old_address=address, new_address=address, source="tabbycat"
+                    person_id=person_id,
+                    old_address=address,
+                    new_address=address,
+                    source="tabbycat",
+                    **_stamp(s),
                 )
             )
 
-    def address_history(self, person_id: int) -> list[tuple[datetime, str | None, str | None, str]]:
+    def address_history(self, person_id: int) -> list[AddressChange]:
         with self._db.session() as s:
             rows = s.scalars(
                 select(AddressChangeRow)
                 .where(AddressChangeRow.person_id == person_id)
                 .order_by(AddressChangeRow.changed_at)
             )
-            return [(r.changed_at, r.old_address, r.new_address, r.source) for r in rows]
+            return [
+                AddressChange(
+                    r.changed_at, r.old_address, r.new_address, r.source, r.changed_by, r.changed_on
+                )
+                for r in rows
+            ]
 
     def draw(self, tournament_id: int, seq: int) -> Draw:
         """The round's debates with every team, person, venue and institution they mention."""

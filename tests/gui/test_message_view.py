@@ -102,6 +102,43 @@ def test_the_raw_message_headers_and_decoded_body_are_shown(qtbot: QtBot, ctx: A
     assert not view.resend_row.isVisibleTo(view)
 
 
+def test_the_view_says_who_sent_the_message_and_who_resent_it(qtbot: QtBot, ctx: AppContext) -> None:
+    import socket
+
+    host = socket.gethostname()
+    mid = stored_message(ctx, "<p>Hello</p>")  # its batch: triggered by "test", on this machine
+    view = MessageView(ctx, Theme())
+    qtbot.addWidget(view)
+    m = ctx.notifications.get(mid)
+    view.show_message(m, status=m.state.value)
+    assert f"sent by test on {host}" in view.meta.text()
+    ctx.settings.set_text("user.name", "Hedy Tab")
+    ctx.notifications.add_messages(
+        m.batch_id,
+        [
+            NewMessage(
+                id="01TESTRESEND00000000000001",
+                person_id=None,
+                recipient_name="Ada Lovelace",
+                role="speaker",
+                address="ada.new@example.org",
+                address_key="ada.new@example.org",
+                envelope_from="tab@example.org",
+                envelope_to="ada.new@example.org",
+                subject="Round 1 draw",
+                context={},
+                reasons=("you speak",),
+                raw=b"Subject: Round 1 draw\r\n\r\nHello\r\n",
+                message_id_header="<01TESTRESEND00000000000001@example.org>",
+                resend_of=mid,
+            )
+        ],
+    )
+    resend = ctx.notifications.get("01TESTRESEND00000000000001")
+    view.show_message(resend, status=resend.state.value, resend_of=("ada@example.org", "Sent"))
+    assert f"resent by Hedy Tab on {host}" in view.meta.text()
+
+
 def test_a_remote_image_in_the_html_part_is_never_fetched(
     qtbot: QtBot, ctx: AppContext, http_server: tuple[str, list[str]]
 ) -> None:

@@ -116,7 +116,7 @@ def test_editing_an_address_in_the_view_updates_the_store_and_history(
     assert stored.email == "edsger@example.org"
     assert stored.email_valid
     history = ctx.tournaments.address_history(person.id)
-    assert history[-1][1:] == (INVALID_ADDRESS, "edsger@example.org", "director")
+    assert history[-1][1:4] == (INVALID_ADDRESS, "edsger@example.org", "director")
     assert published == [PersonChanged(person.id)]
     row = _source_row(page, person.id)
     assert page.model.index(row, Column.STATUS).data(Roles.STATUS) == "ok"
@@ -244,3 +244,25 @@ def test_an_address_on_a_special_use_domain_is_accepted_and_marked_unusual(
     tip = status.data(Qt.ItemDataRole.ToolTipRole)
     assert tip.startswith("Unusual domain: a private-network domain (.internal): only a mail server")
     assert model.index(row, Column.EMAIL).data(Qt.ItemDataRole.ToolTipRole).startswith("Unusual domain")
+
+
+def test_the_history_and_the_sent_list_say_who_did_it_on_which_machine(
+    qtbot: QtBot, page: ParticipantsPage, ctx: AppContext, tournament_id: int
+) -> None:
+    import socket
+
+    from tabmail.domain.notification import Event, Templates
+    from tabmail.services import notify
+
+    ctx.settings.set_text("user.name", "Grace Tab")
+    ctx.settings.set_text("from_address", "tab@example.org")
+    ada = _person(ctx, tournament_id, "Ada Lovelace")
+    ctx.tournaments.set_person_email(ada.id, "ada.new@example.org", source="director")
+    slug = ctx.tournaments.get_by_id(tournament_id).slug
+    plan = notify.plan(ctx, slug, Event.CUSTOM, person_ids=[ada.id], templates=Templates("Hi", "Hello\n"))
+    notify.enqueue(ctx, plan)
+    assert page.select_person(ada.id)
+    qtbot.waitUntil(lambda: "Custom message" in page.panel.sent.text(), timeout=3000)
+    who = f"by Grace Tab on {socket.gethostname()}"
+    assert who in page.panel.history.text()
+    assert who in page.panel.sent.text()

@@ -17,6 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 
+from tabmail.domain.actor import AddressChange, describe
 from tabmail.domain.notification import BulkNotification, Message
 from tabmail.domain.problems import PROBLEM_CATEGORIES, category_of, effective_status
 from tabmail.domain.tournament import Person
@@ -109,7 +110,7 @@ def person_table(
     messages: list[Message],
     batches: dict[int, BulkNotification],
     round_names: dict[int, str],
-    history: list[tuple[datetime, str | None, str | None, str]],
+    history: list[AddressChange],
     *,
     tournament: str = "",
     now: datetime | None = None,
@@ -136,9 +137,11 @@ def person_table(
                 category in PROBLEM_CATEGORIES,
             )
         )
-    for when, old, new, source in history:
+    for when, old, new, source, by, machine in history:
         at = aware(when) or datetime.min.replace(tzinfo=UTC)
         change = f"{old} → {new}" if old and new else (f"removed (was {old})" if old else f"set to {new}")
+        made = describe(by, machine)
+        change += f" (by {made})" if made else ""
         entries.append(
             (
                 at,

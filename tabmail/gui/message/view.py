@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tabmail.domain.actor import describe
 from tabmail.domain.notification import AddressFlag, Message, MessageState
 from tabmail.domain.problems import PROBLEM_CATEGORIES, Category, Resolution
 from tabmail.gui.message.browser import SafeTextBrowser
@@ -98,6 +99,7 @@ class MessageView(QWidget):
         self._theme = theme or Theme()
         self.message: Message | None = None
         self.parsed = ParsedMessage()
+        self._made_by: dict[str, str] = {}  # message id -> "alice on tabroom-2" (who sent it)
 
         self.status_icon = QLabel(self)
         self.subject = heading_label("", 1.15, self)
@@ -315,10 +317,29 @@ class MessageView(QWidget):
             parts.append(f"queued {local_time(m.created_at, seconds=True)}")
         if m.attempts > 1:
             parts.append(f"{m.attempts} attempts")
+        made = self.made_by(m)
+        if made:
+            parts.append(("resent by " if m.resend_of else "sent by ") + made)
         parts.append(f"id {m.id}")
         if m.provider_message_id:
             parts.append(f"provider id {m.provider_message_id}")
         return " · ".join(parts)
+
+    def made_by(self, m: Message) -> str:
+        """Who sent the message, on which machine: a resend's own record, else its batch's
+        ("" when that was not recorded). Read once per message."""
+        if m.id not in self._made_by:
+            try:
+                if m.resend_of:
+                    full = m if m.made_by or m.made_on else self._ctx.notifications.get(m.id)
+                    words = describe(full.made_by, full.made_on)
+                else:
+                    batch = self._ctx.notifications.get_batch(m.batch_id)
+                    words = describe(batch.triggered_by, batch.triggered_on)
+            except LookupError:  # deleted meanwhile: nothing to say
+                words = ""
+            self._made_by[m.id] = words
+        return self._made_by[m.id]
 
     def _chain_html(
         self, m: Message, resent_as: Sequence[tuple[str, str, str]], resend_of: tuple[str, str] | None

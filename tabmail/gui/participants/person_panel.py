@@ -9,6 +9,7 @@ from html import escape
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from tabmail.domain.actor import AddressChange, describe
 from tabmail.domain.notification import BulkNotification, Message
 from tabmail.domain.tournament import Person
 from tabmail.gui.participants.model import ROLE_NAMES
@@ -24,11 +25,19 @@ SOURCE_NAMES = {
     "tabbycat": "Written back to Tabbycat",
 }
 
-History = list[tuple[datetime, str | None, str | None, str]]
+History = list[AddressChange]
 
 
-def describe_change(when: datetime, old: str | None, new: str | None, source: str) -> str:
-    """One history line as HTML (every imported value escaped)."""
+def describe_change(
+    when: datetime,
+    old: str | None,
+    new: str | None,
+    source: str,
+    by: str | None = None,
+    machine: str | None = None,
+) -> str:
+    """One history line as HTML (every imported value escaped), with who made the change on
+    which machine when that was recorded."""
     local = when.astimezone() if when.tzinfo else when
     who = SOURCE_NAMES.get(source, source.capitalize())
     if old is None:
@@ -37,7 +46,9 @@ def describe_change(when: datetime, old: str | None, new: str | None, source: st
         what = f"removed (was {escape(old)})"
     else:
         what = f"{escape(old)} → <b>{escape(new)}</b>"
-    return f"<span style='color: gray'>{local:%d %b %Y, %H:%M}</span><br>{who}: {what}"
+    made = describe(by, machine)
+    by_words = f"<span style='color: gray'> · by {escape(made)}</span>" if made else ""
+    return f"<span style='color: gray'>{local:%d %b %Y, %H:%M}</span><br>{who}: {what}{by_words}"
 
 
 class PersonPanel(QFrame):
@@ -169,11 +180,18 @@ class PersonPanel(QFrame):
                 else (message_state_look(m.state))
             )
             colour = self._theme.foreground(look.tone).name()
+            # Who sent it: the resend's own record, else the batch's.
+            made = (
+                describe(m.made_by, m.made_on)
+                if m.resend_of
+                else (describe(batch.triggered_by, batch.triggered_on) if batch else "")
+            )
             lines.append(
                 f"<span style='color: gray'>{escape(stamp)}</span> {escape(kind)}: "
                 f"<span style='color: {colour}'><b>{escape(look.label or status)}</b></span>"
                 f"<br><span style='color: gray'>to {escape(m.address)}"
                 + (" (a resend)" if m.resend_of else "")
+                + (f" · by {escape(made)}" if made else "")
                 + "</span>"
             )
         self.sent.setText("<br>".join(lines))
