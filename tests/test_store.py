@@ -501,3 +501,42 @@ def test_long_names_and_texts_are_kept_whole_on_both_engines(ctx: AppContext) ->
     assert t.name == long_name
     (p,) = ctx.tournaments.people(t.id)
     assert p.name == person
+
+
+@pytest.mark.both_engines
+def test_a_nul_character_from_outside_is_stored_the_same_on_both_engines(ctx: AppContext) -> None:
+    """PostgreSQL's text cannot hold NUL: an address from a Tabbycat site or a SendGrid reason
+    with one made the whole import or poll fail there, every time (SQLite kept it). Both store
+    U+FFFD in its place; the raw bytes of a message are not text and stay as they are."""
+    from tabmail.domain.notification import DeliveryStatus
+    from tabmail.status.events import ProviderEvent, derive_status
+
+    ctx.tournaments.apply_import(
+        ImportBundle(
+            TournamentData(slug="nul-open", name="Nul Open"),
+            people=[
+                PersonData("p1", "Ada Okafor", Role.SPEAKER, email="ada\x00@example.org", phone="+44\x00 1"),
+                PersonData("p2", "Bo Li", Role.SPEAKER, email="bo@example.org"),
+            ],
+        )
+    )
+    (t,) = ctx.tournaments.list_all()
+    people = {p.name: p for p in ctx.tournaments.people(t.id)}
+    assert people["Ada Okafor"].email == "ada\ufffd@example.org"
+    assert not people["Ada Okafor"].email_valid
+    assert people["Bo Li"].email == "bo@example.org"
+
+    ev = ProviderEvent(
+        provider_event_id="nul-1",
+        name="bounce",
+        status=DeliveryStatus.BOUNCED,
+        event_time=datetime(2026, 3, 1, 9, 0, tzinfo=UTC),
+        tabmail_id=None,
+        source="test",
+        reason="550 no such\x00user",
+        address="bo@example.org",
+    )
+    ctx.tracking.ingest([ev], derive=derive_status, now=datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
+    with ctx.db.session() as s:
+        reasons = list(s.scalars(select(StatusEventRow.reason)))
+    assert reasons == ["550 no such\ufffduser"]

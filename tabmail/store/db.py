@@ -153,6 +153,42 @@ def _driver_missing(url: str, exc: ImportError) -> DatabaseError:
     )
 
 
+NUL_STORED_AS = "\ufffd"  # U+FFFD REPLACEMENT CHARACTER
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_STORED_AS)
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_without_nul(v) for v in value)
+    return value
+
+
+def _no_nul_in_text(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> tuple[str, Any]:
+    """PostgreSQL's text cannot hold a NUL character: psycopg refuses the whole statement, so one
+    address or provider reason with a NUL in it (from a Tabbycat site, a SendGrid event, a mail)
+    would fail that import or poll every time it is tried. SQLite's text can. On both engines a
+    NUL in a string written is stored as U+FFFD, so both keep the same values (bytes, such as a
+    message's raw body, are untouched). Parameters come as one row or many, dicts or tuples."""
+    if _holds_nul(parameters):
+        return statement, _without_nul(parameters)
+    return statement, parameters
+
+
 class Database:
     """Owns the engine and hands out short sessions. Call ``migrate()`` once at start-up.
 
@@ -226,6 +262,7 @@ class Database:
             event.listen(
                 self.engine, "connect", _sqlite_readonly_on_connect if self.read_only else _sqlite_on_connect
             )
+        event.listen(self.engine, "before_cursor_execute", _no_nul_in_text, retval=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # A write waits this long for another process's lock, calling on_lock_wait once first.
         self.lock_wait: float = lock_wait_from_env()
