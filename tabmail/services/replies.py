@@ -62,10 +62,6 @@ def unmatched(ctx: AppContext, *, limit: int = 1000) -> list[InboxEntry]:
     return ctx.inbox.entries(kinds=UNMATCHED_KINDS, unmatched=True, limit=limit)
 
 
-def unmatched_count(ctx: AppContext) -> int:
-    return len(ctx.inbox.entries(kinds=UNMATCHED_KINDS, unmatched=True, limit=None))
-
-
 def attach(
     ctx: AppContext, entry: InboxEntry, message_id: str, *, when: datetime | None = None
 ) -> InboxEntry:

@@ -49,6 +49,7 @@ ACTION_WORDS = {
     "reported": "Report",
 }
 HEADERS = ("Received", "From", "Subject", "Kind")
+LIMIT = 1000  # listed at most (newest first)
 
 
 def kind_words(e: InboxEntry) -> str:
@@ -178,7 +179,7 @@ class UnmatchedMailDialog(QDialog):
         """Read the unmatched mail again, keeping the selected one when it is still unmatched."""
         keep = self.current.id if self.current is not None else None
         try:
-            self.entries = replies.unmatched(self._ctx)
+            self.entries = replies.unmatched(self._ctx, limit=LIMIT)
         except TabmailError as exc:
             log.warning("could not read the unmatched mail: %s", exc)
             self.entries = []
@@ -196,7 +197,8 @@ class UnmatchedMailDialog(QDialog):
             self.model.appendRow([when, who, subject, kind])
         n = len(self.entries)
         self.note.setText(
-            f"{n} message{'s' if n != 1 else ''} from the tab room's mailbox matched none of the messages "
+            (f"The newest {n} messages" if n >= LIMIT else f"{n} message{'s' if n != 1 else ''}")
+            + " from the tab room's mailbox matched none of the messages "
             "tabmail sent. They are kept, never dropped: a reply from an address we never wrote to, "
             "a bounce or spam report that does not return our message, or mail about another tool's "
             "sending. Attach a reply to the message it answers by hand."
