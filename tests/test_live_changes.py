@@ -298,3 +298,43 @@ def test_the_cli_says_one_line_when_the_server_is_gone(own_server: PostgresServe
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "database server" in lines[0]
+
+
+def test_a_reply_attached_by_hand_and_detached_elsewhere_is_heard(
+    here: AppContext, live: LiveChanges, pg_url: str
+) -> None:
+    """Another laptop's director attaches an unmatched reply to a message, then undoes it: both
+    reach this bus as that message's replies changing (this laptop's badges count them again)."""
+    from datetime import UTC, datetime
+
+    from tabmail.services import replies
+
+    heard = Heard(here)
+    slug = here.tournaments.list_all()[0].slug
+    other = AppContext.open(pg_url, keyring_backend=MemoryKeyring())
+    try:
+        batch = notify.enqueue(
+            other, notify.plan(other, slug, Event.DRAW, round_seq=1, audience=Audience.ALL)
+        )
+        target = other.notifications.messages(batch_id=batch.batch_id)[0]
+        other.inbox.add(
+            [
+                {
+                    "key": "stranger-1",
+                    "kind": "reply",
+                    "message_id": None,
+                    "processed_at": datetime.now(UTC),
+                    "from_address": "coach@elsewhere.example",
+                    "subject": "Re: draw",
+                    "detail": {},
+                }
+            ]
+        )
+        (entry,) = replies.unmatched(other)
+        attached = replies.attach(other, entry, target.id)
+        wait_for(lambda: RepliesReceived((target.id,)) in heard.events, 2, "the attachment")
+        heard.events.clear()
+        replies.detach(other, attached)
+    finally:
+        other.close()
+    wait_for(lambda: RepliesReceived((target.id,)) in heard.events, 2, "the detachment")
