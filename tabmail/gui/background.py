@@ -248,7 +248,11 @@ class BackgroundWorker(QObject):
             await asyncio.sleep(FIRST_CHECK_DELAY)
 
     async def poll_now(self) -> Any:
-        """Poll once now (F5). Returns the PollReport; SendGrid trouble is in it, not raised."""
+        """Poll once now (F5). Returns the PollReport; SendGrid trouble is in it, not raised.
+        In a tab room where another laptop holds the duty, polls nothing (SendGrid's budget is
+        the account's): shows that laptop's last check instead and returns None."""
+        if not await self._duty_is_mine(self.sendgrid_duty):
+            return None
         self.poll_started.emit()
         report = await self.poller.poll_once()
         self.poll_completed.emit(report)
@@ -292,8 +296,7 @@ class BackgroundWorker(QObject):
         while not self._stopped:
             if self.tracking_enabled():
                 try:
-                    if await self._duty_is_mine(self.sendgrid_duty):
-                        await self.poll_now()
+                    await self.poll_now()
                 except asyncio.CancelledError:
                     raise
                 except Exception:

@@ -68,6 +68,11 @@ def test_a_window_that_does_not_poll_shows_who_last_checked_then_takes_over(
             lambda: label.text() == "Last checked by tabroom-2, 1 min ago: 1 new event", timeout=5000
         )
 
+        window.poll_action.trigger()  # F5
+        qtbot.wait(300)
+        qtbot.waitUntil(window.poll_action.isEnabled, timeout=5000)
+        assert polls == []  # F5 on this laptop polls nothing either while tabroom-2 holds the duty
+
         held.release()  # tabroom-2 closes: this window takes over at its next try
         qtbot.waitUntil(lambda: bool(polls), timeout=5000)
         assert worker.sendgrid_duty.held
