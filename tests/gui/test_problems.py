@@ -335,6 +335,7 @@ def test_the_problems_view_lists_every_unresolved_problem_with_badges_and_title(
     assert nav.find((ROUND, mixed["round"])).data(BADGE) == 7  # type: ignore[arg-type]
     # Go to Round opens the message in its round
     assert page.select_message(bounced)
+    assert page.go_button.text() == "Go to Round"
     page.go_to_current()
     assert window.stack.currentWidget() is window.round_view
     assert window.round_view.current_message_id() == bounced

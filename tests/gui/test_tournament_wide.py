@@ -223,6 +223,7 @@ def test_go_to_round_from_problems_reaches_tournament_messages(
     page = window.problems_page
     qtbot.waitUntil(lambda: page.model.row_of(ids[0]) is not None, timeout=10000)
     assert page.select_message(ids[0])
+    assert page.go_button.text() == "Go to Tournament Messages"
     page.go_to_current()
     assert window.stack.currentWidget() is window.round_view
     assert window.navigator.selected_key() == (TOURNAMENT_WIDE, t.id)

@@ -267,6 +267,11 @@ class ProblemsPage(QWidget):
         for action in (self.resend_action, self.resolve_action):
             action.setEnabled(has and not self._ctx.read_only)
         self.go_action.setEnabled(has)
+        index = self.table.currentIndex()
+        problem = index.data(Roles.OBJECT) if has and index.isValid() else None
+        wide = problem is not None and problem.sent.round_id is None  # private URLs, registration
+        self.go_action.setText("&Go to Tournament Messages" if wide else "&Go to Round")
+        self.go_button.setText(self.go_action.text().replace("&", ""))
         for button, action in (
             (self.resend_button, self.resend_action),
             (self.resolve_button, self.resolve_action),
