@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QPlainTextEdit
 from pytestqt.qtbot import QtBot
@@ -192,3 +193,12 @@ def test_the_round_views_unmatched_events_lead_to_the_unmatched_mail(
     assert len(rows(window.unmatched_mail)) == 3
     window.unmatched_mail_action.trigger()  # one window: raised, not a second one
     assert len([w for w in window.findChildren(UnmatchedMailDialog) if w.isVisible()]) == 1
+
+    # closed (and deleted), it no longer answers the mailbox's news
+    dialog = window.unmatched_mail
+    dialog.close()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(dialog), timeout=5000)
+    add_inbox(ctx, None, sender="late@elsewhere.example")
+    window.bridge.replies_changed.emit([])  # would raise on a deleted window
+    window.unmatched_mail_action.trigger()
+    assert len(rows(window.unmatched_mail)) == 4

@@ -167,11 +167,14 @@ class UnmatchedMailDialog(QDialog):
         layout.addWidget(self.note)
         layout.addWidget(split, 1)
         layout.addWidget(buttons)
-        if bridge is not None:
-            bridge.replies_changed.connect(lambda _ids: self.reload())
-            bridge.replies_received.connect(lambda _ids: self.reload())
-            bridge.statuses_changed.connect(lambda _ids: self.reload())
-            bridge.unmatched_events_received.connect(lambda _n: self.reload())
+        if bridge is not None:  # bound methods: disconnected when the window is deleted
+            bridge.replies_changed.connect(self._on_bridge_changed)
+            bridge.replies_received.connect(self._on_bridge_changed)
+            bridge.statuses_changed.connect(self._on_bridge_changed)
+            bridge.unmatched_events_received.connect(self._on_bridge_changed)
+        self.reload()
+
+    def _on_bridge_changed(self, *_: object) -> None:
         self.reload()
 
     # -- listing ------------------------------------------------------------------------------
