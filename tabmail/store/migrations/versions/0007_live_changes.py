@@ -24,19 +24,22 @@ down_revision = "0006_notification_kinds"
 branch_labels = None
 depends_on = None
 
+# One pass over the list: rows grouped into chunks by their position (a loop re-reading the
+# whole list per chunk took minutes for a 100,000-row statement).
 NOTIFY_FUNCTION = """
 CREATE OR REPLACE FUNCTION tabmail_notify(kind text, items jsonb, chunk integer) RETURNS void AS $$
 DECLARE
-    n integer := coalesce(jsonb_array_length(items), 0);
     part jsonb;
 BEGIN
-    IF n = 0 THEN
+    IF items IS NULL OR jsonb_array_length(items) = 0 THEN
         RETURN;
     END IF;
-    FOR i IN 0 .. (n - 1) / chunk LOOP
-        SELECT jsonb_agg(e ORDER BY ord) INTO part
+    FOR part IN
+        SELECT jsonb_agg(e ORDER BY ord)
         FROM jsonb_array_elements(items) WITH ORDINALITY AS t(e, ord)
-        WHERE ord > i * chunk AND ord <= (i + 1) * chunk;
+        GROUP BY (ord - 1) / chunk
+        ORDER BY (ord - 1) / chunk
+    LOOP
         PERFORM pg_notify('tabmail_changes', jsonb_build_object(
             'k', kind, 'o', current_setting('application_name'), 'i', part)::text);
     END LOOP;
