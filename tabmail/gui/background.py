@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from tabmail.domain.events import DatabaseWaiting, OutboxWaiting
+from tabmail.domain.events import DatabaseWaiting, MessageStateChanged, OutboxWaiting
+from tabmail.domain.notification import MessageState
 from tabmail.services import schedule
 from tabmail.services.context import AppContext
 from tabmail.services.election import INBOX, SENDGRID, Duty, LastCheck, last_check
@@ -90,6 +91,7 @@ class BackgroundWorker(QObject):
         self._inbox_task: asyncio.Task[None] | None = None
         self._inbox_wake: asyncio.Event | None = None
         self._schedule_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self._asked_overdue: set[int] = set()
         self.sendgrid_duty = Duty(ctx, SENDGRID)
         self.inbox_duty = Duty(ctx, INBOX)
@@ -120,6 +122,8 @@ class BackgroundWorker(QObject):
             self._inbox_task = asyncio.ensure_future(self._inbox_loop())
         if resume and self._schedule_task is None and not self.ctx.read_only:
             self._schedule_task = asyncio.ensure_future(self._schedule_loop())
+        if resume and self._lease_task is None and not self.ctx.read_only and not self.ctx.db.is_sqlite:
+            self._lease_task = asyncio.ensure_future(self._lease_loop())
 
     def stop(self) -> None:
         """Cancel the tasks (the window is closing). The outbox records what it had in flight."""
@@ -129,12 +133,19 @@ class BackgroundWorker(QObject):
             self._inbox.stop()  # ends an IDLE wait within half a second
             if not self._inbox.wait_idle_ended(3.0):
                 log.warning("the mailbox's IDLE wait did not end within 3 s of closing")
-        for task in (self._outbox_task, self._poll_task, self._inbox_task, self._schedule_task):
+        for task in (
+            self._outbox_task,
+            self._poll_task,
+            self._inbox_task,
+            self._schedule_task,
+            self._lease_task,
+        ):
             if task is not None and not task.done():
                 task.cancel()
         self._poll_task = None
         self._inbox_task = None
         self._schedule_task = None
+        self._lease_task = None
         if self._poller is not None:
             with contextlib.suppress(Exception):
                 self._poller.stop()
@@ -225,6 +236,31 @@ class BackgroundWorker(QObject):
             now = datetime.now(UTC)
             future = [(b.at - now).total_seconds() for b in waiting if b.at > now]
             await asyncio.sleep(min([SCHEDULE_CHECK_SECONDS, *future]) + 0.05)
+
+    # -- other laptops' claims -----------------------------------------------------------------
+    async def _lease_loop(self) -> None:
+        """A tab room on PostgreSQL: what a vanished laptop left 'sending' becomes uncertain once
+        its lease has passed, while this window is open (not only at this laptop's next send).
+        Looks once per lease length; an outbox run does the same at its start."""
+        while not self._stopped:
+            await asyncio.sleep(self.outbox.lease_seconds)
+            if self._stopped or self.outbox_running:
+                continue
+            try:
+                found = await asyncio.to_thread(self._abandoned)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is unreachable: the window says so elsewhere
+                log.info("could not look for abandoned claims", exc_info=True)
+                continue
+            for mid, batch_id in found:
+                self.ctx.bus.publish(MessageStateChanged(mid, batch_id, MessageState.UNCERTAIN.value))
+
+    def _abandoned(self) -> list[tuple[str, int]]:
+        ids = self.outbox.recover_abandoned()
+        if ids:
+            log.warning("%d message(s) a vanished tabmail was sending are now uncertain", len(ids))
+        return [(mid, self.ctx.notifications.get(mid).batch_id) for mid in ids]
 
     # -- polling -------------------------------------------------------------------------------
     @property

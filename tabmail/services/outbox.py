@@ -512,6 +512,12 @@ class Outbox:
         woken.clear()
         return True
 
+    def recover_abandoned(self) -> list[str]:
+        """Between runs (a window of a tab room stays open for hours): mark uncertain what
+        processes that no longer hold their claims left 'sending', as a run does at its start.
+        Blocking; returns the ids (the caller tells the bus, on its own thread)."""
+        return self._recover()
+
     def _recover(self) -> list[str]:
         """Mark uncertain what was left 'sending' by processes that no longer hold it."""
         now = utcnow()

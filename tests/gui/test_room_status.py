@@ -11,11 +11,15 @@ import pytest
 from PySide6.QtCore import QSettings
 from pytestqt.qtbot import QtBot
 
+from tabmail.domain.events import MessageStateChanged
+from tabmail.domain.notification import MessageState
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.main_window import MainWindow
 from tabmail.services.context import AppContext
 from tabmail.services.election import SENDGRID, Duty
+from tabmail.store.notifications import Claim
 from tests.keyrings import MemoryKeyring
+from tests.senders_support import queue_batch
 
 pytestmark = pytest.mark.gui
 
@@ -90,3 +94,45 @@ def test_a_window_that_polls_names_its_own_machine(
     qtbot.addWidget(window)
     window._on_bridge_poll_finished(True, True, "nothing new")
     assert window.status.last_poll.text() == "Last checked by tabroom-1, 0 s ago: nothing new"
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_an_open_window_marks_a_vanished_laptops_claims_uncertain_once_its_lease_has_passed(
+    qtbot: QtBot,
+    qloop: asyncio.AbstractEventLoop,
+    db_target: str,
+    qsettings: QSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TABMAIL_LEASE_SECONDS", "1")
+    queue_batch(db_target, 9, 2, connections=1)  # nothing is sent: both are claimed below
+    ctx = AppContext.open(db_target, keyring_backend=MemoryKeyring())
+    try:
+        vanished, alive = sorted(m.id for m in ctx.notifications.messages())
+        changed: list[MessageStateChanged] = []
+        ctx.bus.subscribe(MessageStateChanged, changed.append)
+        worker = BackgroundWorker(ctx)
+        window = MainWindow(ctx, qsettings=qsettings, worker=worker)
+        qtbot.addWidget(window)
+        # Claimed now, as laptops a and b did: a's lease ends in 3 s, b's in an hour.
+        now = datetime.now(UTC)
+        assert ctx.notifications.outbox.claim(
+            [vanished], Claim("laptop-a:4242:dead", now + timedelta(seconds=3), "smtp")
+        )[0] == [True]
+        assert ctx.notifications.outbox.claim(
+            [alive], Claim("laptop-b:4242:live", now + timedelta(hours=1), "smtp")
+        )[0] == [True]
+        worker.start(poll=False)
+        try:
+            qtbot.wait(1000)
+            assert ctx.notifications.get(vanished).state is MessageState.SENDING  # its lease still runs
+            qtbot.waitUntil(
+                lambda: ctx.notifications.get(vanished).state is MessageState.UNCERTAIN, timeout=8000
+            )
+            assert ctx.notifications.get(alive).state is MessageState.SENDING  # laptop-b's lease holds
+            qtbot.waitUntil(lambda: any(e.message_id == vanished for e in changed), timeout=3000)
+            assert {(e.message_id, e.state) for e in changed} == {(vanished, "uncertain")}
+        finally:
+            worker.stop()
+    finally:
+        ctx.close()
