@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 
 from tabmail.cli.main import main
 from tabmail.services.context import AppContext
@@ -234,6 +234,11 @@ def test_the_copied_postgresql_database_takes_new_rows(source: str, pg_url: str)
             s.add(row)
             s.flush()
             assert before is not None and row.id > before
+            # The live-change triggers the copy left out are on again.
+            states = s.execute(
+                text("SELECT tgname, tgenabled FROM pg_trigger WHERE tgname LIKE 'tabmail_%'")
+            ).all()
+            assert states and {str(state) for _name, state in states} == {"O"}
     finally:
         ctx.close()
 
