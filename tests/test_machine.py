@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tabmail.domain.actor import this_machine
 from tabmail.domain.errors import TabmailError
 from tabmail.services.machine import lease_seconds, machine_name
 from tabmail.services.outbox import new_owner
@@ -24,6 +25,7 @@ def test_the_machine_name_is_the_host_name_unless_the_environment_names_another(
     monkeypatch.setenv("TABMAIL_MACHINE", "tabroom-2")
     assert machine_name() == "tabroom-2"
     assert new_owner().startswith("tabroom-2:")
+    assert this_machine() == "tabroom-2"  # "who did what" names the same machine
 
 
 @pytest.mark.parametrize("bad", ["a:b", "two words", "x" * 65, "tab\x1broom"])

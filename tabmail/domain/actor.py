@@ -4,6 +4,7 @@ correction and setting change, so a tab room sharing one database can tell its l
 from __future__ import annotations
 
 import getpass
+import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +37,9 @@ def login_name() -> str:
 
 
 def this_machine() -> str:
-    return socket.gethostname()
+    """The host name, or TABMAIL_MACHINE when set: the same name a tab room's claims and "last
+    checked by" use (services/machine.py, which also refuses a name that cannot be one)."""
+    return os.environ.get("TABMAIL_MACHINE", "") or socket.gethostname()
 
 
 def local_actor(user_name: str | None = None) -> Actor:
