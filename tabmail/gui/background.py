@@ -39,11 +39,18 @@ from tabmail.services.election import INBOX, SENDGRID, Duty, LastCheck, last_che
 from tabmail.services.outbox import Outbox, OutboxReport
 from tabmail.services.poll_state import CONNECTION_KEYS, forget_capabilities
 from tabmail.services.sending import default_outbox, is_practice
+from tabmail.store.db import DatabaseUnreachable
 
 if TYPE_CHECKING:  # the IMAP reader and bounce parsers load when the mailbox is first checked
     from tabmail.services.inbox import InboxChecker, InboxReport
 
 log = logging.getLogger(__name__)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The database server is away: the window says so; a traceback per try adds nothing."""
+    return isinstance(exc, DatabaseUnreachable)
+
 
 PRACTICE_POLL_SECONDS = 5.0
 SCHEDULE_CHECK_SECONDS = 30.0
@@ -230,8 +237,8 @@ class BackgroundWorker(QObject):
                 waiting = await asyncio.to_thread(schedule.waiting, self.ctx)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("checking the scheduled batches failed", exc_info=True)
+            except Exception as exc:  # the server away: one line, it is said in the status bar
+                log.warning("checking the scheduled batches failed: %s", exc, exc_info=not _unreachable(exc))
                 waiting = []
             now = datetime.now(UTC)
             future = [(b.at - now).total_seconds() for b in waiting if b.at > now]
@@ -335,8 +342,8 @@ class BackgroundWorker(QObject):
                     await self.poll_now()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.warning("a background poll failed", exc_info=True)
+                except Exception as exc:
+                    log.warning("a background poll failed: %s", exc, exc_info=not _unreachable(exc))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval())
