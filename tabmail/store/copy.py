@@ -230,6 +230,13 @@ class Copier:
                     quiet = self._quiet_triggers(dst)
                     sums = {t.name: self._copy_table(src, dst, t, scopes.get(t.name)) for t in plan}
                     self._reset_sequences(dst, plan)
+                    if not self.target.is_sqlite:
+                        # Fresh statistics: until autovacuum came by, the planner would take
+                        # the 100,000 new rows for an empty table and scan where it should not.
+                        for table in plan:
+                            dst.exec_driver_sql(
+                                f"ANALYZE {dst.dialect.identifier_preparer.quote(table.name)}"
+                            )
                     for quiet_table, trigger in quiet:
                         dst.exec_driver_sql(f'ALTER TABLE "{quiet_table}" ENABLE TRIGGER "{trigger}"')
                     for table in plan:
