@@ -141,10 +141,13 @@ class OutboxStopped(TabmailError):
 class _Hooks:
     """The outbox's side of the backend protocol.
 
-    Results are written at the latest on the next event-loop iteration, and together with the
-    next claim when one comes first: one short transaction per message instead of two, which
-    matters when eight connections share one loop thread. Bus events go out after the commit,
-    so a screen that reloads on them sees the new state."""
+    Group commit: claims and results are written by ``flush``, which runs once per event-loop
+    iteration when there is something to write. Every claim asked for and every result reported
+    since the last flush go into ONE short transaction, so eight connections whose messages
+    finish together cost one commit, not eight. Still per message: a claim is durable before
+    ``handing_over`` returns (the message is handed over only after), and a result is durable
+    before the next claim of its worker, at the latest on the next loop iteration. Bus events go
+    out after the commit, so a screen that reloads on them sees the new state."""
 
     def __init__(
         self, outbox: Outbox, report: OutboxReport, total: int, batch_id: int | None, backend: str
@@ -157,29 +160,109 @@ class _Hooks:
         self.claimed: set[str] = set()
         self.finished_ids: set[str] = set()
         self._pending: list[StateUpdate] = []
+        self._claiming: list[tuple[list[str], asyncio.Future[Sequence[bool]]]] = []
         self._flush_scheduled = False
+        self._patient: set[asyncio.Task[None]] = set()  # claims waiting for another process's lock
         self._delays: dict[int, float] = {}
 
     async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
         o = self.o
         if o.cancelled or o.stop_reason is not None:
             return [False] * len(ids)
-        o.renew_leases()
-        pending = self._take()
-        try:
-            result, skipped = await o.write(
-                lambda: o.repo.outbox.commit(pending, claim=ids, by=o.claim_for(self.backend))
-            )
-        except DatabaseBusy as exc:
-            self._pending[:0] = pending  # written at the end of the run, or by the next one
-            o.stop(str(exc))
-            return [False] * len(ids)
+        waiter: asyncio.Future[Sequence[bool]] = asyncio.get_running_loop().create_future()
+        self._claiming.append((list(ids), waiter))
+        self._schedule()
+        # Cancelled while waiting: ``flush`` drops the claim (it was never written).
+        return await waiter
+
+    def _schedule(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def _live_claims(self) -> list[tuple[list[str], asyncio.Future[Sequence[bool]]]]:
+        """The claims asked for and still awaited (a cancelled worker's is dropped unwritten)."""
+        claiming, self._claiming = self._claiming, []
+        return [(ids, w) for ids, w in claiming if not w.done()]
+
+    def _commit(
+        self, pending: list[StateUpdate], claiming: list[tuple[list[str], asyncio.Future[Sequence[bool]]]]
+    ) -> None:
+        """Write ``pending`` results and ``claiming``'s claims in one transaction, then answer
+        the claims and publish. Raises DatabaseLocked with nothing written."""
+        o = self.o
+        ids = [i for group, _w in claiming for i in group]
+        if ids:
+            o.renew_leases()
+        result, skipped = o.repo.outbox.commit(pending, claim=ids, by=o.claim_for(self.backend))
         self._published(pending)
         self.claimed.update(i for i, ok in zip(ids, result, strict=True) if ok)
         for i in skipped:
             self.report.skipped += 1
             self._publish(i, MessageState.SKIPPED)
-        return result
+        start = 0
+        for group, waiter in claiming:
+            waiter.set_result(result[start : start + len(group)])
+            start += len(group)
+
+    def flush(self) -> None:
+        """Write what is waiting (results and claims), if the database lets us now. Results that
+        cannot be written yet stay for the next flush or ``drain``; claims then wait (visibly, and
+        bounded) in a task of their own."""
+        self._flush_scheduled = False
+        o = self.o
+        claiming = self._live_claims()
+        if claiming and (o.cancelled or o.stop_reason is not None):
+            for group, waiter in claiming:
+                waiter.set_result([False] * len(group))
+            claiming = []
+        if any(not task.done() for task in self._patient):  # it takes these on its next try
+            self._claiming[:0] = claiming
+            return
+        pending = self._take()
+        if not pending and not claiming:
+            return
+        try:
+            self._commit(pending, claiming)
+        except DatabaseLocked:
+            self._pending[:0] = pending
+            if claiming:
+                self._claiming[:0] = claiming
+                task = asyncio.ensure_future(self._claim_patiently())
+                self._patient.add(task)
+                task.add_done_callback(self._patient.discard)
+        except Exception as exc:  # e.g. the database server went away: nothing was written
+            self._pending[:0] = pending  # ``drain`` tries them again, and raises if it must
+            for _group, waiter in claiming:
+                waiter.set_exception(exc)  # each worker raises it, as its own commit would have
+
+    async def _claim_patiently(self) -> None:
+        """Another process holds the write lock: wait for it (saying so), up to the database's
+        lock_wait; then stop the run and refuse the claims. Claims are written only for workers
+        still waiting when the write succeeds."""
+        o = self.o
+
+        def attempt() -> None:
+            pending = self._take()
+            taken = self._live_claims()
+            try:
+                self._commit(pending, taken)
+            except BaseException:
+                self._pending[:0] = pending
+                self._claiming[:0] = taken
+                raise
+
+        try:
+            await o.write(attempt)
+        except DatabaseBusy as exc:
+            o.stop(str(exc))
+            for group, waiter in self._live_claims():
+                waiter.set_result([False] * len(group))
+        except asyncio.CancelledError:  # ``drain``: the backend is done, nobody waits
+            raise
+        except Exception as exc:  # nothing was written: each worker raises it
+            for _group, waiter in self._live_claims():
+                waiter.set_exception(exc)
 
     async def finished(self, result: SendResult) -> None:
         o = self.o
@@ -237,9 +320,7 @@ class _Hooks:
             if result.flag_address and mid in o._addresses:
                 o.flags.add(o._addresses[mid], FlagKind.HARD, words, "smtp")
         self._pending.append(update)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+        self._schedule()
 
     def _delay(self, attempts: int, retry_after: float | None, shared: bool) -> float:
         """A connection that could not be set up fails every waiting message at once: they all
@@ -252,21 +333,10 @@ class _Hooks:
             self._delays[attempts] = o.current_backoff.delay(attempts, retry_after, o.rng)
         return self._delays[attempts]
 
-    def flush(self) -> None:
-        """Write the results not yet written, if the database lets us now. Safe at any time;
-        what cannot be written yet stays for ``drain``."""
-        pending = self._take()
-        if not pending:
-            return
-        try:
-            self.o.repo.outbox.commit(pending, by=self.o.claim_for(self.backend))
-        except DatabaseLocked:
-            self._pending[:0] = pending
-            return
-        self._published(pending)
-
     async def drain(self) -> None:
         """Write every result not yet written, waiting for another process's lock (bounded)."""
+        for task in self._patient:  # the backend is done: nobody waits for those claims now
+            task.cancel()
         pending = self._take()
         if not pending:
             return
@@ -284,7 +354,6 @@ class _Hooks:
 
     def _take(self) -> list[StateUpdate]:
         pending, self._pending = self._pending, []
-        self._flush_scheduled = False
         return pending
 
     def _published(self, updates: Sequence[StateUpdate]) -> None:

@@ -83,7 +83,8 @@ def _sqlite_time(value: datetime | None) -> str | None:
     """A time as SQLAlchemy stores it in SQLite (UTCDateTime: naive UTC, microseconds)."""
     if value is None:
         return None
-    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # isoformat writes the same text as strftime("%Y-%m-%d %H:%M:%S.%f") in half the time
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _update_params(
@@ -295,7 +296,7 @@ class OutboxStore:
         """
         if claim and by is None:
             raise ValueError("a claim needs an owner, a lease and a backend")
-        if self._db.path is not None and len(claim) <= 1:  # a SQLite file
+        if self._db.path is not None:  # a SQLite file
             try:
                 return self._commit_sqlite(updates, claim, by)
             except sqlite3.OperationalError as exc:
@@ -365,12 +366,12 @@ class OutboxStore:
             if several:
                 con.execute("BEGIN IMMEDIATE")
             try:
-                for params in sent:
-                    con.execute(_MARK_SENT_SQL, params)
-                for params in unsent:
-                    con.execute(_MARK_UNSENT_SQL, params)
-                for params in waiting:
-                    con.execute(_MARK_WAITING_SQL, params)
+                if sent:
+                    con.executemany(_MARK_SENT_SQL, sent)
+                if unsent:
+                    con.executemany(_MARK_UNSENT_SQL, unsent)
+                if waiting:
+                    con.executemany(_MARK_WAITING_SQL, waiting)
                 outcome = self._claim_sqlite(con, claim, by)
                 if several:
                     con.execute("COMMIT")
@@ -383,21 +384,28 @@ class OutboxStore:
     def _claim_sqlite(
         self, con: sqlite3.Connection, claim: Sequence[str], by: Claim | None
     ) -> tuple[list[bool], list[str]]:
+        """The claim of ``_claim``, one compare-and-set per message (in the caller's
+        transaction when there are several)."""
         if not claim:
             return [], []
         assert by is not None
-        mid = claim[0]
         params = {
-            "id": mid,
+            "id": "",
             "owner": by.owner,
             "lease": self._lease_text(by.lease_until),
             "backend": by.backend,
         }
-        if con.execute(_CLAIM_ONE_SQL, params).rowcount == 1:
-            return [True], []
-        if con.execute(_SKIP_ONE_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
-            return [False], [mid]
-        return [False], []
+        ok: list[bool] = []
+        skipped: list[str] = []
+        for mid in claim:
+            params["id"] = mid
+            if con.execute(_CLAIM_ONE_SQL, params).rowcount == 1:
+                ok.append(True)
+                continue
+            ok.append(False)
+            if con.execute(_SKIP_ONE_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
+                skipped.append(mid)
+        return ok, skipped
 
     def _lease_text(self, lease_until: datetime) -> str | None:
         """The lease time as stored, formatted once per lease (a claim per message reuses it)."""
