@@ -228,7 +228,7 @@ class _Hooks:
             self._pending[:0] = pending
             if claiming:
                 self._claiming[:0] = claiming
-                task = asyncio.ensure_future(self._claim_patiently())
+                task = asyncio.ensure_future(self._claim_patiently(since=time.monotonic()))
                 self._patient.add(task)
                 task.add_done_callback(self._patient.discard)
         except Exception as exc:  # e.g. the database server went away: nothing was written
@@ -236,7 +236,7 @@ class _Hooks:
             for _group, waiter in claiming:
                 waiter.set_exception(exc)  # each worker raises it, as its own commit would have
 
-    async def _claim_patiently(self) -> None:
+    async def _claim_patiently(self, since: float) -> None:
         """Another process holds the write lock: wait for it (saying so), up to the database's
         lock_wait; then stop the run and refuse the claims. Claims are written only for workers
         still waiting when the write succeeds."""
@@ -253,7 +253,7 @@ class _Hooks:
                 raise
 
         try:
-            await o.write(attempt)
+            await o.write(attempt, since=since)
         except DatabaseBusy as exc:
             o.stop(str(exc))
             for group, waiter in self._live_claims():
@@ -475,13 +475,16 @@ class Outbox:
         self._claims.clear()
         return self._lease_until
 
-    async def write(self, fn: Callable[[], T], *, patience: float = 1.0) -> T:
+    async def write(self, fn: Callable[[], T], *, patience: float = 1.0, since: float | None = None) -> T:
         """Run a database write; while another process holds the lock, say so and retry, up to
         ``patience`` times the database's lock_wait, then raise DatabaseBusy. Waits on the event
-        loop, so a window stays responsive."""
+        loop, so a window stays responsive. ``since``: when a first try already found the lock
+        (time.monotonic()); the wait counts from then."""
         db = self.repo.db
         limit = (db.lock_wait if self.lock_wait is None else self.lock_wait) * patience
-        start: float | None = None
+        start: float | None = since
+        if since is not None:
+            db.waiting()
         while True:
             try:
                 return fn()
