@@ -1,7 +1,10 @@
 """The dashboard on a season's database: 40 tournaments, 100,000 messages, 300,000 events.
 
 - start to a usable window: `tabmail --smoke-test` (interpreter, imports, migration check,
-  main window built, shown and painted) as a fresh process; target < 2 s.
+  main window built, shown and painted, until it prints "smoke test: window shown", as
+  ``bench_startup`` times it) as a fresh process, best of 3 after a warm-up run that writes the
+  bytecode caches an installed tabmail has; target < 2 s. Beside it: the whole smoke test and
+  its CPU time.
 - show a 2,000-message round after it is selected (model loaded, tree laid out and painted);
   target < 0.5 s.
 - answer a filter keystroke in the round's search box (proxy refiltered, tree repainted);
@@ -31,39 +34,40 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.bench.bench_startup import calibration_seconds
+from tests.bench.bench_startup import calibration_seconds, timed
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def startup_seconds(db: Path, home: Path, runs: int = 3) -> tuple[float, float]:
+def startup_seconds(db: Path, home: Path, runs: int = 3) -> dict[str, float]:
+    """The season database opened by fresh ``tabmail --smoke-test`` processes, best of ``runs``
+    after a warm-up run: wall time to "smoke test: window shown" (the window built, shown,
+    painted and the loop turning: usable), wall time to the whole smoke test done (+ background
+    work started, a worker-thread query, the window closed), the CPU time of a whole run (it
+    moves less with the machine's load), and the largest resident memory."""
+    # An installed tabmail has its bytecode compiled; this checkout's environment may set
+    # PYTHONDONTWRITEBYTECODE, which would make every run compile every module again: the
+    # children do not inherit it, and the warm-up run writes the caches.
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
         "PYTHONPATH": str(REPO),
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_DATA_HOME": str(home / ".local" / "share"),
     }
-    best = float("inf")
-    rss = 0.0
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "tabmail", "--db", str(db), "--no-demo", "--smoke-test"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        elapsed = time.perf_counter() - start
-        if done.returncode != 0 or "smoke test ok" not in done.stdout:
-            raise RuntimeError(f"smoke test failed: {done.stdout}{done.stderr}")
-        best = min(best, elapsed)
-        rss = max(rss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-    return best, rss
+    smoke = [sys.executable, "-m", "tabmail", "--db", str(db), "--no-demo", "--smoke-test"]
+    timed(smoke, env, until="smoke test ok")  # warm-up
+    shown = [timed(smoke, env, until="smoke test: window shown")[0] for _ in range(runs)]
+    done = [timed(smoke, env, until="smoke test ok") for _ in range(runs)]
+    return {
+        "shown_s": min(shown),
+        "done_s": min(wall for wall, _cpu in done),
+        "cpu_s": min(cpu for _wall, cpu in done),
+        "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 def in_process(db: Path) -> dict[str, float]:
@@ -168,7 +172,7 @@ def in_process(db: Path) -> dict[str, float]:
         deadline = time.perf_counter() + 30
         while time.perf_counter() < deadline:
             app.processEvents()
-            if done() and not page.model._dirty:
+            if done() and not page.model.pending:
                 break
         app.processEvents()
         heartbeat.stop()
@@ -200,7 +204,7 @@ def in_process(db: Path) -> dict[str, float]:
         ctx.bus.publish(MessageStateChanged(n, batch_id, "sent"))
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and not (
-        page.model.status_of(resends[-1]) == "processed" and not page.model._dirty
+        page.model.status_of(resends[-1]) == "processed" and not page.model.pending
     ):
         app.processEvents()
     with ctx.db.engine.begin() as conn:
@@ -231,7 +235,7 @@ def main() -> str:
         start_cal = calibration_seconds()
         home = Path(tmp) / "home"
         home.mkdir()
-        start_s, start_rss = startup_seconds(db, home)
+        start = startup_seconds(db, home)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         done = subprocess.run(
             [sys.executable, "-m", "tests.bench.bench_gui", "--child", str(db)],
@@ -255,7 +259,9 @@ def main() -> str:
 
     rows = [
         ("", "figure", "target", "", "calibration", "× calibration"),
-        row("start to a usable window (fresh process, best of 3)", start_s, start_cal, 2),
+        row("start to a usable window (fresh process, best of 3)", start["shown_s"], start_cal, 2),
+        row("  the whole smoke test (+ background, a query, close)", start["done_s"], start_cal, None),
+        row("  CPU time of the whole smoke test", start["cpu_s"], start_cal, None),
         row(f"show a {int(r['round_messages'])}-message round", r["show_round_s"], r["show_round_cal"], 0.5),
         row("filter keystroke (worst of 6)", r["filter_s"], r["filter_cal"], 0.1),
         row(
@@ -289,9 +295,9 @@ def main() -> str:
         ),
         (
             "memory (ru_maxrss), smoke-test process",
-            f"{start_rss:.0f} MB",
+            f"{start['rss_mb']:.0f} MB",
             "< 500 MB",
-            ok(start_rss < 500),
+            ok(start["rss_mb"] < 500),
             "",
             "",
         ),

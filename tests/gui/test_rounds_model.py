@@ -202,6 +202,37 @@ def test_problems_only_keeps_a_batch_for_its_matching_children_and_search_matche
     assert proxy.rowCount() == 0
 
 
+def test_a_batch_the_filter_hides_shows_when_a_change_or_a_new_row_matches(
+    demo: AppContext, model: RoundMessagesModel, scenario: dict[str, object]
+) -> None:
+    """The proxy decides a batch row itself (not Qt's recursive filtering): a batch hidden by the
+    filter is looked at again when one of its rows becomes a problem or a matching row arrives."""
+    import asyncio
+
+    from tabmail.services.resend import resend
+
+    proxy = RoundMessagesProxy()
+    proxy.setSourceModel(model)
+    proxy.set_problems_only(True)
+    assert [proxy.index(r, 0).data(Roles.ID) for r in range(proxy.rowCount())] == [scenario["newer"]]
+    older = model.message_ids(scenario["older"])  # type: ignore[arg-type]
+    report(demo, older[0], DeliveryStatus.BOUNCED, 4, "550 5.1.1 user unknown")
+    demo.bus.publish(StatusesChanged((older[0],)))
+    model.flush()
+    assert proxy.rowCount() == 2
+    older_row = proxy.mapFromSource(model.index_of_batch(scenario["older"]))  # type: ignore[arg-type]
+    assert children(proxy, older_row) == [older[0]]
+
+    proxy.set_problems_only(False)
+    proxy.set_search("resent.fixed")
+    assert proxy.rowCount() == 0
+    bounced = scenario["bounced"][0]  # type: ignore[index]
+    result = asyncio.run(resend(demo, bounced, "resent.fixed@example.org"))
+    model.flush()
+    assert proxy.rowCount() == 1
+    assert children(proxy, proxy.index(0, 0)) == [result.new_message_id]
+
+
 def test_sorting_orders_messages_within_each_batch_and_keeps_batches_newest_first(
     model: RoundMessagesModel, scenario: dict[str, object]
 ) -> None:

@@ -1,8 +1,8 @@
 """How the round tree's rows look and read: text, icons, colours, fonts, tooltips, sort keys.
 
-A mixin of ``RoundMessagesModel`` (it reads the model's theme, fonts, flags and resend links);
-kept apart so the model's structure and its update rules read on their own. Every value comes
-from the node in O(1); status colours and icons come from ``gui/theme.py`` only.
+``RoundMessagesModel`` owns a ``CellFormatter`` and hands it every ``data()`` call; the
+formatter reads the round's contents (flags, resend links) and never changes them. Every value
+comes from the node in O(1); status colours and icons come from ``gui/theme.py`` only.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QFont
 
-from tabmail.domain.notification import AddressFlag
 from tabmail.domain.problems import HAPPENED, SEVERITY
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.nodes import (
@@ -24,6 +23,7 @@ from tabmail.gui.rounds.nodes import (
     BatchNode,
     Column,
     MessageNode,
+    RoundContents,
     RoundRoles,
 )
 from tabmail.gui.rounds.words import (
@@ -41,16 +41,18 @@ from tabmail.gui.theme import RESOLVED_LOOK, Theme, Tone, flag_look
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 
-class RoundCells:
+class CellFormatter:
     """``data()`` for message and batch rows (see the module docstring)."""
 
-    _theme: Theme
-    _bold: QFont
-    _italic: QFont
-    _flags: dict[str, AddressFlag]
-    _resent_as: dict[str, list[str]]
+    def __init__(self, theme: Theme, contents: RoundContents) -> None:
+        self._theme = theme
+        self._contents = contents
+        self._bold = QFont()
+        self._bold.setWeight(QFont.Weight.DemiBold)
+        self._italic = QFont()
+        self._italic.setItalic(True)
 
-    def _message_data(self, node: MessageNode, column: Column, role: int) -> Any:
+    def message_data(self, node: MessageNode, column: Column, role: int) -> Any:
         m = node.message
         if role == Qt.ItemDataRole.DisplayRole:
             return self._message_text(node, column)
@@ -108,7 +110,7 @@ class RoundCells:
             label = row_look(node.status, node.category).label
             if node.resolved:
                 label += " · resolved"
-            elif m.id in self._resent_as:
+            elif m.id in self._contents.resent_as:
                 label += " · resent"
             elif node.draft:
                 label += " · corrected"
@@ -134,8 +136,8 @@ class RoundCells:
         if column == Column.ADDRESS:
             if node.draft:
                 return self._theme.icon(DRAFT_LOOK)
-            if node.key in self._flags:
-                return self._theme.icon(flag_look(self._flags[node.key].kind))
+            if node.key in self._contents.flags:
+                return self._theme.icon(flag_look(self._contents.flags[node.key].kind))
         if column == Column.RECIPIENT and node.message.resend_of:
             return self._theme.icon(RESEND_LOOK)
         return None
@@ -153,7 +155,7 @@ class RoundCells:
                 )
             else:
                 lines.append(m.address)
-            flag = self._flags.get(node.key)
+            flag = self._contents.flags.get(node.key)
             if flag is not None:
                 lines.append(
                     f"This address is flagged ({flag.kind.value}) since {local_time(flag.since)}: {flag.diagnostic}"
@@ -165,7 +167,7 @@ class RoundCells:
             r = node.resolution if node.resolved else None
             if r is not None and r.resend_id:
                 lines.append(
-                    f"Resolved: the resend to {self._address_of(r.resend_id)} reached the recipient."
+                    f"Resolved: the resend to {self._contents.address_of(r.resend_id)} reached the recipient."
                 )
             elif r is not None:
                 lines.append(f"Marked resolved{f' by {r.by}' if r.by else ''}: {r.reason}")
@@ -181,24 +183,16 @@ class RoundCells:
                 lines.append(f"Status since {full_time(m.status_at)}")
             if m.resend_of:
                 lines.append(
-                    f"A resend: the earlier message to {self._address_of(m.resend_of)} {HAPPENED.get(self._category(m.resend_of), 'had a problem')}"
+                    f"A resend: the earlier message to {self._contents.address_of(m.resend_of)} {HAPPENED.get(self._contents.category(m.resend_of), 'had a problem')}"
                 )
-            for new in self._resent_as.get(m.id, ()):
-                lines.append(f"Resent to {self._address_of(new)}")
+            for new in self._contents.resent_as.get(m.id, ()):
+                lines.append(f"Resent to {self._contents.address_of(new)}")
             lines.append(f"Message id {m.id}")
             return "\n".join(lines)
         return None
 
-    def _address_of(self, message_id: str) -> str:
-        node = self._messages.get(message_id)  # type: ignore[attr-defined]
-        return node.message.address if node is not None else "another address"
-
-    def _category(self, message_id: str) -> Any:
-        node = self._messages.get(message_id)  # type: ignore[attr-defined]
-        return node.category if node is not None else None
-
     # -- batch rows -----------------------------------------------------------------------------
-    def _batch_data(self, node: BatchNode, column: Column, role: int) -> Any:
+    def batch_data(self, node: BatchNode, column: Column, role: int) -> Any:
         b = node.batch
         if role == Qt.ItemDataRole.DisplayRole:
             return self._batch_text(node, column)

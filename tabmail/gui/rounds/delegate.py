@@ -1,7 +1,8 @@
-"""The round tree's view side. The delegate paints a batch's status cell as a small stacked bar
-of its counts, followed by the counts in words (the bar is a picture of the words, never their
-replacement), and edits addresses with a line edit that says what it is for; ``RoundTree``
-sends every edit key on a message row to the only editable cell, the address."""
+"""The round tree's view side. The status delegate paints a batch's status cell as a small
+stacked bar of its counts, followed by the counts in words (the bar is a picture of the words,
+never their replacement); the address delegate edits addresses with a line edit that says what
+it is for; ``RoundTree`` sends every edit key on a message row to the only editable cell, the
+address. Each delegate serves its own column only: the other cells are painted by Qt alone."""
 
 from __future__ import annotations
 
@@ -63,13 +64,16 @@ def bucket_colour(theme: Theme, bucket: str) -> QColor:
     return colour
 
 
-class RoundMessagesDelegate(QStyledItemDelegate):
+class StatusDelegate(QStyledItemDelegate):
+    """The status column's delegate (only that column's: every other cell is painted by Qt's own
+    delegate, with no Python call per cell)."""
+
     def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._theme = theme
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
-        if index.column() != Column.STATUS or index.data(Roles.KIND) != BATCH:
+        if index.parent().isValid() or index.data(Roles.KIND) != BATCH:  # a message row
             super().paint(painter, option, index)
             return
         opt = QStyleOptionViewItem(option)
@@ -114,6 +118,11 @@ class RoundMessagesDelegate(QStyledItemDelegate):
         elided = opt.fontMetrics.elidedText(text, Qt.TextElideMode.ElideRight, text_rect.width())
         painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft), elided)
         painter.restore()
+
+
+class AddressDelegate(QStyledItemDelegate):
+    """The address column's delegate: edits a message's address with a line edit that says what
+    it is for."""
 
     def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: AnyIndex) -> QWidget:
         editor = QLineEdit(parent)

@@ -1,11 +1,15 @@
 """One round's notifications as a tree: send batches (newest first), each with its messages.
 
 Loading costs three queries whatever the size of the round (batches with counts, all their
-messages, the bounce flags of their addresses); every ``data()`` call is O(1) (``cells.py``).
-After that the model only changes in place (``updates.py``): bridge signals mark messages
+messages, the bounce flags of their addresses); every ``data()`` call is O(1).
+After that the model only changes in place: bridge signals mark messages
 dirty, a short timer re-reads just those and emits ``dataChanged`` for exactly the rows that
 changed, or inserts the rows that are new (a resend, a batch queued for this round). The view's
 expansion and selection survive.
+
+The model is split by composition: it owns the round's ``RoundContents`` (``nodes.py``), a
+``CellFormatter`` that answers ``data()`` from them (``cells.py``) and a ``RoundUpdater`` that
+keeps them current (``updates.py``); it keeps Qt's model API, loading and the lookups.
 
 Index layout: batch rows have internal id 0; message rows carry their batch's id, which is
 how ``parent()`` finds the batch row in O(1).
@@ -17,14 +21,13 @@ import logging
 from collections import Counter
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 
 from tabmail.domain.addresses import address_key, validate_address
 from tabmail.domain.notification import AddressFlag, BulkNotification, Message
 from tabmail.domain.problems import Category, Resolution
 from tabmail.gui.bridge import EventBridge
-from tabmail.gui.rounds.cells import RoundCells
+from tabmail.gui.rounds.cells import CellFormatter
 from tabmail.gui.rounds.nodes import (
     BATCH,
     BATCH_LOOKS,
@@ -36,11 +39,13 @@ from tabmail.gui.rounds.nodes import (
     BatchNode,
     Column,
     MessageNode,
+    RoundContents,
     RoundRoles,
 )
-from tabmail.gui.rounds.updates import FLUSH_DELAY_MS, RoundUpdates
+from tabmail.gui.rounds.updates import RoundUpdater
 from tabmail.gui.theme import Theme
 from tabmail.services.context import AppContext
+from tabmail.store.notifications import BatchSummary
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 log = logging.getLogger(__name__)
@@ -51,6 +56,8 @@ N_COLUMNS = len(COLUMNS)
 _BATCH_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _MESSAGE_FLAGS = _BATCH_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
 _EDITABLE_FLAGS = _MESSAGE_FLAGS | Qt.ItemFlag.ItemIsEditable
+# Up to this many changed rows of a batch get one dataChanged each; more get one spanning range.
+MAX_SINGLE_ROW_SIGNALS = 8
 
 __all__ = [
     "BATCH",
@@ -64,7 +71,7 @@ __all__ = [
 ]
 
 
-class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
+class RoundMessagesModel(QAbstractItemModel):
     """The batches and messages of one round. See the module docstring for the update rules."""
 
     draft_rejected = Signal(str, str)  # message id, why the typed address cannot be used
@@ -88,34 +95,19 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         self.round_id: int | None = None
         # the tournament whose batches with no round (private URLs, registration) are shown
         self.tournament_wide: int | None = None
-        self._order: list[BatchNode] = []
-        self._batches: dict[int, BatchNode] = {}
-        self._messages: dict[str, MessageNode] = {}
-        self._by_key: dict[str, list[MessageNode]] = {}
-        self._resent_as: dict[str, list[str]] = {}
-        self._flags: dict[str, AddressFlag] = {}
-        self._manual: dict[str, Resolution] = {}
-        self._foreign_batches: set[int] = set()
+        self._contents = RoundContents()
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
-        self._dirty: dict[str, int] = {}
-        self._new_batches: set[int] = set()
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setSingleShot(True)
-        self._flush_timer.setInterval(FLUSH_DELAY_MS)
-        self._flush_timer.timeout.connect(self._on_flush_timer_timeout)
-        self._bold = QFont()
-        self._bold.setWeight(QFont.Weight.DemiBold)
-        self._italic = QFont()
-        self._italic.setItalic(True)
+        self._cells = CellFormatter(self._theme, self._contents)
+        self._updates = RoundUpdater(self, ctx, self._contents)
         if bridge is not None:
-            bridge.message_state_changed.connect(self._on_bridge_message_state_changed)
-            bridge.statuses_changed.connect(self._on_bridge_statuses_changed)
-            bridge.flags_changed.connect(self._on_bridge_flags_changed)
-            bridge.batch_queued.connect(self._on_bridge_batch_queued)
-            bridge.person_changed.connect(self._on_bridge_person_changed)
-            bridge.replies_received.connect(self._on_bridge_replies_received)
-            bridge.replies_changed.connect(self._on_bridge_replies_received)
+            bridge.message_state_changed.connect(self._updates.on_message_state_changed)
+            bridge.statuses_changed.connect(self._updates.on_statuses_changed)
+            bridge.flags_changed.connect(self._updates.on_flags_changed)
+            bridge.batch_queued.connect(self._updates.on_batch_queued)
+            bridge.person_changed.connect(self._updates.on_person_changed)
+            bridge.replies_received.connect(self._updates.on_replies_received)
+            bridge.replies_changed.connect(self._updates.on_replies_received)
 
     # -- loading ----------------------------------------------------------------------------
     def load_tournament_wide(self, tournament_id: int) -> None:
@@ -136,11 +128,8 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         self.beginResetModel()
         self.round_id = round_id
         self.tournament_wide = tournament_wide
-        self._order, self._batches, self._messages = [], {}, {}
-        self._by_key, self._resent_as, self._flags, self._manual = {}, {}, {}, {}
-        self._foreign_batches.clear()
-        self._dirty.clear()
-        self._new_batches.clear()
+        self._contents.clear()
+        self._updates.clear()
         if self.scoped:
             summaries = self.scope_batches()
             messages = (
@@ -149,197 +138,170 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
                 else []
             )
             for summary in summaries:
-                self._append_batch(summary.batch)
+                self._contents.append_batch(summary.batch)
             keys = {k for k in (address_key(m.address) for m in messages) if k}
-            self._flags = self._ctx.flags.active(list(keys)) if keys else {}
+            self._contents.flags = self._ctx.flags.active(list(keys)) if keys else {}
             for m in messages:
-                self._attach(m)
-            problem_ids = [n.message.id for n in self._messages.values() if n.problem_category]
-            self._manual = self._ctx.problems.resolutions(problem_ids) if problem_ids else {}
-            for batch in self._order:
-                self._settle(batch)
+                self._contents.attach(m)
+            problem_ids = [n.message.id for n in self._contents.messages.values() if n.problem_category]
+            self._contents.manual = self._ctx.problems.resolutions(problem_ids) if problem_ids else {}
+            for batch in self._contents.order:
+                self._updates.settle(batch)
                 self._sort_children(batch)
-            self._take_corrections(list(self._messages.values()))
-            self._load_replies(list(self._messages.values()), batch_ids=list(self._batches))
+            self._updates.take_corrections(list(self._contents.messages.values()))
+            self._updates.load_replies(
+                list(self._contents.messages.values()), batch_ids=list(self._contents.batches)
+            )
         self.endResetModel()
-
-    # -- replies read from the tab room's mailbox ----------------------------------------------
-    def _load_replies(
-        self, nodes: list[MessageNode], batch_ids: list[int] | None = None
-    ) -> list[MessageNode]:
-        """Each row's reply count (one query); returns the rows whose count changed."""
-        try:
-            if batch_ids is not None:
-                counts = self._ctx.inbox.reply_counts_in_batches(batch_ids)
-            else:
-                counts = self._ctx.inbox.reply_counts([n.message.id for n in nodes]) if nodes else {}
-        except Exception:  # the round still shows without its reply markers
-            log.warning("could not read the reply counts", exc_info=True)
-            return []
-        changed = []
-        for node in nodes:
-            fresh = counts.get(node.message.id, (0, 0))
-            if fresh != node.replies:
-                node.replies = fresh
-                changed.append(node)
-        return changed
-
-    def _on_bridge_replies_received(self, message_ids: list[str]) -> None:
-        nodes = [self._messages[m] for m in message_ids if m in self._messages]
-        for node in self._load_replies(nodes):
-            self._emit_row(node)
-        if nodes:
-            self.replies_changed.emit()
 
     def refresh_replies(self) -> None:
         """Re-read every row's reply count (a reply was read in the message view)."""
-        for node in self._load_replies(list(self._messages.values()), batch_ids=list(self._batches)):
-            self._emit_row(node)
-        self.replies_changed.emit()
+        self._updates.refresh_replies()
 
     def reply_totals(self) -> tuple[int, int]:
         """(replies, unread replies) over the round."""
-        nodes = self._messages.values()
+        nodes = self._contents.messages.values()
         return sum(n.replies[0] for n in nodes), sum(n.replies[1] for n in nodes)
 
-    # -- addresses corrected in Participants ------------------------------------------------------
-    def _take_corrections(self, nodes: list[MessageNode]) -> list[MessageNode]:
-        """A problem row whose person's address was corrected since (in Participants, or by an
-        import) shows the corrected address, ready to resend. Returns the rows that changed."""
-        wanted = [
-            n
-            for n in nodes
-            if n.resendable and n.message.person_id and not n.draft and n.message.id not in self._resent_as
-        ]
-        if not wanted:
-            return []
-        current = self._ctx.problems.current_addresses([n.message.person_id or 0 for n in wanted])
-        changed = []
-        for node in wanted:
-            address, key = current.get(node.message.person_id or 0, ("", None))
-            if not address or key == node.key:
-                continue
-            node.draft = address
-            flag = self._flags.get(node.key)
-            node.update(node.message, flag.kind if flag else None)
-            changed.append(node)
-        return changed
+    # -- what is shown, and telling the view what changed -------------------------------------------
+    @property
+    def scoped(self) -> bool:
+        """True when a round or a tournament's round-less batches are shown."""
+        return self.round_id is not None or self.tournament_wide is not None
 
-    def _on_bridge_person_changed(self, person_id: int) -> None:
-        nodes = [n for n in self._messages.values() if n.message.person_id == person_id]
-        if not nodes:
+    def scope_batches(self) -> list[BatchSummary]:
+        """The batches of what is shown, newest first (one query with the counts)."""
+        if self.round_id is not None:
+            return self._ctx.notifications.batches(round_id=self.round_id)
+        if self.tournament_wide is not None:
+            return self._ctx.notifications.batches(tournament_id=self.tournament_wide, no_round=True)
+        return []
+
+    def row_changed(self, node: MessageNode) -> None:
+        parent = self.createIndex(self._contents.batches[node.batch_id].row, 0, 0)
+        self.dataChanged.emit(
+            self.index(node.row, 0, parent), self.index(node.row, len(Column) - 1, parent), []
+        )
+
+    def rows_changed(self, batch: BatchNode, rows: list[int]) -> None:
+        """dataChanged for these rows of a batch: one signal per row when there are a few, one
+        spanning range when many (each signal makes the view and the proxy re-read the row, and
+        the view re-measure its first row: hundreds of them cost more than one range)."""
+        if not rows:
             return
-        current = self._ctx.problems.current_addresses([person_id]).get(person_id)
-        for node in nodes:
-            if node.draft and node.resendable and (current is None or node.draft != current[0]):
-                node.draft = None  # the address in Participants wins over an older correction here
-                self._emit_row(node)
-                self.draft_changed.emit(node.message.id)
-        for node in self._take_corrections(nodes):
-            self._emit_row(node)
-            self.draft_changed.emit(node.message.id)
+        parent = self.createIndex(batch.row, 0, 0)
+        last = len(Column) - 1
+        if len(rows) <= MAX_SINGLE_ROW_SIGNALS:
+            for row in rows:
+                self.dataChanged.emit(self.index(row, 0, parent), self.index(row, last, parent), [])
+        else:
+            # From the second column: for a range that starts in the first, QTreeView asks every
+            # row in it whether it has children (a flags() and a hasChildren() call into Python
+            # per row: 3,000 rows of a batch at every slice of a poll); message rows never have
+            # children. The first column is repainted by the view (``rows_restyled``).
+            self.dataChanged.emit(self.index(min(rows), 1, parent), self.index(max(rows), last, parent), [])
+            self.rows_restyled.emit()
 
-    def _append_batch(self, batch: BulkNotification) -> BatchNode:
-        node = BatchNode(batch, len(self._order))
-        self._order.append(node)
-        self._batches[batch.id] = node
-        return node
+    def batch_changed(self, node: BatchNode) -> None:
+        self.dataChanged.emit(
+            self.createIndex(node.row, 0, 0), self.createIndex(node.row, len(Column) - 1, 0), []
+        )
 
-    def _attach(self, m: Message) -> MessageNode:
-        parent = self._batches[m.batch_id]
-        node = MessageNode(m, m.batch_id, len(parent.children))
-        flag = self._flags.get(address_key(m.address) or "")
-        node.update(m, flag.kind if flag else None)
-        parent.children.append(node)
-        parent.counts[node.bucket] += 1
-        self._messages[m.id] = node
-        if node.key:
-            self._by_key.setdefault(node.key, []).append(node)
-        if m.resend_of:
-            self._resent_as.setdefault(m.resend_of, []).append(m.id)
-        return node
+    # -- changes reported by the bridge (applied by the updater) ---------------------------------
+    @property
+    def pending(self) -> bool:
+        """True while changes reported by the bridge wait to be applied."""
+        return self._updates.pending
+
+    def flush(self) -> None:
+        """Apply everything the bridge reported so far, now (a timer does it in slices)."""
+        self._updates.flush()
+
+    def add_batch(self, batch_id: int) -> None:
+        """Show a batch just queued for this round now (the bridge's signal may come later)."""
+        self._updates.add_batch(batch_id)
 
     # -- lookups ------------------------------------------------------------------------------
     def batch_ids(self) -> list[int]:
-        return [b.batch.id for b in self._order]
+        return [b.batch.id for b in self._contents.order]
 
     def batch(self, batch_id: int) -> BulkNotification | None:
-        node = self._batches.get(batch_id)
+        node = self._contents.batches.get(batch_id)
         return node.batch if node else None
 
     def batch_counts(self, batch_id: int) -> dict[str, int]:
-        node = self._batches.get(batch_id)
+        node = self._contents.batches.get(batch_id)
         return dict(node.counts) if node else {}
 
     def message(self, message_id: str) -> Message | None:
-        node = self._messages.get(message_id)
+        node = self._contents.messages.get(message_id)
         return node.message if node else None
 
     def message_ids(self, batch_id: int) -> list[str]:
-        node = self._batches.get(batch_id)
+        node = self._contents.batches.get(batch_id)
         return [c.message.id for c in node.children] if node else []
 
     def message_count(self) -> int:
-        return len(self._messages)
+        return len(self._contents.messages)
 
     def totals(self) -> Counter[str]:
         total: Counter[str] = Counter()
-        for b in self._order:
+        for b in self._contents.order:
             total.update(b.counts)
         return total
 
     def status_of(self, message_id: str) -> str | None:
-        node = self._messages.get(message_id)
+        node = self._contents.messages.get(message_id)
         return node.status if node else None
 
     def category_of(self, message_id: str) -> Category | None:
-        node = self._messages.get(message_id)
+        node = self._contents.messages.get(message_id)
         return node.category if node else None
 
     def resolution(self, message_id: str) -> Resolution | None:
         """How this message's problem was resolved (None: not a problem, or unresolved)."""
-        node = self._messages.get(message_id)
+        node = self._contents.messages.get(message_id)
         return node.resolution if node is not None and node.resolved else None
 
     def is_problem(self, message_id: str) -> bool:
-        node = self._messages.get(message_id)
+        node = self._contents.messages.get(message_id)
         return node is not None and node.problem
 
     def problem_count(self) -> int:
-        return sum(1 for n in self._messages.values() if n.problem)
+        return sum(1 for n in self._contents.messages.values() if n.problem)
 
     def is_resendable(self, message_id: str) -> bool:
-        node = self._messages.get(message_id)
+        node = self._contents.messages.get(message_id)
         return node is not None and node.resendable and not self._ctx.read_only
 
     def resent_as(self, message_id: str) -> list[str]:
-        return list(self._resent_as.get(message_id, ()))
+        return list(self._contents.resent_as.get(message_id, ()))
 
     def flag_of(self, address: str) -> AddressFlag | None:
-        return self._flags.get(address_key(address) or "")
+        return self._contents.flags.get(address_key(address) or "")
 
     def index_of_batch(self, batch_id: int, column: int = 0) -> QModelIndex:
-        node = self._batches.get(batch_id)
+        node = self._contents.batches.get(batch_id)
         return self.createIndex(node.row, column, 0) if node else QModelIndex()
 
     def index_of_message(self, message_id: str, column: int = 0) -> QModelIndex:
-        node = self._messages.get(message_id)
+        node = self._contents.messages.get(message_id)
         return self.createIndex(node.row, column, node.batch_id) if node else QModelIndex()
 
     # -- corrected addresses ------------------------------------------------------------------
     def draft(self, message_id: str) -> str | None:
-        node = self._messages.get(message_id)
+        node = self._contents.messages.get(message_id)
         return node.draft if node else None
 
     def drafts(self, batch_id: int) -> dict[str, str]:
-        node = self._batches.get(batch_id)
+        node = self._contents.batches.get(batch_id)
         if node is None:
             return {}
         return {c.message.id: c.draft for c in node.children if c.draft and c.resendable}
 
     def set_draft(self, message_id: str, text: str | None) -> str | None:
         """Remember a corrected address for a resend. Returns why it cannot be used, or None."""
-        node = self._messages.get(message_id)
+        node = self._contents.messages.get(message_id)
         if node is None:
             return "this message is not in the round shown"
         value = (text or "").strip()
@@ -352,9 +314,9 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
             draft = normalised
         if draft != node.draft:
             node.draft = draft
-            flag = self._flags.get(node.key)
+            flag = self._contents.flags.get(node.key)
             node.update(node.message, flag.kind if flag else None)
-            self._emit_row(node)
+            self.row_changed(node)
             self.draft_changed.emit(message_id)
         return None
 
@@ -370,14 +332,15 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         statuses change afterwards (nothing jumps under the director's cursor) until the next sort.
         """
         self._sort_column, self._sort_order = column, order
-        if not self._order:
+        if not self._contents.order:
             return
         self.layoutAboutToBeChanged.emit()
         before = self.persistentIndexList()
         nodes = [
-            self._batches[p.internalId()].children[p.row()] if p.internalId() != 0 else None for p in before
+            self._contents.batches[p.internalId()].children[p.row()] if p.internalId() != 0 else None
+            for p in before
         ]
-        for batch in self._order:
+        for batch in self._contents.order:
             self._sort_children(batch)
         after = [
             p if node is None else self.createIndex(node.row, p.column(), node.batch_id)
@@ -400,10 +363,10 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         if column < 0 or column >= N_COLUMNS or row < 0:
             return QModelIndex()
         if not parent.isValid():
-            return self.createIndex(row, column, 0) if row < len(self._order) else QModelIndex()
-        if parent.internalId() != 0 or parent.column() != 0 or parent.row() >= len(self._order):
+            return self.createIndex(row, column, 0) if row < len(self._contents.order) else QModelIndex()
+        if parent.internalId() != 0 or parent.column() != 0 or parent.row() >= len(self._contents.order):
             return QModelIndex()
-        batch = self._order[parent.row()]
+        batch = self._contents.order[parent.row()]
         if row >= len(batch.children):
             return QModelIndex()
         return self.createIndex(row, column, batch.batch.id)
@@ -413,15 +376,15 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
             return super().parent()
         if not child.isValid() or child.internalId() == 0:
             return QModelIndex()
-        node = self._batches.get(child.internalId())
+        node = self._contents.batches.get(child.internalId())
         return self.createIndex(node.row, 0, 0) if node else QModelIndex()
 
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
         if not parent.isValid():
-            return len(self._order)
-        if parent.internalId() != 0 or parent.column() != 0 or parent.row() >= len(self._order):
+            return len(self._contents.order)
+        if parent.internalId() != 0 or parent.column() != 0 or parent.row() >= len(self._contents.order):
             return 0
-        return len(self._order[parent.row()].children)
+        return len(self._contents.order[parent.row()].children)
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return N_COLUMNS
@@ -469,21 +432,26 @@ class RoundMessagesModel(RoundCells, RoundUpdates, QAbstractItemModel):
         if not index.isValid():
             return None
         if index.internalId() == 0:
-            if index.row() >= len(self._order):
+            if index.row() >= len(self._contents.order):
                 return None
-            return self._batch_data(self._order[index.row()], COLUMNS[index.column()], role)
+            return self._cells.batch_data(self._contents.order[index.row()], COLUMNS[index.column()], role)
         node = self._message_node(index)
-        return None if node is None else self._message_data(node, COLUMNS[index.column()], role)
+        return None if node is None else self._cells.message_data(node, COLUMNS[index.column()], role)
 
     def node_at(self, row: int, parent: AnyIndex) -> MessageNode | None:
         """The message row ``row`` under the batch row ``parent`` (the proxy's filter reads it)."""
-        if parent.internalId() != 0 or parent.row() >= len(self._order):
+        if parent.internalId() != 0 or parent.row() >= len(self._contents.order):
             return None
-        children = self._order[parent.row()].children
+        children = self._contents.order[parent.row()].children
         return children[row] if row < len(children) else None
 
+    def batch_children(self, row: int) -> list[MessageNode]:
+        """The message rows of the batch row ``row`` (the proxy's filter reads them)."""
+        order = self._contents.order
+        return order[row].children if 0 <= row < len(order) else []
+
     def _message_node(self, index: AnyIndex) -> MessageNode | None:
-        batch = self._batches.get(index.internalId())
+        batch = self._contents.batches.get(index.internalId())
         if batch is None or index.row() >= len(batch.children):
             return None
         return batch.children[index.row()]

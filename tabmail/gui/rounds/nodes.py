@@ -1,4 +1,5 @@
-"""The round tree's rows: columns, custom roles, and the batch and message nodes behind them."""
+"""The round tree's rows: columns, custom roles, the batch and message nodes behind them, and
+the round's contents that hold them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from tabmail.domain.addresses import address_key
-from tabmail.domain.notification import BulkNotification, FlagKind, Message
+from tabmail.domain.notification import AddressFlag, BulkNotification, FlagKind, Message
 from tabmail.domain.problems import (
     ORDER,
     PROBLEM_CATEGORIES,
@@ -188,3 +189,57 @@ SORT_KEYS: dict[Column, Any] = {
     Column.STATUS: lambda n: (SEVERITY[n.category] + (50 if n.resolved else 0), _name(n)),
     Column.WHEN: lambda n: (_when(n), _name(n)),
 }
+
+
+class RoundContents:
+    """What the round tree shows, owned by ``RoundMessagesModel`` and shared with the objects it
+    owns (its ``CellFormatter`` reads it, its ``RoundUpdater`` keeps it current): the batches in
+    display order, every message row by id and by address, the resend links, the address flags
+    and the director's resolutions."""
+
+    def __init__(self) -> None:
+        self.order: list[BatchNode] = []
+        self.batches: dict[int, BatchNode] = {}
+        self.messages: dict[str, MessageNode] = {}
+        self.by_key: dict[str, list[MessageNode]] = {}
+        self.resent_as: dict[str, list[str]] = {}
+        self.flags: dict[str, AddressFlag] = {}
+        self.manual: dict[str, Resolution] = {}
+        self.foreign_batches: set[int] = set()  # batches of another round or tournament
+
+    def clear(self) -> None:
+        self.order, self.batches, self.messages = [], {}, {}
+        self.by_key, self.resent_as, self.flags, self.manual = {}, {}, {}, {}
+        self.foreign_batches = set()
+
+    def flag_kind(self, node: MessageNode) -> FlagKind | None:
+        flag = self.flags.get(node.key)
+        return flag.kind if flag else None
+
+    def append_batch(self, batch: BulkNotification) -> BatchNode:
+        node = BatchNode(batch, len(self.order))
+        self.order.append(node)
+        self.batches[batch.id] = node
+        return node
+
+    def attach(self, m: Message) -> MessageNode:
+        parent = self.batches[m.batch_id]
+        node = MessageNode(m, m.batch_id, len(parent.children))
+        flag = self.flags.get(address_key(m.address) or "")
+        node.update(m, flag.kind if flag else None)
+        parent.children.append(node)
+        parent.counts[node.bucket] += 1
+        self.messages[m.id] = node
+        if node.key:
+            self.by_key.setdefault(node.key, []).append(node)
+        if m.resend_of:
+            self.resent_as.setdefault(m.resend_of, []).append(m.id)
+        return node
+
+    def address_of(self, message_id: str) -> str:
+        node = self.messages.get(message_id)
+        return node.message.address if node is not None else "another address"
+
+    def category(self, message_id: str) -> Category | None:
+        node = self.messages.get(message_id)
+        return node.category if node is not None else None

@@ -38,7 +38,7 @@ from tabmail.gui.message import MessageView
 from tabmail.gui.navigator import round_summary
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.batch_panel import BatchPanel
-from tabmail.gui.rounds.delegate import RoundMessagesDelegate, RoundTree
+from tabmail.gui.rounds.delegate import AddressDelegate, RoundTree, StatusDelegate
 from tabmail.gui.rounds.empty import TOURNAMENT_WIDE_TITLE, RoundEmptyPage
 from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundMessagesModel
 from tabmail.gui.rounds.proxy import RoundMessagesProxy
@@ -241,7 +241,8 @@ class RoundMessagesPage(QWidget):
         tree = RoundTree(self)
         tree.setObjectName("round-tree")
         tree.setModel(self.proxy)
-        tree.setItemDelegate(RoundMessagesDelegate(self._theme, tree))
+        tree.setItemDelegateForColumn(Column.STATUS, StatusDelegate(self._theme, tree))
+        tree.setItemDelegateForColumn(Column.ADDRESS, AddressDelegate(tree))
         tree.setUniformRowHeights(True)
         tree.setAlternatingRowColors(True)
         tree.setSortingEnabled(True)

@@ -1,9 +1,15 @@
 """Search, "problems only" and sorting within groups for the round tree.
 
-Filtering is recursive: a batch row stays while any of its messages matches. Batches are not
-matched themselves when a filter is on, so "problems only" shows exactly the batches that have
-a problem, each with just its problem rows. Sorting orders messages within each batch; batches
-always stay newest first, whichever column or direction is chosen. The proxy hands sorting to
+A batch row stays while any of its messages matches. Batches are not matched themselves when a
+filter is on, so "problems only" shows exactly the batches that have a problem, each with just
+its problem rows. The proxy decides that itself, from the round model's row objects in one pass
+over the batch, rather than with Qt's recursive filtering (which asks the model for an index
+and a child count of every message row that does not match: thousands of Python calls per
+keystroke). A hidden batch is looked at again when it changes: the model reports a batch row
+changed whenever its counts change or messages are added to it.
+
+Sorting orders messages within each batch; batches always stay newest first, whichever column
+or direction is chosen. The proxy hands sorting to
 the source model (``RoundMessagesModel.sort``), which sorts with key functions: a Python
 ``lessThan`` would be called tens of thousands of times for a 2,000-message round.
 """
@@ -12,10 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
 
 from tabmail.gui.roles import Roles
-from tabmail.gui.rounds.model import RoundMessagesModel, RoundRoles
+from tabmail.gui.rounds.model import RoundMessagesModel
+from tabmail.gui.rounds.nodes import MessageNode
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -25,7 +38,6 @@ class RoundMessagesProxy(QSortFilterProxyModel):
         super().__init__(parent)
         self.needle = ""
         self.problems_only = False
-        self.setRecursiveFilteringEnabled(True)
         self.setSortRole(Roles.SORT)
         # Filters follow data changes only while a filter is on: unfiltered, the proxy would
         # re-examine every row of a changed range (a batch of thousands, at every poll) for nothing.
@@ -52,23 +64,24 @@ class RoundMessagesProxy(QSortFilterProxyModel):
         else:  # pragma: no cover - older Qt
             change()
             self.invalidateFilter()
-        self.setDynamicSortFilter(self.filtering)
+        if self.dynamicSortFilter() != self.filtering:  # turning it on re-sorts: a layout change
+            self.setDynamicSortFilter(self.filtering)
 
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
-        if not source_parent.isValid():
-            return not self.filtering  # a batch shows when one of its messages matches
         if not self.filtering:
             return True
-        source = self.sourceModel()
-        node = source.node_at(source_row, source_parent) if isinstance(source, RoundMessagesModel) else None
-        if node is None:  # another model: through its roles
-            index = source.index(source_row, 0, source_parent)
-            problem, search = index.data(Roles.PROBLEM), index.data(RoundRoles.SEARCH)
-        else:  # the round's own model: its row objects, without an index and two data() calls
-            problem, search = node.problem, node.search
-        if self.problems_only and not problem:
+        model = self.sourceModel()
+        if not isinstance(model, RoundMessagesModel):
+            raise TypeError("RoundMessagesProxy filters a RoundMessagesModel")
+        if not source_parent.isValid():  # a batch shows when one of its messages matches
+            return any(self._matches(node) for node in model.batch_children(source_row))
+        node = model.node_at(source_row, source_parent)
+        return node is not None and self._matches(node)
+
+    def _matches(self, node: MessageNode) -> bool:
+        if self.problems_only and not node.problem:
             return False
-        return not self.needle or self.needle in (search or "")
+        return not self.needle or self.needle in node.search
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         source = self.sourceModel()
