@@ -233,6 +233,19 @@ def test_a_batch_the_filter_hides_shows_when_a_change_or_a_new_row_matches(
     assert children(proxy, proxy.index(0, 0)) == [result.new_message_id]
 
 
+def test_a_batch_queued_for_the_round_is_shown_at_once_on_top(
+    demo: AppContext, model: RoundMessagesModel, scenario: dict[str, object]
+) -> None:
+    model.load(demo.tournaments.get_round(demo.tournaments.list_all()[0].id, 2).id)
+    first = queue(demo, Audience.ADJUDICATORS, round_seq=2)
+    model.add_batch(first)  # as the composer does, before the bridge says so
+    assert model.batch_ids() == [first]
+    batch = queue(demo, Audience.TEAMS, round_seq=2)
+    model.add_batch(batch)
+    assert model.batch_ids() == [batch, first]
+    assert len(model.message_ids(batch)) == len(demo.notifications.messages(batch_id=batch))
+
+
 def test_sorting_orders_messages_within_each_batch_and_keeps_batches_newest_first(
     model: RoundMessagesModel, scenario: dict[str, object]
 ) -> None:

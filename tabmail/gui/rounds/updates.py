@@ -175,7 +175,7 @@ class RoundUpdater:
 
     def add_batch(self, batch_id: int) -> None:
         """Show a batch just queued for this round now (the bridge's signal may come later)."""
-        self._on_bridge_batch_queued(batch_id, 0)
+        self.on_batch_queued(batch_id, 0)
         self.flush()
 
     def on_flags_changed(self, keys: list[str]) -> None:
