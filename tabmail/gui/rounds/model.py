@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 COLUMNS = tuple(Column)
 N_COLUMNS = len(COLUMNS)
 _BATCH_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-_MESSAGE_FLAGS = _BATCH_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
-_EDITABLE_FLAGS = _MESSAGE_FLAGS | Qt.ItemFlag.ItemIsEditable
+MESSAGE_FLAGS = _BATCH_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
+_EDITABLE_FLAGS = MESSAGE_FLAGS | Qt.ItemFlag.ItemIsEditable
 # Up to this many changed rows of a batch get one dataChanged each; more get one spanning range.
 MAX_SINGLE_ROW_SIGNALS = 8
 
@@ -411,7 +411,7 @@ class RoundMessagesModel(QAbstractItemModel):
             node = self._message_node(index)
             if node is not None and node.resendable and not self._ctx.read_only:
                 return _EDITABLE_FLAGS
-        return _MESSAGE_FLAGS
+        return MESSAGE_FLAGS
 
     def setData(self, index: AnyIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if role != Qt.ItemDataRole.EditRole or not index.isValid() or index.column() != Column.ADDRESS:

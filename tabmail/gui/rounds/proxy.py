@@ -27,8 +27,8 @@ from PySide6.QtCore import (
 )
 
 from tabmail.gui.roles import Roles
-from tabmail.gui.rounds.model import RoundMessagesModel
-from tabmail.gui.rounds.nodes import MessageNode
+from tabmail.gui.rounds.model import MESSAGE_FLAGS, RoundMessagesModel
+from tabmail.gui.rounds.nodes import Column, MessageNode
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -82,6 +82,15 @@ class RoundMessagesProxy(QSortFilterProxyModel):
         if self.problems_only and not node.problem:
             return False
         return not self.needle or self.needle in node.search
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        # The view asks every row's first cell whether it can have children (twice per row at
+        # each relayout, e.g. when a search is cleared); through the source that is two Python
+        # calls (index and flags) per question. A message row's cells are never editable except
+        # its address, so those are answered here.
+        if index.column() != Column.ADDRESS and index.parent().isValid():
+            return MESSAGE_FLAGS
+        return super().flags(index)
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         source = self.sourceModel()
