@@ -108,6 +108,9 @@ def test_bp88_demo_imports_everything_the_files_list(ctx: AppContext) -> None:
         (r["name"], r["abbreviation"]) for r in rounds
     ]
     assert stored_rounds[8].stage == "E"
+    everyone = ctx.tournaments.rounds_by_tournament()  # every tournament's, in one query
+    assert everyone[result.tournament_id] == stored_rounds
+    assert {t.id: ctx.tournaments.rounds(t.id) for t in ctx.tournaments.list_all()} == everyone
     motions = {m["rounds"]: m["text"] for m in rows(folder / "motions.csv")}
     assert all(r.motions[0].text == motions[r.abbreviation] for r in stored_rounds)
 

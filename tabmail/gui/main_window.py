@@ -333,7 +333,8 @@ class MainWindow(QMainWindow):
     def refresh(self) -> None:
         """Reload the tournaments and their rounds, keeping the selection."""
         tournaments = self.ctx.tournaments.list_all()
-        self.navigator.populate([(t, self.ctx.tournaments.rounds(t.id)) for t in tournaments])
+        rounds = self.ctx.tournaments.rounds_by_tournament()  # one query, not one per tournament
+        self.navigator.populate([(t, rounds.get(t.id, [])) for t in tournaments])
         if self.navigator.selected_key() is None and tournaments:
             self.navigator.select((TOURNAMENT, tournaments[0].id))
         self.problems_hub.reapply()

@@ -194,6 +194,14 @@ class TournamentRepository:
             )
             return [round_from_row(r) for r in rows]
 
+    def rounds_by_tournament(self) -> dict[int, list[Round]]:
+        """Every tournament's rounds in order, in one query (the window's tree at start-up)."""
+        out: dict[int, list[Round]] = {}
+        with self._db.session() as s:
+            for r in s.scalars(select(RoundRow).order_by(RoundRow.tournament_id, RoundRow.seq)):
+                out.setdefault(r.tournament_id, []).append(round_from_row(r))
+        return out
+
     def get_round(self, tournament_id: int, seq: int) -> Round:
         with self._db.session() as s:
             row = s.scalar(
