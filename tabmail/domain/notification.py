@@ -22,6 +22,11 @@ class Event(enum.StrEnum):
         return self in (Event.DRAW, Event.BALLOT, Event.MOTIONS, Event.POINTS)
 
 
+# Where a tournament's batches with no round (private URLs, registration) are listed: the
+# navigator's node, the round view's title and the Problems view's round column say this.
+TOURNAMENT_WIDE_NAME = "Tournament messages"
+
+
 class Audience(enum.StrEnum):
     ADJUDICATORS = "adjudicators"
     TEAMS = "teams"

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from tabmail import __version__
 from tabmail.domain.errors import TabmailError
-from tabmail.domain.notification import Audience, Event
+from tabmail.domain.notification import TOURNAMENT_WIDE_NAME, Audience, Event
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.appearance import appearance_for
 from tabmail.gui.background import BackgroundWorker
@@ -45,7 +45,6 @@ from tabmail.gui.navigator import (
     ROUND,
     TOURNAMENT,
     TOURNAMENT_WIDE,
-    TOURNAMENT_WIDE_NAME,
     NavigatorPanel,
 )
 from tabmail.gui.participants import ParticipantsPage

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tabmail.domain.notification import TOURNAMENT_WIDE_NAME
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.roles import Roles
 from tabmail.gui.theme import Theme, Tone
@@ -30,7 +31,6 @@ TOURNAMENT = "tournament"
 PARTICIPANTS = "participants"
 ROUND = "round"
 TOURNAMENT_WIDE = "tournament-wide"  # id: the tournament's; its batches that have no round
-TOURNAMENT_WIDE_NAME = "Tournament messages"
 PROBLEMS = "problems"  # id: the tournament's, or ALL_TOURNAMENTS
 ALL_TOURNAMENTS = 0
 BADGE = Qt.ItemDataRole.UserRole + 40  # unresolved problems under a node (0: no badge)

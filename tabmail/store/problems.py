@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import String, delete, select, text, type_coerce
 from sqlalchemy.orm import Session
 
-from tabmail.domain.notification import DeliveryStatus, Message, MessageState
+from tabmail.domain.notification import TOURNAMENT_WIDE_NAME, DeliveryStatus, Message, MessageState
 from tabmail.domain.problems import Resolution
 from tabmail.store.db import Database
 from tabmail.store.models import (
@@ -172,7 +172,7 @@ class ProblemRepository:
                     tournament_id=tid or 0,
                     tournament_name=tname or slug,
                     round_id=rid,
-                    round_name=rname or (f"Round {rseq}" if rseq else "No round"),
+                    round_name=rname or (f"Round {rseq}" if rseq else TOURNAMENT_WIDE_NAME),
                     event=event,
                     audience=audience,
                     backend=backend,

@@ -14,9 +14,10 @@ from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 from sqlalchemy import update
 
-from tabmail.domain.notification import DeliveryStatus, Event, MessageState
+from tabmail.domain.notification import TOURNAMENT_WIDE_NAME, DeliveryStatus, Event, MessageState
 from tabmail.gui.main_window import MainWindow
-from tabmail.gui.navigator import BADGE, TOURNAMENT, TOURNAMENT_WIDE, TOURNAMENT_WIDE_NAME
+from tabmail.gui.navigator import BADGE, TOURNAMENT, TOURNAMENT_WIDE
+from tabmail.gui.problems.model import Column
 from tabmail.gui.roles import Roles
 from tabmail.services import notify
 from tabmail.services.context import AppContext
@@ -223,6 +224,9 @@ def test_go_to_round_from_problems_reaches_tournament_messages(
     page = window.problems_page
     qtbot.waitUntil(lambda: page.model.row_of(ids[0]) is not None, timeout=10000)
     assert page.select_message(ids[0])
+    row = page.model.row_of(ids[0])
+    assert row is not None
+    assert page.model.index(row, Column.ROUND).data() == TOURNAMENT_WIDE_NAME  # was "No round"
     assert page.go_button.text() == "Go to Tournament Messages"
     page.go_to_current()
     assert window.stack.currentWidget() is window.round_view

@@ -16,9 +16,9 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
 
 from tabmail.domain.errors import TabmailError
+from tabmail.domain.notification import TOURNAMENT_WIDE_NAME
 from tabmail.gui.export import document
 from tabmail.gui.export.table import ExportTable, person_table, problems_table, round_table
-from tabmail.gui.navigator import TOURNAMENT_WIDE_NAME
 
 log = logging.getLogger(__name__)
 

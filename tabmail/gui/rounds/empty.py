@@ -9,12 +9,12 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFrame, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from tabmail.domain.errors import TabmailError
+from tabmail.domain.notification import TOURNAMENT_WIDE_NAME
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.navigator import round_summary
 from tabmail.gui.widgets import heading_label, muted_label
 from tabmail.services.context import AppContext
 
-TOURNAMENT_WIDE_TITLE = "Tournament messages"
 ROUND_EMPTY = (
     "No notifications for this round yet",
     "Draw releases and ballot receipts sent for this round will be listed here, grouped "
@@ -84,7 +84,7 @@ class RoundEmptyPage(QWidget):
     def show_tournament_wide(self, tournament: Tournament) -> None:
         """Nothing sent yet for the whole tournament (private URLs, registration)."""
         self.tournament, self.round = tournament, None
-        self.title.setText(TOURNAMENT_WIDE_TITLE)
+        self.title.setText(TOURNAMENT_WIDE_NAME)
         self.subtitle.setText(tournament.name)
         self._empty_title.setText(TOURNAMENT_WIDE_EMPTY[0])
         self._hint.setText(TOURNAMENT_WIDE_EMPTY[1])

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from tabmail.domain.errors import TabmailError
-from tabmail.domain.notification import MessageState
+from tabmail.domain.notification import TOURNAMENT_WIDE_NAME, MessageState
 from tabmail.domain.problems import PROBLEM_CATEGORIES
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.background import BackgroundWorker
@@ -39,7 +39,7 @@ from tabmail.gui.navigator import round_summary
 from tabmail.gui.roles import Roles
 from tabmail.gui.rounds.batch_panel import BatchPanel
 from tabmail.gui.rounds.delegate import AddressDelegate, RoundTree, StatusDelegate
-from tabmail.gui.rounds.empty import TOURNAMENT_WIDE_TITLE, RoundEmptyPage
+from tabmail.gui.rounds.empty import RoundEmptyPage
 from tabmail.gui.rounds.model import BATCH, MESSAGE, Column, RoundMessagesModel
 from tabmail.gui.rounds.proxy import RoundMessagesProxy
 from tabmail.gui.rounds.resending import Resender
@@ -291,7 +291,7 @@ class RoundMessagesPage(QWidget):
         """The tournament's batches that have no round (private URLs, registration)."""
         same = self.round is None and self.model.tournament_wide == tournament.id
         self.tournament, self.round = tournament, None
-        self.title.setText(TOURNAMENT_WIDE_TITLE)
+        self.title.setText(TOURNAMENT_WIDE_NAME)
         self.subtitle.setText(f"{tournament.name} · private URLs and registration, sent for no round")
         if same:
             self._update_stack()
