@@ -4,17 +4,19 @@ and leave no half-made file behind when the copy is refused or fails."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabmail.store.copy import Copier, CopyError, CopyReport, Progress
 from tabmail.store.db import Database, resolve_url
+from tabmail.store.merge import Merger, MergeReport
 from tabmail.store.secrets import SecretStore
 
 if TYPE_CHECKING:
     import keyring.backend
 
-__all__ = ["CopyError", "CopyReport", "copy_database"]
+__all__ = ["CopyError", "CopyReport", "MergeReport", "copy_database", "merge_database"]
 
 
 def _open(url: str, secrets: SecretStore, *, read_only: bool) -> Database:
@@ -33,6 +35,39 @@ def copy_database(
 ) -> CopyReport:
     """Copy ``source`` (a whole database, or one tournament's record) into the empty ``target``.
     Raises CopyError (or DatabaseError) in one line; a mismatch is in the report, uncommitted."""
+    report = _run(source, target, keyring_backend, lambda s, d: Copier(s, d, progress).run(tournament))
+    assert isinstance(report, CopyReport)
+    return report
+
+
+def merge_database(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    tournament: str | None = None,
+    skip_existing: bool = False,
+    keyring_backend: keyring.backend.KeyringBackend | None = None,
+    progress: Progress | None = None,
+) -> MergeReport:
+    """Add the source's tournaments (or one) that ``target`` lacks, with new ids, to whatever
+    ``target`` holds. Raises CopyError in one line (a tournament already there, a message id
+    clash); a mismatch is in the report, uncommitted."""
+    report = _run(
+        source,
+        target,
+        keyring_backend,
+        lambda s, d: Merger(s, d, progress).run(tournament, skip_existing=skip_existing),
+    )
+    assert isinstance(report, MergeReport)
+    return report
+
+
+def _run(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    keyring_backend: keyring.backend.KeyringBackend | None,
+    work: Callable[[Database, Database], CopyReport | MergeReport],
+) -> CopyReport | MergeReport:
     secrets = SecretStore(keyring_backend)
     src_url, dst_url = resolve_url(source), resolve_url(target)
     if src_url == dst_url:
@@ -49,7 +84,7 @@ def copy_database(
             if dst.read_only:
                 raise CopyError(f"the target {dst.describe()} cannot be written")
             dst.migrate()
-            report = Copier(src, dst, progress).run(tournament)
+            report = work(src, dst)
         except BaseException:
             dst.dispose()
             _remove(new_file)
