@@ -376,6 +376,7 @@ def test_a_resend_appears_under_its_batch_linked_to_the_original(
     assert batch_index.data(RoundRoles.COUNTS)[Bucket.PENDING] == 1
 
 
+@pytest.mark.both_engines
 def test_a_2000_message_round_loads_with_a_handful_of_queries(
     demo: AppContext, bridge: EventBridge, scenario: dict[str, object]
 ) -> None:
