@@ -350,3 +350,11 @@ def test_a_mismatch_rolls_the_merge_back_and_exits_1(
     assert bad == [["demo-open", "message_bodies"], ["spring-cup", "message_bodies"]]
     assert "nothing was committed" in err
     assert _count_all(pg_url) == before
+
+
+def test_an_unknown_tournament_is_one_line_naming_those_there_are(tmp_path: Path) -> None:
+    laptop = _laptop(tmp_path / "laptop.sqlite3")
+    room = tmp_path / "room.sqlite3"
+    with pytest.raises(CopyError, match=r"no tournament 'nope' .*demo-open, spring-cup"):
+        merge_database(laptop, room, tournament="nope", keyring_backend=KEYS)
+    assert not room.exists()  # a file the merge created and did not fill goes again

@@ -88,6 +88,16 @@ def copied_tables() -> frozenset[str]:
     return frozenset(_scopes(_tables(), 0))
 
 
+def no_such_tournament(src: Connection, source: Database, slug: str) -> CopyError:
+    """The error for a tournament ``source`` does not have, naming (some of) those it has."""
+    t = _tables()["tournaments"]
+    known = [s for (s,) in src.execute(select(t.c.slug).order_by(t.c.slug).limit(11))]
+    shown = ", ".join(known[:10]) + (", …" if len(known) > 10 else "")
+    return CopyError(
+        f"there is no tournament {slug!r} in {source.describe()} (its tournaments: {shown or 'none'})"
+    )
+
+
 def _tables() -> dict[str, Table]:
     return dict(Base.metadata.tables)
 
@@ -266,12 +276,7 @@ class Copier:
         t = self.tables["tournaments"]
         tid = src.execute(select(t.c.id).where(t.c.slug == tournament)).scalar_one_or_none()
         if tid is None:
-            known = [s for (s,) in src.execute(select(t.c.slug).order_by(t.c.slug).limit(11))]
-            shown = ", ".join(known[:10]) + (", …" if len(known) > 10 else "")
-            raise CopyError(
-                f"there is no tournament {tournament!r} in {self.source.describe()} "
-                f"(its tournaments: {shown or 'none'})"
-            )
+            raise no_such_tournament(src, self.source, tournament)
         return _scopes(self.tables, int(tid))
 
     def _refuse_non_empty(self, dst: Connection, plan: list[Table]) -> None:

@@ -35,6 +35,7 @@ from tabmail.store.copy import (
     _ordered,
     _scopes,
     _snapshot,
+    no_such_tournament,
 )
 from tabmail.store.db import Database
 from tabmail.store.models import Base
@@ -179,7 +180,7 @@ class Merger:
             if tournament is not None:
                 wanted = [(i, s) for i, s in wanted if s == tournament]
                 if not wanted:
-                    raise CopyError(f"there is no tournament {tournament!r} in {self.source.describe()}")
+                    raise no_such_tournament(src, self.source, tournament)
             try:
                 with dst.begin():
                     todo = self._refusals(src, dst, wanted, report, skip_existing)
