@@ -13,18 +13,19 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import platformdirs
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import ARRAY, Connection, Engine, any_, bindparam, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.sql import ColumnElement
 
 from tabmail.domain.actor import Actor, local_actor
 from tabmail.store.dbfile import (
@@ -310,6 +311,14 @@ class Database:
     def describe(self) -> str:
         """Where the database is, safe to show (no password)."""
         return str(self.path) if self.path else make_url(self.url).render_as_string(hide_password=True)
+
+    def one_of(self, column: InstrumentedAttribute[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+        """``column IN (values)``. On PostgreSQL, ``column = ANY(:array)``: the values travel as one
+        array parameter instead of one parameter each (2,000 address keys of a round view cost
+        their SQL text, its parsing by psycopg and 2,000 binds at every read)."""
+        if self.is_sqlite:
+            return column.in_(list(values))
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
     @contextmanager
     def session(self) -> Iterator[Session]:

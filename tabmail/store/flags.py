@@ -29,7 +29,7 @@ class FlagRepository:
                 wanted = list(set(keys))
                 if not wanted:
                     return {}
-                q = q.where(AddressFlagRow.address_key.in_(wanted))
+                q = q.where(self._db.one_of(AddressFlagRow.address_key, wanted))
             out: dict[str, AddressFlag] = {}
             for r in s.scalars(q.order_by(AddressFlagRow.since)):
                 out[r.address_key] = flag_from_row(r)

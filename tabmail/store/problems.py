@@ -185,7 +185,7 @@ class ProblemRepository:
             return {}
         with self._db.session() as s:
             q = select(PersonRow.id, PersonRow.email, PersonRow.email_key).where(
-                PersonRow.id.in_(list(set(person_ids))), PersonRow.email_valid.is_(True)
+                self._db.one_of(PersonRow.id, list(set(person_ids))), PersonRow.email_valid.is_(True)
             )
             return {pid: (email, key) for pid, email, key in s.execute(q) if email}
 
@@ -212,7 +212,7 @@ class ProblemRepository:
             if ids is not None:
                 if not ids:
                     return {}
-                q = q.where(ResolutionRow.message_id.in_(list(ids)))
+                q = q.where(self._db.one_of(ResolutionRow.message_id, ids))
             return {
                 r.message_id: Resolution(r.message_id, r.reason, r.resolved_at, r.resolved_by)
                 for r in s.scalars(q)
