@@ -207,6 +207,21 @@ def _counts(conn: Connection, tables: dict[str, Table], names: Sequence[str]) ->
     }
 
 
+def copy_rows(dst: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL's COPY FROM STDIN through the same connection and transaction, each value
+    bound as SQLAlchemy binds it (UTC times made naive, JSON serialised): a multi-row INSERT
+    spends most of its time in the driver parsing the statement."""
+    dialect = dst.dialect
+    binders = [(c.key, c.type._cached_bind_processor(dialect)) for c in table.columns]
+    names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in table.columns)
+    raw = dst.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    quoted = dialect.identifier_preparer.quote(table.name)
+    with raw.cursor() as cur, cur.copy(f"COPY {quoted} ({names}) FROM STDIN") as copy:  # type: ignore[arg-type]
+        for row in rows:
+            copy.write_row([bind(row[key]) if bind is not None else row[key] for key, bind in binders])
+
+
 class _Mismatch(Exception):
     """Leaves the target's transaction (rolled back) when a table's check fails."""
 
@@ -334,7 +349,7 @@ class Copier:
             if self.target.is_sqlite:
                 dst.execute(table.insert(), rows)  # sqlite3's executemany: one prepared statement
             else:
-                self._copy_in(dst, table, rows)
+                copy_rows(dst, table, rows)
         except (DBAPIError, psycopg.Error) as exc:
             orig = exc.orig if isinstance(exc, DBAPIError) else exc
             reason = str(orig).strip().splitlines()[0] if orig is not None else type(exc).__name__
@@ -342,20 +357,6 @@ class Copier:
                 f"the table {table.name} could not be written to {self.target.describe()}: {reason}; "
                 "nothing was committed"
             ) from None
-
-    def _copy_in(self, dst: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-        """PostgreSQL's COPY FROM STDIN through the same connection and transaction, each value
-        bound as SQLAlchemy binds it (UTC times made naive, JSON serialised): a multi-row INSERT
-        spends most of its time in the driver parsing the statement."""
-        dialect = dst.dialect
-        binders = [(c.key, c.type._cached_bind_processor(dialect)) for c in table.columns]
-        names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in table.columns)
-        raw = dst.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        quoted = dialect.identifier_preparer.quote(table.name)
-        with raw.cursor() as cur, cur.copy(f"COPY {quoted} ({names}) FROM STDIN") as copy:  # type: ignore[arg-type]
-            for row in rows:
-                copy.write_row([bind(row[key]) if bind is not None else row[key] for key, bind in binders])
 
     def _quiet_triggers(self, dst: Connection) -> list[tuple[str, str]]:
         """On PostgreSQL, the copy's own transaction leaves out the live-change triggers (those

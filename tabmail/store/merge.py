@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from sqlalchemy import JSON, Connection, Table, func, select
 from sqlalchemy.exc import DBAPIError
 
@@ -35,6 +36,7 @@ from tabmail.store.copy import (
     _ordered,
     _scopes,
     _snapshot,
+    copy_rows,
     no_such_tournament,
 )
 from tabmail.store.db import Database
@@ -376,9 +378,13 @@ class Merger:
         if not rows:
             return
         try:
-            dst.execute(table.insert(), rows)
-        except DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+            if self.target.is_sqlite:
+                dst.execute(table.insert(), rows)
+            else:
+                copy_rows(dst, table, rows)  # COPY FROM STDIN: an INSERT per row is slow
+        except (DBAPIError, psycopg.Error) as exc:
+            orig = exc.orig if isinstance(exc, DBAPIError) else exc
+            reason = str(orig).strip().splitlines()[0] if orig is not None else type(exc).__name__
             raise CopyError(
                 f"the table {table.name} could not be written to {self.target.describe()}: {reason}; "
                 "nothing was written"
