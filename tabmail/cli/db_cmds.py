@@ -31,7 +31,13 @@ def register(sub: Any) -> None:
         ),
     )
     c.add_argument("--from", dest="source", required=True, metavar="PATH_OR_URL", help="the database to copy")
-    c.add_argument("--to", dest="target", required=True, metavar="PATH_OR_URL", help="an empty database")
+    c.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="PATH_OR_URL",
+        help="an empty database (with --merge: one holding data)",
+    )
     c.add_argument("--tournament", metavar="SLUG", help="copy only this tournament's record")
     c.add_argument(
         "--merge",
