@@ -30,8 +30,13 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), a test file per process at a time: each
+# process starts its own servers (PostgreSQL, Postfix/Dovecot, SMTP, SendGrid, Tabbycat) on free
+# ports. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+
 unit: $(VENV)/.installed
-	bash tools/with-keyring.sh $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	bash tools/with-keyring.sh $(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Everything CI runs: system packages, lint, types, layers, the whole suite (quick variants),
 # including tests/test_packaging.py, which builds the PyInstaller bundle (~40 s on 2 cores) and

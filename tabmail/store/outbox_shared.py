@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, text
 
 from tabmail.store.db import Database
-from tabmail.store.models import MessageBodyRow, MessageRow, UTCDateTime
-from tabmail.store.outbox_state import OutboxItem
+from tabmail.store.models import MessageRow, UTCDateTime
+from tabmail.store.outbox_state import OutboxItem, outbox_item, outbox_items_query
 
 _RESERVE_SQL = """
 UPDATE messages SET lease_owner = :owner, lease_expires_at = :lease
@@ -78,20 +78,8 @@ class Reservations:
             if not ids:
                 return []
             q = (
-                select(
-                    MessageRow.id,
-                    MessageRow.batch_id,
-                    MessageRow.envelope_from,
-                    MessageRow.envelope_to,
-                    MessageRow.address_key,
-                    MessageBodyRow.raw,
-                    MessageRow.attempts,
-                    MessageRow.backend,
-                )
-                .join(MessageBodyRow, MessageBodyRow.message_id == MessageRow.id)
+                outbox_items_query()
                 .where(MessageRow.id.in_(ids))
                 .order_by(MessageRow.created_at, MessageRow.id)
             )
-            return [
-                OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5] or b"", r[6], r[7]) for r in conn.execute(q)
-            ]
+            return [outbox_item(r) for r in conn.execute(q)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tabmail.domain.notification import MessageState
@@ -166,6 +166,25 @@ class OutboxItem:
     backend: str = ""
 
 
+def outbox_items_query() -> Select[str, int, str, str, str, bytes, int, str]:
+    """What the outbox needs of each message it may send: its ids, envelope, backend and bytes."""
+    return select(
+        MessageRow.id,
+        MessageRow.batch_id,
+        MessageRow.envelope_from,
+        MessageRow.envelope_to,
+        MessageRow.address_key,
+        MessageBodyRow.raw,
+        MessageRow.attempts,
+        MessageRow.backend,
+    ).join(MessageBodyRow, MessageBodyRow.message_id == MessageRow.id)
+
+
+def outbox_item(r: Any) -> OutboxItem:
+    """A row of outbox_items_query() as an OutboxItem."""
+    return OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5] or b"", r[6], r[7])
+
+
 class OutboxStore:
     """The outbox's durable per-message state, owned by NotificationRepository as ``outbox``."""
 
@@ -230,30 +249,14 @@ class OutboxStore:
 
     def due(self, now: datetime, limit: int = 500, batch_id: int | None = None) -> list[OutboxItem]:
         with self._db.session() as s:
-            q = (
-                select(
-                    MessageRow.id,
-                    MessageRow.batch_id,
-                    MessageRow.envelope_from,
-                    MessageRow.envelope_to,
-                    MessageRow.address_key,
-                    MessageBodyRow.raw,
-                    MessageRow.attempts,
-                    MessageRow.backend,
-                )
-                .join(MessageBodyRow, MessageBodyRow.message_id == MessageRow.id)
-                .where(
-                    (MessageRow.state == MessageState.QUEUED.value)
-                    | (
-                        (MessageRow.state == MessageState.RETRYING.value)
-                        & (MessageRow.next_attempt_at <= now)
-                    )
-                )
+            q = outbox_items_query().where(
+                (MessageRow.state == MessageState.QUEUED.value)
+                | ((MessageRow.state == MessageState.RETRYING.value) & (MessageRow.next_attempt_at <= now))
             )
             if batch_id is not None:
                 q = q.where(MessageRow.batch_id == batch_id)
             q = q.order_by(MessageRow.created_at, MessageRow.id).limit(limit)
-            return [OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5] or b"", r[6], r[7]) for r in s.execute(q)]
+            return [outbox_item(r) for r in s.execute(q)]
 
     def next_retry_at(self, batch_id: int | None = None) -> datetime | None:
         with self._db.session() as s:
