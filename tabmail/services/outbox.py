@@ -195,15 +195,18 @@ class _Hooks:
         if ids:
             o.renew_leases()
         result, skipped = o.repo.outbox.commit(pending, claim=ids, by=o.claim_for(self.backend))
-        self._published(pending)
         self.claimed.update(i for i, ok in zip(ids, result, strict=True) if ok)
+        # Answer the claims before publishing: a subscriber runs window code at once (a quit
+        # among it), and a waiter it cancelled could no longer take its answer.
+        start = 0
+        for group, waiter in claiming:
+            if not waiter.done():
+                waiter.set_result(result[start : start + len(group)])
+            start += len(group)
+        self._published(pending)
         for i in skipped:
             self.report.skipped += 1
             self._publish(i, MessageState.SKIPPED)
-        start = 0
-        for group, waiter in claiming:
-            waiter.set_result(result[start : start + len(group)])
-            start += len(group)
 
     def flush(self) -> None:
         """Write what is waiting (results and claims), if the database lets us now. Results that
@@ -234,7 +237,8 @@ class _Hooks:
         except Exception as exc:  # e.g. the database server went away: nothing was written
             self._pending[:0] = pending  # ``drain`` tries them again, and raises if it must
             for _group, waiter in claiming:
-                waiter.set_exception(exc)  # each worker raises it, as its own commit would have
+                if not waiter.done():
+                    waiter.set_exception(exc)  # each worker raises it, as its own commit would have
 
     async def _claim_patiently(self, since: float) -> None:
         """Another process holds the write lock: wait for it (saying so), up to the database's

@@ -76,6 +76,7 @@ def in_process(db: Path) -> dict[str, float]:
 
     from tabmail.domain.events import MessageStateChanged, StatusesChanged
     from tabmail.gui.bridge import EventBridge
+    from tabmail.gui.collector import collect_on_gui_thread
     from tabmail.gui.main_window import MainWindow
     from tabmail.services.context import AppContext
     from tests.keyrings import MemoryKeyring
@@ -90,6 +91,7 @@ def in_process(db: Path) -> dict[str, float]:
     window.resize(1440, 900)
     window.show()
     app.processEvents()
+    collector = collect_on_gui_thread(app)  # garbage is collected as the app collects it
     out: dict[str, float] = {}
 
     big = ctx.tournaments.get("season-00")
@@ -220,6 +222,7 @@ def in_process(db: Path) -> dict[str, float]:
     out["resolved"] = sum(1 for i in ids if not page.model.is_problem(i))
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     window.close()
+    collector.stop()
     ctx.close()
     return out
 

@@ -85,3 +85,39 @@ def test_with_the_collector_the_gui_thread_frees_them() -> None:
     assert "freed on: ['MainThread']" in done.stdout
     assert "collection back to Python: True" in done.stdout
     assert "Timers cannot be stopped" not in done.stderr
+
+
+def test_the_oldest_generation_waits_for_a_quiet_moment(qapp: object) -> None:
+    """Collecting the oldest generation blocks the GUI thread (~100 ms on a season's database),
+    so it is not done while the app is busy making objects, only once a look finds it quiet (or
+    after MAX_DEFER_S)."""
+    import gc
+
+    from tabmail.gui import collector as module
+
+    oldest: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            oldest.append(1)
+
+    collector = module.GuiThreadCollector(interval_ms=60_000)  # looked at by hand below
+    gc.callbacks.append(seen)
+    try:
+        import time
+
+        collector.oldest_due_since = time.monotonic()  # as when it passed its threshold
+        kept: list[list[int]] = []
+        for _ in range(5):  # busy: many new objects at every look
+            kept.extend([] for _ in range(collector.threshold[0] * 2))
+            collector.check()
+        assert oldest == [] and collector.oldest_due_since is not None  # not collected while busy
+        collector.check()  # a look that finds nothing new: quiet
+        assert oldest == [1] and collector.oldest_due_since is None
+        collector.oldest_due_since = time.monotonic() - module.MAX_DEFER_S - 1  # waited too long
+        kept.extend([] for _ in range(collector.threshold[0] * 2))
+        collector.check()  # busy, but it has waited long enough
+        assert oldest == [1, 1]
+    finally:
+        gc.callbacks.remove(seen)
+        collector.stop()
