@@ -18,7 +18,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 # Run with the checkout's own parent as the forbidden zone: any file or folder the loaders open or
-# list beside the checkout (../shared, ../anything) is reported.
+# list beside the checkout (any ../<folder>) is reported.
 LOADERS = textwrap.dedent(
     """
     import json, os, sys
@@ -71,10 +71,23 @@ def test_the_loaders_read_only_inside_the_checkout(tmp_path: Path) -> None:
     assert result["people"] > 200
 
 
-# A path built from the checkout's parent, or naming the old sibling folder.
-_OUTSIDE = re.compile(
-    r"\.\./shared|/work/shared|parents?\[\d+\]\.parent\b|\b(?:REPO|ROOT|HERE)\.parent\b|\.parent\s*/\s*[\"']shared"
-)
+# A relative path to any folder beside the checkout, an absolute path into the workplace the
+# project was written in, or a path built from the checkout's parent.
+_OUTSIDE = re.compile(r"\.\./[A-Za-z_]|/work/|parents?\[\d+\]\.parent\b|\b(?:REPO|ROOT|HERE)\.parent\b")
+
+
+def test_the_pattern_catches_every_way_out_of_the_checkout() -> None:
+    sibling = "/".join(["..", "specs", "openapi.yaml"])
+    for line in (
+        f'SPECS = Path("{sibling}")',
+        'DATA = "/work/data/x.csv"',
+        "root = Path(__file__).parents[2].parent",
+        'here = REPO.parent / "recordings"',
+    ):
+        assert _OUTSIDE.search(line), line
+    assert not _OUTSIDE.search('DATA = REPO / "tests" / "data" / "bp88"')
+
+
 _SKIP_DIRS = {".git", ".venv", "build", "dist", ".mypy_cache", ".ruff_cache", "bench-results", "data"}
 
 
