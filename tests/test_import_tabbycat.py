@@ -315,7 +315,7 @@ def test_paginated_lists_are_followed(ctx: AppContext, server: TabbycatServer) -
     client = TabbycatClient(server.url, "admin")
     try:
         server.page_size = None
-        direct = client._list(f"{server.url}{T}/speakers?limit=10", "the speakers")
+        direct = client._http.get_list(f"{server.url}{T}/speakers?limit=10", "the speakers")
     finally:
         client.close()
     assert [s["id"] for s in direct] == [s["id"] for s in _recorded("api_v1_tournaments_bp88_speakers.json")]
@@ -375,7 +375,9 @@ def test_the_typed_address_is_normalised(typed: str, base: str) -> None:
 
 
 def test_a_mangled_token_is_refused_before_any_request() -> None:
-    assert TabbycatClient("http://127.0.0.1:1", " admin\n")._token == "admin"  # trailing newline trimmed
+    client = TabbycatClient("http://127.0.0.1:1", " admin\n")
+    assert client._http.session().headers["Authorization"] == "Token admin"  # trailing newline trimmed
+    client.close()
     with pytest.raises(TabbycatError) as err:
         TabbycatClient("http://127.0.0.1:1", "ab cd\u2019ef")
     assert "ab cd" not in str(err.value) and "tabmail secret set tabbycat-token" in str(err.value)
