@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from tabmail.domain.inbox import InboxEntry, SentChoice, SentRef
 from tabmail.store.db import Database
+from tabmail.store.event_matching import chunks
 from tabmail.store.models import BatchRow, InboxMessageRow, MessageRow, StatusEventRow
-from tabmail.store.tracking import chunks
 
 INBOX = cast(Table, InboxMessageRow.__table__)
 REPLY_KINDS = ("reply",)
