@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabmail.cli.common import confirm, open_context, print_json, run_async
+from tabmail.cli.common import confirm, open_context, open_reading, print_json, run_async
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import Audience, Event, MessageState, Templates
 
@@ -433,7 +433,7 @@ def _outbox_requeue(args: argparse.Namespace) -> int:
 
 
 def _outbox_show(args: argparse.Namespace) -> int:
-    ctx = open_context(args)
+    reading = open_reading(args)
     try:
         states = None if args.all else [s for s in MessageState if s is not MessageState.SENT]
         rows = [
@@ -447,7 +447,7 @@ def _outbox_show(args: argparse.Namespace) -> int:
                 "last_error": m.last_error,
                 "next_attempt_at": m.next_attempt_at.isoformat() if m.next_attempt_at else None,
             }
-            for m in ctx.notifications.messages(states=states)
+            for m in reading.messages(states=states)
         ]
         if args.json:
             print_json(rows)
@@ -461,4 +461,4 @@ def _outbox_show(args: argparse.Namespace) -> int:
                 )
         return 0
     finally:
-        ctx.close()
+        reading.close()

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import platformdirs
 from sqlalchemy import ARRAY, Connection, Engine, any_, bindparam, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -34,6 +33,7 @@ from tabmail.store.dbfile import (
     FileState,
     Revisions,
     connect_readonly,
+    default_database_path,
     inspect_file,
     read_revision,
     scan_revisions,
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30000  # SQLite's own wait for a lock, for statements outside the outbox
 LOCK_POLL_MS = 250  # one try for the write lock while waiting with a visible message
-APP_NAME = "tabmail"
 
 __all__ = ["Database", "DatabaseError", "DatabaseUnreachable", "default_database_path", "resolve_url"]
 
@@ -100,10 +99,6 @@ def lock_wait_from_env() -> float:
         return max(0.0, float(text)) if text else DEFAULT_LOCK_WAIT
     except ValueError:
         return DEFAULT_LOCK_WAIT
-
-
-def default_database_path() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "tabmail.sqlite3"
 
 
 def resolve_url(target: str | os.PathLike[str] | None) -> str:

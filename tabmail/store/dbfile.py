@@ -39,6 +39,13 @@ class FileState:
     marked: bool  # carries tabmail's application_id
 
 
+def default_database_path() -> Path:
+    """The per-user SQLite database (the platform's data folder)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("tabmail", appauthor=False)) / "tabmail.sqlite3"
+
+
 def readonly_uri(path: Path, *, immutable: bool = False) -> str:
     return f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from tabmail.domain.actor import Actor
@@ -44,6 +44,7 @@ from tabmail.store.outbox_state import InFlight as InFlight
 from tabmail.store.outbox_state import OutboxItem as OutboxItem
 from tabmail.store.outbox_state import OutboxStore
 from tabmail.store.outbox_state import StateUpdate as StateUpdate
+from tabmail.store.reading import message_from_record, messages_sql
 
 # States that count as "already got this event" for the default selection of a later send.
 RECEIVED_OR_ON_ITS_WAY = (
@@ -106,38 +107,8 @@ class MessageNotFound(TabmailError, LookupError):
     pass
 
 
-# The columns a Message is made of: ``messages()`` selects only these, as plain rows (no ORM
-# objects: building 2,000 of them, identity map and attribute instrumentation included, cost
-# more than the round's whole load on PostgreSQL).
-MESSAGE_COLUMNS = (
-    MessageRow.id,
-    MessageRow.batch_id,
-    MessageRow.person_id,
-    MessageRow.recipient_name,
-    MessageRow.address,
-    MessageRow.state,
-    MessageRow.attempts,
-    MessageRow.last_error,
-    MessageRow.message_id_header,
-    MessageRow.provider_message_id,
-    MessageRow.sg_message_id,
-    MessageRow.delivery_status,
-    MessageRow.status_at,
-    MessageRow.status_reason,
-    MessageRow.resend_of,
-    MessageRow.reasons,
-    MessageRow.context,
-    MessageRow.created_at,
-    MessageRow.sent_at,
-    MessageRow.next_attempt_at,
-    MessageRow.role,
-    MessageRow.made_by,
-    MessageRow.made_on,
-)
-
-
-def message_from_row(r: MessageRow | Row[Any]) -> Message:
-    """A Message from an ORM row or a row of ``MESSAGE_COLUMNS`` (same attribute names)."""
+def message_from_row(r: MessageRow) -> Message:
+    """A Message from its ORM row (listings read plain rows: ``reading.message_from_record``)."""
     return Message(
         id=r.id,
         batch_id=r.batch_id,
@@ -471,22 +442,13 @@ class NotificationRepository:
         ids: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> list[Message]:
+        """Messages as ``reading.messages_sql`` lists them (the one definition, shared with the
+        commands that read a SQLite file through sqlite3 alone)."""
+        sql, params = messages_sql(
+            batch_id=batch_id, batch_ids=batch_ids, states=states, person_id=person_id, ids=ids, limit=limit
+        )
         with self._db.session() as s:
-            q = select(*MESSAGE_COLUMNS)
-            if ids is not None:
-                q = q.where(MessageRow.id.in_(list(ids)))
-            if batch_id is not None:
-                q = q.where(MessageRow.batch_id == batch_id)
-            if batch_ids is not None:
-                q = q.where(MessageRow.batch_id.in_(list(batch_ids)))
-            if states:
-                q = q.where(MessageRow.state.in_([x.value for x in states]))
-            if person_id is not None:
-                q = q.where(MessageRow.person_id == person_id)
-            q = q.order_by(MessageRow.batch_id, MessageRow.created_at, MessageRow.id)
-            if limit:
-                q = q.limit(limit)
-            return [message_from_row(r) for r in s.execute(q)]
+            return [message_from_record(r) for r in s.execute(text(sql), params)]
 
     def batches(
         self, *, tournament_id: int | None = None, round_id: int | None = None, no_round: bool = False

@@ -1,0 +1,179 @@
+"""The message listing is one SQL text (store/reading.py): the repository runs it through
+SQLAlchemy on both engines, ``SqliteReader`` through sqlite3 alone. Both must give what the ORM
+gives for the same messages: every field, every filter, the same order."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tabmail.domain.notification import Audience, Event, Message, MessageState
+from tabmail.services import notify
+from tabmail.services.context import AppContext
+from tabmail.store.db import default_database_path, resolve_url
+from tabmail.store.dbfile import scan_revisions
+from tabmail.store.models import MessageRow
+from tabmail.store.reading import MIGRATIONS_DIR, SqliteReader, sqlite_file
+from tests.test_store import database_with_a_tournament
+
+
+def varied_outbox(ctx: AppContext) -> list[Message]:
+    """The demo's round-1 draw and its private URLs queued, then messages in every state with
+    every optional field set somewhere (times with microseconds, JSON lists and dicts)."""
+    slug = ctx.tournaments.list_all()[0].slug
+    for event, seq in ((Event.DRAW, 1), (Event.URLS, None)):
+        plan = notify.plan(ctx, slug, event, round_seq=seq, audience=Audience.ALL)
+        notify.enqueue(ctx, plan, selected=notify.selection_for(plan))
+    every = ctx.notifications.messages()
+    assert len({m.batch_id for m in every}) == 2 and len(every) > 40
+    when = datetime(2026, 11, 22, 21, 32, 59, 230806, tzinfo=UTC)
+    states = [MessageState.SENT, MessageState.RETRYING, MessageState.FAILED, MessageState.UNCERTAIN]
+    with ctx.db.session() as s:
+        for i, m in enumerate(every[:12]):
+            row = s.get(MessageRow, m.id)
+            assert row is not None
+            row.state = states[i % 4].value
+            row.attempts = i
+            row.last_error = f"421 try later ({i})" if i % 2 else None
+            row.sent_at = when + timedelta(seconds=i) if i % 4 == 0 else None
+            row.next_attempt_at = when + timedelta(minutes=i) if i % 4 == 1 else None
+            row.status_at = when - timedelta(hours=i)
+            row.delivery_status = "delivered" if i % 3 else "bounced"
+            row.status_reason = "550 no such user" if i % 3 == 0 else None
+            row.provider_message_id = f"sg-{i}"
+            row.sg_message_id = f"sg-{i}.filter"
+            row.reasons = ["changed room", f"é {i}"]
+            row.context = {"ROOM": f"Hall {i}", "CHANGES": ["side"], "n": i}
+            row.made_by, row.made_on = ("Ana", "tabroom-laptop") if i == 5 else (None, None)
+        resend = s.get(MessageRow, every[13].id)
+        assert resend is not None
+        resend.resend_of = every[0].id
+    return ctx.notifications.messages()
+
+
+FILTERS: list[dict[str, Any]] = [
+    {},
+    {"states": [s for s in MessageState if s is not MessageState.SENT]},  # tabmail outbox
+    {"states": [MessageState.SENT]},
+    {"batch_id": 1},
+    {"batch_id": 2, "states": [MessageState.QUEUED]},
+    {"batch_ids": [1, 2]},
+    {"batch_ids": []},
+    {"ids": []},
+    {"limit": 5},
+]
+
+
+def expected(every: list[Message], f: dict[str, Any]) -> list[str]:
+    def keep(m: Message) -> bool:
+        return (
+            ("states" not in f or not f["states"] or m.state in f["states"])
+            and ("batch_id" not in f or m.batch_id == f["batch_id"])
+            and ("batch_ids" not in f or m.batch_id in f["batch_ids"])
+            and ("ids" not in f or m.id in f["ids"])
+            and ("person_id" not in f or m.person_id == f["person_id"])
+        )
+
+    kept = [m.id for m in every if keep(m)]
+    return kept[: f["limit"]] if "limit" in f else kept
+
+
+@pytest.mark.both_engines
+def test_the_listing_gives_what_the_orm_rows_hold_for_every_filter(practice_demo: AppContext) -> None:
+    ctx = practice_demo
+    every = varied_outbox(ctx)
+    # Each message as the ORM reads its row (typed columns: aware UTC times, decoded JSON).
+    assert every == [ctx.notifications.get(m.id) for m in every]
+    assert [m.state for m in every[:4]] == [
+        MessageState.SENT,
+        MessageState.RETRYING,
+        MessageState.FAILED,
+        MessageState.UNCERTAIN,
+    ]
+    first = every[0]
+    assert first.sent_at == datetime(2026, 11, 22, 21, 32, 59, 230806, tzinfo=UTC)
+    assert first.context["ROOM"] == "Hall 0" and first.reasons == ("changed room", "é 0")
+    assert every[13].resend_of == first.id and every[5].made_by == "Ana"
+    person = next(m.person_id for m in every if m.person_id is not None)
+    some = [every[3].id, every[20].id, every[-1].id]
+    for f in [*FILTERS, {"person_id": person}, {"ids": some}, {"ids": some, "batch_id": 1}]:
+        got = ctx.notifications.messages(**f)
+        assert [m.id for m in got] == expected(every, f), f
+        assert got == [ctx.notifications.get(m.id) for m in got], f
+    # oldest batch first, then by creation time and id
+    assert [(m.batch_id, m.created_at, m.id) for m in every] == sorted(
+        (m.batch_id, m.created_at, m.id) for m in every
+    )
+
+
+def test_sqlite3_alone_reads_what_the_repository_reads(practice_demo: AppContext) -> None:
+    ctx = practice_demo
+    every = varied_outbox(ctx)
+    assert ctx.db.path is not None
+    reader = SqliteReader.open(ctx.db.path)
+    assert reader is not None and not reader.read_only
+    try:
+        person = next(m.person_id for m in every if m.person_id is not None)
+        for f in [*FILTERS, {"person_id": person}, {"ids": [every[3].id, every[-1].id]}]:
+            assert reader.messages(**f) == ctx.notifications.messages(**f), f
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):  # it never writes
+            reader._conn.execute("DELETE FROM messages")
+    finally:
+        reader.close()
+    assert len(ctx.notifications.messages()) == len(every)
+    read_only = SqliteReader.open(ctx.db.path, read_only=True)
+    assert read_only is not None and read_only.read_only
+    assert read_only.messages() == every
+    read_only.close()
+
+
+def test_only_a_current_tabmail_file_is_read_without_the_full_path(tmp_path: Path, db_target: str) -> None:
+    """A new file, an older schema or a server URL: None, and the command opens the full path
+    (which makes or upgrades the schema); a current file is read directly."""
+    new = tmp_path / "new.sqlite3"
+    assert SqliteReader.open(new) is None and not new.exists()
+    older = tmp_path / "older.sqlite3"
+    head = database_with_a_tournament(older)
+    reader = SqliteReader.open(older)
+    assert reader is not None
+    reader.close()
+    previous = next(iter(scan_revisions(MIGRATIONS_DIR / "versions").known - {head}))
+    with sqlite3.connect(older) as conn:  # as a tabmail from before the last migration left it
+        conn.execute("UPDATE alembic_version SET version_num = ?", (previous,))
+    conn.close()
+    assert SqliteReader.open(older) is None
+    unmarked = tmp_path / "unmarked.sqlite3"
+    database_with_a_tournament(unmarked)
+    with sqlite3.connect(unmarked) as conn:  # as a tabmail from before the mark left it
+        conn.execute("PRAGMA application_id = 0")
+    conn.close()
+    assert SqliteReader.open(unmarked) is None
+    assert SqliteReader.open("postgresql+psycopg://localhost/tabmail") is None
+    assert SqliteReader.open(":memory:") is None
+    ctx = AppContext.open(db_target)
+    ctx.close()
+    for target in (db_target, f"sqlite:///{db_target}"):
+        reader = SqliteReader.open(target)
+        assert reader is not None and reader.messages() == []
+        reader.close()
+
+
+def test_the_file_is_named_as_the_full_path_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def full_path(target: str | None) -> Path:
+        database = make_url(resolve_url(target)).database
+        assert database is not None
+        return Path(database).absolute()
+
+    for target in ("t.sqlite3", str(tmp_path / "a b.sqlite3"), "sqlite:///rel.sqlite3", "~/x.sqlite3"):
+        assert sqlite_file(target) == full_path(target), target
+    monkeypatch.delenv("TABMAIL_DB", raising=False)
+    assert sqlite_file(None) == default_database_path()
+    monkeypatch.setenv("TABMAIL_DB", "env.sqlite3")
+    assert sqlite_file("") == tmp_path / "env.sqlite3"
