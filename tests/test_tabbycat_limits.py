@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,22 @@ def test_a_trickling_answer_is_cut_off_at_the_request_deadline(
         f"{server.url}{T}/teams did not finish answering for the teams within 0.5 s; stopped waiting"
     )
     assert server.wait_cut_off(f"{T}/teams")  # tabmail hung up; the server did not finish
+
+
+def test_a_server_trickling_its_headers_is_cut_off_at_the_request_deadline(
+    ctx: AppContext, server: TabbycatServer
+) -> None:
+    server.trickle_head[f"{T}/teams"] = 0.05  # the status line and headers, a byte every 50 ms
+    client = TabbycatClient(server.url, "admin", limits=TabbycatLimits(request_seconds=0.5))
+    started = time.monotonic()
+    with pytest.raises(TabbycatError) as err:
+        client.fetch_tournament(SLUG)
+    client.close()
+    assert str(err.value) == (
+        f"{server.url}{T}/teams did not finish answering for the teams within 0.5 s; stopped waiting"
+    )
+    assert time.monotonic() - started < 5  # not the 30 s per read, nor the whole trickle
+    assert server.wait_cut_off(f"{T}/teams")
 
 
 def test_one_trickling_ballot_list_is_a_problem_and_the_rest_imports(

@@ -8,6 +8,7 @@ an import; everything about a single request lives here.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.text import human_size
@@ -90,6 +92,70 @@ def network_reason(exc: Exception, timeout: float) -> str:
     return type(exc).__name__
 
 
+# -- a watchdog for each request ----------------------------------------------------------------
+# Requests' timeout applies to each read of the socket, so a server sending its status line and
+# headers a byte at a time would never time out. Each request therefore runs under a timer that,
+# at its deadline, shuts down the socket the request is using; the connection classes below tell
+# the timer which socket that is.
+_IN_FLIGHT = threading.local()
+
+
+class _Watched:
+    """The connection one thread's request is using, and the timer's cut of it."""
+
+    __slots__ = ("conn", "cut")
+
+    def __init__(self) -> None:
+        self.conn: HTTPConnection | None = None
+        self.cut = False
+
+    def use(self, conn: HTTPConnection) -> None:
+        self.conn = conn
+        if self.cut:  # the deadline passed while connecting
+            self.shut()
+
+    def shut(self) -> None:
+        self.cut = True
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            try:  # the plain socket's shutdown: a blocked read (TLS or not) returns at once
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _watch(conn: HTTPConnection) -> None:
+    watched: _Watched | None = getattr(_IN_FLIGHT, "watched", None)
+    if watched is not None:
+        watched.use(conn)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
 class TabbycatHttp:
     """Requests to one site (``base_url``, already normalised) with one ``token`` or none.
 
@@ -131,8 +197,8 @@ class TabbycatHttp:
             session.headers["Accept"] = "application/json"
             if self._token:
                 session.headers["Authorization"] = f"Token {self._token}"
-            session.mount("http://", HTTPAdapter(pool_connections=2, pool_maxsize=2))
-            session.mount("https://", HTTPAdapter(pool_connections=2, pool_maxsize=2))
+            session.mount("http://", _WatchedAdapter(pool_connections=2, pool_maxsize=2))
+            session.mount("https://", _WatchedAdapter(pool_connections=2, pool_maxsize=2))
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)
@@ -164,17 +230,26 @@ class TabbycatHttp:
         if time.monotonic() >= deadline:  # queued behind requests that used up the import's time
             raise self._over_time(url, what, over)
         wait = max(0.1, min(self.timeout, deadline - time.monotonic()))
+        watched = _IN_FLIGHT.watched = _Watched()
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), watched.shut)
+        timer.daemon = True
+        timer.start()
         try:
-            resp = self.session().get(url, timeout=wait, stream=True)
-        except requests.RequestException as exc:
-            raise self._unreachable(exc, url, deadline, over, what) from None
-        try:
-            status = resp.status_code
-            ok = 200 <= status < 300
-            # An error's body is only read for its one-line explanation: its start is enough.
-            raw = self._read(resp, url, what, deadline, over, self.limits.response_bytes if ok else 65536, ok)
+            try:
+                resp = self.session().get(url, timeout=wait, stream=True)
+            except requests.RequestException as exc:
+                raise self._unreachable(exc, url, deadline, over, what) from None
+            try:
+                status = resp.status_code
+                ok = 200 <= status < 300
+                # An error's body is only read for its one-line explanation: its start is enough.
+                limit = self.limits.response_bytes if ok else 65536
+                raw = self._read(resp, url, what, deadline, over, limit, ok)
+            finally:
+                resp.close()
         finally:
-            resp.close()
+            timer.cancel()
+            _IN_FLIGHT.watched = None
         if not ok:
             raise self.status_error(status, raw, url, what)
         return self._decode(raw, resp, url, what), resp

@@ -150,6 +150,9 @@ class TabbycatServer:
         self.forced: dict[str, Recorded] = {}  # path -> response, whatever the query or token
         self.link_origin: str | None = None  # origin written in Link headers (a confused proxy)
         self.trickle: dict[str, float] = {}  # path -> seconds between the bytes of its answer
+        self.trickle_head: dict[
+            str, float
+        ] = {}  # path -> seconds between the bytes of its status line and headers
         self.endless: set[str] = set()  # list paths that always offer a next page (?page=N+1)
         self.cut_off: list[str] = []  # paths whose answer the client stopped reading midway
         self.requests: list[Request] = []
@@ -320,6 +323,9 @@ class TabbycatServer:
                 link_origin = self.link_origin if name == "Link" and self.link_origin else origin
                 h.send_header(name, value.replace(PLACEHOLDER, link_origin))
         h.send_header("Content-Length", str(len(payload)))
+        if path in self.trickle_head:
+            self._trickle_head(h, path, payload)
+            return
         h.end_headers()
         interval = self.trickle.get(path)
         if interval is None:
@@ -332,6 +338,24 @@ class TabbycatServer:
                 if self._stopping.wait(interval):
                     return
         except OSError:  # the client hung up before the answer was complete
+            with self._cut:
+                self.cut_off.append(path)
+                self._cut.notify_all()
+            h.close_connection = True
+
+    def _trickle_head(self, h: BaseHTTPRequestHandler, path: str, payload: bytes) -> None:
+        """The status line and headers one byte at a time (then the body at once): each read is
+        quick, the answer never starts."""
+        head = b"".join(getattr(h, "_headers_buffer", [])) + b"\r\n"
+        h._headers_buffer = []  # type: ignore[attr-defined]  # written here instead of by end_headers
+        try:
+            for i in range(len(head)):
+                h.wfile.write(head[i : i + 1])
+                h.wfile.flush()
+                if self._stopping.wait(self.trickle_head[path]):
+                    return
+            h.wfile.write(payload)
+        except OSError:
             with self._cut:
                 self.cut_off.append(path)
                 self._cut.notify_all()
