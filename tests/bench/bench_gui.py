@@ -7,7 +7,7 @@
   its CPU time.
 - show a 2,000-message round after it is selected (model loaded, tree laid out and painted);
   target < 0.5 s.
-- answer a filter keystroke in the round's search box (proxy refiltered, tree repainted);
+- answer a filter keystroke in the round's search box (proxy refiltered, tree laid out and painted once);
   target < 100 ms.
 - open the Problems view across every tournament (the problems read first, in slices between the
   window's other work, as the app does at start-up and after each change); target < 0.5 s.
@@ -37,6 +37,9 @@ from pathlib import Path
 from tests.bench.bench_startup import calibration_seconds, timed
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QWidget
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,6 +71,20 @@ def startup_seconds(db: Path, home: Path, runs: int = 3) -> dict[str, float]:
         "cpu_s": min(cpu for _wall, cpu in done),
         "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
+
+
+class PaintCounter(QObject):
+    """Counts the paint events a widget receives."""
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__(widget)
+        self.count = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.count += 1
+        return False
 
 
 def in_process(db: Path) -> dict[str, float]:
@@ -107,13 +124,21 @@ def in_process(db: Path) -> dict[str, float]:
     out["show_round_s"] = time.perf_counter() - start
     out["round_messages"] = page.model.message_count()
 
+    # A keystroke is answered when the tree has been laid out and painted once with the new
+    # rows, as the app paints it: the events it posts are processed (the delayed layout, then
+    # the repaint it asks for); when nothing was painted (no row changed), the tree is painted
+    # anyway. Not ``page.repaint()`` on top: that painted the whole page a second time.
+    paints = PaintCounter(page.tree.viewport())
     out["filter_cal"] = calibration_seconds()
     worst = 0.0
     for text in ("P", "Pe", "Person 00-1", "Person 00-19", "Person 00-199", ""):
+        before = paints.count
         start = time.perf_counter()
         page.search.setText(text)
         app.processEvents()
-        page.repaint()
+        app.processEvents()
+        if paints.count == before:
+            page.tree.viewport().repaint()
         worst = max(worst, time.perf_counter() - start)
     out["filter_s"] = worst
 

@@ -425,3 +425,56 @@ def test_a_2000_message_round_loads_with_a_handful_of_queries(
     if demo.db.engine.dialect.name == "postgresql":
         # the round's 2,000 address keys go to PostgreSQL as one array, not 2,000 parameters
         assert max(binds) < 20, list(zip(binds, statements, strict=True))
+
+
+def test_a_search_starting_or_ending_lays_nothing_out_again(model: RoundMessagesModel) -> None:
+    """The first keystroke of a search re-sorted the proxy (turning its dynamic filter on), a
+    layout change that makes the tree lay out every row again: 2,000 rows of a round."""
+    proxy = RoundMessagesProxy()
+    proxy.setSourceModel(model)
+    layouts: list[object] = []
+    proxy.layoutChanged.connect(lambda *args: layouts.append(args))
+    proxy.set_search("a")
+    proxy.set_search("")
+    proxy.set_problems_only(True)
+    proxy.set_problems_only(False)
+    assert layouts == []
+    assert proxy.rowCount() == model.rowCount()
+
+
+def test_a_cleared_search_is_laid_out_without_asking_the_source_for_parents(
+    demo: AppContext, bridge: EventBridge, scenario: dict[str, object], qtbot: QtBot
+) -> None:
+    """The view asks every row's flags twice per layout; the proxy answered a message row's by
+    asking the source model for the row's parent (a Python call each: 4,000 per keystroke on
+    a 2,000-message round)."""
+    asked: list[int] = []
+
+    class CountingModel(RoundMessagesModel):
+        def parent(self, child=None):  # type: ignore[no-untyped-def]
+            if child is not None:
+                asked.append(child.row())
+            return super().parent(child)
+
+    model = CountingModel(demo, Theme(), bridge)
+    model.load(scenario["round"])  # type: ignore[arg-type]
+    proxy = RoundMessagesProxy()
+    proxy.setSourceModel(model)
+    view = QTreeView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    view.expandAll()
+    proxy.set_search("no such name anywhere")
+    view.doItemsLayout()
+    proxy.set_search("")
+    view.expandAll()  # as the round view does when a batch row comes back
+    asked.clear()
+    view.doItemsLayout()
+    rows = sum(proxy.rowCount(proxy.index(r, 0)) for r in range(proxy.rowCount()))
+    assert rows == model.message_count() > 10
+    assert len(asked) < rows  # it was more than two per row
+    batch = proxy.index(0, 0)
+    message = proxy.index(0, 0, batch)
+    assert not proxy.flags(batch) & Qt.ItemFlag.ItemNeverHasChildren
+    assert proxy.flags(message) & Qt.ItemFlag.ItemNeverHasChildren
+    assert proxy.flags(QModelIndex()) == model.flags(QModelIndex())

@@ -7,6 +7,7 @@ comes from the node in O(1); status colours and icons come from ``gui/theme.py``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
@@ -51,51 +52,57 @@ class CellFormatter:
         self._bold.setWeight(QFont.Weight.DemiBold)
         self._italic = QFont()
         self._italic.setItalic(True)
+        self._message_roles = {int(role): answer for role, answer in self._message_answers().items()}
 
     def message_data(self, node: MessageNode, column: Column, role: int) -> Any:
-        m = node.message
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._message_text(node, column)
-        if role == Qt.ItemDataRole.EditRole:
-            return (node.draft or m.address) if column == Column.ADDRESS else self._message_text(node, column)
-        if role == Roles.STATUS:
-            return node.status
-        if role == Roles.PROBLEM:
-            return node.problem
-        if role == Roles.ID:
-            return m.id
-        if role == Roles.OBJECT:
-            return m
-        if role == Roles.KIND:
-            return MESSAGE
-        if role == Roles.SORT:
-            return self._message_sort(node, column)
-        if role == RoundRoles.BUCKET:
-            return node.bucket
-        if role == RoundRoles.SEARCH:
-            return node.search
-        if role == RoundRoles.DRAFT:
-            return node.draft
-        if role == Qt.ItemDataRole.DecorationRole:
-            return self._message_icon(node, column)
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return self._theme.background(row_look(node.status, node.category).tone) if node.problem else None
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if node.resolved:
-                return self._theme.foreground(Tone.GOOD) if column == Column.STATUS else None
-            if column == Column.STATUS or (node.problem and column == Column.ADDRESS):
-                return self._theme.foreground(row_look(node.status, node.category).tone)
-            return None
-        if role == Qt.ItemDataRole.FontRole:
-            if column == Column.ADDRESS and node.draft:
-                return self._italic
-            if node.problem and column in (Column.RECIPIENT, Column.STATUS):
-                return self._bold
-            return None
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._message_tooltip(node, column)
-        if role == Qt.ItemDataRole.AccessibleTextRole and column == Column.STATUS:
-            return row_look(node.status, node.category).description
+        # One dict look-up per call: the view asks about eight roles of every painted cell, most
+        # of them roles no message cell answers.
+        answer = self._message_roles.get(role)
+        return None if answer is None else answer(node, column)
+
+    def _message_answers(self) -> dict[int, Callable[[MessageNode, Column], Any]]:
+        """``data()`` of a message cell, by role."""
+        theme = self._theme
+        return {
+            Qt.ItemDataRole.DisplayRole: self._message_text,
+            Qt.ItemDataRole.EditRole: lambda node, column: (
+                (node.draft or node.message.address)
+                if column == Column.ADDRESS
+                else self._message_text(node, column)
+            ),
+            Roles.STATUS: lambda node, _column: node.status,
+            Roles.PROBLEM: lambda node, _column: node.problem,
+            Roles.ID: lambda node, _column: node.message.id,
+            Roles.OBJECT: lambda node, _column: node.message,
+            Roles.KIND: lambda _node, _column: MESSAGE,
+            Roles.SORT: self._message_sort,
+            RoundRoles.BUCKET: lambda node, _column: node.bucket,
+            RoundRoles.SEARCH: lambda node, _column: node.search,
+            RoundRoles.DRAFT: lambda node, _column: node.draft,
+            Qt.ItemDataRole.DecorationRole: self._message_icon,
+            Qt.ItemDataRole.BackgroundRole: lambda node, _column: (
+                theme.background(row_look(node.status, node.category).tone) if node.problem else None
+            ),
+            Qt.ItemDataRole.ForegroundRole: self._message_foreground,
+            Qt.ItemDataRole.FontRole: self._message_font,
+            Qt.ItemDataRole.ToolTipRole: self._message_tooltip,
+            Qt.ItemDataRole.AccessibleTextRole: lambda node, column: (
+                row_look(node.status, node.category).description if column == Column.STATUS else None
+            ),
+        }
+
+    def _message_foreground(self, node: MessageNode, column: Column) -> Any:
+        if node.resolved:
+            return self._theme.foreground(Tone.GOOD) if column == Column.STATUS else None
+        if column == Column.STATUS or (node.problem and column == Column.ADDRESS):
+            return self._theme.foreground(row_look(node.status, node.category).tone)
+        return None
+
+    def _message_font(self, node: MessageNode, column: Column) -> QFont | None:
+        if column == Column.ADDRESS and node.draft:
+            return self._italic
+        if node.problem and column in (Column.RECIPIENT, Column.STATUS):
+            return self._bold
         return None
 
     def _message_text(self, node: MessageNode, column: Column) -> str:

@@ -31,6 +31,7 @@ from tabmail.gui.rounds.model import MESSAGE_FLAGS, RoundMessagesModel
 from tabmail.gui.rounds.nodes import Column, MessageNode
 
 AnyIndex = QModelIndex | QPersistentModelIndex
+_ADDRESS = int(Column.ADDRESS)
 
 
 class RoundMessagesProxy(QSortFilterProxyModel):
@@ -39,9 +40,11 @@ class RoundMessagesProxy(QSortFilterProxyModel):
         self.needle = ""
         self.problems_only = False
         self.setSortRole(Roles.SORT)
-        # Filters follow data changes only while a filter is on: unfiltered, the proxy would
-        # re-examine every row of a changed range (a batch of thousands, at every poll) for nothing.
-        self.setDynamicSortFilter(False)
+        # Filters follow data changes (a row that stops matching "problems only" leaves). On from
+        # the start, while there are no rows: turning it on later re-sorts, which is a layout
+        # change (the whole tree laid out again) at the first keystroke of a search.
+        # Unfiltered, a changed range costs one quick ``filterAcceptsRow`` call per row.
+        self.setDynamicSortFilter(True)
 
     @property
     def filtering(self) -> bool:
@@ -64,8 +67,6 @@ class RoundMessagesProxy(QSortFilterProxyModel):
         else:  # pragma: no cover - older Qt
             change()
             self.invalidateFilter()
-        if self.dynamicSortFilter() != self.filtering:  # turning it on re-sorts: a layout change
-            self.setDynamicSortFilter(self.filtering)
 
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         if not self.filtering:
@@ -86,9 +87,15 @@ class RoundMessagesProxy(QSortFilterProxyModel):
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
         # The view asks every row's first cell whether it can have children (twice per row at
         # each relayout, e.g. when a search is cleared); through the source that is two Python
-        # calls (index and flags) per question. A message row's cells are never editable except
-        # its address, so those are answered here.
-        if index.column() != Column.ADDRESS and index.parent().isValid():
+        # calls (index and flags) per question, and ``index.parent()`` would be one too. A
+        # message row's cells are never editable except its address, so those are answered
+        # here. A top-level row is told apart without the source: the proxy's indexes carry
+        # the mapping of their parent, and every top-level row shares the first row's.
+        if (
+            index.column() != _ADDRESS
+            and index.isValid()
+            and index.internalId() != self.index(0, 0).internalId()
+        ):
             return MESSAGE_FLAGS
         return super().flags(index)
 
