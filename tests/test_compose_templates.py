@@ -132,6 +132,31 @@ def test_imported_values_are_escaped_in_html_only() -> None:
     assert parts.html.startswith("<p>&lt;script&gt;")
 
 
+def test_every_printed_value_is_escaped_exactly_once_wherever_it_is_printed() -> None:
+    """The HTML finalizer escapes each value; what the engine made itself (a macro's, a call
+    block's or a set block's output, already escaped) is printed as it is, never escaped twice."""
+    erin = recipient(draw_recipients(make_draw(), Audience.TEAMS), "erin@@bad")
+    once = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    html = (
+        "{% macro m(v) %}[{{ v }}]{% endmacro %}"
+        "{% macro wrap() %}<b>{{ caller() }}</b>{% endmacro %}"
+        "{% set block %}<i>{{ TEAM }}</i>{% endset %}"
+        "<p>{{ m(TEAM) }}</p><p>{% call wrap() %}{{ TEAM }}{% endcall %}</p><p>{{ block }}</p>"
+        "{% for t in [TEAM, 'a & b'] %}<li>{{ t }}</li>{% endfor %}"
+        "{% autoescape false %}<p>{{ TEAM ~ '<u>' }}</p>{% endautoescape %}"
+        "<p>{{ 'x' ~ TEAM }}|{{ 3 }}|{{ none }}</p>"
+    )
+    parts = render_for(Templates(subject="s", text="t", html=html), erin)
+    assert parts.html is not None
+    body = parts.html.split("<hr", 1)[0].rstrip()
+    assert body == (
+        f"<p>[{once}]</p><p><b>{once}</b></p><p><i>{once}</i></p>"
+        f"<li>{once}</li><li>a &amp; b</li>"
+        f"<p>{once}&lt;u&gt;</p>"
+        f"<p>x{once}|3|None</p>"
+    )
+
+
 def test_subject_is_one_line_and_html_none_stays_none() -> None:
     hank = recipient(draw_recipients(make_draw(), Audience.TEAMS), "hank@example.com")
     parts = render_for(Templates(subject="Draw\n for\r\n {{ USER }}\t!", text="x"), hank)

@@ -3,10 +3,14 @@ are measured by ``python -m tests.bench startup``, not here.)"""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import REPO
 from tests.test_cli_foundation import BASE_ENV
@@ -97,3 +101,32 @@ def test_the_window_shows_before_the_dialogs_and_the_mailbox_reader_load(tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_the_collector_is_paused_only_while_a_command_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cli.main pauses Python's cyclic collector while a command loads its modules and opens
+    the database; once open, and whatever happens, it collects again (a test run, a long
+    ``outbox run --wait``)."""
+    from tabmail.cli import common, send_cmds
+    from tabmail.cli.main import main
+
+    seen: list[bool] = []
+
+    def spy(args: Any) -> Any:
+        seen.append(gc.isenabled())
+        reading = common.open_reading(args)
+        seen.append(gc.isenabled())
+        return reading
+
+    db = str(tmp_path / "t.sqlite3")
+    assert gc.isenabled()
+    assert main(["--db", db, "outbox"]) == 0  # a new database: made through the full path
+    assert gc.isenabled()
+    monkeypatch.setattr(send_cmds, "open_reading", spy)
+    assert main(["--db", db, "outbox"]) == 0
+    assert gc.isenabled()
+    assert main(["--db", str(tmp_path), "outbox"]) == 1  # a folder: refused in one line
+    assert gc.isenabled()
+    assert seen == [False, True, False]

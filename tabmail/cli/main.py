@@ -23,6 +23,7 @@ from tabmail.cli import (
     status_cmds,
     template_cmds,
 )
+from tabmail.cli.common import pause_gc_for_startup, resume_gc
 from tabmail.cli.errors import explain
 from tabmail.cli.terminal import guard_terminal_streams
 from tabmail.domain.errors import TabmailError
@@ -69,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], int] | None = None) -> int:
     """Run a command; with no command, ``gui(args)`` opens the window (see tabmail.launcher)."""
+    pause_gc_for_startup()  # until the command has opened its database (cli.common)
+    try:
+        return _run(argv, gui)
+    finally:
+        resume_gc()
+
+
+def _run(argv: Sequence[str] | None, gui: Callable[[argparse.Namespace], int] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # Warnings (everything with --debug) on stderr as before, plus the rotating, redacted log
@@ -84,6 +93,7 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], 
                 parser.parse_args([args.command, "--help"])
             if gui is None:
                 raise TabmailError("no command given (see tabmail --help)")
+            resume_gc()  # the window collects in its own way (gui/collector.py)
             return gui(args)
         code = handler(args)
         sys.stdout.flush()  # a closed pipe or a full disk shows here, not at interpreter exit

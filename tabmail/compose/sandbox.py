@@ -282,12 +282,28 @@ class _BudgetCodeGenerator(CodeGenerator):
     def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
         if self._counting_output:
             self.write("environment.tabmail_emit(")
+        if self._escaped_by_finalize(frame, finalize):
+            # HTML: the finalizer returns every value escaped, as Markup; Jinja2's own
+            # ``escape(…)`` (or ``str(…)`` under autoescape false) around it would only copy it
+            # (half of an HTML body's rendering time went there).
+            self.write(finalize.src)
+            return
         super()._output_child_pre(node, frame, finalize)
 
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        super()._output_child_post(node, frame, finalize)
+        if self._escaped_by_finalize(frame, finalize):
+            self.write(")")
+        else:
+            super()._output_child_post(node, frame, finalize)
         if self._counting_output:
             self.write(")")
+
+    def _escaped_by_finalize(self, frame: Frame, finalize: Any) -> bool:
+        return (
+            getattr(self.environment, "tabmail_html", False)
+            and finalize.src is not None
+            and not frame.eval_ctx.volatile
+        )
 
 
 @pass_environment
@@ -322,6 +338,7 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
 
     def __init__(self, *, html: bool, **options: Any) -> None:
         super().__init__(finalize=_finalize_html if html else _finalize_text, autoescape=html, **options)
+        self.tabmail_html = html  # every printed value is escaped by _finalize_html
         self.globals.pop("lipsum", None)
         self.globals["namespace"] = _LimitedNamespace
 
