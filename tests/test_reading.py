@@ -177,3 +177,92 @@ def test_the_file_is_named_as_the_full_path_names_it(tmp_path: Path, monkeypatch
     assert sqlite_file(None) == default_database_path()
     monkeypatch.setenv("TABMAIL_DB", "env.sqlite3")
     assert sqlite_file("") == tmp_path / "env.sqlite3"
+
+
+def test_a_batch_written_through_the_driver_holds_what_sqlalchemy_would_write(tmp_path: Path) -> None:
+    """On SQLite a batch's rows go to the driver as tuples, each value through its column
+    type's processor (notifications._insert_many): the stored text is the same as through
+    SQLAlchemy's own insert, NUL replaced as everywhere."""
+    from sqlalchemy import insert
+
+    from tabmail.domain.imported import ImportBundle, TournamentData
+    from tabmail.domain.notification import Templates
+    from tabmail.store.models import MessageBodyRow
+    from tabmail.store.notifications import NewBatch, NewMessage
+
+    def one(i: int) -> NewMessage:
+        return NewMessage(
+            id=f"01TEST{i:020d}",
+            person_id=None,
+            recipient_name=f"Zoë \x00 {i}",
+            role="speaker" if i else None,
+            address=f"z{i}@example.org",
+            address_key=f"z{i}@example.org",
+            envelope_from="tab@example.org",
+            envelope_to=f"z{i}@example.org",
+            subject="Draw – Round 1",
+            context={"ROOM": "Hall\x00 7", "SCORES": [75.5, 76], "é": None},
+            reasons=("you speak", "ünïcode"),
+            raw=b"Subject: x\r\n\r\n\x00body",
+            message_id_header=f"<{i}@example.org>",
+            send_despite_flag=bool(i % 2),
+        )
+
+    def stored(path: Path) -> list[tuple[object, ...]]:
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute("SELECT * FROM messages ORDER BY id").fetchall()
+            rows += conn.execute("SELECT * FROM message_bodies ORDER BY message_id").fetchall()
+        conn.close()
+        return rows
+
+    messages = [one(i) for i in range(3)]
+    when = datetime(2026, 11, 22, 21, 32, 59, 230806, tzinfo=UTC)
+    paths = [tmp_path / "driver.sqlite3", tmp_path / "sqlalchemy.sqlite3"]
+    for n, path in enumerate(paths):
+        ctx = AppContext.open(path)
+        try:
+            ctx.tournaments.apply_import(ImportBundle(TournamentData(slug="z-open", name="Z Open")))
+            tournament_id = ctx.tournaments.list_all()[0].id
+            batch = NewBatch(tournament_id, None, Event.DRAW, None, Templates("s", "t"), "file", "test")
+            batch_id = ctx.notifications.create_batch(batch, messages if n == 0 else [])
+            if n == 1:  # the same rows through SQLAlchemy's insert
+                with ctx.db.write_session() as s:
+                    s.execute(insert(MessageRow), _rows_of(messages, batch_id))
+                    s.execute(insert(MessageBodyRow), [{"message_id": m.id, "raw": m.raw} for m in messages])
+            with ctx.db.session() as s:  # the same creation time in both
+                s.execute(MessageRow.__table__.update().values(created_at=when))
+        finally:
+            ctx.close()
+    driver, reference = stored(paths[0]), stored(paths[1])
+    assert len(driver) == 6 and driver == reference
+    assert "Zoë \ufffd 0" in driver[0] and b"Subject: x\r\n\r\n\x00body" in driver[3]
+
+
+def _rows_of(messages: list[Any], batch_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": m.id,
+            "backend": "file",
+            "batch_id": batch_id,
+            "person_id": m.person_id,
+            "recipient_name": m.recipient_name,
+            "role": m.role,
+            "address": m.address,
+            "address_key": m.address_key,
+            "envelope_from": m.envelope_from,
+            "envelope_to": m.envelope_to,
+            "subject": m.subject,
+            "context": m.context,
+            "reasons": list(m.reasons),
+            "message_id_header": m.message_id_header,
+            "state": "queued",
+            "attempts": 0,
+            "created_at": datetime.now(UTC),
+            "delivery_status": "unknown",
+            "resend_of": m.resend_of,
+            "send_despite_flag": m.send_despite_flag,
+            "made_by": None,
+            "made_on": None,
+        }
+        for m in messages
+    ]

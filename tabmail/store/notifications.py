@@ -166,8 +166,9 @@ def _insert_queued(
     if not messages:
         return
     now = _now()
-    s.execute(
-        insert(MessageRow),
+    _insert_many(
+        s,
+        MessageRow.__table__,
         [
             {
                 "id": m.id,
@@ -197,7 +198,27 @@ def _insert_queued(
             for m in messages
         ],
     )
-    s.execute(insert(MessageBodyRow), [{"message_id": m.id, "raw": m.raw} for m in messages])
+    _insert_many(s, MessageBodyRow.__table__, [{"message_id": m.id, "raw": m.raw} for m in messages])
+
+
+def _insert_many(s: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany INSERT of ``rows`` (each with the same keys). On SQLite it is handed to
+    the driver as plain tuples, each value through its column type's own bind processor:
+    SQLAlchemy's per-row work for an ORM bulk insert (parameter dicts, defaults, the
+    statement's bookkeeping) cost as much as the driver's own executemany for a 1,150-message
+    batch. The statement still goes through the engine's events (db._no_nul_in_text)."""
+    conn = s.connection()
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), list(rows))
+        return
+    names = list(rows[0])
+    processors = [(name, table.c[name].type.bind_processor(conn.dialect)) for name in names]
+    statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    params = [
+        tuple(row[name] if process is None else process(row[name]) for name, process in processors)
+        for row in rows
+    ]
+    conn.exec_driver_sql(statement, params)
 
 
 class NotificationRepository:
