@@ -42,9 +42,9 @@ print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)
 """
 
 
-def loaded_after(*args: str) -> list[str]:
+def loaded_after(*args: str, modules: tuple[str, ...] = HEAVY) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-c", LOADED_AFTER.format(heavy=HEAVY), *args],
+        [sys.executable, "-c", LOADED_AFTER.format(heavy=modules), *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -69,6 +69,29 @@ def test_reading_the_outbox_of_a_current_sqlite_file_loads_nothing_heavy(tmp_pat
     assert "alembic" in loaded_after("--db", db, "outbox")  # a new database: the schema is made
     assert loaded_after("--db", db, "outbox") == []
     assert loaded_after("--db", db, "--read-only", "outbox", "--all", "--json") == []
+
+
+# What queueing a batch (send … --queue-only) does not use: sending, delivery tracking, the inbox.
+NOT_FOR_QUEUEING = (
+    "tabmail.services.outbox",
+    "tabmail.backends.base",
+    "tabmail.store.outbox_shared",
+    "tabmail.store.tracking",
+    "tabmail.store.inbox",
+    "tabmail.store.problems",
+    "smtplib",
+    "requests",
+    "alembic",
+)
+
+
+def test_queueing_a_batch_loads_neither_sending_nor_tracking(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.sqlite3")
+    demo = str(REPO / "resources" / "demo")
+    assert loaded_after("--db", db, "import", "csv", demo, "--tournament", "Demo Open") != []
+    queue = ["send", "draw", "--tournament", "demo-open", "--round", "1", "--queue-only", "--yes"]
+    assert loaded_after("--db", db, *queue, modules=NOT_FOR_QUEUEING) == []
+    assert loaded_after("--db", db, "outbox", modules=("tabmail.store.notifications",)) == []
 
 
 WINDOW_BUILT = """

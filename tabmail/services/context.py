@@ -16,16 +16,17 @@ from tabmail.domain.events import DatabaseWaiting
 from tabmail.services.bus import EventBus
 from tabmail.store.db import Database, resolve_url
 from tabmail.store.flags import FlagRepository
-from tabmail.store.inbox import InboxRepository
 from tabmail.store.notifications import NotificationRepository
-from tabmail.store.problems import ProblemRepository
 from tabmail.store.secrets import SecretStore
 from tabmail.store.settings import SettingsRepository
 from tabmail.store.tournaments import TournamentRepository
-from tabmail.store.tracking import TrackingRepository
 
 if TYPE_CHECKING:
     import keyring.backend
+
+    from tabmail.store.inbox import InboxRepository
+    from tabmail.store.problems import ProblemRepository
+    from tabmail.store.tracking import TrackingRepository
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,41 @@ class AppContext:
     notifications: NotificationRepository
     flags: FlagRepository
     bus: EventBus = field(default_factory=EventBus)
-    tracking: TrackingRepository = field(init=False)  # delivery events, built from db
-    problems: ProblemRepository = field(init=False)  # problems and their resolutions
-    inbox: InboxRepository = field(init=False)  # what was read from the tab room's mailbox
+    # Built from db when first used (a command that only queues a batch loads none of them).
+    _tracking: TrackingRepository | None = field(default=None, init=False, repr=False)
+    _problems: ProblemRepository | None = field(default=None, init=False, repr=False)
+    _inbox: InboxRepository | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.tracking = TrackingRepository(self.db)
-        self.problems = ProblemRepository(self.db)
-        self.inbox = InboxRepository(self.db)
         # A write waiting for another process's lock says so on the bus (CLI and window show it).
         self.db.on_lock_wait = lambda message: self.bus.publish(DatabaseWaiting(message))
+
+    @property
+    def tracking(self) -> TrackingRepository:
+        """Delivery events."""
+        if self._tracking is None:
+            from tabmail.store.tracking import TrackingRepository
+
+            self._tracking = TrackingRepository(self.db)
+        return self._tracking
+
+    @property
+    def problems(self) -> ProblemRepository:
+        """Problems and their resolutions."""
+        if self._problems is None:
+            from tabmail.store.problems import ProblemRepository
+
+            self._problems = ProblemRepository(self.db)
+        return self._problems
+
+    @property
+    def inbox(self) -> InboxRepository:
+        """What was read from the tab room's mailbox."""
+        if self._inbox is None:
+            from tabmail.store.inbox import InboxRepository
+
+            self._inbox = InboxRepository(self.db)
+        return self._inbox
 
     @classmethod
     def open(

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import secrets as pysecrets
-import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tabmail.backends.base import Backend
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.practice import BACKEND as PRACTICE
 from tabmail.services.context import AppContext
-from tabmail.services.outbox import Backoff, Outbox
+
+if TYPE_CHECKING:  # queueing (send --queue-only) needs the settings helpers only, not these
+    import ssl
+
+    from tabmail.backends.base import Backend
+    from tabmail.services.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,8 @@ def default_outbox(ctx: AppContext, **injected: Any) -> Outbox:
     """The app's outbox: each message through the backend it was queued for, and the attempt
     limit from the ``outbox.max_attempts`` setting (read at the start of each run). ``injected``:
     Outbox keywords such as clock, sleep and rng (tests)."""
+    from tabmail.services.outbox import Backoff, Outbox
+
     return Outbox(
         ctx.notifications,
         ctx.flags,
@@ -125,6 +130,8 @@ def custom_ca_context(ca_file: str) -> ssl.SSLContext | None:
     nothing else; None when no file is set (the system's CAs). Raises TabmailError."""
     if not ca_file:
         return None
+    import ssl
+
     try:
         return ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
