@@ -292,13 +292,13 @@ def test_help_menu_opens_the_log_folder_and_the_about_box_names_version_and_lice
     handler = FileUrls()
     QDesktopServices.setUrlHandler("file", handler, "open")
     try:
-        window.open_log_folder_action.trigger()
+        window.menus.open_log_folder_action.trigger()
     finally:
         QDesktopServices.unsetUrlHandler("file")
     assert [u.toLocalFile() for u in handler.opened] == [str(folder)]
     assert folder.is_dir()
 
-    box = window.about_box()
+    box = window.help.about_box()
     qtbot.addWidget(box)
     text = box.text()
     assert f"tabmail {__version__}" in text

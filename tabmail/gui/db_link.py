@@ -41,15 +41,21 @@ class DatabaseLink(QObject):
         self._tips: dict[QAction, str] = {}
         window.bridge.database_link_changed.connect(self._on_bridge_database_link_changed)
         # Selecting a tournament enables composing: not while the server is away.
-        window.compose_action.changed.connect(self._keep_disabled)
+        window.menus.compose_action.changed.connect(self._keep_disabled)
 
     def _keep_disabled(self) -> None:
-        if not self.online and self._window.compose_action.isEnabled():
-            self._window.compose_action.setEnabled(False)
+        if not self.online and self._window.menus.compose_action.isEnabled():
+            self._window.menus.compose_action.setEnabled(False)
 
     def _actions(self) -> list[QAction]:
         w = self._window
-        return [w.import_action, w.compose_action, w.send_urls_action, w.poll_action, w.settings_action]
+        return [
+            w.menus.import_action,
+            w.menus.compose_action,
+            w.menus.send_urls_action,
+            w.menus.poll_action,
+            w.menus.settings_action,
+        ]
 
     def _on_bridge_database_link_changed(self, online: bool, detail: str, since: str) -> None:
         if online == self.online:
@@ -82,9 +88,9 @@ class DatabaseLink(QObject):
             action.setStatusTip(tip)
         self._tips.clear()
         if not w.ctx.read_only:
-            for action in (w.import_action, w.poll_action, w.settings_action):
+            for action in (w.menus.import_action, w.menus.poll_action, w.menus.settings_action):
                 action.setEnabled(True)
-            w.compose_action.setEnabled(w.current_tournament is not None)
+            w.menus.compose_action.setEnabled(w.current_tournament is not None)
         try:
             self.catch_up()
         except Exception as exc:  # the server went away again at once: the next change says so

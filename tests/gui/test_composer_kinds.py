@@ -166,7 +166,7 @@ def test_send_private_urls_from_the_tournaments_context_menu(
     action.trigger()
     qtbot.waitUntil(lambda: window.composer is not None and window.composer.plan is not None, timeout=10000)
     assert window.composer is not None and window.composer.current_event() == (Event.URLS, None)
-    assert window.send_urls_action.isEnabled()
+    assert window.menus.send_urls_action.isEnabled()
     window.composer.close()
     # The plan matches the service's for the same kind.
     plan = notify.plan(two_team, "two-team", Event.URLS)

@@ -70,8 +70,8 @@ def planned_addresses(ctx: AppContext) -> list[str]:
 def compose_and_send(
     qtbot: QtBot, window: MainWindow, on_confirm: Callable[[QMessageBox], None] | None = None
 ) -> tuple[ComposeDialog, int]:
-    assert window.compose_action.isEnabled()
-    window.compose_action.trigger()
+    assert window.menus.compose_action.isEnabled()
+    window.menus.compose_action.trigger()
     dialog = window.composer
     assert dialog is not None and dialog.isVisible()
     qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10000)
@@ -190,7 +190,7 @@ def test_smtp_compose_send_fail_correct_resend(
         assert person is not None
 
         # F5: with plain SMTP there is nothing to ask; the status bar says so.
-        window.poll_action.trigger()
+        window.menus.poll_action.trigger()
         qtbot.waitUntil(lambda: "tracking is off" in window.status.last_poll.text(), timeout=5000)
         window.close()
 
@@ -239,9 +239,9 @@ def test_sendgrid_compose_send_poll_bounce_correct_resend_delivered(
         def poll() -> None:
             server.advance(600)
             before = window.status.last_poll.text()
-            window.poll_action.trigger()
+            window.menus.poll_action.trigger()
             qtbot.waitUntil(
-                lambda: window.poll_action.isEnabled() and window.status.last_poll.text() != before,
+                lambda: window.menus.poll_action.isEnabled() and window.status.last_poll.text() != before,
                 timeout=15000,
             )
 
@@ -266,7 +266,7 @@ def test_sendgrid_compose_send_poll_bounce_correct_resend_delivered(
         # the detail panel. SendGrid keeps it on its bounce list, so the director is asked.
         server.script(second, sendgrid.delivered())
         questions: list[QMessageBox] = []
-        view.resender.suppression_question_opened.connect(questions.append)
+        view.row_actions.resender.suppression_question_opened.connect(questions.append)
         view.select_message(two)
         view.message_view.resend_button.click()
         qtbot.waitUntil(lambda: bool(questions), timeout=10000)
@@ -351,9 +351,9 @@ def test_sendgrid_every_kind_of_problem_counted_as_shown_then_fixed_and_resolved
         def poll() -> None:
             server.advance(600)
             before = window.status.last_poll.text()
-            window.poll_action.trigger()
+            window.menus.poll_action.trigger()
             qtbot.waitUntil(
-                lambda: window.poll_action.isEnabled() and window.status.last_poll.text() != before,
+                lambda: window.menus.poll_action.isEnabled() and window.status.last_poll.text() != before,
                 timeout=15000,
             )
 

@@ -33,8 +33,8 @@ def open_window(qtbot: QtBot, ctx: AppContext, qsettings: QSettings) -> MainWind
 
 def check_now(qtbot: QtBot, window: MainWindow) -> None:
     with qtbot.waitSignal(window.bridge.poll_finished, timeout=20000):
-        window.poll_action.trigger()
-    qtbot.waitUntil(window.poll_action.isEnabled, timeout=5000)
+        window.menus.poll_action.trigger()
+    qtbot.waitUntil(window.menus.poll_action.isEnabled, timeout=5000)
 
 
 def test_a_new_sendgrid_address_is_used_by_the_very_next_check(

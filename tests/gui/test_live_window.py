@@ -170,7 +170,7 @@ def test_the_window_says_the_server_is_gone_refuses_writes_and_catches_up_when_b
         qtbot.waitUntil(lambda: live.online is True, timeout=10000)
         window.select_participants(tournament.id)
         banner = window.status.database
-        assert not banner.isVisible() and window.compose_action.isEnabled()
+        assert not banner.isVisible() and window.menus.compose_action.isEnabled()
         shown_before = window.participants_page.model.rowCount()
         assert shown_before > 0
 
@@ -179,7 +179,7 @@ def test_the_window_says_the_server_is_gone_refuses_writes_and_catches_up_when_b
         text = banner.text()
         assert text.startswith("Database unreachable — showing what was last read at ")
         assert text.endswith("; reconnecting…")
-        assert not window.compose_action.isEnabled() and not window.poll_action.isEnabled()
+        assert not window.menus.compose_action.isEnabled() and not window.menus.poll_action.isEnabled()
         assert not window.navigator.isEnabled()  # another page would need the server: this one stays
         assert window.status.backend.isHidden() and window.status.last_poll.isHidden()  # room for it
         assert window.participants_page.model.rowCount() == shown_before  # what was read stays
@@ -191,15 +191,15 @@ def test_the_window_says_the_server_is_gone_refuses_writes_and_catches_up_when_b
         assert len(failures) == 1 and "cannot be reached" in failures[0] and "\n" not in failures[0]
         assert shown_address(window, person.id) == person.email
         # Selecting a tournament again does not enable composing while the server is away.
-        window.compose_action.setEnabled(True)
-        assert not window.compose_action.isEnabled()
+        window.menus.compose_action.setEnabled(True)
+        assert not window.menus.compose_action.isEnabled()
 
         own_server.resume()
         other = AppContext.open(url, keyring_backend=MemoryKeyring())  # another laptop, at once
         other.tournaments.set_person_email(person.id, "changed-meanwhile@example.org", source="test")
         assert live.online is False  # not yet reconnected: no notification can carry this change
         qtbot.waitUntil(lambda: not banner.isVisible(), timeout=15000)
-        assert window.compose_action.isEnabled() and window.navigator.isEnabled()
+        assert window.menus.compose_action.isEnabled() and window.navigator.isEnabled()
         assert not window.status.backend.isHidden() and not window.status.last_poll.isHidden()
         qtbot.waitUntil(
             lambda: shown_address(window, person.id) == "changed-meanwhile@example.org", timeout=5000

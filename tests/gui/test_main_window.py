@@ -80,21 +80,21 @@ def test_an_empty_round_summarises_the_draw(window: MainWindow, ctx: AppContext,
 
 def test_actions_have_their_shortcuts(window: MainWindow) -> None:
     expected = {
-        window.import_action: "Ctrl+I",
-        window.compose_action: "Ctrl+N",
-        window.settings_action: "Ctrl+,",
-        window.poll_action: "F5",
-        window.find_action: QKeySequence(QKeySequence.StandardKey.Find).toString(),
-        window.quit_action: "Ctrl+Q",
+        window.menus.import_action: "Ctrl+I",
+        window.menus.compose_action: "Ctrl+N",
+        window.menus.settings_action: "Ctrl+,",
+        window.menus.poll_action: "F5",
+        window.menus.find_action: QKeySequence(QKeySequence.StandardKey.Find).toString(),
+        window.menus.quit_action: "Ctrl+Q",
     }
     for action, keys in expected.items():
         assert action.shortcut().toString() == keys, action.text()
-    assert window.compose_action.isEnabled()  # a tournament is selected
+    assert window.menus.compose_action.isEnabled()  # a tournament is selected
 
 
 def test_find_focuses_the_participants_search(qtbot: QtBot, window: MainWindow) -> None:
     window.activateWindow()
-    window.find_action.trigger()
+    window.menus.find_action.trigger()
     qtbot.waitUntil(lambda: QApplication.focusWidget() is window.participants_page.search, timeout=2000)
 
 
@@ -161,12 +161,12 @@ def test_poll_action_runs_the_workers_poll_through_run_op(
     worker = BackgroundWorker(ctx, poller_factory=lambda c: WaitingPoller())
     window = MainWindow(ctx, qsettings=qsettings, worker=worker)
     qtbot.addWidget(window)
-    window.poll_action.trigger()
+    window.menus.poll_action.trigger()
     qtbot.waitUntil(lambda: calls == ["poll"], timeout=5000)
-    assert not window.poll_action.isEnabled()
+    assert not window.menus.poll_action.isEnabled()
     assert window.status.last_poll.text() == "Checking delivery statuses…"
     release.set()
-    qtbot.waitUntil(window.poll_action.isEnabled, timeout=5000)
+    qtbot.waitUntil(window.menus.poll_action.isEnabled, timeout=5000)
 
 
 def test_closing_cancels_running_ops_and_saves_geometry(
@@ -193,7 +193,7 @@ def test_closing_cancels_running_ops_and_saves_geometry(
 
 
 def test_import_dialog_opens_from_the_action(qtbot: QtBot, window: MainWindow) -> None:
-    window.import_action.trigger()
+    window.menus.import_action.trigger()
     dialog = window.findChild(QWidget, "import-dialog")
     assert dialog is not None and dialog.isVisible()
     assert dialog.findChild(QLabel) is not None

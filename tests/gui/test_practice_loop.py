@@ -46,7 +46,7 @@ def test_send_watch_fix_resend_resolved_in_practice_mode(
 
     questions: list[str] = []
 
-    window.compose_action.trigger()
+    window.menus.compose_action.trigger()
     assert window.composer is not None  # the dialog itself says so, not only the last question
     assert window.composer.practice_banner.isVisible() and window.composer.practice_banner.text() == LABEL
     close_dialog(qtbot, window, window.composer)
@@ -59,9 +59,9 @@ def test_send_watch_fix_resend_resolved_in_practice_mode(
     def check(seconds: float) -> None:
         t.advance(seconds)
         before = window.status.last_poll.text()
-        window.poll_action.trigger()
+        window.menus.poll_action.trigger()
         qtbot.waitUntil(
-            lambda: window.poll_action.isEnabled() and window.status.last_poll.text() != before,
+            lambda: window.menus.poll_action.isEnabled() and window.status.last_poll.text() != before,
             timeout=15000,
         )
 

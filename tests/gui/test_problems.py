@@ -176,7 +176,9 @@ def test_the_banner_and_the_batch_panel_use_the_same_words(
         in summary
     )
     page.select_batch(mixed["batch"])  # type: ignore[arg-type]
-    assert "8 messages did not reach their recipients" in page.batch_panel.advice.text()
+    advice = page.batch_panel.advice.text()
+    assert advice.startswith("8 messages need attention: 2 bounced · 1 invalid address")
+    assert "did not reach" not in advice  # the spam report and the unsubscribe did reach them
     page.problems_only.setChecked(True)
     batch = page.proxy.index(0, 0)
     assert page.proxy.rowCount(batch) == 8  # exactly the rows the counts describe
@@ -192,7 +194,7 @@ def test_the_resend_question_names_what_happened(
     page.show_round(tournament, demo.tournaments.get_round(tournament.id, 1))
     spam = mixed["kinds"]["spam_report"][0]  # type: ignore[index]
     result = service_result(demo, spam)
-    box = page.resender._ask_unsuppress([result], lambda: None)
+    box = page.row_actions.resender._ask_unsuppress([result], lambda: None)
     assert "spam-report list" in box.text() and "spam_reports" not in box.text()
     assert "since the recipient reported it as spam" in box.informativeText()
     assert "bounced" not in box.informativeText()
@@ -281,17 +283,18 @@ def test_the_director_marks_a_problem_resolved_with_a_reason_and_can_undo_it(
     assert window.select_round(mixed["round"])  # type: ignore[arg-type]
     page = window.round_view
     mid = mixed["kinds"]["unsubscribed"][0]  # type: ignore[index]
-    assert page.resolve(mid, "") is False and "say why" in page.notice.text()
-    assert page.resolve(mid, "phoned her; she will check the website")
+    assert page.row_actions.resolve(mid, "") is False and "say why" in page.notice.text()
+    assert page.row_actions.resolve(mid, "phoned her; she will check the website")
     qtbot.waitUntil(lambda: page.model.resolution(mid) is not None, timeout=5000)
     assert page.model.index_of_message(mid, Column.STATUS).data() == "Unsubscribed · resolved"
     assert (
-        window.undo_action.text() == f"&Undo mark {page.model.message(mid).recipient_name}'s problem resolved"
+        window.menus.undo_action.text()
+        == f"&Undo mark {page.model.message(mid).recipient_name}'s problem resolved"
     )  # type: ignore[union-attr]
-    window.undo_action.trigger()
+    window.menus.undo_action.trigger()
     qtbot.waitUntil(lambda: page.model.resolution(mid) is None, timeout=5000)
     assert page.model.index_of_message(mid, Column.STATUS).data() == "Unsubscribed"
-    window.redo_action.trigger()
+    window.menus.redo_action.trigger()
     qtbot.waitUntil(lambda: page.model.resolution(mid) is not None, timeout=5000)
     window.close()
 
@@ -387,17 +390,17 @@ def test_retry_now_and_cancel_per_message(qtbot: QtBot, demo: AppContext, bridge
     page.select_message(ids[2])  # queued: cancel only
     assert view.cancel_button.isVisible() and not view.retry_button.isVisible()
 
-    page.cancel_message(ids[2])
+    page.row_actions.cancel_message(ids[2])
     assert demo.notifications.get(ids[2]).state is MessageState.SKIPPED
     # the director's own choice: shown as skipped, not counted as a problem
     page.model.flush()
     assert page.model.index_of_message(ids[2], Column.STATUS).data() == "Skipped · resolved"
     assert not page.model.is_problem(ids[2])
-    page.retry_now(ids[0])
+    page.row_actions.retry_now(ids[0])
     assert demo.notifications.get(ids[0]).state is MessageState.QUEUED
-    page.retry_now(ids[1])
+    page.row_actions.retry_now(ids[1])
     assert demo.notifications.get(ids[1]).state is MessageState.QUEUED
-    page.retry_now(ids[2])  # skipped: refused, in words
+    page.row_actions.retry_now(ids[2])  # skipped: refused, in words
     assert page.notice.tone is Tone.BAD and "only retrying or failed" in page.notice.text()
 
 
@@ -489,7 +492,7 @@ def test_resend_notices_name_addresses_not_message_ids(
     page.show_round(tournament, demo.tournaments.get_round(tournament.id, 1))
     mid = mixed["kinds"]["dropped"][0]  # type: ignore[index]
     assert page.model.set_draft(mid, "dropped.fixed@example.org") is None
-    page.resend(mid)
+    page.row_actions.resend(mid)
     qtbot.waitUntil(lambda: bool(page.model.resent_as(mid)), timeout=10000)
     text = page.notice.text()
     assert text.startswith("Queued a resend to dropped.fixed@example.org")
@@ -508,7 +511,7 @@ def test_resend_all_corrected_and_restore_default_template_ask_first(
     assert window.select_round(mixed["round"])  # type: ignore[arg-type]
     page = window.round_view
     page.select_batch(mixed["batch"])  # type: ignore[arg-type]
-    page.resend_all_action.trigger()
+    page.row_actions.resend_all_action.trigger()
     box = page.findChild(QMessageBox, "confirm-resend-corrected")
     assert box is not None and box.isVisible()
     box.reject()
@@ -574,6 +577,23 @@ def test_the_composer_names_each_kind_of_flag_and_sorts_by_locale(
     spam = demo.notifications.get(mixed["kinds"]["spam_report"][0]).recipient_name  # type: ignore[index]
     assert notes[spam] == "Spam report"
 
+    # The count under the table uses the rows' words: it said "N flagged as bouncing" with a
+    # spam report among them.
+    from tabmail.gui.composer.recipient_panel import RecipientPanel
+
+    panel = RecipientPanel(Theme())
+    panel.model.set_recipients(plan.recipients, plan.default_selection())
+    panel.update_counts()
+    flagged = [r.recipient.name for r in plan.recipients if r.mark is notify.Mark.FLAGGED]
+    words: dict[str, int] = {}
+    for name in flagged:
+        words[notes[name].lower()] = words.get(notes[name].lower(), 0) + 1
+    assert "spam report" in words and len(flagged) > words["spam report"]
+    text = panel.count_label.text()
+    assert f"{len(flagged)} flagged: " in text and "as bouncing" not in text
+    for label, n in words.items():
+        assert f"{n} {label}" in text
+
 
 def test_times_from_other_days_carry_their_date(qtbot: QtBot, demo: AppContext, qsettings: QSettings) -> None:
     """'Last event' / 'Last check' showed only a time for something that happened days ago."""
@@ -599,5 +619,5 @@ def test_problems_only_follows_a_resolution_as_it_happens(
     page.problems_only.setChecked(True)
     batch = page.proxy.index(0, 0)
     assert page.proxy.rowCount(batch) == 8
-    assert page.resolve(mixed["kinds"]["blocked"][0], "the venue's server; told them in person")  # type: ignore[index]
+    assert page.row_actions.resolve(mixed["kinds"]["blocked"][0], "the venue's server; told them in person")  # type: ignore[index]
     qtbot.waitUntil(lambda: page.proxy.rowCount(page.proxy.index(0, 0)) == 7, timeout=5000)

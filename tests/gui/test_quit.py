@@ -52,16 +52,16 @@ def test_quitting_with_mail_waiting_asks_and_keep_open_keeps_it_open(
     window.show()
 
     window.close()
-    box = window.quit_box
+    box = window.quitting.box
     assert box is not None and box.isVisible() and window.isVisible()
     assert f"{queued} messages are not sent yet ({queued} queued)" in box.text()
     assert "sent when tabmail next starts" in box.informativeText()
     button(box, "Keep tabmail Open")
-    qtbot.waitUntil(lambda: window.quit_box is None, timeout=5000)
+    qtbot.waitUntil(lambda: window.quitting.box is None, timeout=5000)
     assert window.isVisible()
 
     window.close()
-    box = window.quit_box
+    box = window.quitting.box
     assert box is not None
     button(box, "Quit, Send Later")
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
@@ -76,7 +76,7 @@ def test_nothing_waiting_quits_without_a_question(
     qtbot.addWidget(window)
     window.show()
     window.close()
-    assert window.quit_box is None and not window.isVisible()
+    assert window.quitting.box is None and not window.isVisible()
 
 
 @pytest.mark.timeout(60)

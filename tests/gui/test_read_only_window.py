@@ -59,7 +59,7 @@ def test_a_writable_database_offers_the_resend(
     window = open_window(qtbot, ctx, qsettings)
     show_bounced(window, ctx, reviewed[1])
     assert window.status.read_only.isHidden()
-    assert window.round_view.resend_action.isEnabled() and window.compose_action.isEnabled()
+    assert window.round_view.row_actions.resend_action.isEnabled() and window.menus.compose_action.isEnabled()
 
 
 @pytest.mark.usefixtures("qloop")
@@ -80,16 +80,16 @@ def test_a_read_only_database_shows_everything_and_sends_nothing(
         page = window.round_view
         assert page.message_view.status_label.text() == "Bounced"
         for action in (
-            window.compose_action,
-            window.import_action,
-            window.poll_action,
-            window.settings_action,
-            page.resend_action,
-            page.edit_address_action,
-            page.resend_all_action,
-            page.retry_action,
-            page.cancel_action,
-            page.resolve_action,
+            window.menus.compose_action,
+            window.menus.import_action,
+            window.menus.poll_action,
+            window.menus.settings_action,
+            page.row_actions.resend_action,
+            page.row_actions.edit_address_action,
+            page.row_actions.resend_all_action,
+            page.row_actions.retry_action,
+            page.row_actions.cancel_action,
+            page.row_actions.resolve_action,
         ):
             assert not action.isEnabled(), action.text()
         assert not page.message_view.resend_row.isVisible()

@@ -72,9 +72,9 @@ def test_a_window_that_does_not_poll_shows_who_last_checked_then_takes_over(
             lambda: label.text() == "Last checked by tabroom-2, 1 min ago: 1 new event", timeout=5000
         )
 
-        window.poll_action.trigger()  # F5
+        window.menus.poll_action.trigger()  # F5
         qtbot.wait(300)
-        qtbot.waitUntil(window.poll_action.isEnabled, timeout=5000)
+        qtbot.waitUntil(window.menus.poll_action.isEnabled, timeout=5000)
         assert polls == []  # F5 on this laptop polls nothing either while tabroom-2 holds the duty
 
         held.release()  # tabroom-2 closes: this window takes over at its next try
@@ -92,7 +92,7 @@ def test_a_window_that_polls_names_its_own_machine(
     monkeypatch.setenv("TABMAIL_MACHINE", "tabroom-1")
     window = MainWindow(ctx, qsettings=qsettings)
     qtbot.addWidget(window)
-    window._on_bridge_poll_finished(True, True, "nothing new")
+    window.status_feed.on_poll_finished(True, True, "nothing new")
     assert window.status.last_poll.text() == "Last checked by tabroom-1, 0 s ago: nothing new"
 
 

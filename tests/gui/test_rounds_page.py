@@ -79,20 +79,20 @@ def test_the_detail_panel_follows_the_selection(
     assert page.detail.currentWidget() is page.batch_panel
     assert "1 bounced · 1 failed" in page.batch_panel.counts.text()
     assert page.batch_panel.advice.isVisible() and page.batch_panel.resend_button.isEnabled()
-    assert not page.resend_action.isEnabled()
+    assert not page.row_actions.resend_action.isEnabled()
     assert page.select_message(ids[0])
     assert page.detail.currentWidget() is page.message_view
     assert page.message_view.status_label.text() == "Bounced"
-    assert page.resend_action.isEnabled() and page.message_view.resend_row.isVisible()
+    assert page.row_actions.resend_action.isEnabled() and page.message_view.resend_row.isVisible()
     assert page.select_message(ids[3])
-    assert not page.resend_action.isEnabled() and not page.message_view.resend_row.isVisible()
+    assert not page.row_actions.resend_action.isEnabled() and not page.message_view.resend_row.isVisible()
     # the context menu offers the row's actions; a batch row only the batch's
-    menu = page.context_menu(page.tree.currentIndex())
+    menu = page.row_actions.context_menu(page.tree.currentIndex())
     assert [a.text() for a in menu.actions() if a.text()] == [
         "&Resend", "&Correct Address…", "Copy &Address", "Copy Message &Id", "Resend &All Corrected"
     ]  # fmt: skip
     menu.deleteLater()
-    batch_menu = page.context_menu(page.proxy.index(0, 0))
+    batch_menu = page.row_actions.context_menu(page.proxy.index(0, 0))
     assert [a.text() for a in batch_menu.actions()] == ["Resend &All Corrected"]
     batch_menu.deleteLater()
 
@@ -217,7 +217,7 @@ def test_unmatched_events_are_listed_from_the_round_view(
         )
     page.show_round(*round_1(demo))
     page._refresh_unmatched()
-    assert not page.unmatched_button.isHidden()
+    assert not page.header.unmatched_button.isHidden()
     assert "3 unmatched events" in page.summary.text()
     dialog = page.show_unmatched()
     assert isinstance(dialog, UnmatchedEventsDialog)

@@ -104,7 +104,7 @@ def test_schedule_from_the_composer_then_cancel_it_in_the_round_view(
         and "in 2.0 h" in panel.schedule.text()
     )
     assert panel.cancel_schedule_button.isVisible()
-    box = page.cancel_scheduled(queued[0])
+    box = page.row_actions.cancel_scheduled(queued[0])
     _click(box, "Cancel the Batch")
     qtbot.waitUntil(lambda: _states(two_team, queued[0]) == {MessageState.SKIPPED}, timeout=10000)
     window.quit_without_asking()
@@ -123,7 +123,7 @@ def test_the_open_app_releases_a_due_batch_and_asks_about_an_overdue_one(
         window.worker.start(poll=False)
     qtbot.waitUntil(lambda: _states(two_team, due) == {MessageState.SENT}, timeout=10000)
     assert _states(two_team, overdue) == {MessageState.SCHEDULED}  # never without a yes
-    box = window.overdue_box
+    box = window.overdue.box
     assert box is not None and f"batch {overdue} " in box.informativeText()
     _click(box, "Send Now")
     qtbot.waitUntil(lambda: _states(two_team, overdue) == {MessageState.SENT}, timeout=10000)

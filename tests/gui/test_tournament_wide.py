@@ -203,7 +203,7 @@ def test_cancel_a_scheduled_private_url_batch_from_tournament_messages(
     panel = page.batch_panel
     assert panel.schedule.isVisible() and "Scheduled for" in panel.schedule.text()
     assert panel.cancel_schedule_button.isVisible()
-    box = page.cancel_scheduled(queued.batch_id)
+    box = page.row_actions.cancel_scheduled(queued.batch_id)
     next(b for b in box.buttons() if b.text() == "Cancel the Batch").click()
 
     def states() -> set[MessageState]:

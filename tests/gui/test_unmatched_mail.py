@@ -89,8 +89,8 @@ def test_unmatched_mail_lists_shows_and_attaches_by_hand_with_undo(
     qtbot: QtBot, ctx: AppContext, mailbox: dict[str, object], tmp_path: Path
 ) -> None:
     window = window_for(qtbot, ctx, tmp_path)
-    assert window.unmatched_mail_action in window.notifications_menu.actions()
-    window.unmatched_mail_action.trigger()
+    assert window.menus.unmatched_mail_action in window.menus.notifications_menu.actions()
+    window.menus.unmatched_mail_action.trigger()
     dialog = window.unmatched_mail
     assert isinstance(dialog, UnmatchedMailDialog) and dialog.isVisible()
     assert sorted(rows(dialog)) == sorted(
@@ -155,7 +155,7 @@ def test_unmatched_mail_lists_shows_and_attaches_by_hand_with_undo(
     assert entry.person_id == target.person_id and entry.different_sender
     assert entry.detail["by_hand"]["by"] == (ctx.user or "the director") and entry.detail["by_hand"]["at"]
     qtbot.waitUntil(lambda: round_node.data(REPLY_BADGE) == (unread_before or 0) + 1, timeout=5000)
-    assert window.undo_action.text() == f"&Undo Attach the reply from {STRANGER}"
+    assert window.menus.undo_action.text() == f"&Undo Attach the reply from {STRANGER}"
 
     # the message view says it was attached by hand
     assert window.select_round(ctx.tournaments.get_round(t.id, 1).id)
@@ -191,7 +191,7 @@ def test_the_round_views_unmatched_events_lead_to_the_unmatched_mail(
     events.mail_button.click()
     assert isinstance(window.unmatched_mail, UnmatchedMailDialog) and window.unmatched_mail.isVisible()
     assert len(rows(window.unmatched_mail)) == 3
-    window.unmatched_mail_action.trigger()  # one window: raised, not a second one
+    window.menus.unmatched_mail_action.trigger()  # one window: raised, not a second one
     assert len([w for w in window.findChildren(UnmatchedMailDialog) if w.isVisible()]) == 1
 
     # closed (and deleted), it no longer answers the mailbox's news
@@ -200,5 +200,5 @@ def test_the_round_views_unmatched_events_lead_to_the_unmatched_mail(
     qtbot.waitUntil(lambda: not shiboken6.isValid(dialog), timeout=5000)
     add_inbox(ctx, None, sender="late@elsewhere.example")
     window.bridge.replies_changed.emit([])  # would raise on a deleted window
-    window.unmatched_mail_action.trigger()
+    window.menus.unmatched_mail_action.trigger()
     assert len(rows(window.unmatched_mail)) == 4

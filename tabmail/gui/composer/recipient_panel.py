@@ -3,13 +3,17 @@ counts. The rows themselves are ``RecipientsModel``'s (composer.recipients)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QTableView, QVBoxLayout, QWidget
 
 from tabmail.gui.composer.recipients import (
+    MARK_LOOKS,
     RecipientColumn,
     RecipientsModel,
     RecipientsProxy,
+    mark_look,
     selection_button,
 )
 from tabmail.gui.theme import Theme
@@ -18,7 +22,7 @@ from tabmail.services.notify import Mark, PlannedRecipient
 
 COUNTED: tuple[tuple[Mark, str], ...] = (
     (Mark.ALREADY_SENT, "already sent"),
-    (Mark.FLAGGED, "flagged as bouncing"),
+    (Mark.FLAGGED, "flagged"),
     (Mark.NO_ADDRESS, "without an address"),
     (Mark.INVALID, "with an invalid address"),
     (Mark.NO_KEY, "without a private URL"),
@@ -86,7 +90,14 @@ class RecipientPanel(QWidget):
         m = self.model
         parts = [f"{m.selected_count()} of {m.rowCount()} ticked"]
         for mark, words in COUNTED:
-            if n := m.count(mark):
+            if not (n := m.count(mark)):
+                continue
+            if mark is Mark.FLAGGED:  # in the rows' words: a spam report or a block is not "bouncing"
+                kinds = Counter(
+                    (mark_look(r) or MARK_LOOKS[mark]).label.lower() for r in m.recipients if r.mark is mark
+                )
+                parts.append(f"{n} flagged: " + ", ".join(f"{k} {label}" for label, k in kinds.items()))
+            else:
                 parts.append(f"{n} {words}")
         self.count_label.setText(" · ".join(parts))
 

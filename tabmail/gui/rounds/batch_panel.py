@@ -107,8 +107,8 @@ class BatchPanel(QWidget):
         problems = problem_total(counts)
         if problems:
             self.advice.show_message(
-                f"{problems} message{'s' if problems != 1 else ''} did not reach "
-                f"{'their recipients' if problems != 1 else 'the recipient'}: "
+                # Not "did not reach their recipients": a spam report or an unsubscribe did.
+                f"{problems} message{'s need' if problems != 1 else ' needs'} attention: "
                 f"{counts_text({c: n for c, n in counts.items() if c in PROBLEM_CATEGORIES})}. Correct an address "
                 "by double-clicking it in the list (or in Participants), then resend it with Ctrl+R, "
                 f"or resend all corrected ones at once{f' ({corrected} corrected here)' if corrected else ''}.",

@@ -257,7 +257,7 @@ class CellFormatter:
             lines.append(f"Test mode: every message went to {b.reroute_to}")
         lines.append(counts_text(node.counts))
         if node.problem:
-            lines.append("Some messages did not reach their recipient: correct the addresses and resend.")
+            lines.append("Some messages need attention: correct the addresses and resend.")
         return "\n".join(lines)
 
 
