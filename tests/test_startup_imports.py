@@ -79,6 +79,8 @@ NOT_FOR_QUEUEING = (
     "tabmail.store.tracking",
     "tabmail.store.inbox",
     "tabmail.store.problems",
+    "tabmail.store.import_apply",  # and the import bundle's dataclasses
+    "tabmail.domain.imported",
     "smtplib",
     "requests",
     "alembic",
