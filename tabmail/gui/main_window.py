@@ -336,10 +336,15 @@ class MainWindow(QMainWindow):
         return self.open_composer(kind=(Event.URLS, None))
 
     def open_composer(self, kind: tuple[Event, Audience | None] | None = None) -> ComposeDialog | None:
+        """The composer for the selected tournament and round (one at a time, not modal: the
+        round view behind it updates while it sends); ``kind`` picks the notification. From
+        "Tournament messages", which lists what belongs to no round, it opens on private URLs
+        (it opened on a round's draw, a batch that node never lists)."""
         from tabmail.gui.composer import ComposeDialog
 
-        """The composer for the selected tournament and round (one at a time, not modal: the
-        round view behind it updates while it sends); ``kind`` picks the notification."""
+        selected = self.navigator.selected_key()
+        if kind is None and selected is not None and selected[0] == TOURNAMENT_WIDE:
+            kind = (Event.URLS, None)
         composer = self.composer
         if composer is not None and shiboken6.isValid(composer) and composer.isVisible():
             if (

@@ -250,3 +250,22 @@ def test_the_tournament_messages_label_is_not_cut_short(
     needed = view.iconSize().width() + metrics.horizontalAdvance(TOURNAMENT_WIDE_NAME) + 2 * metrics.height()
     assert rect.width() >= needed, (rect.width(), needed)
     window.quit_without_asking()
+
+
+def test_compose_from_tournament_messages_opens_on_private_urls(
+    qtbot: QtBot, two_team: AppContext, tmp_path: Path
+) -> None:
+    """ "Tournament messages" lists what belongs to no round; its Compose button opened the
+    composer on a round's draw release, a batch that node never shows."""
+    window = _window(qtbot, two_team, tmp_path)
+    assert window.select_tournament_wide(two_team.tournaments.get("two-team").id)
+    window.menus.compose_action.trigger()
+    dialog = window.composer
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    assert dialog.current_event() == (Event.URLS, None)
+    dialog.close()
+    window.select_round(two_team.tournaments.get_round(two_team.tournaments.get("two-team").id, 1).id)
+    window.menus.compose_action.trigger()
+    assert window.composer is not None and window.composer.current_event()[0] is Event.DRAW
+    window.composer.close()
