@@ -7,6 +7,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -66,16 +67,25 @@ class RecordingHooks:
         self.handed: list[str] = []
         self.handed_at: list[float] = []
         self.results: dict[str, SendResult] = {}
+        self._lock = threading.Lock()  # connections' threads call the thread-side pair
 
     async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
-        self.handed.extend(ids)
-        if self.clock is not None:
-            self.handed_at.append(self.clock())
-        return [i not in self.skip for i in ids]
+        return self.handing_over_from_thread(ids)
 
     async def finished(self, result: SendResult) -> None:
-        assert result.message_id not in self.results, "two results for one message"
-        self.results[result.message_id] = result
+        self.finished_from_thread(result)
+
+    def handing_over_from_thread(self, ids: Sequence[str]) -> Sequence[bool]:
+        with self._lock:
+            self.handed.extend(ids)
+            if self.clock is not None:
+                self.handed_at.append(self.clock())
+        return [i not in self.skip for i in ids]
+
+    def finished_from_thread(self, result: SendResult) -> None:
+        with self._lock:
+            assert result.message_id not in self.results, "two results for one message"
+            self.results[result.message_id] = result
 
     def outcomes(self) -> Counter[Outcome]:
         return Counter(r.outcome for r in self.results.values())
@@ -194,15 +204,16 @@ def test_cancelling_a_run_stops_it_and_closes_its_connections(
 
     async def main() -> None:
         both_handed_over = asyncio.Event()
-        handing_over = hooks.handing_over
+        loop = asyncio.get_running_loop()
+        handing_over = hooks.handing_over_from_thread
 
-        async def signalling(ids: Sequence[str]) -> Sequence[bool]:
-            answer = await handing_over(ids)
+        def signalling(ids: Sequence[str]) -> Sequence[bool]:
+            answer = handing_over(ids)
             if len(hooks.handed) == 2:
-                both_handed_over.set()
+                loop.call_soon_threadsafe(both_handed_over.set)
             return answer
 
-        hooks.handing_over = signalling  # type: ignore[method-assign]
+        hooks.handing_over_from_thread = signalling  # type: ignore[method-assign]
         backend = SmtpBackend(config(server, connections=2))
         task = asyncio.create_task(backend.send([make_message(i) for i in range(6)], hooks))
         await asyncio.wait_for(both_handed_over.wait(), timeout=10)

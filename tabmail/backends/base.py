@@ -7,6 +7,12 @@ The outbox owns state; a backend only moves bytes. For each message the backend:
 2. reports exactly one ``SendResult`` per handed-over message through ``hooks.finished``.
 A backend never raises out of ``send``: every failure becomes a result with the server's words.
 
+A backend whose sending runs in threads of its own (SMTP: smtplib blocks) may call the
+thread-side pair from those threads instead, with the same meaning: ``handing_over_from_thread``
+returns once the claim is durable, and ``finished_from_thread`` hands a result over without
+waiting (it is written no later than the same thread's next claim). No event-loop round trip per
+message.
+
 A backend may also report a message it never offered to ``handing_over``: when the connection
 could not be set up (TRANSIENT, an attempt that counts against the limit), when the settings are
 refused (SETUP_REFUSED: the run stops) or when a daily cap is reached (TRANSIENT with
@@ -92,6 +98,15 @@ class SendHooks(Protocol):
 
     async def finished(self, result: SendResult) -> None:
         """Persist one message's result."""
+        ...
+
+    def handing_over_from_thread(self, ids: Sequence[str]) -> Sequence[bool]:
+        """``handing_over`` from a backend's own thread (never the event loop's): blocks until
+        the claim is durable."""
+        ...
+
+    def finished_from_thread(self, result: SendResult) -> None:
+        """``finished`` from any thread; results reach the outbox in the order they were given."""
         ...
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import queue
 import re
@@ -167,6 +168,10 @@ class RateLimiter:
         self._sleep = sleep
         self._next_slot: float | None = None
 
+    @property
+    def limited(self) -> bool:
+        return bool(self._interval)
+
     async def acquire(self) -> None:
         if not self._interval:
             return
@@ -180,31 +185,41 @@ class RateLimiter:
 class DailyCap:
     """Messages per UTC day: ``sent_today`` plus every message handed over since, reserved before
     the transaction and given back unless it was SENT or UNCERTAIN (the provider may count those).
-    The count restarts at 0 when the UTC date changes. ``cap`` 0: no cap."""
+    The count restarts at 0 when the UTC date changes. ``cap`` 0: no cap. Safe from any thread
+    (connections' threads reserve and release)."""
 
     def __init__(self, cap: int, sent_today: int, utcnow: Callable[[], datetime]) -> None:
         self.cap = cap
         self._utcnow = utcnow
         self._day: date = utcnow().date()
         self._count = sent_today
+        self._lock = threading.Lock()
 
     @property
     def count(self) -> int:
-        self._roll()
-        return self._count
+        with self._lock:
+            self._roll()
+            return self._count
 
     def exhausted(self) -> bool:
-        self._roll()
-        return bool(self.cap) and self._count >= self.cap
+        if not self.cap:
+            return False
+        with self._lock:
+            self._roll()
+            return self._count >= self.cap
 
     def try_reserve(self) -> bool:
-        if self.exhausted():
-            return False
-        self._count += 1
-        return True
+        with self._lock:
+            if self.cap:
+                self._roll()
+                if self._count >= self.cap:
+                    return False
+            self._count += 1
+            return True
 
     def release(self) -> None:
-        self._count = max(0, self._count - 1)
+        with self._lock:
+            self._count = max(0, self._count - 1)
 
     def refusal(self, message_id: str) -> SendResult:
         return SendResult(
@@ -263,9 +278,10 @@ def rejects_address(code: int, text: str) -> bool:
     return not _NOT_ABOUT_THE_ADDRESS.search(text)
 
 
+@functools.lru_cache(maxsize=4096)  # the sender is the same for every message of a run
 def _plain_address(address: str) -> bool:
-    """One bare address that smtplib will put on the wire unchanged: its quoteaddr() would
-    otherwise silently keep the first of two addresses, or the part before a line break."""
+    """One bare address that goes on the wire unchanged as ``<address>``: smtplib's quoteaddr()
+    would otherwise silently keep the first of two addresses, or the part before a line break."""
     return (
         "@" in address
         and address.isprintable()
@@ -275,7 +291,11 @@ def _plain_address(address: str) -> bool:
 
 
 def _dot_stuffed(raw: bytes) -> bytes:
-    payload = re.sub(rb"(?m)^\.", b"..", raw)
+    """The DATA payload: a line starting with "." gets another, then the ending line. (The same
+    bytes as smtplib's regular expression, at a sixth of its cost.)"""
+    payload = raw.replace(b"\n.", b"\n..")
+    if payload.startswith(b"."):
+        payload = b"." + payload
     if not payload.endswith(b"\r\n"):
         payload += b"\r\n"
     return payload + b".\r\n"
@@ -479,11 +499,17 @@ class SmtpBackend:
                     detail = "the address is not plain ASCII and the server does not accept such addresses (no SMTPUTF8)"
                     return SendResult(msg.id, Outcome.PERMANENT, detail=detail), True
                 options.append("SMTPUTF8")
-            code, reply = smtp.mail(msg.envelope_from, options)
+            # What smtp.mail() and smtp.rcpt() send, without parsing each address again: both
+            # are plain (checked above), so smtplib's quoteaddr() would give <address>.
+            if "SMTPUTF8" in options:
+                smtp.command_encoding = "utf-8"
+            smtp.putcmd("mail", f"FROM:<{msg.envelope_from}>{' ' + ' '.join(options) if options else ''}")
+            code, reply = smtp.getreply()
             if code != 250:
                 return self._refused(smtp, msg, "sender refused", code, reply)
             stage = "RCPT TO"
-            code, reply = smtp.rcpt(msg.envelope_to)
+            smtp.putcmd("rcpt", f"TO:<{msg.envelope_to}>")
+            code, reply = smtp.getreply()
             if code not in (250, 251):
                 return self._refused(smtp, msg, "recipient refused", code, reply)
             stage = "DATA"
@@ -554,6 +580,7 @@ class _Run:
         self.last_error: SmtpConnectionError | None = None
         self.refused: SmtpConnectionError | None = None  # a setting must change: stop the run
         self.connected = False  # one connection of this run has been set up
+        self.stopping = False  # cancelled: threads take nothing more
         self._first = asyncio.Lock()  # until then, connections are opened one at a time
 
     async def execute(self) -> None:
@@ -586,14 +613,20 @@ class _Run:
             await self._fail_remaining()
 
     async def _drain(self, lane: _Lane) -> None:
-        backend, hooks, cap = self.backend, self.hooks, self.backend._cap
-        while self.queue and self.refused is None:
-            if cap.exhausted():
-                await hooks.finished(cap.refusal(self.queue.popleft().id))
+        """Set up the lane's connection on the event loop (the first of a run alone: its failure
+        decides the run), then let the lane's thread send from the shared queue by itself
+        (``_send_from_thread``) until it needs the loop again: a new connection, the rate
+        limiter's next slot, or an empty queue."""
+        backend, cap = self.backend, self.backend._cap
+        paced = backend._limiter.limited
+        while self.queue and self.refused is None and not self.stopping:
+            if cap.exhausted():  # nothing to connect for
+                await self.hooks.finished(cap.refusal(self.queue.popleft().id))
                 continue
-            await backend._limiter.acquire()
-            if not self.queue:
-                return
+            if paced:
+                await backend._limiter.acquire()
+                if not self.queue:
+                    return
             try:
                 await self._ready(lane)
             except SmtpConnectionError as exc:
@@ -603,32 +636,51 @@ class _Run:
                 return
             if not self.queue or self.refused is not None:
                 return
-            msg = self.queue.popleft()
+            job = lane.run(self._send_from_thread, lane, paced)
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                # Cancelled: the thread takes nothing more; a transaction it has claimed or
+                # started finishes and is reported (the server's answer comes within the
+                # timeout, and a known answer beats an 'uncertain' message). Then it goes on.
+                self.stopping = True
+                while not job.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(job)  # cancelled again: still wait for it
+                raise
+
+    def _send_from_thread(self, lane: _Lane, once: bool) -> None:
+        """In the lane's thread: take, claim, send and report messages on the lane's connection
+        until the queue is empty, the run stops, or the connection must be replaced (one message
+        when ``once``: the rate limiter paces each). Each claim is durable before its
+        transaction starts; each result is handed to the outbox before the next claim is asked
+        for, so it is written no later than that claim. No event-loop round trip per message."""
+        backend, hooks, cap = self.backend, self.hooks, self.backend._cap
+        limit = backend.config.messages_per_connection
+        while not self.stopping and self.refused is None:
+            conn = lane.conn
+            if conn is None or conn.used >= limit:
+                return
+            try:
+                msg = self.queue.popleft()
+            except IndexError:
+                return
             if not cap.try_reserve():
-                await hooks.finished(cap.refusal(msg.id))
+                hooks.finished_from_thread(cap.refusal(msg.id))
                 continue
-            if not (await hooks.handing_over([msg.id]))[0]:
+            if not hooks.handing_over_from_thread([msg.id])[0]:
                 cap.release()
                 continue
-            assert lane.conn is not None
-            transaction = lane.run(backend._transact, lane.conn.smtp, msg)
-            try:
-                result, usable = await asyncio.shield(transaction)
-            except asyncio.CancelledError:
-                # Cancelled mid-transaction: the server's answer comes within the timeout, and a
-                # known answer beats an 'uncertain' message. Then the cancellation goes on.
-                while not transaction.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.shield(transaction)  # cancelled again: still wait for it
-                await hooks.finished(transaction.result()[0])
-                raise
-            lane.conn.used += 1
-            lane.conn.last_used = backend._clock()
+            result, usable = backend._transact(conn.smtp, msg)
+            conn.used += 1
+            conn.last_used = backend._clock()
             if not usable:
                 lane.conn = None
             if result.outcome not in (Outcome.SENT, Outcome.UNCERTAIN):
                 cap.release()
-            await hooks.finished(result)
+            hooks.finished_from_thread(result)
+            if once:
+                return
 
     async def _ready(self, lane: _Lane) -> None:
         backend = self.backend

@@ -29,6 +29,7 @@ import logging
 import os
 import random
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -147,7 +148,12 @@ class _Hooks:
     finish together cost one commit, not eight. Still per message: a claim is durable before
     ``handing_over`` returns (the message is handed over only after), and a result is durable
     before the next claim of its worker, at the latest on the next loop iteration. Bus events go
-    out after the commit, so a screen that reloads on them sees the new state."""
+    out after the commit, so a screen that reloads on them sees the new state.
+
+    A backend's own threads (SMTP) claim and report without the event loop: a thread asking for
+    a claim writes it itself, with every claim and result waiting at that moment, one thread at
+    a time (``_writer``): while one writes, the others' claims gather for the next write. Their
+    events are published on the loop, coalesced."""
 
     def __init__(
         self, outbox: Outbox, report: OutboxReport, total: int, batch_id: int | None, backend: str
@@ -164,6 +170,12 @@ class _Hooks:
         self._flush_scheduled = False
         self._patient: set[asyncio.Task[None]] = set()  # claims waiting for another process's lock
         self._delays: dict[int, float] = {}
+        self._loop = asyncio.get_running_loop()
+        self._guard = threading.Lock()  # _pending, _asked, _unpublished, report counters
+        self._writer = threading.Lock()  # one backend thread writes at a time
+        self._asked: list[_Asked] = []  # claims asked for by backend threads, not yet written
+        self._unpublished: list[tuple[list[StateUpdate], list[str]]] = []
+        self._publish_scheduled = False
 
     async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
         o = self.o
@@ -174,6 +186,96 @@ class _Hooks:
         self._schedule()
         # Cancelled while waiting: ``flush`` drops the claim (it was never written).
         return await waiter
+
+    def handing_over_from_thread(self, ids: Sequence[str]) -> Sequence[bool]:
+        """``handing_over`` for a backend's thread: returns once the claim is durable. The claim
+        is written by this thread, or by another thread writing at the same moment."""
+        o = self.o
+        if o.cancelled or o.stop_reason is not None:
+            return [False] * len(ids)
+        asked = _Asked(list(ids))
+        with self._guard:
+            self._asked.append(asked)
+        with self._writer:
+            if asked.answer is None and asked.error is None:
+                self._write_from_thread()
+        if asked.error is not None:
+            raise asked.error
+        assert asked.answer is not None
+        return asked.answer
+
+    def finished_from_thread(self, result: SendResult) -> None:
+        """``finished`` for a backend's thread: written with the next claim (or at the end)."""
+        effects: list[Callable[[], object]] = []
+        with self._guard:
+            self._pending.append(self._result(result, effects))
+        for effect in effects:
+            self._loop.call_soon_threadsafe(effect)
+
+    def _write_from_thread(self) -> None:
+        """Under ``_writer``, in a backend's thread: write every result and thread claim waiting
+        now in one transaction. Another process's lock is waited for (said on the loop) up to
+        the database's lock_wait; then the run stops and the claims are refused. Results that
+        cannot be written stay for the next write or ``drain``."""
+        o = self.o
+        with self._guard:
+            pending, self._pending = self._pending, []
+            asked, self._asked = self._asked, []
+        db = o.repo.db
+        limit = db.lock_wait if o.lock_wait is None else o.lock_wait
+        since: float | None = None
+        while True:
+            if asked and (o.cancelled or o.stop_reason is not None):
+                for a in asked:
+                    a.answer = [False] * len(a.ids)
+                asked = []
+            ids = [i for a in asked for i in a.ids]
+            if not ids and since is not None and o.stop_reason is not None:
+                self._put_back(pending)  # ``drain`` waits longer for results
+                return
+            try:
+                if ids:
+                    o.renew_leases()
+                result, skipped = o.repo.outbox.commit(pending, claim=ids, by=o.claim_for(self.backend))
+                break
+            except DatabaseLocked:
+                now = time.monotonic()
+                if since is None:
+                    since = now
+                    self._loop.call_soon_threadsafe(db.waiting)
+                elif now - since >= limit:
+                    o.stop(str(db.busy(now - since)))  # the claims are refused on the next turn
+                    continue
+                time.sleep(LOCK_RETRY_SECONDS)
+            except Exception as exc:  # nothing was written: each thread raises it
+                self._put_back(pending)
+                for a in asked:
+                    a.error = exc
+                return
+        self.claimed.update(i for i, ok in zip(ids, result, strict=True) if ok)
+        start = 0
+        for a in asked:
+            a.answer = result[start : start + len(a.ids)]
+            start += len(a.ids)
+        with self._guard:
+            self._unpublished.append((pending, skipped))
+            if self._publish_scheduled:
+                return
+            self._publish_scheduled = True
+        self._loop.call_soon_threadsafe(self._publish_written)
+
+    def _publish_written(self) -> None:
+        """On the loop: the events of what backend threads wrote since the last call."""
+        with self._guard:
+            written, self._unpublished = self._unpublished, []
+            self._publish_scheduled = False
+        if not written:
+            return
+        self._published([u for pending, _skipped in written for u in pending])
+        for _pending, skipped in written:
+            for i in skipped:
+                self.report.skipped += 1
+                self._publish(i, MessageState.SKIPPED)
 
     def _schedule(self) -> None:
         if not self._flush_scheduled:
@@ -228,14 +330,14 @@ class _Hooks:
         try:
             self._commit(pending, claiming)
         except DatabaseLocked:
-            self._pending[:0] = pending
+            self._put_back(pending)
             if claiming:
                 self._claiming[:0] = claiming
                 task = asyncio.ensure_future(self._claim_patiently(since=time.monotonic()))
                 self._patient.add(task)
                 task.add_done_callback(self._patient.discard)
         except Exception as exc:  # e.g. the database server went away: nothing was written
-            self._pending[:0] = pending  # ``drain`` tries them again, and raises if it must
+            self._put_back(pending)  # ``drain`` tries them again, and raises if it must
             for _group, waiter in claiming:
                 if not waiter.done():
                     waiter.set_exception(exc)  # each worker raises it, as its own commit would have
@@ -252,7 +354,7 @@ class _Hooks:
             try:
                 self._commit(pending, taken)
             except BaseException:
-                self._pending[:0] = pending
+                self._put_back(pending)
                 self._claiming[:0] = taken
                 raise
 
@@ -269,6 +371,16 @@ class _Hooks:
                 waiter.set_exception(exc)
 
     async def finished(self, result: SendResult) -> None:
+        effects: list[Callable[[], object]] = []
+        with self._guard:
+            self._pending.append(self._result(result, effects))
+        for effect in effects:
+            effect()
+        self._schedule()
+
+    def _result(self, result: SendResult, effects: list[Callable[[], object]]) -> StateUpdate:
+        """The state ``result`` leaves its message in, counted in the report (under
+        ``_guard``). ``effects``: what the caller runs on the event loop afterwards."""
         o = self.o
         now = o.clock()
         mid = result.message_id
@@ -280,7 +392,9 @@ class _Hooks:
         before = o._attempts.get(mid, 0)  # as stored when the run read it, before any claim
         attempts = before + 1  # a claim counted this attempt; a failed connection counts it here
         backoff = o.current_backoff
-        o._observe_connection(not result.connection_failed, words)
+        online = not result.connection_failed
+        if online != o.connection_online:  # told on the loop, once per change
+            effects.append(functools.partial(o._observe_connection, online, words))
         if result.outcome is Outcome.SENT:
             update = StateUpdate(
                 mid, MessageState.SENT, sent_at=now, provider_message_id=result.provider_message_id
@@ -322,9 +436,10 @@ class _Hooks:
             )
             self.report.failed += 1
             if result.flag_address and mid in o._addresses:
-                o.flags.add(o._addresses[mid], FlagKind.HARD, words, "smtp")
-        self._pending.append(update)
-        self._schedule()
+                effects.append(
+                    functools.partial(o.flags.add, o._addresses[mid], FlagKind.HARD, words, "smtp")
+                )
+        return update
 
     def _delay(self, attempts: int, retry_after: float | None, shared: bool) -> float:
         """A connection that could not be set up fails every waiting message at once: they all
@@ -341,6 +456,7 @@ class _Hooks:
         """Write every result not yet written, waiting for another process's lock (bounded)."""
         for task in self._patient:  # the backend is done: nobody waits for those claims now
             task.cancel()
+        self._publish_written()
         pending = self._take()
         if not pending:
             return
@@ -352,13 +468,23 @@ class _Hooks:
                 lambda: o.repo.outbox.commit(pending, by=o.claim_for(self.backend)), patience=RESULT_PATIENCE
             )
         except DatabaseBusy:
-            self._pending[:0] = pending
+            self._put_back(pending)
             raise
         self._published(pending)
 
     def _take(self) -> list[StateUpdate]:
-        pending, self._pending = self._pending, []
+        with self._guard:
+            pending, self._pending = self._pending, []
         return pending
+
+    def _put_back(self, pending: list[StateUpdate]) -> None:
+        """Results not written after all: first in line for the next write."""
+        with self._guard:
+            self._pending[:0] = pending
+
+    def add(self, update: StateUpdate) -> None:
+        with self._guard:
+            self._pending.append(update)
 
     def _published(self, updates: Sequence[StateUpdate]) -> None:
         for u in updates:
@@ -368,6 +494,17 @@ class _Hooks:
 
     def _publish(self, mid: str, state: MessageState) -> None:
         self.o.bus.publish(MessageStateChanged(mid, self.o._batches.get(mid, 0), state.value))
+
+
+class _Asked:
+    """A claim a backend thread asked for: its answer, or the error that kept it unwritten."""
+
+    __slots__ = ("answer", "error", "ids")
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.answer: Sequence[bool] | None = None
+        self.error: Exception | None = None
 
 
 class Outbox:
@@ -658,7 +795,7 @@ class Outbox:
             # Handed over but never reported (the run was cancelled mid-transaction, or the
             # backend broke its contract): the message may have gone out. Never resend silently.
             for mid in hooks.claimed - hooks.finished_ids:
-                hooks._pending.append(
+                hooks.add(
                     StateUpdate(
                         mid,
                         MessageState.UNCERTAIN,

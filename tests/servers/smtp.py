@@ -200,6 +200,7 @@ class _Handler:
         self.auth = auth
         self.starttls_reply: str | None = None
         self.max_connections: int | None = None
+        self.on_message: Callable[[str | None], None] | None = None
         self._queue_ids = itertools.count(1)
 
     def authenticate(
@@ -250,6 +251,8 @@ class _Handler:
         if reply is None:
             reply = f"250 2.0.0 Ok: queued as Q{next(self._queue_ids):08d}"
         tabmail_id = BytesHeaderParser().parsebytes(raw).get("X-Tabmail-Id")
+        if self.on_message is not None:
+            self.on_message(str(tabmail_id) if tabmail_id is not None else None)
         self.state.record(
             ReceivedMessage(
                 connection_id=server.connection_id,
@@ -366,6 +369,15 @@ class SmtpTestServer:
 
     def refuse_starttls(self, reply: str = "454 4.7.0 TLS not available due to temporary reason") -> None:
         self._handler.starttls_reply = reply
+
+    @property
+    def on_message(self) -> Callable[[str | None], None] | None:
+        """Called in the server's thread with each message's X-Tabmail-Id, before the reply."""
+        return self._handler.on_message
+
+    @on_message.setter
+    def on_message(self, call: Callable[[str | None], None] | None) -> None:
+        self._handler.on_message = call
 
     @property
     def data_delay(self) -> float:
