@@ -1,5 +1,5 @@
-"""The window reopens where it was: the page (a tournament's participants, a round, a Problems
-view), its search text, "Problems only", and the selected message or participant.
+"""The window reopens where it was: the page (a tournament's participants, a round, its
+"Tournament messages", a Problems view), its search text, "Problems only", and the selected message or participant.
 
 Everything is written to the window's QSettings as it changes (so a crash loses nothing), under
 ``session/<database>/`` (ids mean something only in their own database: ``--db`` another file
@@ -15,11 +15,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings
 
-from tabmail.gui.navigator import PARTICIPANTS, PROBLEMS, ROUND, TOURNAMENT
+from tabmail.gui.navigator import PARTICIPANTS, PROBLEMS, ROUND, TOURNAMENT, TOURNAMENT_WIDE
 
 log = logging.getLogger(__name__)
 
-NODE = "session/node"  # "round:12", "tournament:3", "participants:3", "problems:0"
+NODE = "session/node"  # "round:12", "tournament:3", "participants:3", "problems:0", "tournament_wide:3"
 ROUND_SEARCH = "session/round/search"
 ROUND_PROBLEMS_ONLY = "session/round/problems_only"
 ROUND_MESSAGE = "session/round/message"
@@ -58,7 +58,12 @@ class SessionMemory(QObject):
         where = window.ctx.db.describe()
         self._database = hashlib.sha256(where.encode("utf-8")).hexdigest()[:12]
         nav = window.navigator
-        for signal in (nav.tournament_selected, nav.round_selected, nav.problems_selected):
+        for signal in (
+            nav.tournament_selected,
+            nav.round_selected,
+            nav.tournament_wide_selected,
+            nav.problems_selected,
+        ):
             signal.connect(lambda *_: self._save_node())
         rounds = window.round_view
         rounds.search.textChanged.connect(lambda text: self._save(ROUND_SEARCH, text))
@@ -109,7 +114,7 @@ class SessionMemory(QObject):
                 log.info("the page shown last (%s) is gone; opening as usual", saved[NODE])
                 return False
             kind = key[0]
-            if kind == ROUND:
+            if kind in (ROUND, TOURNAMENT_WIDE):  # both are the round view
                 page = w.round_view
                 page.search.setText(_text(saved[ROUND_SEARCH]))
                 page.problems_only.setChecked(str(saved[ROUND_PROBLEMS_ONLY]).lower() == "true")

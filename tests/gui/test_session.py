@@ -130,3 +130,20 @@ def test_another_database_keeps_its_own_place(
         other.close()
     window = open_window(qtbot, played, qsettings)
     assert window.stack.currentWidget() is window.problems_page
+
+
+def test_tournament_messages_and_their_search_come_back(
+    qtbot: QtBot, played: AppContext, qsettings: QSettings
+) -> None:
+    """ "Tournament messages" was not remembered: the window reopened on the page before it."""
+    tournament = played.tournaments.list_all()[0]
+    window = open_window(qtbot, played, qsettings)
+    assert window.select_problems(tournament.id)
+    assert window.select_tournament_wide(tournament.id)
+    window.round_view.search.setText("nobody")
+    window = reopen(qtbot, played, qsettings, window)
+    page = window.round_view
+    assert window.stack.currentWidget() is page
+    assert page.round is None and page.tournament is not None and page.tournament.id == tournament.id
+    assert page.title.text() == "Tournament messages"
+    assert page.search.text() == "nobody"
