@@ -1,11 +1,14 @@
 """Sending over SMTP with smtplib: parallel connections, the exact stored bytes, and every failure
 classified with the server's own words.
 
-How a run goes: ``connections`` workers pull from one shared queue. Each worker owns one SMTP
-connection and one thread (smtplib blocks), reuses the connection for up to
-``messages_per_connection`` messages, then QUITs and reconnects. For each message a worker waits
-for the shared rate limiter, awaits ``hooks.handing_over([id])`` right before the transaction,
-runs MAIL FROM / RCPT TO / DATA with the message's ``raw`` bytes and reports one ``SendResult``.
+How a run goes (backends/smtp_run.py): ``connections`` workers pull from one shared queue. Each
+worker owns one SMTP connection and one thread (smtplib blocks), reuses the connection for up to
+``messages_per_connection`` messages, then QUITs and reconnects. Connections are set up from the
+event loop; then the worker's thread takes messages by itself: for each it calls
+``hooks.handing_over_from_thread([id])`` right before the transaction, runs MAIL FROM / RCPT TO /
+DATA with the message's ``raw`` bytes and reports one ``SendResult`` through
+``hooks.finished_from_thread``. With a rate limit (backends/smtp_pacing.py) the worker waits for
+each message's slot on the event loop and its thread sends that one message.
 
 Classification (``detail`` keeps the server's words, ``code`` its reply code):
 - 2xx at the end of DATA: SENT;
@@ -40,47 +43,29 @@ Choices the outbox should know about:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import ipaddress
-import queue
 import re
 import smtplib
 import socket
 import ssl
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from datetime import UTC, datetime
+from typing import Literal
 
 from tabmail.backends.base import BackendInfo, Outcome, OutgoingMessage, SendHooks, SendResult
+from tabmail.backends.smtp_pacing import DailyCap, RateLimiter
+from tabmail.backends.smtp_run import SmtpConnectionError, SmtpRun, quit_quietly
 from tabmail.domain.errors import TabmailError
 
 Security = Literal["starttls", "tls", "none"]
 SECURITY_LABELS: dict[str, str] = {"starttls": "STARTTLS", "tls": "TLS", "none": "no encryption"}
 
-# A connection idle this long (rate limiting) is checked with NOOP before it carries a message,
-# so a server-side idle timeout costs a reconnect rather than a failed message.
-IDLE_CHECK_SECONDS = 30.0
-
-T = TypeVar("T")
-
 
 class SmtpConfigError(TabmailError, ValueError):
     """The SMTP settings can never work as given; found without connecting."""
-
-
-class SmtpConnectionError(TabmailError):
-    """Setting up a connection failed (connect, TLS, STARTTLS, login). ``code``: the SMTP reply code
-    when the server gave one; ``permanent``: retrying cannot help until a setting changes."""
-
-    def __init__(self, message: str, code: int | None = None, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.permanent = permanent
 
 
 @dataclass
@@ -147,98 +132,6 @@ def refuse_unsafe_settings(config: SmtpConfig) -> None:
         raise SmtpConfigError("The TLS settings must verify the server's certificate and host name.")
 
 
-def seconds_to_utc_midnight(now: datetime) -> float:
-    tomorrow = (now.astimezone(UTC) + timedelta(days=1)).date()
-    return (datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC) - now).total_seconds()
-
-
-class RateLimiter:
-    """Messages per minute, shared by all connections: a token bucket holding one token, so sends
-    are evenly spaced 60/rate seconds apart. Each caller books the next free slot at once, then
-    sleeps until it (slots are handed out in call order). ``rate_per_minute`` 0: no limit."""
-
-    def __init__(
-        self,
-        rate_per_minute: int,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[object]],
-    ) -> None:
-        self._interval = 60.0 / rate_per_minute if rate_per_minute > 0 else 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._next_slot: float | None = None
-
-    @property
-    def limited(self) -> bool:
-        return bool(self._interval)
-
-    async def acquire(self) -> None:
-        if not self._interval:
-            return
-        now = self._clock()
-        slot = now if self._next_slot is None else max(self._next_slot, now)
-        self._next_slot = slot + self._interval
-        if slot > now:
-            await self._sleep(slot - now)
-
-
-class DailyCap:
-    """Messages per UTC day: ``sent_today`` plus every message handed over since, reserved before
-    the transaction and given back unless it was SENT or UNCERTAIN (the provider may count those).
-    The count restarts at 0 when the UTC date changes. ``cap`` 0: no cap. Safe from any thread
-    (connections' threads reserve and release)."""
-
-    def __init__(self, cap: int, sent_today: int, utcnow: Callable[[], datetime]) -> None:
-        self.cap = cap
-        self._utcnow = utcnow
-        self._day: date = utcnow().date()
-        self._count = sent_today
-        self._lock = threading.Lock()
-
-    @property
-    def count(self) -> int:
-        with self._lock:
-            self._roll()
-            return self._count
-
-    def exhausted(self) -> bool:
-        if not self.cap:
-            return False
-        with self._lock:
-            self._roll()
-            return self._count >= self.cap
-
-    def try_reserve(self) -> bool:
-        with self._lock:
-            if self.cap:
-                self._roll()
-                if self._count >= self.cap:
-                    return False
-            self._count += 1
-            return True
-
-    def release(self) -> None:
-        with self._lock:
-            self._count = max(0, self._count - 1)
-
-    def refusal(self, message_id: str) -> SendResult:
-        return SendResult(
-            message_id,
-            Outcome.TRANSIENT,
-            detail=(
-                f"not sent: the daily limit of {self.cap} messages for this SMTP account is reached; "
-                "sending resumes after midnight UTC"
-            ),
-            retry_after=seconds_to_utc_midnight(self._utcnow()),
-            attempted=False,
-        )
-
-    def _roll(self) -> None:
-        today = self._utcnow().date()
-        if today != self._day:
-            self._day, self._count = today, 0
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -301,27 +194,6 @@ def _dot_stuffed(raw: bytes) -> bytes:
     return payload + b".\r\n"
 
 
-@dataclass
-class _Connection:
-    smtp: smtplib.SMTP
-    last_used: float
-    used: int = 0
-
-
-def _quit_quietly(smtp: smtplib.SMTP) -> None:
-    try:
-        smtp.quit()
-    except (smtplib.SMTPException, OSError):
-        smtp.close()
-
-
-def _noop_ok(smtp: smtplib.SMTP) -> bool:
-    try:
-        return smtp.noop()[0] == 250
-    except (smtplib.SMTPException, OSError):
-        return False
-
-
 class SmtpBackend:
     """The Backend protocol over SMTP. See the module docstring for the contract details.
 
@@ -361,7 +233,7 @@ class SmtpBackend:
         refuse_unsafe_settings(self.config)
         await self._prepare()
         smtp = await asyncio.to_thread(self._open)
-        await asyncio.to_thread(_quit_quietly, smtp)
+        await asyncio.to_thread(quit_quietly, smtp)
         cfg = self.config
         if cfg.username:
             return f"Logged in to {cfg.where} ({cfg.label}) as {cfg.username}"
@@ -374,7 +246,7 @@ class SmtpBackend:
         if not messages:
             return
         await self._prepare()
-        await _Run(self, messages, hooks).execute()
+        await SmtpRun(self, messages, hooks).execute()
 
     async def close(self) -> None:
         """Nothing is held between runs: every connection is closed when its run ends."""
@@ -567,221 +439,3 @@ class SmtpBackend:
         if not usable:
             smtp.close()
         return result, usable
-
-
-class _Run:
-    """One ``send`` call: the shared queue and the workers pulling from it."""
-
-    def __init__(self, backend: SmtpBackend, messages: Sequence[OutgoingMessage], hooks: SendHooks) -> None:
-        self.backend = backend
-        self.hooks = hooks
-        self.queue: deque[OutgoingMessage] = deque(messages)
-        self.workers_left = 0
-        self.last_error: SmtpConnectionError | None = None
-        self.refused: SmtpConnectionError | None = None  # a setting must change: stop the run
-        self.connected = False  # one connection of this run has been set up
-        self.stopping = False  # cancelled: threads take nothing more
-        self._first = asyncio.Lock()  # until then, connections are opened one at a time
-
-    async def execute(self) -> None:
-        count = min(self.backend.config.connections, len(self.queue))
-        self.workers_left = count
-        tasks = [asyncio.create_task(self._worker(), name=f"tabmail-smtp-{i}") for i in range(count)]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-
-    async def _worker(self) -> None:
-        lane = _Lane()
-        try:
-            await self._drain(lane)
-            if lane.conn is not None:
-                await lane.run(_quit_quietly, lane.conn.smtp)
-        except BaseException:
-            if lane.conn is not None:  # queued behind any transaction still in the thread
-                lane.submit(lane.conn.smtp.close)
-            raise
-        finally:
-            lane.conn = None
-            lane.close()
-            self.workers_left -= 1
-        if self.workers_left == 0 and self.queue:
-            await self._fail_remaining()
-
-    async def _drain(self, lane: _Lane) -> None:
-        """Set up the lane's connection on the event loop (the first of a run alone: its failure
-        decides the run), then let the lane's thread send from the shared queue by itself
-        (``_send_from_thread``) until it needs the loop again: a new connection, the rate
-        limiter's next slot, or an empty queue."""
-        backend, cap = self.backend, self.backend._cap
-        paced = backend._limiter.limited
-        while self.queue and self.refused is None and not self.stopping:
-            if cap.exhausted():  # nothing to connect for
-                await self.hooks.finished(cap.refusal(self.queue.popleft().id))
-                continue
-            if paced:
-                await backend._limiter.acquire()
-                if not self.queue:
-                    return
-            try:
-                await self._ready(lane)
-            except SmtpConnectionError as exc:
-                if exc.permanent:
-                    self.refused = self.refused or exc
-                self.last_error = exc
-                return
-            if not self.queue or self.refused is not None:
-                return
-            job = lane.run(self._send_from_thread, lane, paced)
-            try:
-                await asyncio.shield(job)
-            except asyncio.CancelledError:
-                # Cancelled: the thread takes nothing more; a transaction it has claimed or
-                # started finishes and is reported (the server's answer comes within the
-                # timeout, and a known answer beats an 'uncertain' message). Then it goes on.
-                self.stopping = True
-                while not job.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.shield(job)  # cancelled again: still wait for it
-                raise
-
-    def _send_from_thread(self, lane: _Lane, once: bool) -> None:
-        """In the lane's thread: take, claim, send and report messages on the lane's connection
-        until the queue is empty, the run stops, or the connection must be replaced (one message
-        when ``once``: the rate limiter paces each). Each claim is durable before its
-        transaction starts; each result is handed to the outbox before the next claim is asked
-        for, so it is written no later than that claim. No event-loop round trip per message."""
-        backend, hooks, cap = self.backend, self.hooks, self.backend._cap
-        limit = backend.config.messages_per_connection
-        while not self.stopping and self.refused is None:
-            conn = lane.conn
-            if conn is None or conn.used >= limit:
-                return
-            try:
-                msg = self.queue.popleft()
-            except IndexError:
-                return
-            if not cap.try_reserve():
-                hooks.finished_from_thread(cap.refusal(msg.id))
-                continue
-            if not hooks.handing_over_from_thread([msg.id])[0]:
-                cap.release()
-                continue
-            result, usable = backend._transact(conn.smtp, msg)
-            conn.used += 1
-            conn.last_used = backend._clock()
-            if not usable:
-                lane.conn = None
-            if result.outcome not in (Outcome.SENT, Outcome.UNCERTAIN):
-                cap.release()
-            hooks.finished_from_thread(result)
-            if once:
-                return
-
-    async def _ready(self, lane: _Lane) -> None:
-        backend = self.backend
-        conn = lane.conn
-        if conn is not None and conn.used >= backend.config.messages_per_connection:
-            lane.conn = None
-            await lane.run(_quit_quietly, conn.smtp)
-        elif (
-            conn is not None
-            and backend._clock() - conn.last_used > IDLE_CHECK_SECONDS
-            and not await lane.run(_noop_ok, conn.smtp)
-        ):
-            lane.conn = None
-            await lane.run(conn.smtp.close)
-        if lane.conn is None:
-            lane.conn = _Connection(await self._connect(lane), last_used=backend._clock())
-
-    async def _connect(self, lane: _Lane) -> smtplib.SMTP:
-        if self.connected:
-            return await lane.run(self.backend._open)
-        async with self._first:
-            # A refused login or an unreachable server is tried once per run, not once per worker.
-            if self.last_error is not None and not self.connected:
-                raise self.last_error
-            smtp = await lane.run(self.backend._open)
-            self.connected = True
-            return smtp
-
-    async def _fail_remaining(self) -> None:
-        error = self.refused or self.last_error
-        if self.refused is not None:
-            outcome, detail = Outcome.SETUP_REFUSED, str(self.refused)
-        else:
-            outcome = Outcome.TRANSIENT
-            detail = f"not sent: {error}" if error else "not sent: no SMTP connection could be set up"
-        code = error.code if error else None
-        while self.queue:
-            msg = self.queue.popleft()
-            await self.hooks.finished(
-                SendResult(msg.id, outcome, detail, code, connection_failed=outcome is Outcome.TRANSIENT)
-            )
-
-
-class _Lane:
-    """One worker's connection and the single thread that every call on it runs in, so calls on
-    one smtplib object never overlap (even after a cancellation).
-
-    A plain thread fed by a queue, answering on an asyncio future: per message this is half
-    the CPU of ``run_in_executor`` (no concurrent future chained to an asyncio one), and the
-    loop thread is what limits how fast eight connections go."""
-
-    def __init__(self) -> None:
-        self.conn: _Connection | None = None
-        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[object, ...], _Answer] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread: threading.Thread | None = None
-
-    def run(self, func: Callable[..., T], *args: object) -> asyncio.Future[T]:
-        """``func(*args)`` in the lane's thread, after every call submitted before it."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._submit(func, args, (loop, future))
-        return future
-
-    def submit(self, func: Callable[..., object]) -> None:
-        """``func()`` in the lane's thread after every call before it, nobody waiting for it."""
-        self._submit(func, (), None)
-
-    def close(self) -> None:
-        """The thread ends after the calls already submitted (it never outlives them)."""
-        if self._thread is not None:
-            self._calls.put(None)
-
-    def _submit(self, func: Callable[..., Any], args: tuple[object, ...], answer: _Answer) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name="tabmail-smtp", daemon=False)
-            self._thread.start()
-        self._calls.put((func, args, answer))
-
-    def _serve(self) -> None:
-        while (call := self._calls.get()) is not None:
-            func, args, answer = call
-            try:
-                value, failure = func(*args), None
-            except BaseException as exc:  # handed to the awaiting task, as run_in_executor does
-                value, failure = None, exc
-            if answer is None:
-                continue
-            loop, future = answer
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
-                loop.call_soon_threadsafe(_settle, future, value, failure)
-
-
-_Answer = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"] | None
-
-
-def _settle(future: asyncio.Future[Any], value: object, failure: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if failure is not None:
-        future.set_exception(failure)
-    else:
-        future.set_result(value)
