@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -69,7 +69,38 @@ def tournament_from_row(r: TournamentRow) -> Tournament:
     )
 
 
-def person_from_row(r: PersonRow, team_name: str | None = None, inst_name: str | None = None) -> Person:
+# The columns a Person and a Team are made of: reads select these as plain rows (same attribute
+# names), not ORM objects: building 1,150 PersonRow objects (identity map, instrumentation)
+# cost more than the rest of a BP round's draw load.
+PERSON_COLUMNS = (
+    PersonRow.id,
+    PersonRow.tournament_id,
+    PersonRow.name,
+    PersonRow.role,
+    PersonRow.email,
+    PersonRow.email_valid,
+    PersonRow.email_key,
+    PersonRow.team_id,
+    PersonRow.institution_id,
+    PersonRow.url_key,
+    PersonRow.key,
+    PersonRow.active,
+    PersonRow.details,
+)
+TEAM_COLUMNS = (
+    TeamRow.id,
+    TeamRow.tournament_id,
+    TeamRow.name,
+    TeamRow.short_name,
+    TeamRow.code_name,
+    TeamRow.institution_id,
+    TeamRow.emoji,
+    TeamRow.break_categories,
+)
+
+
+def person_from_row(r: Any, team_name: str | None = None, inst_name: str | None = None) -> Person:
+    """A Person from its ORM row or a row of ``PERSON_COLUMNS``."""
     details = r.details or {}
     return Person(
         id=r.id,
@@ -112,7 +143,8 @@ def round_from_row(r: RoundRow) -> Round:
     )
 
 
-def team_from_row(r: TeamRow) -> Team:
+def team_from_row(r: Any) -> Team:
+    """A Team from its ORM row or a row of ``TEAM_COLUMNS``."""
     return Team(
         r.id,
         r.tournament_id,
@@ -236,10 +268,10 @@ class TournamentRepository:
                     )
                 )
             }
-            q = select(PersonRow).where(PersonRow.tournament_id == tournament_id)
+            q = select(*PERSON_COLUMNS).where(PersonRow.tournament_id == tournament_id)
             if not include_inactive:
                 q = q.where(PersonRow.active.is_(True))
-            rows = s.scalars(q.order_by(PersonRow.role, PersonRow.name))
+            rows = s.execute(q.order_by(PersonRow.role, PersonRow.name))
             return [
                 person_from_row(r, teams.get(r.team_id or -1), insts.get(r.institution_id or -1))
                 for r in rows
@@ -364,7 +396,7 @@ class TournamentRepository:
             )
             teams = {
                 r.id: team_from_row(r)
-                for r in s.scalars(select(TeamRow).where(TeamRow.tournament_id == tournament_id))
+                for r in s.execute(select(*TEAM_COLUMNS).where(TeamRow.tournament_id == tournament_id))
             }
             insts = {
                 r.id: Institution(r.id, r.name, r.code)
@@ -378,7 +410,7 @@ class TournamentRepository:
                     teams[r.team_id].name if r.team_id in teams else None,
                     insts[r.institution_id].name if r.institution_id in insts else None,
                 )
-                for r in s.scalars(select(PersonRow).where(PersonRow.tournament_id == tournament_id))
+                for r in s.execute(select(*PERSON_COLUMNS).where(PersonRow.tournament_id == tournament_id))
             }
             venues = {
                 r.id: Venue(r.id, r.name)
