@@ -165,6 +165,11 @@ class RoundMessagesPage(QWidget):
         tree.setItemDelegateForColumn(Column.STATUS, StatusDelegate(self._theme, tree))
         tree.setItemDelegateForColumn(Column.ADDRESS, AddressDelegate(tree))
         tree.setUniformRowHeights(True)
+        # Always there: a search that narrows the round to a few rows (or clears back to
+        # thousands) then neither hides nor shows the scroll bar, so the columns keep their
+        # widths while typing and the tree is painted once per keystroke, not twice (the
+        # viewport resized by the scroll bar is painted again).
+        tree.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         tree.setAlternatingRowColors(True)
         tree.setSortingEnabled(True)
         tree.sortByColumn(Column.STATUS, Qt.SortOrder.AscendingOrder)
