@@ -269,3 +269,18 @@ def test_compose_from_tournament_messages_opens_on_private_urls(
     window.menus.compose_action.trigger()
     assert window.composer is not None and window.composer.current_event()[0] is Event.DRAW
     window.composer.close()
+
+
+def test_the_problems_view_shows_tournament_messages_in_full(
+    qtbot: QtBot, two_team: AppContext, tmp_path: Path
+) -> None:
+    """The Round column of "All problems" cut a private URL's problem to "Tournamen…"."""
+    _bounced_url_batch(two_team)
+    window = _window(qtbot, two_team, tmp_path)
+    assert window.select_problems(None)
+    table = window.problems_page.table
+    qtbot.waitUntil(lambda: window.problems_page.model.rowCount() == 1, timeout=10000)
+    index = window.problems_page.proxy.index(0, Column.ROUND)
+    assert index.data() == TOURNAMENT_WIDE_NAME
+    assert table.columnWidth(Column.ROUND) >= table.fontMetrics().horizontalAdvance(TOURNAMENT_WIDE_NAME) + 12
+    window.quit_without_asking()

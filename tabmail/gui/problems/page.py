@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from tabmail.domain.errors import TabmailError
+from tabmail.domain.notification import TOURNAMENT_WIDE_NAME
 from tabmail.domain.problems import counts_text
 from tabmail.domain.tournament import Tournament
 from tabmail.gui.background import BackgroundWorker
@@ -123,6 +124,9 @@ class ProblemsPage(QWidget):
         header.setSectionResizeMode(Column.REASON, QHeaderView.ResizeMode.Stretch)
         for column, width in COLUMN_WIDTHS.items():
             self.table.setColumnWidth(column, width)
+        # A problem of no round is under "Tournament messages": the whole name, not "Tournamen…".
+        needed = self.table.fontMetrics().horizontalAdvance(TOURNAMENT_WIDE_NAME) + 16
+        self.table.setColumnWidth(Column.ROUND, max(COLUMN_WIDTHS[Column.ROUND], needed))
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self._update_actions())
         self.table.doubleClicked.connect(self._on_table_double_clicked)
         self.empty = QLabel("No unresolved problems.", self.table.viewport())
