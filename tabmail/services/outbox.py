@@ -140,7 +140,10 @@ class Outbox:
     """One per process. ``run`` may be called repeatedly; runs are serialised.
 
     ``backend_factory(name)`` builds the backend a message was queued for ("smtp", "sendgrid",
-    "file"). ``backoff`` may be a callable, read at the start of each run (a setting)."""
+    "file"). ``backoff`` may be a callable, read at the start of each run (a setting).
+    ``chunk``: the due list is read this many messages at a time (their bytes in memory, ~5 KB
+    each); each chunk is one backend run, whose connections are set up and closed again, so a
+    chunk holds the largest round in one run (a 400-team BP draw is 1,150 messages)."""
 
     def __init__(
         self,
@@ -153,7 +156,7 @@ class Outbox:
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         backoff: Backoff | Callable[[], Backoff] | None = None,
-        chunk: int = 1000,
+        chunk: int = 4000,
         lock_wait: float | None = None,
         lease: float | None = None,
     ) -> None:

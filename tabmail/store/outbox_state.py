@@ -30,6 +30,7 @@ from tabmail.store.db import (
 from tabmail.store.models import AddressFlagRow, MessageBodyRow, MessageRow, UTCDateTime
 
 PENDING = (MessageState.QUEUED.value, MessageState.RETRYING.value)
+WAL_AUTOCHECKPOINT_PAGES = 10_000  # SQLite's default is 1,000
 
 # The outbox's per-message statements, written once as plain portable SQL with named
 # parameters: SQLAlchemy runs them as text() on any database, and on a SQLite file the outbox
@@ -429,6 +430,11 @@ class OutboxStore:
             # Short: the outbox waits for another process's lock itself, saying so, without
             # holding up the event loop (services/outbox.py).
             con.execute(f"PRAGMA busy_timeout={LOCK_POLL_MS}")
+            # The outbox's own commits leave the WAL to grow to ~40 MB before checkpointing it:
+            # a checkpoint in the middle of a send (copying pages into the database file and
+            # syncing it) cost more than the claims and results themselves (bench writes). The
+            # next checkpoint of any connection, or the last one closing, does it once.
+            con.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             self._sqlite = con
         return self._sqlite
 
