@@ -550,6 +550,15 @@ def test_participants_sort_names_by_locale_and_name_each_kind_of_flag(
     row = page.model.row_of(spam.person_id)  # type: ignore[arg-type]
     assert row is not None
     assert page.model.index(row, PColumn.STATUS).data() == "Spam report"
+    # The summary counts flagged addresses in the rows' words: it said "1 bouncing" for the
+    # one address flagged by a spam report.
+    statuses = [page.model.index(r, PColumn.STATUS).data() for r in range(page.model.rowCount())]
+    flagged = {s: statuses.count(s) for s in set(statuses) - {"OK", "No address", "Invalid address"}}
+    assert flagged.get("Spam report")
+    summary = page.summary.text()
+    for label, n in flagged.items():
+        assert f"{n} {label.lower()}" in summary
+    assert ("bouncing" in summary) == ("Bouncing" in flagged)
     bridge.detach()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from html import escape
 
@@ -324,11 +325,17 @@ class ParticipantsPage(QWidget):
         for status, words in (
             ("missing", "without an address"),
             ("invalid", "with an invalid address"),
-            ("flagged", "bouncing"),
         ):
             count = statuses.count(status)
             if count:
                 parts.append(f"{count} {words}")
+        # Flagged addresses in the rows' words: a spam report or a block is not "bouncing".
+        flagged = Counter(
+            self.model.look_of(p).label.lower()
+            for p, s in zip(people, statuses, strict=True)
+            if s == "flagged"
+        )
+        parts += [f"{n} {label}" for label, n in flagged.items()]
         self.summary.setText(" · ".join(parts))
 
 
