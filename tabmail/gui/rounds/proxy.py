@@ -45,6 +45,9 @@ class RoundMessagesProxy(QSortFilterProxyModel):
         # change (the whole tree laid out again) at the first keystroke of a search.
         # Unfiltered, a changed range costs one quick ``filterAcceptsRow`` call per row.
         self.setDynamicSortFilter(True)
+        # While a new filter is applied (one pass of Qt over every row), each batch's messages
+        # are matched once, in one Python loop, and each row's question is a list look-up.
+        self._matched: dict[int, list[bool]] | None = None
 
     @property
     def filtering(self) -> bool:
@@ -60,13 +63,17 @@ class RoundMessagesProxy(QSortFilterProxyModel):
             self._change_filter(lambda: setattr(self, "problems_only", on))
 
     def _change_filter(self, change: Callable[[], None]) -> None:
-        if hasattr(self, "beginFilterChange"):  # Qt ≥ 6.9; invalidateFilter() is deprecated there
-            self.beginFilterChange()
-            change()
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:  # pragma: no cover - older Qt
-            change()
-            self.invalidateFilter()
+        self._matched = {}  # valid only inside: the rows cannot change while Qt re-filters
+        try:
+            if hasattr(self, "beginFilterChange"):  # Qt ≥ 6.9; invalidateFilter() is deprecated there
+                self.beginFilterChange()
+                change()
+                self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+            else:  # pragma: no cover - older Qt
+                change()
+                self.invalidateFilter()
+        finally:
+            self._matched = None
 
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         if not self.filtering:
@@ -75,9 +82,27 @@ class RoundMessagesProxy(QSortFilterProxyModel):
         if not isinstance(model, RoundMessagesModel):
             raise TypeError("RoundMessagesProxy filters a RoundMessagesModel")
         if not source_parent.isValid():  # a batch shows when one of its messages matches
-            return any(self._matches(node) for node in model.batch_children(source_row))
-        node = model.node_at(source_row, source_parent)
+            return any(self._batch_matches(model, source_row))
+        if self._matched is not None:
+            matches = self._batch_matches(model, source_parent.row())
+            return source_row < len(matches) and matches[source_row]
+        node = model.node_at(source_row, source_parent)  # a row that changed: asked afresh
         return node is not None and self._matches(node)
+
+    def _batch_matches(self, model: RoundMessagesModel, row: int) -> list[bool]:
+        """Whether each message of the batch row ``row`` matches (remembered while a new filter
+        is applied)."""
+        memo = self._matched
+        if memo is not None and (known := memo.get(row)) is not None:
+            return known
+        needle, problems_only = self.needle, self.problems_only
+        matches = [
+            (not problems_only or node.problem) and (not needle or needle in node.search)
+            for node in model.batch_children(row)
+        ]
+        if memo is not None:
+            memo[row] = matches
+        return matches
 
     def _matches(self, node: MessageNode) -> bool:
         if self.problems_only and not node.problem:
