@@ -188,7 +188,7 @@ def test_a_batch_written_through_the_driver_holds_what_sqlalchemy_would_write(tm
     from tabmail.domain.imported import ImportBundle, TournamentData
     from tabmail.domain.notification import Templates
     from tabmail.store.models import MessageBodyRow
-    from tabmail.store.notifications import NewBatch, NewMessage
+    from tabmail.store.notifications import NewBatch, NewMessage, message_rows
 
     def one(i: int) -> NewMessage:
         return NewMessage(
@@ -227,7 +227,10 @@ def test_a_batch_written_through_the_driver_holds_what_sqlalchemy_would_write(tm
             batch_id = ctx.notifications.create_batch(batch, messages if n == 0 else [])
             if n == 1:  # the same rows through SQLAlchemy's insert
                 with ctx.db.write_session() as s:
-                    s.execute(insert(MessageRow), _rows_of(messages, batch_id))
+                    s.execute(
+                        insert(MessageRow),
+                        message_rows(messages, batch_id, "file", MessageState.QUEUED, None, when),
+                    )
                     s.execute(insert(MessageBodyRow), [{"message_id": m.id, "raw": m.raw} for m in messages])
             with ctx.db.session() as s:  # the same creation time in both
                 s.execute(MessageRow.__table__.update().values(created_at=when))
@@ -236,33 +239,3 @@ def test_a_batch_written_through_the_driver_holds_what_sqlalchemy_would_write(tm
     driver, reference = stored(paths[0]), stored(paths[1])
     assert len(driver) == 6 and driver == reference
     assert "Zoë \ufffd 0" in driver[0] and b"Subject: x\r\n\r\n\x00body" in driver[3]
-
-
-def _rows_of(messages: list[Any], batch_id: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": m.id,
-            "backend": "file",
-            "batch_id": batch_id,
-            "person_id": m.person_id,
-            "recipient_name": m.recipient_name,
-            "role": m.role,
-            "address": m.address,
-            "address_key": m.address_key,
-            "envelope_from": m.envelope_from,
-            "envelope_to": m.envelope_to,
-            "subject": m.subject,
-            "context": m.context,
-            "reasons": list(m.reasons),
-            "message_id_header": m.message_id_header,
-            "state": "queued",
-            "attempts": 0,
-            "created_at": datetime.now(UTC),
-            "delivery_status": "unknown",
-            "resend_of": m.resend_of,
-            "send_despite_flag": m.send_despite_flag,
-            "made_by": None,
-            "made_on": None,
-        }
-        for m in messages
-    ]
