@@ -133,16 +133,20 @@ def test_the_collector_is_paused_only_while_a_command_starts(
 ) -> None:
     """cli.main pauses Python's cyclic collector while a command loads its modules and opens
     the database; once open, and whatever happens, it collects again (a test run, a long
-    ``outbox run --wait``)."""
+    ``outbox run --wait``). What the start-up made is frozen once the database is open (a
+    collection does not walk it again) and unfrozen when the command ends."""
     from tabmail.cli import common, send_cmds
     from tabmail.cli.main import main
 
     seen: list[bool] = []
+    frozen: list[int] = []
+    frozen_before = gc.get_freeze_count()
 
     def spy(args: Any) -> Any:
         seen.append(gc.isenabled())
         reading = common.open_reading(args)
         seen.append(gc.isenabled())
+        frozen.append(gc.get_freeze_count())
         return reading
 
     db = str(tmp_path / "t.sqlite3")
@@ -155,3 +159,5 @@ def test_the_collector_is_paused_only_while_a_command_starts(
     assert main(["--db", str(tmp_path), "outbox"]) == 1  # a folder: refused in one line
     assert gc.isenabled()
     assert seen == [False, True, False]
+    assert frozen[0] > frozen_before + 10_000, frozen  # the modules and the parser, at least
+    assert gc.get_freeze_count() == frozen_before

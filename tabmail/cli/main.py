@@ -23,7 +23,7 @@ from tabmail.cli import (
     status_cmds,
     template_cmds,
 )
-from tabmail.cli.common import pause_gc_for_startup, resume_gc
+from tabmail.cli.common import end_startup_gc, pause_gc_for_startup, resume_gc
 from tabmail.cli.errors import explain
 from tabmail.cli.terminal import guard_terminal_streams
 from tabmail.domain.errors import TabmailError
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], 
     try:
         return _run(argv, gui)
     finally:
-        resume_gc()
+        end_startup_gc()
 
 
 def _run(argv: Sequence[str] | None, gui: Callable[[argparse.Namespace], int] | None) -> int:

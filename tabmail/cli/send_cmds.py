@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,10 +173,7 @@ def _send(
     from tabmail.services import notify, schedule
 
     at = schedule.parse_at(args.at) if getattr(args, "at", None) else None
-    ctx = open_context(args, sends=True)
-    # A short-lived process: what exists now (modules, mappers, the schema) is never garbage, so
-    # the collections triggered while a batch's messages are built need not walk it again.
-    gc.freeze()
+    ctx = open_context(args, sends=True)  # what exists now is frozen for the collector (cli.common)
     try:
         _say_waits(ctx)
         plan = notify.plan(
