@@ -223,6 +223,50 @@ def test_the_sandbox_blocks_python_internals_and_mutation() -> None:
     assert len(alice.context["ASSIGNMENTS"]) == 1
 
 
+def test_a_field_of_a_dict_reads_as_jinja2s_own_sandbox_reads_it() -> None:
+    """The sandbox reads ``a.ROLE`` on a plain dict straight from its item (no AttributeError
+    raised and caught first): every kind of name must give what Jinja2's own immutable sandbox
+    gives, a dict's methods and unsafe mutators included."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from tabmail.compose.sandbox import BudgetedEnvironment
+
+    ours = BudgetedEnvironment(html=False, undefined=StrictUndefined)
+    theirs = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+    data = {"ROLE": "adjudicator", "items": "an item called items", "n": None}
+    for name in ("ROLE", "n", "missing", "items", "keys", "get", "update", "pop", "__class__", "__init__"):
+        got, want = ours.getattr(data, name), theirs.getattr(data, name)
+        assert type(got) is type(want), name
+        if isinstance(want, StrictUndefined):
+            assert got._undefined_name == want._undefined_name, name
+            assert got._undefined_hint == want._undefined_hint, name
+        elif callable(want):
+            assert got == want, name
+        else:
+            assert got is want, name
+    for text, expected in (
+        ("{{ a.ROLE }}", "adjudicator"),
+        ("{{ a['items'] }}", "an item called items"),
+        ("{{ a.keys()|list|length }}", "3"),
+    ):
+        assert render_for(Templates(subject="s", text=text), _with(alice_in_draw(), a=data)).text.startswith(
+            expected
+        ), text
+    with pytest.raises(TemplateRenderError):
+        render_for(Templates(subject="s", text="{{ a.update({}) }}"), _with(alice_in_draw(), a=data))
+
+
+def alice_in_draw() -> Recipient:
+    return recipient(draw_recipients(make_draw(), Audience.ADJUDICATORS), "alice@example.com")
+
+
+def _with(r: Recipient, **values: object) -> Recipient:
+    from dataclasses import replace
+
+    return replace(r, context={**r.context, **values})
+
+
 def test_many_problems_are_summarised() -> None:
     recipients = draw_recipients(make_draw(), Audience.ALL)
     _, problems = render_all(Templates(subject="s", text="{{ NOPE }}"), recipients)

@@ -330,6 +330,9 @@ def _finalize_html(_env: Any, value: Any) -> Markup:
     return text
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
 class BudgetedEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox with the per-message budget checks described in the module docstring."""
 
@@ -370,6 +373,18 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
             if b.output > b.output_limit:
                 raise RenderLimitError(b.output_error)
         return text
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``a.ROLE`` on a plain dict (every recipient's context is plain JSON data): its item,
+        as Jinja2 would return after asking for the attribute first and failing. Going straight
+        to the item skips raising and catching that AttributeError for every field a template
+        prints. A dict's own attributes (``a.items``) still go the sandbox's way."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         b = _CURRENT.get()
