@@ -219,12 +219,22 @@ def _insert_many(s: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None
         conn.execute(insert(table), list(rows))
         return
     names = list(rows[0])
-    processors = [(name, table.c[name].type.bind_processor(conn.dialect)) for name in names]
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-    params = [
-        tuple(row[name] if process is None else process(row[name]) for name, process in processors)
-        for row in rows
-    ]
+    # Only the columns whose type converts a value (JSON, times, booleans) are converted, and a
+    # value every row shares (the batch's time, its backend) only once.
+    first = rows[0]
+    converted = []
+    for i, name in enumerate(names):
+        process = table.c[name].type.bind_processor(conn.dialect)
+        if process is not None:
+            converted.append((i, process, first[name], process(first[name])))
+    params = []
+    for row in rows:
+        values = [row[name] for name in names]
+        for i, process, shared, done in converted:
+            value = values[i]
+            values[i] = done if value is shared else process(value)
+        params.append(tuple(values))
     conn.exec_driver_sql(statement, params)
 
 
