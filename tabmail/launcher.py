@@ -15,4 +15,5 @@ def _gui(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli_main(argv, gui=_gui)
+    """The process's entry point: nothing runs after it returns (see ``exiting``)."""
+    return cli_main(argv, gui=_gui, exiting=True)

@@ -24,7 +24,7 @@ READ_ONLY_SENDING = "read-only database: sending disabled"
 # what exists by then frozen (gc.freeze): collecting again at once would walk every object the
 # imports made (~80 ms), and every later collection too. ``main`` unfreezes when the command
 # ends (``end_startup_gc``), so a caller that runs commands in its own process (the tests) keeps
-# collecting what they left.
+# collecting what they left; the launcher, whose process then exits, does not.
 _gc_paused = False
 _gc_frozen = False
 
