@@ -145,6 +145,8 @@ def test_every_printed_value_is_escaped_exactly_once_wherever_it_is_printed() ->
         "{% for t in [TEAM, 'a & b'] %}<li>{{ t }}</li>{% endfor %}"
         "{% autoescape false %}<p>{{ TEAM ~ '<u>' }}</p>{% endautoescape %}"
         "<p>{{ 'x' ~ TEAM }}|{{ 3 }}|{{ none }}</p>"
+        # A macro or call block used under autoescape false returns a plain str (not Markup).
+        "{% autoescape false %}<p>{{ m(TEAM) }}{% call wrap() %}{{ TEAM }}{% endcall %}</p>{% endautoescape %}"
     )
     parts = render_for(Templates(subject="s", text="t", html=html), erin)
     assert parts.html is not None
@@ -154,6 +156,7 @@ def test_every_printed_value_is_escaped_exactly_once_wherever_it_is_printed() ->
         f"<li>{once}</li><li>a &amp; b</li>"
         f"<p>{once}&lt;u&gt;</p>"
         f"<p>x{once}|3|None</p>"
+        f"<p>[{once}]<b>{once}</b></p>"
     )
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from jinja2 import nodes, pass_context, pass_environment
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, _PassArg
 from markupsafe import Markup, escape
@@ -387,6 +387,15 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        result = __self._call(__context, __obj, *args, **kwargs)
+        if __self.tabmail_html and isinstance(__obj, Macro) and type(result) is str:
+            # A macro (or a call block's ``caller``) called under ``autoescape false`` returns a
+            # plain str, and the finalizer would escape its already escaped values again. In
+            # HTML every value a macro prints was escaped on its way in: its output is markup.
+            result = Markup(result)
+        return result
+
+    def _call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         b = _CURRENT.get()
         if b is None:
             return super().call(__context, __obj, *args, **kwargs)
