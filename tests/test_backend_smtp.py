@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import trustme
 
-from tabmail.backends.base import Outcome, OutgoingMessage, SendResult
+from tabmail.backends.base import ClaimTicket, Outcome, OutgoingMessage, SendResult
 from tabmail.backends.smtp import (
     RateLimiter,
     SmtpBackend,
@@ -67,7 +67,8 @@ class RecordingHooks:
         self.handed: list[str] = []
         self.handed_at: list[float] = []
         self.results: dict[str, SendResult] = {}
-        self._lock = threading.Lock()  # connections' threads call the thread-side pair
+        self.withdrawn: list[str] = []
+        self._lock = threading.Lock()  # connections' threads call the thread-side methods
 
     async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
         return self.handing_over_from_thread(ids)
@@ -86,6 +87,17 @@ class RecordingHooks:
         with self._lock:
             assert result.message_id not in self.results, "two results for one message"
             self.results[result.message_id] = result
+
+    def claim_ahead_from_thread(self, ids: Sequence[str]) -> ClaimTicket:
+        return ClaimTicket(ids, self.handing_over_from_thread(ids))
+
+    def claimed_from_thread(self, ticket: ClaimTicket) -> Sequence[bool]:
+        assert ticket.answer is not None
+        return ticket.answer
+
+    def withdraw_from_thread(self, ids: Sequence[str]) -> None:
+        with self._lock:
+            self.withdrawn.extend(ids)
 
     def outcomes(self) -> Counter[Outcome]:
         return Counter(r.outcome for r in self.results.values())
@@ -224,12 +236,13 @@ def test_cancelling_a_run_stops_it_and_closes_its_connections(
     asyncio.run(main())
 
     # A transaction already running finishes and is reported with the server's answer before the
-    # cancellation goes on (one handed over but not started is dropped, unreported: the outbox
-    # treats a message left 'sending' as uncertain); then both connections are closed.
+    # cancellation goes on; a message claimed ahead and not started is withdrawn (queued again);
+    # then both connections are closed.
     server.wait_for(lambda s: s.active == 0)
     assert len(hooks.handed) == 2
     received = {m.tabmail_id for m in server.received}
     assert received <= set(hooks.handed)
+    assert set(hooks.handed) == received | set(hooks.withdrawn)
     assert set(hooks.results) == received
     assert {r.outcome for r in hooks.results.values()} <= {Outcome.SENT}
     assert server.connections == 2
@@ -354,7 +367,10 @@ def test_connection_dropped_after_payload_is_uncertain_and_not_retried(server: S
     assert "may or may not be delivered" in result.detail
     dropped = [m for m in server.received if m.tabmail_id == "m00000"]
     assert [(m.raw, m.reply) for m in dropped] == [(messages[0].raw, "dropped")]
-    assert hooks.handed == ["m00000", "m00001"]
+    # m00001 was claimed ahead on the broken connection: withdrawn, then claimed again and sent
+    # on a new one.
+    assert hooks.handed == ["m00000", "m00001", "m00001"]
+    assert hooks.withdrawn == ["m00001"]
     assert hooks.results["m00001"].outcome is Outcome.SENT
 
 

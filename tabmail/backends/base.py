@@ -8,10 +8,15 @@ The outbox owns state; a backend only moves bytes. For each message the backend:
 A backend never raises out of ``send``: every failure becomes a result with the server's words.
 
 A backend whose sending runs in threads of its own (SMTP: smtplib blocks) may call the
-thread-side pair from those threads instead, with the same meaning: ``handing_over_from_thread``
+thread-side methods from those threads instead, with the same meaning: ``handing_over_from_thread``
 returns once the claim is durable, and ``finished_from_thread`` hands a result over without
-waiting (it is written no later than the same thread's next claim). No event-loop round trip per
-message.
+waiting (it is written with the next claim written after it). No event-loop round trip per
+message. Such a thread may also claim AHEAD: ``claim_ahead_from_thread`` asks for a claim without
+waiting (it goes into the next write of any thread), the thread sends the message before, and
+``claimed_from_thread`` then waits until that claim is durable (usually another thread has
+written it meanwhile). A claim granted but never handed over (the run stops, the connection
+breaks) is given back with ``withdraw_from_thread``: the message is queued again, no attempt
+counted.
 
 A backend may also report a message it never offered to ``handing_over``: when the connection
 could not be set up (TRANSIENT, an attempt that counts against the limit), when the settings are
@@ -91,6 +96,18 @@ class SendResult:
     attempted: bool = True  # False: nothing was tried (a daily cap); not counted as an attempt
 
 
+class ClaimTicket:
+    """A claim asked for ahead (``SendHooks.claim_ahead_from_thread``): its ids, then its answer
+    (one bool per id) or the error that kept it unwritten."""
+
+    __slots__ = ("answer", "error", "ids")
+
+    def __init__(self, ids: Sequence[str], answer: Sequence[bool] | None = None) -> None:
+        self.ids = list(ids)
+        self.answer = answer
+        self.error: Exception | None = None
+
+
 class SendHooks(Protocol):
     async def handing_over(self, ids: Sequence[str]) -> Sequence[bool]:
         """Persist 'sending' for these ids; one bool per id, False: do not send it."""
@@ -107,6 +124,20 @@ class SendHooks(Protocol):
 
     def finished_from_thread(self, result: SendResult) -> None:
         """``finished`` from any thread; results reach the outbox in the order they were given."""
+        ...
+
+    def claim_ahead_from_thread(self, ids: Sequence[str]) -> ClaimTicket:
+        """Ask for a claim from a backend's thread without waiting: it is written with the next
+        write of any thread (with every result handed over before it)."""
+        ...
+
+    def claimed_from_thread(self, ticket: ClaimTicket) -> Sequence[bool]:
+        """Wait until ``ticket``'s claim is durable (writing it if nobody has); one bool per id."""
+        ...
+
+    def withdraw_from_thread(self, ids: Sequence[str]) -> None:
+        """Claims granted but never handed over: the messages go back to queued (no attempt
+        counted). Written with the next write, before any later claim."""
         ...
 
 

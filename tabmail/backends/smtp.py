@@ -4,11 +4,14 @@ classified with the server's own words.
 How a run goes (backends/smtp_run.py): ``connections`` workers pull from one shared queue. Each
 worker owns one SMTP connection and one thread (smtplib blocks), reuses the connection for up to
 ``messages_per_connection`` messages, then QUITs and reconnects. Connections are set up from the
-event loop; then the worker's thread takes messages by itself: for each it calls
-``hooks.handing_over_from_thread([id])`` right before the transaction, runs MAIL FROM / RCPT TO /
-DATA with the message's ``raw`` bytes and reports one ``SendResult`` through
-``hooks.finished_from_thread``. With a rate limit (backends/smtp_pacing.py) the worker waits for
-each message's slot on the event loop and its thread sends that one message.
+event loop; then the worker's thread takes messages by itself: it asks for a message's claim
+(``hooks.claim_ahead_from_thread``) one message ahead, before the current transaction, and waits
+for it (``hooks.claimed_from_thread``) right before that message's transaction, runs MAIL FROM /
+RCPT TO / DATA with the message's ``raw`` bytes and reports one ``SendResult`` through
+``hooks.finished_from_thread``. A claim granted but not used (the run stops, the connection
+breaks) is withdrawn (``hooks.withdraw_from_thread``) and the message goes back to the queue. With
+a rate limit (backends/smtp_pacing.py) the worker waits for each message's slot on the event loop
+and its thread claims and sends that one message (no claim ahead).
 
 Classification (``detail`` keeps the server's words, ``code`` its reply code):
 - 2xx at the end of DATA: SENT;
@@ -34,8 +37,8 @@ Choices the outbox should know about:
 - Messages beyond the daily cap get a TRANSIENT result with ``retry_after`` = seconds to the next
   UTC midnight, also without ``handing_over`` (nothing was offered to the server).
 - If ``send`` is cancelled, a transaction already running in its thread finishes and is reported
-  (the server's answer is known within the timeout) before the cancellation goes on; one not yet
-  started is dropped. If a hook raises, a running transaction finishes in its thread unreported,
+  (the server's answer is known within the timeout) before the cancellation goes on; a message
+  claimed ahead is withdrawn (queued again). If a hook raises, a running transaction finishes in its thread unreported,
   so the outbox finds that message still 'sending' and must treat it as uncertain. Connections
   are then closed.
 """

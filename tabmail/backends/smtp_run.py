@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tabmail.backends.base import Outcome, OutgoingMessage, SendHooks, SendResult
+from tabmail.backends.base import ClaimTicket, Outcome, OutgoingMessage, SendHooks, SendResult
 from tabmail.domain.errors import TabmailError
 
 if TYPE_CHECKING:
@@ -140,35 +140,73 @@ class SmtpRun:
     def _send_from_thread(self, lane: Lane, once: bool) -> None:
         """In the lane's thread: take, claim, send and report messages on the lane's connection
         until the queue is empty, the run stops, or the connection must be replaced (one message
-        when ``once``: the rate limiter paces each). Each claim is durable before its
-        transaction starts; each result is handed to the outbox before the next claim is asked
-        for, so it is written no later than that claim. No event-loop round trip per message."""
+        when ``once``: the rate limiter paces each). No event-loop round trip per message.
+
+        Claims go one message ahead: the claim of the lane's next message is asked for before
+        the current transaction starts and waited for after it, so it is written meanwhile,
+        usually by another lane's write, together with the other lanes' claims and results
+        (one commit for about one message per lane instead of one per message). Each claim is
+        still durable before its transaction starts. A result is written with the next write of
+        any lane, at the latest with the claim its lane asks for after it (the claim of the
+        message after next). A claim granted but not used (the run stops, the connection must
+        be replaced) is withdrawn: the message is queued again."""
         backend, hooks, cap = self.backend, self.hooks, self.backend._cap
         limit = backend.config.messages_per_connection
-        while not self.stopping and self.refused is None:
-            conn = lane.conn
-            if conn is None or conn.used >= limit:
-                return
+        ahead: tuple[OutgoingMessage, ClaimTicket] | None = None
+        try:
+            while not self.stopping and self.refused is None:
+                conn = lane.conn
+                if conn is None or conn.used >= limit:
+                    return
+                if ahead is not None:
+                    (msg, ticket), ahead = ahead, None
+                else:
+                    taken = self._take()
+                    if taken is None:
+                        return
+                    msg, ticket = taken
+                if not hooks.claimed_from_thread(ticket)[0]:
+                    cap.release()
+                    continue
+                if not once and conn.used + 1 < limit:
+                    ahead = self._take()
+                result, usable = backend._transact(conn.smtp, msg)
+                conn.used += 1
+                conn.last_used = backend._clock()
+                if not usable:
+                    lane.conn = None
+                if result.outcome not in (Outcome.SENT, Outcome.UNCERTAIN):
+                    cap.release()
+                hooks.finished_from_thread(result)
+                if once:
+                    return
+        finally:
+            if ahead is not None:
+                self._give_back(*ahead)
+
+    def _take(self) -> tuple[OutgoingMessage, ClaimTicket] | None:
+        """In a lane's thread: the next message within the daily cap, its claim asked for (not
+        waited for); None when the queue is empty."""
+        cap = self.backend._cap
+        while True:
             try:
                 msg = self.queue.popleft()
             except IndexError:
-                return
-            if not cap.try_reserve():
-                hooks.finished_from_thread(cap.refusal(msg.id))
-                continue
-            if not hooks.handing_over_from_thread([msg.id])[0]:
-                cap.release()
-                continue
-            result, usable = backend._transact(conn.smtp, msg)
-            conn.used += 1
-            conn.last_used = backend._clock()
-            if not usable:
-                lane.conn = None
-            if result.outcome not in (Outcome.SENT, Outcome.UNCERTAIN):
-                cap.release()
-            hooks.finished_from_thread(result)
-            if once:
-                return
+                return None
+            if cap.try_reserve():
+                return msg, self.hooks.claim_ahead_from_thread([msg.id])
+            self.hooks.finished_from_thread(cap.refusal(msg.id))
+
+    def _give_back(self, msg: OutgoingMessage, ticket: ClaimTicket) -> None:
+        """A message claimed ahead that its lane will not send: if the claim was granted, it is
+        withdrawn and the message is first in the queue again (refused: dropped, as always)."""
+        try:
+            granted = self.hooks.claimed_from_thread(ticket)[0]
+        finally:
+            self.backend._cap.release()
+        if granted:
+            self.hooks.withdraw_from_thread([msg.id])
+            self.queue.appendleft(msg)
 
     async def _ready(self, lane: Lane) -> None:
         backend = self.backend

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from tabmail.backends.base import Outcome, SendResult
+from tabmail.backends.base import ClaimTicket, Outcome, SendResult
 from tabmail.domain.events import MessageStateChanged, OutboxProgressed
 from tabmail.domain.notification import FlagKind, MessageState
 from tabmail.store.db import DatabaseBusy, DatabaseLocked
@@ -35,10 +35,19 @@ class OutboxHooks:
     before the next claim of its worker, at the latest on the next loop iteration. Bus events go
     out after the commit, so a screen that reloads on them sees the new state.
 
-    A backend's own threads (SMTP) claim and report without the event loop: a thread asking for
-    a claim writes it itself, with every claim and result waiting at that moment, one thread at
-    a time (``_writer``): while one writes, the others' claims gather for the next write. Their
-    events are published on the loop, coalesced."""
+    A backend's own threads (SMTP) claim and report without the event loop: a thread waiting
+    for a claim writes it itself, with every claim and result waiting at that moment, one thread
+    at a time (``_writer``): while one writes, the others' claims gather for the next write.
+    Threads claim one message AHEAD (``claim_ahead_from_thread`` before the current transaction,
+    ``claimed_from_thread`` after it), so a claim is usually written by another thread's write
+    while its own thread sends: about one commit per message per eight connections, not one per
+    message. The rules then: a claim is durable before its message is handed over; a result is
+    written with the next write of any thread, at the latest with the claim its thread asks for
+    after it (that of its message after next); a claim granted but not used is withdrawn (queued
+    again, the attempt given back). After a SIGKILL, up to three messages per connection are
+    left 'sending' and marked uncertain by the next run: the one handed over, the one claimed
+    ahead, and the one before whose result was not written yet. Events of threads' writes are
+    published on the loop, coalesced."""
 
     def __init__(
         self, outbox: Outbox, report: OutboxReport, total: int, batch_id: int | None, backend: str
@@ -58,7 +67,7 @@ class OutboxHooks:
         self._loop = asyncio.get_running_loop()
         self._guard = threading.Lock()  # _pending, _asked, _unpublished, report counters
         self._writer = threading.Lock()  # one backend thread writes at a time
-        self._asked: list[_Asked] = []  # claims asked for by backend threads, not yet written
+        self._asked: list[ClaimTicket] = []  # claims asked for by backend threads, not yet written
         self._unpublished: list[tuple[list[StateUpdate], list[str]]] = []
         self._publish_scheduled = False
 
@@ -75,19 +84,41 @@ class OutboxHooks:
     def handing_over_from_thread(self, ids: Sequence[str]) -> Sequence[bool]:
         """``handing_over`` for a backend's thread: returns once the claim is durable. The claim
         is written by this thread, or by another thread writing at the same moment."""
+        return self.claimed_from_thread(self.claim_ahead_from_thread(ids))
+
+    def claim_ahead_from_thread(self, ids: Sequence[str]) -> ClaimTicket:
+        """A claim asked for without waiting: the next write of any thread takes it, with every
+        result handed over before it."""
         o = self.o
         if o.cancelled or o.stop_reason is not None:
-            return [False] * len(ids)
-        asked = _Asked(list(ids))
+            return ClaimTicket(ids, [False] * len(ids))
+        ticket = ClaimTicket(ids)
         with self._guard:
-            self._asked.append(asked)
-        with self._writer:
-            if asked.answer is None and asked.error is None:
-                self._write_from_thread()
-        if asked.error is not None:
-            raise asked.error
-        assert asked.answer is not None
-        return asked.answer
+            self._asked.append(ticket)
+        return ticket
+
+    def claimed_from_thread(self, ticket: ClaimTicket) -> Sequence[bool]:
+        """Once ``ticket``'s claim is durable, its answer: written by this thread now, unless
+        another thread wrote it meanwhile (or is writing it)."""
+        if ticket.answer is None and ticket.error is None:
+            with self._writer:
+                if ticket.answer is None and ticket.error is None:
+                    self._write_from_thread()
+        if ticket.error is not None:
+            raise ticket.error
+        assert ticket.answer is not None
+        return ticket.answer
+
+    def withdraw_from_thread(self, ids: Sequence[str]) -> None:
+        """Claims granted but never handed over: back to queued, the attempt the claim counted
+        given back; written with the next write (before any later claim of these messages)."""
+        o = self.o
+        with self._guard:
+            for mid in ids:
+                self.claimed.discard(mid)
+                self._pending.append(
+                    StateUpdate(mid, MessageState.QUEUED, claimed=True, attempts=o._attempts.get(mid, 0))
+                )
 
     def finished_from_thread(self, result: SendResult) -> None:
         """``finished`` for a backend's thread: written with the next claim (or at the end)."""
@@ -379,14 +410,3 @@ class OutboxHooks:
 
     def _publish(self, mid: str, state: MessageState) -> None:
         self.o.bus.publish(MessageStateChanged(mid, self.o._batches.get(mid, 0), state.value))
-
-
-class _Asked:
-    """A claim a backend thread asked for: its answer, or the error that kept it unwritten."""
-
-    __slots__ = ("answer", "error", "ids")
-
-    def __init__(self, ids: list[str]) -> None:
-        self.ids = ids
-        self.answer: Sequence[bool] | None = None
-        self.error: Exception | None = None
