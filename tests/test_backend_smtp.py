@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import ssl
 import subprocess
@@ -23,11 +24,13 @@ import trustme
 
 from tabmail.backends.base import ClaimTicket, Outcome, OutgoingMessage, SendResult
 from tabmail.backends.smtp import (
+    _DOT_ATOM_ADDRESS,
     RateLimiter,
     SmtpBackend,
     SmtpConfig,
     SmtpConfigError,
     SmtpConnectionError,
+    _quoted_unchanged,
     is_loopback_host,
     refuse_unsafe_settings,
 )
@@ -662,3 +665,24 @@ def test_tls_ca_file_setting_is_trusted_by_the_smtp_backend(
         assert "STARTTLS" in asyncio.run(build_backend(ctx).check())
     finally:
         ctx.close()
+
+
+def test_the_quick_address_check_accepts_only_what_smtplib_would_put_on_the_wire_unchanged() -> None:
+    """Every address the quick pattern (dot-atom at a host name) accepts, smtplib's quoteaddr()
+    also gives back as <address> (the full check the pattern saves for ~1,150 recipients)."""
+    rng = random.Random(21)
+    atext = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
+    other = ' ."(),:;<>@[]\\\té\n'
+    matched = 0
+    for _ in range(20_000):
+        local = "".join(
+            rng.choice(atext + "." + other[rng.randrange(len(other))]) for _ in range(rng.randint(1, 8))
+        )
+        domain = "".join(
+            rng.choice("ab-.9" + other[rng.randrange(len(other))]) for _ in range(rng.randint(1, 8))
+        )
+        address = f"{local}@{domain}"
+        if _DOT_ATOM_ADDRESS.fullmatch(address):
+            matched += 1
+            assert _quoted_unchanged(address), address
+    assert matched > 2_000

