@@ -166,3 +166,32 @@ def test_a_message_claimed_ahead_but_not_sent_when_the_run_is_cancelled_is_queue
             i for i, s in states.items() if s is MessageState.QUEUED
         )
     assert report.sent == len(ids) - len(received)
+
+
+def test_after_outbox_cancel_only_the_transactions_already_running_reach_the_server(
+    smtp_demo: AppContext,
+) -> None:
+    """Outbox.cancel() (the window's Cancel): claims granted ahead but not handed over yet are
+    not used; they go back to queued with the rest."""
+    ctx = smtp_demo  # 3 connections
+    ids = queued_draw(ctx)
+    outbox = default_outbox(ctx)
+    seen: list[str] = []
+
+    def at_data(tabmail_id: str | None) -> None:  # the server's thread, before its reply
+        assert tabmail_id is not None
+        seen.append(tabmail_id)
+        if len(seen) == 4:
+            outbox.cancel()  # the other two connections are at most inside one transaction each
+
+    with SmtpTestServer(data_delay=0.1) as server:
+        ctx.settings.set_text("smtp.port", str(server.port))
+        server.on_message = at_data
+        report = asyncio.run(outbox.run(wait_for_retries=False))
+        received = [m.tabmail_id for m in server.received]
+
+    assert 4 <= len(received) <= 4 + 2, received
+    states = {m.id: m.state for m in ctx.notifications.messages()}
+    assert {i for i in ids if states[i] is MessageState.SENT} == set(received)
+    assert {states[i] for i in ids if i not in received} == {MessageState.QUEUED}
+    assert report.sent == len(received)

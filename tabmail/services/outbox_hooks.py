@@ -99,15 +99,23 @@ class OutboxHooks:
 
     def claimed_from_thread(self, ticket: ClaimTicket) -> Sequence[bool]:
         """Once ``ticket``'s claim is durable, its answer: written by this thread now, unless
-        another thread wrote it meanwhile (or is writing it)."""
+        another thread wrote it meanwhile (or is writing it). A claim granted before the run was
+        cancelled or stopped is withdrawn and answered False."""
         if ticket.answer is None and ticket.error is None:
             with self._writer:
                 if ticket.answer is None and ticket.error is None:
                     self._write_from_thread()
         if ticket.error is not None:
             raise ticket.error
-        assert ticket.answer is not None
-        return ticket.answer
+        answer = ticket.answer
+        assert answer is not None
+        o = self.o
+        if (o.cancelled or o.stop_reason is not None) and any(answer):
+            # Cancelled or stopped since the claim was written (it was asked for ahead): not
+            # handed over, so queued again like every message not claimed yet.
+            self.withdraw_from_thread([i for i, ok in zip(ticket.ids, answer, strict=True) if ok])
+            return [False] * len(answer)
+        return answer
 
     def withdraw_from_thread(self, ids: Sequence[str]) -> None:
         """Claims granted but never handed over: back to queued, the attempt the claim counted
