@@ -287,6 +287,36 @@ def test_a_stopped_server_is_reported_writes_refuse_and_it_reconnects(own_server
         ctx.close()
 
 
+def test_the_outbox_connecting_while_the_server_is_gone_says_one_line(own_server: PostgresServer) -> None:
+    """The outbox keeps a server connection of its own between commits and makes a new one after
+    a failure. Made while the server is stopped, that connection's failure is the same one plain
+    line as any other write's (the window and the CLI show it), not the driver's raw error."""
+    from datetime import UTC, datetime, timedelta
+
+    from tabmail.store.outbox_state import Claim
+
+    url = own_server.fresh_database()
+    ctx = AppContext.open(url, keyring_backend=MemoryKeyring())
+    try:
+        assert load_demo_if_empty(ctx) is not None
+        slug = ctx.tournaments.list_all()[0].slug
+        batch = notify.enqueue(ctx, notify.plan(ctx, slug, Event.DRAW, round_seq=1, audience=Audience.ALL))
+        ids = [m.id for m in ctx.notifications.messages(batch_id=batch.batch_id)][:2]
+        claim = Claim("test:1:x", datetime.now(UTC) + timedelta(minutes=1), ctx.settings.get("backend"))
+        own_server.halt()
+        try:
+            for _ in range(2):  # no connection yet; then after the failure dropped it
+                with pytest.raises(DatabaseUnreachable) as info:
+                    ctx.notifications.outbox.claim(ids, claim)
+                assert "\n" not in str(info.value) and "cannot be reached" in str(info.value)
+        finally:
+            own_server.resume()
+        granted, _skipped = ctx.notifications.outbox.claim(ids, claim)  # connects again by itself
+        assert granted == [True, True]
+    finally:
+        ctx.close()
+
+
 def test_the_cli_says_one_line_when_the_server_is_gone(own_server: PostgresServer) -> None:
     url = own_server.fresh_database()
     own_server.halt()

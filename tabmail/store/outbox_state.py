@@ -310,9 +310,8 @@ class OutboxStore:
             # each commits by itself (no BEGIN/COMMIT round trips; several senders on one
             # database spend most of their time waiting for the server's answers).
             with self._server_lock:
-                conn = self._server_connection()
-                try:
-                    return self._commit_portable(conn, updates, claim, by)
+                try:  # connecting too: after a failure the next call makes a new connection
+                    return self._commit_portable(self._server_connection(), updates, claim, by)
                 except DBAPIError as exc:
                     self._drop_server_connection()  # the next call connects afresh
                     raise self._locked(exc) from None  # a server gone: one plain line
