@@ -147,6 +147,7 @@ def test_every_printed_value_is_escaped_exactly_once_wherever_it_is_printed() ->
         "<p>{{ 'x' ~ TEAM }}|{{ 3 }}|{{ none }}</p>"
         # A macro or call block used under autoescape false returns a plain str (not Markup).
         "{% autoescape false %}<p>{{ m(TEAM) }}{% call wrap() %}{{ TEAM }}{% endcall %}</p>{% endautoescape %}"
+        "{% autoescape false %}{% set b2 %}<i>{{ TEAM }}</i>{% endset %}<p>{{ b2 }}</p>{% endautoescape %}"
     )
     parts = render_for(Templates(subject="s", text="t", html=html), erin)
     assert parts.html is not None
@@ -157,6 +158,7 @@ def test_every_printed_value_is_escaped_exactly_once_wherever_it_is_printed() ->
         f"<p>{once}&lt;u&gt;</p>"
         f"<p>x{once}|3|None</p>"
         f"<p>[{once}]<b>{once}</b></p>"
+        f"<p><i>{once}</i></p>"
     )
 
 

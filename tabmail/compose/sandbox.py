@@ -268,6 +268,27 @@ class _BudgetCodeGenerator(CodeGenerator):
         }
         super().visit_Template(node, frame)
 
+    _SET_BLOCK_WRAP = " = (Markup if context.eval_ctx.autoescape else identity)("
+
+    def visit_AssignBlock(self, node: nodes.AssignBlock, frame: Frame) -> None:
+        """HTML: a ``{% set x %}…{% endset %}`` block's text is markup even under
+        ``autoescape false`` (its values were escaped on the way in; printing it must not
+        escape them, or the director's own tags, again). Jinja2 writes the choice as one line
+        of the generated code; that line is swapped for ``Markup(``."""
+        if not getattr(self.environment, "tabmail_html", False):
+            super().visit_AssignBlock(node, frame)
+            return
+        write = self.write
+
+        def markup_always(text: str) -> None:
+            write(" = Markup(" if text == self._SET_BLOCK_WRAP else text)
+
+        self.write = markup_always  # type: ignore[method-assign,assignment]
+        try:
+            super().visit_AssignBlock(node, frame)
+        finally:
+            del self.write
+
     def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
         repeated = id(node) in self._repeated
         literal = sum(len(child.data) for child in node.nodes if isinstance(child, nodes.TemplateData))
