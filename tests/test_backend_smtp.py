@@ -686,3 +686,18 @@ def test_the_quick_address_check_accepts_only_what_smtplib_would_put_on_the_wire
             matched += 1
             assert _quoted_unchanged(address), address
     assert matched > 2_000
+
+
+def test_after_the_first_connection_is_set_up_the_others_are_set_up_together(server: SmtpTestServer) -> None:
+    """The first connection of a run is set up alone (a refused login is tried once per run);
+    the others then connect at the same time, not one after another (8 TLS + AUTH handshakes
+    in a row delayed the whole send)."""
+    server.ehlo_delay = 0.3
+    server.data_delay = 0.2  # the first connection is still sending while the others connect
+    hooks = send(SmtpBackend(config(server, connections=4)), [make_message(i) for i in range(12)])
+
+    started = server.ehlo_started
+    assert len(started) == 4
+    assert started[1] - started[0] >= 0.25, started  # the first alone
+    assert started[3] - started[1] < 0.2, started  # one after another: >= 0.6
+    assert hooks.outcomes() == Counter({Outcome.SENT: 12})

@@ -27,6 +27,7 @@ Choices the outbox should know about:
   must change a setting.
 - Until one connection of a run is set up, connections are opened one at a time, and the first
   failure ends the run's attempts: a refused login is tried once per run, not once per worker.
+  Once one is up, the others are set up together.
 - A setup failure that only the director can fix (login refused with a 5xx, certificate not
   verified, TLS mismatch, no STARTTLS or AUTH offered, a 5xx greeting) stops the whole run: the
   other workers finish the transaction they are in and take nothing more, and every message not

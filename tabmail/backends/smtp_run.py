@@ -225,15 +225,19 @@ class SmtpRun:
             lane.conn = Connection(await self._connect(lane), last_used=backend._clock())
 
     async def _connect(self, lane: Lane) -> smtplib.SMTP:
-        if self.connected:
-            return await lane.run(self.backend._open)
-        async with self._first:
-            # A refused login or an unreachable server is tried once per run, not once per worker.
-            if self.last_error is not None and not self.connected:
-                raise self.last_error
-            smtp = await lane.run(self.backend._open)
-            self.connected = True
-            return smtp
+        if not self.connected:
+            async with self._first:
+                # A refused login or an unreachable server is tried once per run, not once per
+                # worker.
+                if self.last_error is not None and not self.connected:
+                    raise self.last_error
+                if not self.connected:
+                    smtp = await lane.run(self.backend._open)
+                    self.connected = True
+                    return smtp
+        # Once one connection is up, the others are set up together (the workers that waited
+        # for the first one no longer take turns).
+        return await lane.run(self.backend._open)
 
     async def _fail_remaining(self) -> None:
         error = self.refused or self.last_error

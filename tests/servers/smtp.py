@@ -171,6 +171,9 @@ class _ScriptedSMTP(SMTP):
         return self.implicit_tls or self._tls_protocol is not None
 
     async def smtp_EHLO(self, hostname: str) -> None:
+        self.event_handler.ehlo_started.append(time.monotonic())
+        if self.event_handler.ehlo_delay:
+            await asyncio.sleep(self.event_handler.ehlo_delay)  # a slow handshake (TLS, AUTH)
         limit = self.event_handler.max_connections
         if limit is not None and self.open_at_start > limit:
             await self.push("421 4.7.0 Too many concurrent SMTP connections; try again later")
@@ -200,6 +203,8 @@ class _Handler:
         self.auth = auth
         self.starttls_reply: str | None = None
         self.max_connections: int | None = None
+        self.ehlo_delay = 0.0
+        self.ehlo_started: list[float] = []  # time.monotonic() as each EHLO came in
         self.on_message: Callable[[str | None], None] | None = None
         self._queue_ids = itertools.count(1)
 
@@ -378,6 +383,20 @@ class SmtpTestServer:
     @on_message.setter
     def on_message(self, call: Callable[[str | None], None] | None) -> None:
         self._handler.on_message = call
+
+    @property
+    def ehlo_delay(self) -> float:
+        """Seconds before answering each EHLO (a slow connection set-up)."""
+        return self._handler.ehlo_delay
+
+    @ehlo_delay.setter
+    def ehlo_delay(self, seconds: float) -> None:
+        self._handler.ehlo_delay = seconds
+
+    @property
+    def ehlo_started(self) -> list[float]:
+        """``time.monotonic()`` as each EHLO came in, in order."""
+        return list(self._handler.ehlo_started)
 
     @property
     def data_delay(self) -> float:
