@@ -266,3 +266,30 @@ def test_the_history_and_the_sent_list_say_who_did_it_on_which_machine(
     who = f"by Grace Tab on {socket.gethostname()}"
     assert who in page.panel.history.text()
     assert who in page.panel.sent.text()
+
+
+@pytest.mark.parametrize("width", [1000, 1400])
+def test_the_address_column_stays_readable_in_a_narrow_window(
+    qtbot: QtBot, page: ParticipantsPage, width: int
+) -> None:
+    """The address is what the director reads and fixes here: the window at its first-start size
+    (the table ~650 px wide beside the person panel) once squeezed it to 60 px ("nail addre").
+    Now the other columns give way first and every column stays in view; a wide window gives
+    the address the room."""
+    page.resize(width, 700)
+    qtbot.wait(50)
+    header = page.table.horizontalHeader()
+    viewport = page.table.viewport().width()
+    assert header.sectionSize(Column.EMAIL) >= (180 if width < 1200 else 240)
+    assert header.sectionSize(Column.STATUS) >= 110
+    assert sum(header.sectionSize(c) for c in Column) <= viewport  # no column out of view
+    if width >= 1200:
+        assert header.sectionSize(Column.INSTITUTION) == 150
+
+
+def test_a_column_resized_by_hand_keeps_its_width(qtbot: QtBot, page: ParticipantsPage) -> None:
+    header = page.table.horizontalHeader()
+    header.resizeSection(Column.NAME, 250)  # as the director dragging its edge
+    page.resize(1000, 700)
+    qtbot.wait(50)
+    assert header.sectionSize(Column.NAME) == 250

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QSplitter,
     QTableView,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
 from tabmail.domain.inbox import InboxEntry
 from tabmail.domain.tournament import Role, Tournament
 from tabmail.gui.bridge import EventBridge
+from tabmail.gui.participants.columns import ColumnFitter
 from tabmail.gui.participants.model import Column, ParticipantsModel
 from tabmail.gui.participants.person_panel import PersonPanel
 from tabmail.gui.roles import Roles
@@ -38,15 +38,6 @@ from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.undo import DoneCommand
 from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
 from tabmail.services.context import AppContext
-
-# The address column takes what is left; the others start at widths that fit typical data.
-COLUMN_WIDTHS = {
-    Column.NAME: 160,
-    Column.ROLE: 90,
-    Column.TEAM: 105,
-    Column.INSTITUTION: 150,
-    Column.STATUS: 125,
-}
 
 
 class ParticipantsFilterProxy(QSortFilterProxyModel):
@@ -141,14 +132,8 @@ class ParticipantsPage(QWidget):
         self.table.setWordWrap(False)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
-        header = self.table.horizontalHeader()
-        header.setHighlightSections(False)
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(Column.EMAIL, QHeaderView.ResizeMode.Stretch)
-        header.setMinimumSectionSize(60)
-        for column, width in COLUMN_WIDTHS.items():
-            self.table.setColumnWidth(column, width)
+        self.table.horizontalHeader().setHighlightSections(False)
+        self.columns = ColumnFitter(self.table)  # widths fitted to the table's width
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
 
         self.message = MessageStrip(self, self._theme)
