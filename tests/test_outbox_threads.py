@@ -125,6 +125,8 @@ def test_a_message_claimed_ahead_but_not_sent_when_the_run_is_cancelled_is_queue
     ids = queued_draw(ctx)
     assert ctx.db.path is not None
     con = sqlite3.connect(ctx.db.path, check_same_thread=False)
+    with con:  # what an earlier attempt said: a withdrawn claim keeps it
+        con.execute("UPDATE messages SET last_error = '421 earlier: try again later'")
     claimed_seen: set[str] = set()  # 'sending' while the server held some message
 
     def at_data(_tabmail_id: str | None) -> None:
@@ -158,6 +160,7 @@ def test_a_message_claimed_ahead_but_not_sent_when_the_run_is_cancelled_is_queue
     # Claimed ahead, never handed over: queued again, the attempt given back.
     assert withdrawn, "no claim ahead was withdrawn: the test proved nothing"
     assert all(messages[i].attempts == 0 for i in withdrawn)
+    assert all(messages[i].last_error == "421 earlier: try again later" for i in withdrawn)
     # The next run sends the rest, nothing twice.
     with SmtpTestServer() as server:
         ctx.settings.set_text("smtp.port", str(server.port))

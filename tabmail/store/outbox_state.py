@@ -57,13 +57,13 @@ _MARK_SENT_SQL = (
     "last_error = NULL, next_attempt_at = NULL WHERE id = :id AND lease_owner = :owner"
 )
 _MARK_UNSENT_SQL = (
-    "UPDATE messages SET state = :state, last_error = :error, next_attempt_at = :next, "
+    "UPDATE messages SET state = :state, last_error = COALESCE(:error, last_error), next_attempt_at = :next, "
     "attempts = COALESCE(:attempts, attempts) WHERE id = :id AND lease_owner = :owner"
 )
 # Results for a message that was never claimed (no connection, settings refused, daily cap):
 # only while it is still pending, so another process's claim is never overwritten.
 _MARK_WAITING_SQL = (
-    "UPDATE messages SET state = :state, last_error = :error, next_attempt_at = :next, "
+    "UPDATE messages SET state = :state, last_error = COALESCE(:error, last_error), next_attempt_at = :next, "
     "attempts = COALESCE(:attempts, attempts) WHERE id = :id AND state IN ('queued', 'retrying')"
 )
 _RENEW_SQL = "UPDATE messages SET lease_expires_at = :lease WHERE state = 'sending' AND lease_owner = :owner"
@@ -110,7 +110,7 @@ def _update_params(
         params = {
             "id": u.message_id,
             "state": u.state.value,
-            "error": (u.error or "")[:4000],
+            "error": None if u.error is None else u.error[:4000],  # None: keep what was said before
             "next": when(u.next_attempt_at),
             "attempts": u.attempts,
         }
@@ -127,6 +127,7 @@ class StateUpdate:
 
     ``claimed``: the message was claimed by this process (written only while its lease is this
     process's); otherwise it was never handed over (written only while still pending).
+    ``error``: the words to keep as its last error (None: leave them, as a withdrawn claim does).
     ``attempts``: the attempt count to store (None: leave it)."""
 
     message_id: str
