@@ -91,7 +91,9 @@ def test_the_next_start_says_it_resumed(
     window.statusBar().messageChanged.connect(said.append)
     window.start_background(poll=False)
     assert f"Resumed {queued} messages left unsent when tabmail last closed: sending now." in said
-    qtbot.waitUntil(lambda: ctx.notifications.pending_count() == 0, timeout=30000)
+    # Every message sent, not only none pending: the last one claimed is 'sending' (and not
+    # pending) until its file is written and its result recorded.
+    qtbot.waitUntil(lambda: {m.state.value for m in ctx.notifications.messages()} == {"sent"}, timeout=30000)
     assert len(list((tmp_path / "eml").rglob("*.eml"))) == queued
     window.close()
 
