@@ -47,11 +47,12 @@ def resume_gc() -> None:
         gc.enable()
 
 
-def end_startup_gc() -> None:
-    """When the command is over: collecting on, and what ``resume_gc`` froze collectable again."""
+def end_startup_gc(*, keep_frozen: bool = False) -> None:
+    """When the command is over: collecting on, and what ``resume_gc`` froze collectable again
+    (``keep_frozen``: not, as the process is about to exit)."""
     global _gc_frozen
     resume_gc()
-    if _gc_frozen:
+    if _gc_frozen and not keep_frozen:
         _gc_frozen = False
         gc.unfreeze()
 

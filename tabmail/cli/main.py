@@ -83,10 +83,7 @@ def main(
     try:
         return _run(argv, gui)
     finally:
-        if exiting:
-            resume_gc()
-        else:
-            end_startup_gc()
+        end_startup_gc(keep_frozen=exiting)
 
 
 def _run(argv: Sequence[str] | None, gui: Callable[[argparse.Namespace], int] | None) -> int:

@@ -37,7 +37,7 @@ from typing import Any
 
 from jinja2 import nodes, pass_context, pass_environment
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.runtime import Context, Macro
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, _PassArg
 from markupsafe import Markup, escape
@@ -259,6 +259,15 @@ class _BudgetCodeGenerator(CodeGenerator):
         # custom node types; a filter is called directly, not through the sandbox's `call`).
         for loop in node.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, ITER_FILTER, [], [], None, None, lineno=loop.lineno)
+        # HTML: every printed value is escaped by the finalizer whatever the template says, so
+        # `{% autoescape false %}` changes nothing there but what the engine makes itself: a
+        # macro's, call block's or set block's output would turn from markup into a plain
+        # string, and be escaped a second time when printed. So autoescape stays on.
+        if getattr(self.environment, "tabmail_html", False):
+            for modifier in node.find_all(nodes.EvalContextModifier):
+                for option in modifier.options:
+                    if option.key == "autoescape":
+                        option.value = nodes.Const(True, lineno=option.lineno)
         # Literal text can only add up where it repeats: in loops, macros and call blocks.
         self._counting_output = False
         self._repeated = {
@@ -267,27 +276,6 @@ class _BudgetCodeGenerator(CodeGenerator):
             for output in body.find_all(nodes.Output)
         }
         super().visit_Template(node, frame)
-
-    _SET_BLOCK_WRAP = " = (Markup if context.eval_ctx.autoescape else identity)("
-
-    def visit_AssignBlock(self, node: nodes.AssignBlock, frame: Frame) -> None:
-        """HTML: a ``{% set x %}…{% endset %}`` block's text is markup even under
-        ``autoescape false`` (its values were escaped on the way in; printing it must not
-        escape them, or the director's own tags, again). Jinja2 writes the choice as one line
-        of the generated code; that line is swapped for ``Markup(``."""
-        if not getattr(self.environment, "tabmail_html", False):
-            super().visit_AssignBlock(node, frame)
-            return
-        write = self.write
-
-        def markup_always(text: str) -> None:
-            write(" = Markup(" if text == self._SET_BLOCK_WRAP else text)
-
-        self.write = markup_always  # type: ignore[method-assign,assignment]
-        try:
-            super().visit_AssignBlock(node, frame)
-        finally:
-            del self.write
 
     def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
         repeated = id(node) in self._repeated
@@ -408,15 +396,6 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        result = __self._call(__context, __obj, *args, **kwargs)
-        if __self.tabmail_html and isinstance(__obj, Macro) and type(result) is str:
-            # A macro (or a call block's ``caller``) called under ``autoescape false`` returns a
-            # plain str, and the finalizer would escape its already escaped values again. In
-            # HTML every value a macro prints was escaped on its way in: its output is markup.
-            result = Markup(result)
-        return result
-
-    def _call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         b = _CURRENT.get()
         if b is None:
             return super().call(__context, __obj, *args, **kwargs)
