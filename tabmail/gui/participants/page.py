@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from tabmail.domain.inbox import InboxEntry
 from tabmail.domain.tournament import Role, Tournament
 from tabmail.gui.bridge import EventBridge
-from tabmail.gui.participants.columns import ColumnFitter
+from tabmail.gui.columns import ColumnFitter, ColumnPlan
 from tabmail.gui.participants.model import Column, ParticipantsModel
 from tabmail.gui.participants.person_panel import PersonPanel
 from tabmail.gui.roles import Roles
@@ -38,6 +38,29 @@ from tabmail.gui.theme import Theme, Tone
 from tabmail.gui.undo import DoneCommand
 from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_label
 from tabmail.services.context import AppContext
+
+# The address, which is what is read and fixed here, takes the room left over; in a narrow window
+# (the table beside the person panel is ~650 px at the first start) the institution, team, name
+# and role give way first, and the address and its status stay readable and in view.
+COLUMNS = ColumnPlan(
+    preferred={
+        Column.NAME: 160,
+        Column.ROLE: 90,
+        Column.TEAM: 105,
+        Column.INSTITUTION: 150,
+        Column.EMAIL: 240,
+        Column.STATUS: 125,
+    },
+    give_way=(
+        (Column.INSTITUTION, 70),
+        (Column.TEAM, 80),
+        (Column.NAME, 130),
+        (Column.ROLE, 80),
+        (Column.EMAIL, 180),
+        (Column.STATUS, 110),
+    ),
+    fill=Column.EMAIL,
+)
 
 
 class ParticipantsFilterProxy(QSortFilterProxyModel):
@@ -133,7 +156,7 @@ class ParticipantsPage(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
         self.table.horizontalHeader().setHighlightSections(False)
-        self.columns = ColumnFitter(self.table)  # widths fitted to the table's width
+        self.columns = ColumnFitter(self.table, COLUMNS)  # widths fitted to the table's width
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
 
         self.message = MessageStrip(self, self._theme)

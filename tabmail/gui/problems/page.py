@@ -17,7 +17,6 @@ from PySide6.QtGui import QAction, QKeySequence, QShowEvent, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QLabel,
     QPushButton,
@@ -31,6 +30,7 @@ from tabmail.domain.notification import TOURNAMENT_WIDE_NAME
 from tabmail.domain.problems import counts_text
 from tabmail.domain.tournament import Tournament
 from tabmail.gui.background import BackgroundWorker
+from tabmail.gui.columns import ColumnFitter, ColumnPlan
 from tabmail.gui.problems.hub import ProblemsHub
 from tabmail.gui.problems.model import Column, ProblemsModel
 from tabmail.gui.roles import Roles
@@ -41,14 +41,25 @@ from tabmail.gui.widgets import MessageStrip, SearchField, heading_label, muted_
 from tabmail.services import problems as service
 from tabmail.services.context import AppContext
 
+# The reason takes the room left over. In a narrow window (the first start on a laptop: the table
+# is ~900 px) the tournament gives way first, then the reason, the recipient and the problem; the
+# address keeps 180 px at least and the round its whole name. Every header stays readable.
 COLUMN_WIDTHS = {
     Column.TOURNAMENT: 150,
     Column.ROUND: 90,
     Column.RECIPIENT: 170,
     Column.ADDRESS: 230,
     Column.PROBLEM: 140,
+    Column.REASON: 220,
     Column.AGE: 70,
 }
+GIVE_WAY = (
+    (Column.TOURNAMENT, 100),
+    (Column.REASON, 150),
+    (Column.RECIPIENT, 130),
+    (Column.PROBLEM, 120),
+    (Column.ADDRESS, 180),
+)
 
 
 class ProblemsProxy(QSortFilterProxyModel):
@@ -119,14 +130,11 @@ class ProblemsPage(QWidget):
         self.table.setWordWrap(False)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(Column.REASON, QHeaderView.ResizeMode.Stretch)
-        for column, width in COLUMN_WIDTHS.items():
-            self.table.setColumnWidth(column, width)
         # A problem of no round is under "Tournament messages": the whole name, not "Tournamen…".
         needed = self.table.fontMetrics().horizontalAdvance(TOURNAMENT_WIDE_NAME) + 16
-        self.table.setColumnWidth(Column.ROUND, max(COLUMN_WIDTHS[Column.ROUND], needed))
+        preferred = {**COLUMN_WIDTHS, Column.ROUND: max(COLUMN_WIDTHS[Column.ROUND], needed)}
+        plan = ColumnPlan(preferred, GIVE_WAY, fill=Column.REASON)
+        self.columns = ColumnFitter(self.table, plan)  # widths fitted to the table's width
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self._update_actions())
         self.table.doubleClicked.connect(self._on_table_double_clicked)
         self.empty = QLabel("No unresolved problems.", self.table.viewport())

@@ -16,7 +16,6 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QAction, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHeaderView,
     QLabel,
     QSplitter,
     QStackedWidget,
@@ -29,6 +28,7 @@ from tabmail.domain.notification import TOURNAMENT_WIDE_NAME, MessageState
 from tabmail.domain.tournament import Round, Tournament
 from tabmail.gui.background import BackgroundWorker
 from tabmail.gui.bridge import EventBridge
+from tabmail.gui.columns import ColumnFitter, ColumnPlan
 from tabmail.gui.message import MessageView
 from tabmail.gui.navigator import round_summary
 from tabmail.gui.roles import Roles
@@ -45,7 +45,27 @@ from tabmail.gui.theme import Theme
 from tabmail.gui.widgets import MessageStrip
 from tabmail.services.context import AppContext
 
-COLUMN_WIDTHS = {Column.RECIPIENT: 280, Column.ROLE: 100, Column.STATUS: 390, Column.WHEN: 150}
+# The address, which is read and corrected here, takes the room left over. In a narrow window
+# (the first start on a laptop: the tree is ~900 px) the status gives way first (a batch's counts
+# in words are also in the round's summary above), then the recipient, the time and the role; the
+# address keeps 180 px at least. Every header stays readable.
+COLUMNS = ColumnPlan(
+    preferred={
+        Column.RECIPIENT: 280,
+        Column.ROLE: 100,
+        Column.ADDRESS: 260,
+        Column.STATUS: 390,
+        Column.WHEN: 150,
+    },
+    give_way=(
+        (Column.STATUS, 220),
+        (Column.RECIPIENT, 190),
+        (Column.WHEN, 115),
+        (Column.ROLE, 90),
+        (Column.ADDRESS, 180),
+    ),
+    fill=Column.ADDRESS,
+)
 
 
 class RoundMessagesPage(QWidget):
@@ -181,12 +201,7 @@ class RoundMessagesPage(QWidget):
         tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         tree.customContextMenuRequested.connect(self.row_actions.show_context_menu)
         tree.setAllColumnsShowFocus(True)
-        header = tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(Column.ADDRESS, QHeaderView.ResizeMode.Stretch)
-        for column, width in COLUMN_WIDTHS.items():
-            header.resizeSection(column, width)
+        self.columns = ColumnFitter(tree, COLUMNS)  # widths fitted to the tree's width
         tree.selectionModel().currentRowChanged.connect(self._on_tree_current_row_changed)
         tree.collapsed.connect(lambda index: self._collapsed.add(index.data(Roles.ID)))
         tree.expanded.connect(lambda index: self._collapsed.discard(index.data(Roles.ID)))
