@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tabmail.cli.common import open_context, print_json, run_async
 
 if TYPE_CHECKING:  # the IMAP reader and the tracking pipeline load when a command uses them
+    from tabmail.domain.events import InboxWaiting
     from tabmail.domain.inbox import InboxEntry
     from tabmail.services.inbox import InboxReport
 
@@ -50,11 +51,20 @@ def _standby(words: str) -> None:
     print(f"{stamp} {words}", flush=True)
 
 
+def _waiting(event: InboxWaiting) -> None:
+    from tabmail.services.inbox_watch import waiting_words
+
+    stamp = datetime.now().strftime("%H:%M:%S")
+    print(f"{stamp} {waiting_words(event)}", flush=True)
+
+
 def _check(args: argparse.Namespace) -> int:
+    from tabmail.domain.events import InboxWaiting
     from tabmail.services.election import INBOX, Duty
     from tabmail.services.inbox import InboxChecker
 
     ctx = open_context(args, writes=True)
+    ctx.bus.subscribe(InboxWaiting, _waiting)  # "Mailbox connection lost (…); retrying in 2 s."
     checker = InboxChecker(ctx)
     duty = Duty(ctx, INBOX)  # in a tab room on PostgreSQL one laptop reads the mailbox
     try:

@@ -76,6 +76,16 @@ class InboxChecked:
 
 
 @dataclass(frozen=True, slots=True)
+class InboxWaiting:
+    """The mailbox is read again in ``seconds`` after trouble: ``problem`` in a few words
+    ("connection lost"), ``detail`` what the server or the connection said."""
+
+    problem: str
+    detail: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class RepliesReceived:
     message_ids: tuple[str, ...]  # our messages that got a (new) reply
 

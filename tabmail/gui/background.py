@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from tabmail.domain.events import DatabaseWaiting, MessageStateChanged, OutboxWaiting
+from tabmail.domain.events import DatabaseWaiting, InboxWaiting, MessageStateChanged, OutboxWaiting
 from tabmail.domain.notification import MessageState
 from tabmail.services import schedule
 from tabmail.services.context import AppContext
@@ -67,6 +67,7 @@ class BackgroundWorker(QObject):
     poll_started = Signal()
     poll_completed = Signal(object)  # the PollReport
     inbox_completed = Signal(object)  # the InboxReport of a mailbox check
+    inbox_waiting = Signal(object)  # an InboxWaiting: the mailbox is read again after trouble
     room_checked = Signal(object)  # a LastCheck another laptop of the tab room made
     # Scheduled batches whose time passed while nothing ran ([ScheduledBatch]): ask before they go.
     schedule_overdue = Signal(object)
@@ -104,6 +105,7 @@ class BackgroundWorker(QObject):
         self.inbox_duty = Duty(ctx, INBOX)
         ctx.bus.subscribe(OutboxWaiting, self._on_waiting)
         ctx.bus.subscribe(DatabaseWaiting, self._on_waiting)
+        ctx.bus.subscribe(InboxWaiting, self._on_inbox_waiting)
 
     def _on_waiting(self, event: object) -> None:
         if isinstance(event, OutboxWaiting):
@@ -114,6 +116,10 @@ class BackgroundWorker(QObject):
             )
         elif isinstance(event, DatabaseWaiting):
             self.outbox_waiting.emit(event.message)
+
+    def _on_inbox_waiting(self, event: InboxWaiting) -> None:
+        if not self._stopped:
+            self.inbox_waiting.emit(event)
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self, *, resume: bool = True, poll: bool = True) -> None:
@@ -397,24 +403,27 @@ class BackgroundWorker(QObject):
             return 60.0
 
     async def _inbox_loop(self) -> None:
-        """Check the mailbox, then wait for news: IMAP IDLE when the server offers it (a bounce
-        shows within seconds), otherwise ``imap.poll_seconds``."""
+        """Check the mailbox, then wait for news (``InboxChecker.wait_for_news``): IMAP IDLE
+        when the server offers it (a bounce shows within seconds), otherwise
+        ``imap.poll_seconds``; after trouble (a dropped connection, the server out of reach) a
+        few seconds, growing while it lasts, shown in the status bar (``inbox_waiting``)."""
         assert self._inbox_wake is not None
         while not self._stopped:
-            idled = False
+            self._inbox_wake.clear()  # settings saved from here on end the wait below
+            pause = self.inbox_interval()
             if self.inbox_enabled() and await self._duty_is_mine(self.inbox_duty):
                 checker = self.inbox
                 try:
                     report = await self.check_inbox_now()
-                    if report.ok and report.idle and not self._stopped:
-                        await asyncio.to_thread(checker.idle, self.inbox_interval())
-                        idled = True
+                    if self._stopped:
+                        break
+                    pause = await checker.wait_for_news(report, pause)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # IDLE dropped, settings half-typed: wait and try again
-                    log.info("the inbox check or its IDLE wait ended early", exc_info=True)
-            if idled:
+                except Exception as exc:  # the database away, settings half-typed
+                    log.info("the inbox check or its IDLE wait failed", exc_info=True)
+                    pause = checker.retry_after("check failed", type(exc).__name__, pause)
+            if pause <= 0 or self._stopped:
                 continue
-            self._inbox_wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._inbox_wake.wait(), timeout=self.inbox_interval())
+                await asyncio.wait_for(self._inbox_wake.wait(), timeout=pause)

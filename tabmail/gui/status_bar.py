@@ -217,6 +217,18 @@ class StatusWidgets:
         self.inbox.setStyleSheet(
             "" if ok else self._theme.text_style(Tone.WARNING if not online else Tone.BAD)
         )
+        self._show_inbox()
+
+    def set_inbox_waiting(self, short: str, words: str) -> None:
+        """The mailbox is read again after trouble: "Inbox: connection lost; retrying in 4 s"
+        until the next check's result replaces it (``words``, the whole sentence, on hover)."""
+        self._inbox_shown = None  # no "… ago" to keep current: the next check replaces this
+        self.inbox.setText(f"Inbox: {short}")
+        self.inbox.setToolTip(words)
+        self.inbox.setStyleSheet(self._theme.text_style(Tone.WARNING))
+        self._show_inbox()
+
+    def _show_inbox(self) -> None:
         if self._stepped_aside:  # shown again with the others when the server is back
             self._stepped_aside += [w for w in (self.inbox, self._separators[self.inbox]) if w.isHidden()]
             return

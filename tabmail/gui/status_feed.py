@@ -49,6 +49,7 @@ class StatusFeed(QObject):
         bridge.sending_connection_changed.connect(status.set_sending)
         worker.poll_started.connect(self._on_worker_poll_started)
         worker.inbox_completed.connect(self._on_worker_inbox_completed)
+        worker.inbox_waiting.connect(self._on_worker_inbox_waiting)
         worker.room_checked.connect(self._on_worker_room_checked)
         worker.outbox_failed.connect(self._on_worker_outbox_failed)
         worker.outbox_waiting.connect(self._on_worker_outbox_waiting)
@@ -82,6 +83,11 @@ class StatusFeed(QObject):
         if report.enabled:
             by = machine_name() if self._worker.inbox_duty.elected else None
             self._status.set_inbox_result(report.started_at, report.ok, report.online, report.summary(), by)
+
+    def _on_worker_inbox_waiting(self, event: Any) -> None:
+        from tabmail.services.inbox_watch import waiting_short, waiting_words
+
+        self._status.set_inbox_waiting(waiting_short(event), waiting_words(event))
 
     def _on_worker_room_checked(self, last: LastCheck) -> None:
         """Another laptop of the tab room holds a duty: show its last check, and by whom."""

@@ -28,7 +28,12 @@ from urllib.parse import quote
 
 from tabmail.domain.addresses import address_key
 from tabmail.domain.errors import TabmailError
-from tabmail.domain.events import AddressFlagsChanged, InboxChecked, RepliesReceived, StatusesChanged
+from tabmail.domain.events import (
+    AddressFlagsChanged,
+    InboxChecked,
+    RepliesReceived,
+    StatusesChanged,
+)
 from tabmail.services.context import AppContext
 from tabmail.services.inbox_matching import (
     PROVIDER,
@@ -38,6 +43,7 @@ from tabmail.services.inbox_matching import (
     original_id,
     with_our_recipient,
 )
+from tabmail.services.inbox_watch import Reconnect, waiting_words
 from tabmail.services.machine import machine_name
 from tabmail.services.sending import thread_key
 from tabmail.status.events import ProviderEvent, derive_status
@@ -45,7 +51,6 @@ from tabmail.status.imap import (
     FetchedMessage,
     ImapMailbox,
     ImapOffline,
-    ImapProblem,
     ImapSettings,
 )
 from tabmail.status.inbound import (
@@ -72,6 +77,7 @@ class InboxReport:
     started_at: datetime
     enabled: bool = True
     online: bool = True
+    offline: str = ""  # why the server could not be reached (when not online)
     reason: str = ""  # why the inbox is not read, or what must be fixed
     read: int = 0  # messages fetched
     new: int = 0  # not seen before
@@ -92,7 +98,8 @@ class InboxReport:
         if not self.enabled or self.reason:
             return self.reason
         if not self.online:
-            return "The mailbox could not be reached (offline?); it is read again at the next check."
+            why = self.offline or "offline?"
+            return f"The mailbox could not be reached ({why}); it is read again shortly."
         parts = [f"{self.new} new message(s) in the mailbox"]
         for kind, label in (
             ("dsn", "delivery report(s)"),
@@ -209,6 +216,7 @@ class InboxChecker:
         self._idle_done = threading.Event()  # set while no IDLE wait is running
         self._idle_done.set()
         self._key: bytes | None = None
+        self.reconnect = Reconnect()  # the wait after trouble (services/inbox_watch.py)
 
     # -- state ------------------------------------------------------------------------------
     def _state(self, folder: str) -> dict[str, Any]:
@@ -230,7 +238,7 @@ class InboxChecker:
                     settings = imap_settings(self.ctx)
                     await asyncio.to_thread(self._check, settings, report)
                 except ImapOffline as exc:
-                    report.online = False
+                    report.online, report.offline = False, str(exc)
                     log.info("inbox: %s", exc)
                 except TabmailError as exc:  # ImapProblem included: something to fix
                     report.reason = str(exc)
@@ -244,7 +252,7 @@ class InboxChecker:
         try:
             self._check(settings or imap_settings(self.ctx), report)
         except ImapOffline as exc:
-            report.online = False
+            report.online, report.offline = False, str(exc)
             log.info("inbox: %s", exc)
         except TabmailError as exc:
             report.reason = str(exc)
@@ -439,8 +447,9 @@ class InboxChecker:
         duty: Duty | None = None,
         on_standby: Callable[[str], None] | None = None,
     ) -> InboxReport | None:
-        """Check, then wait for new mail: IMAP IDLE when the server offers it (new bounces show
-        within seconds), otherwise ``imap.poll_seconds``. Until ``stop()`` or ``max_checks``.
+        """Check, then wait for new mail (``wait_for_news``): IMAP IDLE when the server offers
+        it (new bounces show within seconds), otherwise ``imap.poll_seconds``; after trouble, a
+        few seconds. Until ``stop()`` or ``max_checks``.
 
         ``duty`` (a tab room on PostgreSQL): read only while this process holds it; otherwise
         say so once through ``on_standby`` and try again every ``imap.poll_seconds``."""
@@ -467,23 +476,54 @@ class InboxChecker:
                 or (max_checks is not None and checks >= max_checks)
             ):
                 break
-            wait = float(self.ctx.settings.get("imap.poll_seconds"))
-            if last.ok and last.idle:
-                try:
-                    await asyncio.to_thread(self.idle, wait)
-                    continue
-                except (ImapOffline, ImapProblem, TabmailError) as exc:
-                    log.info("inbox: IDLE ended: %s", exc)
-            await self.sleep(max(wait, 1.0))
+            pause = await self.wait_for_news(last, float(self.ctx.settings.get("imap.poll_seconds")))
+            if pause > 0 and not self._stopping.is_set():
+                await self.sleep(pause)
         return last
+
+    async def wait_for_news(self, last: InboxReport, poll: float) -> float:
+        """After the check ``last``: wait in IMAP IDLE when it worked and the server offers it,
+        and answer how long to sleep before the next check (0: check now).
+
+        ``poll`` (``imap.poll_seconds``) after a clean check without IDLE, or when something
+        must be fixed first (``last.reason``). After trouble (the server out of reach, the IDLE
+        connection dropped or refused) a few seconds, doubling while it lasts, at most ``poll``
+        (``Reconnect``); each such wait is announced with ``InboxWaiting`` on the bus. The next
+        check reads everything that arrived meanwhile (UIDs above the last one seen)."""
+        poll = max(poll, 1.0)
+        if not last.enabled or last.reason:
+            return poll
+        if not last.online:
+            return self.retry_after("cannot be reached", last.offline or "offline?", poll)
+        if not last.idle:
+            self.reconnect.clear()
+            return poll
+        try:
+            await asyncio.to_thread(self.idle, poll)
+        except ImapOffline as exc:
+            return self.retry_after("connection lost", str(exc), poll)
+        except TabmailError as exc:  # ImapProblem included: the server refused IDLE
+            return self.retry_after("could not wait for new mail", str(exc), poll)
+        self.reconnect.clear()
+        return 0.0
+
+    def retry_after(self, problem: str, detail: str, poll: float) -> float:
+        """One more trouble: announce the wait before the next try and answer it (seconds)."""
+        waiting = self.reconnect.trouble(problem, detail, max(poll, 1.0))
+        log.info("inbox: %s", waiting_words(waiting))
+        self.ctx.bus.publish(waiting)
+        return waiting.seconds
 
     def idle(self, seconds: float) -> bool:
         """Blocking: IDLE on a connection of its own until new mail, ``seconds`` (capped at 25
-        minutes: servers drop IDLE after 30) or ``stop()``. True when new mail arrived.
+        minutes: servers drop IDLE after 30) or ``stop()``. True when new mail arrived. Raises
+        ImapOffline when the connection drops (the caller tries again after a few seconds).
 
-        Mail that landed after the last check but before this connection opened is never
-        announced by IDLE (it is already there when IDLE starts): it is looked for first, and
-        its arrival answers True at once instead of waiting ``seconds`` for the next check."""
+        Mail that landed after the last check but before IDLE started is never announced in a
+        way IDLE can see (it is already there when IDLE starts, and the server's word of it
+        lands unseen in the read buffer): once IDLE runs, a second connection looks for
+        anything above the last UID seen, and finding some answers True at once instead of
+        waiting ``seconds`` for the next check."""
         self._idle_done.clear()
         try:
             settings = imap_settings(self.ctx)
@@ -492,11 +532,21 @@ class InboxChecker:
                 state = self._state(settings.folder)
                 if state.get("uidvalidity") not in (None, status.uidvalidity):
                     return True
-                if box.uids_after(int(state.get("last_uid", 0) or 0)):
-                    return True
-                return box.idle_wait(min(seconds, 25 * 60), stop=self._halt.is_set)
+                last_uid = int(state.get("last_uid", 0) or 0)
+                return box.idle_wait(
+                    min(seconds, 25 * 60),
+                    stop=self._halt.is_set,
+                    started=lambda: self._arrived_after(settings, status.uidvalidity, last_uid),
+                )
         finally:
             self._idle_done.set()
+
+    def _arrived_after(self, settings: ImapSettings, uidvalidity: int, last_uid: int) -> bool:
+        """Is anything above ``last_uid`` in the folder (or its UIDVALIDITY new)? Looked at over
+        a connection of its own while another one waits in IDLE."""
+        with self.factory(settings) as box:
+            status = box.open()
+            return status.uidvalidity != uidvalidity or bool(box.uids_after(last_uid))
 
     def wait_idle_ended(self, timeout: float) -> bool:
         """After ``stop()``: wait (blocking, at most ``timeout`` s) until an IDLE wait running in

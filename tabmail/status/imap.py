@@ -35,6 +35,7 @@ WHOLE_CAP = 512 * 1024  # a message up to this size is fetched whole
 PART_CAP = 64 * 1024  # otherwise each needed part, up to this many bytes
 MAX_TEXT_PARTS = 2
 CHUNK = 200  # messages per FETCH
+IDLE_SLICE = 0.5  # seconds an IDLE wait listens before it looks at stop() again
 
 
 class ImapProblem(TabmailError):
@@ -259,25 +260,60 @@ class ImapMailbox:
         return b"".join(out)
 
     # -- waiting and moving ----------------------------------------------------------------------
-    def idle_wait(self, seconds: float, stop: Callable[[], bool] | None = None) -> bool:
+    def idle_wait(
+        self,
+        seconds: float,
+        stop: Callable[[], bool] | None = None,
+        started: Callable[[], bool] | None = None,
+    ) -> bool:
         """IDLE for up to ``seconds``; True when the server announced new mail. Listens in
-        slices of half a second so ``stop()`` (the app closing) ends the wait promptly."""
+        slices of half a second so ``stop()`` (the app closing) ends the wait promptly.
+
+        ``started`` is called once IDLE runs; True ends the wait as news. It is for mail that
+        reached the server just before IDLE started: the server announces it together with its
+        "+ idling" answer, the announcement lands in the connection's read buffer with that
+        answer, and a poll of the socket never sees it (imapclient's ``idle_check`` looks only
+        at the socket). The caller looks for such mail another way (a connection of its own).
+
+        Raises ImapOffline as soon as the connection is gone: the server said BYE (a restart,
+        an administrator's kick, its own timeout) or hung up. imapclient's ``idle_check``
+        answers an empty list at once for a closed connection, which looks like "nothing new";
+        an empty answer that came early is therefore checked by ending IDLE (DONE): a live
+        server answers, and IDLE starts again; a closed connection fails."""
         client = self.client
         deadline = time.monotonic() + seconds
         self._call(client.idle)
+        idling = True
         try:
+            if started is not None and started():
+                return True
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0 or (stop is not None and stop()):
                     return False
-                responses = self._call(client.idle_check, timeout=min(left, 0.5))
-                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                slice_ = min(left, IDLE_SLICE)
+                began = time.monotonic()
+                responses = self._call(client.idle_check, timeout=slice_)
+                if _news(responses):
                     return True
+                _raise_on_bye(responses, self.settings.host)
+                if responses or time.monotonic() - began >= slice_ / 2:
+                    continue
+                # the socket was readable but held no whole response: a closed connection
+                # (or a response still arriving): DONE tells which
+                idling = False
+                _text, pending = self._call(client.idle_done)
+                if _news(pending):
+                    return True
+                _raise_on_bye(pending, self.settings.host)
+                self._call(client.idle)
+                idling = True
         finally:
-            try:
-                self._call(client.idle_done)
-            except (ImapOffline, ImapProblem):
-                pass
+            if idling:
+                try:
+                    self._call(client.idle_done)
+                except (ImapOffline, ImapProblem):
+                    pass
 
     def noop(self) -> None:
         self._call(self.client.noop)
@@ -295,6 +331,18 @@ class ImapMailbox:
             self._call(client.copy, list(uids), folder)
             self._call(client.delete_messages, list(uids))
             self._call(client.uid_expunge, list(uids))
+
+
+def _news(responses: Sequence[Any]) -> bool:
+    """Did IDLE announce new mail (EXISTS, or RECENT on older servers)?"""
+    return any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
+
+
+def _raise_on_bye(responses: Sequence[Any], host: str) -> None:
+    for r in responses:
+        if r and r[0] == b"BYE":
+            said = " ".join(_text(part) for part in r[1:])[:200] or "no reason given"
+            raise ImapOffline(f"{host} closed the connection ({said})")
 
 
 def _needed_parts(structure: Any, prefix: str = "") -> Iterator[tuple[str, str]]:

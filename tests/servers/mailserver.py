@@ -21,9 +21,11 @@ so no system users are created).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -307,6 +309,40 @@ class MailServers:
     def kick(self, local: str) -> None:
         """Drop every IMAP connection of ``local`` (a server-side disconnect)."""
         self.doveadm("kick", local)
+
+    def kill_imap(self, local: str) -> int:
+        """SIGKILL every IMAP process serving ``local``: the connection ends without a BYE, as
+        when a server crashes. Returns how many were killed."""
+        pids = [
+            int(pid)
+            for line in self.doveadm("who", "-1", local).splitlines()[1:]
+            for pid in line.split()[2:3]
+            if pid.isdigit()
+        ]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
+    def stop_dovecot(self) -> None:
+        """Stop Dovecot as a restart does: every IMAP connection gets a BYE and is closed (the
+        processes serving them outlive ``doveadm stop`` otherwise); wait until it is gone."""
+        for local in self.mailboxes:
+            self._run(
+                "doveadm", "-c", str(self.root / "dovecot" / "dovecot.conf"), "kick", local, check=False
+            )
+        self._run("doveadm", "-c", str(self.root / "dovecot" / "dovecot.conf"), "stop", check=False)
+        deadline = time.monotonic() + 20
+        while (self.root / "dovecot" / "run" / "master.pid").exists():
+            if time.monotonic() > deadline:
+                raise MailServerError("Dovecot did not stop within 20 s")
+            time.sleep(0.05)
+
+    def start_dovecot(self) -> None:
+        """Start Dovecot again after ``stop_dovecot`` (same ports, same mailboxes)."""
+        self._run("dovecot", "-c", str(self.root / "dovecot" / "dovecot.conf"))
+        for port in (self.imap_port, self.imaps_port):
+            self._wait_listening(port)
 
     def set_uidvalidity(self, local: str, folder: str, value: int) -> None:
         self.doveadm("mailbox", "update", "-u", local, "--uid-validity", str(value), folder)
