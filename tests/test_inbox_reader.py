@@ -13,6 +13,7 @@ from tabmail.domain.errors import TabmailError
 from tabmail.services import inbox as inbox_service
 from tabmail.services.context import AppContext
 from tabmail.services.inbox import InboxChecker
+from tabmail.services.inbox_watch import InboxWatcher
 from tabmail.status.imap import ImapMailbox, ImapProblem, ImapSettings
 from tests.servers.mailserver import MailServers
 from tests.test_inbox_e2e import configure
@@ -103,9 +104,9 @@ def test_offline_is_a_state_and_the_test_button_says_what_worked(ctx: AppContext
 @pytest.mark.timeout(60)
 def test_idle_wakes_up_when_a_message_arrives(ctx: AppContext, mail: MailServers) -> None:
     configure(ctx, mail)
-    checker = InboxChecker(ctx)
+    watcher = InboxWatcher(InboxChecker(ctx))
     woke: list[bool] = []
-    thread = threading.Thread(target=lambda: woke.append(checker.idle(30)))
+    thread = threading.Thread(target=lambda: woke.append(watcher.idle(30)))
     thread.start()
     # Deliver until the IDLE connection reports new mail (a message that lands before IDLE has
     # started is not news to it); give up after a deadline
@@ -124,10 +125,11 @@ def test_mail_that_lands_between_a_check_and_idle_is_news_at_once(ctx: AppContex
     the mailbox but before the IDLE connection opened used to wait for the next timed check."""
     configure(ctx, mail)
     checker = InboxChecker(ctx)
+    watcher = InboxWatcher(checker)
     assert checker.check_blocking().ok
     mail.append("tab", big_reply()[:2000] + b"\r\n")
     started = time.monotonic()
-    assert checker.idle(10) is True
+    assert watcher.idle(10) is True
     assert time.monotonic() - started < 5
     assert checker.check_blocking().read == 1
-    assert checker.idle(1) is False  # nothing new after that check: IDLE waits as before
+    assert watcher.idle(1) is False  # nothing new after that check: IDLE waits as before

@@ -6,6 +6,9 @@ not after ``imap.poll_seconds``, and the wait in between is announced (``InboxWa
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,10 +19,10 @@ import pytest
 from tabmail.domain.events import InboxWaiting
 from tabmail.services.context import AppContext
 from tabmail.services.inbox import InboxChecker, InboxReport
-from tabmail.services.inbox_watch import Reconnect, waiting_short, waiting_words
+from tabmail.services.inbox_watch import InboxWatcher, Reconnect, waiting_short, waiting_words
 from tabmail.status.imap import ImapMailbox, ImapOffline, ImapSettings
 from tests.servers.mailserver import MailServers
-from tests.test_inbox_e2e import configure
+from tests.test_inbox_e2e import REPO, configure
 
 POLL = 300  # imap.poll_seconds here: a wait that long would fail every test below
 
@@ -85,7 +88,7 @@ def test_mail_that_lands_just_before_idle_starts_is_news_at_once(
     assert checker.check_blocking().ok
     watched.before_idle = lambda: mail.append("tab", note(1))
     started = time.monotonic()
-    assert checker.idle(10) is True
+    assert InboxWatcher(checker).idle(10) is True
     assert time.monotonic() - started < 5
     watched.before_idle = None
     assert checker.check_blocking().new == 1
@@ -100,12 +103,12 @@ def test_idle_ends_at_once_when_the_server_drops_the_connection(
     """A kick says BYE; a killed IMAP process just closes the socket. Both used to look like
     "nothing new" to the IDLE loop, which spun (100 % CPU) until its time was up."""
     configure(ctx, mail)
-    checker = InboxChecker(ctx, factory=factory(watched))
+    watcher = InboxWatcher(InboxChecker(ctx, factory=factory(watched)))
     outcome: list[object] = []
 
     def run() -> None:
         try:
-            outcome.append(checker.idle(30))
+            outcome.append(watcher.idle(30))
         except ImapOffline as exc:
             outcome.append(exc)
 
@@ -123,7 +126,7 @@ def test_idle_ends_at_once_when_the_server_drops_the_connection(
         assert not thread.is_alive(), "the IDLE wait did not notice the dropped connection"
         assert time.monotonic() - dropped < 5
     finally:
-        checker.stop()
+        watcher.stop()
         thread.join(5)
     assert len(outcome) == 1 and isinstance(outcome[0], ImapOffline), outcome
     assert "127.0.0.1" in str(outcome[0])
@@ -131,13 +134,13 @@ def test_idle_ends_at_once_when_the_server_drops_the_connection(
 
 def watch(
     ctx: AppContext,
-    checker: InboxChecker,
+    watcher: InboxWatcher,
     act: Callable[[], None],
     until: Callable[[list[InboxReport]], bool],
     *,
     deadline: float,
 ) -> tuple[list[InboxReport], list[InboxWaiting], float]:
-    """``run_forever`` on an event loop; ``act()`` (in a thread) once IDLE runs, then wait until
+    """``watcher.run_forever`` on an event loop; ``act()`` (in a thread) once IDLE runs, then wait until
     ``until(reports)``. Returns the reports, the announced waits and the seconds ``until`` took
     after ``act`` returned."""
     reports: list[InboxReport] = []
@@ -145,7 +148,7 @@ def watch(
     ctx.bus.subscribe(InboxWaiting, waits.append)
 
     async def main() -> float:
-        task = asyncio.ensure_future(checker.run_forever(on_report=reports.append))
+        task = asyncio.ensure_future(watcher.run_forever(on_report=reports.append))
         try:
             assert await asyncio.to_thread(WatchedMailbox.idling.wait, 10)
             await asyncio.sleep(0.5)
@@ -159,7 +162,7 @@ def watch(
                 await asyncio.sleep(0.05)
             return time.monotonic() - acted
         finally:
-            checker.stop()
+            watcher.stop()
             await asyncio.wait_for(task, 10)
 
     took = asyncio.run(main())
@@ -173,14 +176,14 @@ def test_after_a_kick_mail_is_read_within_seconds_and_the_wait_is_announced(
 ) -> None:
     configure(ctx, mail)
     ctx.settings.set_text("imap.poll_seconds", str(POLL))
-    checker = InboxChecker(ctx, factory=factory(watched))
+    watcher = InboxWatcher(InboxChecker(ctx, factory=factory(watched)))
 
     def kick_then_deliver() -> None:
         mail.kick("tab")
         mail.append("tab", note(2))  # arrives while nothing listens: read on reconnect
 
     reports, waits, took = watch(
-        ctx, checker, kick_then_deliver, lambda rs: sum(r.new for r in rs) >= 1, deadline=10
+        ctx, watcher, kick_then_deliver, lambda rs: sum(r.new for r in rs) >= 1, deadline=10
     )
     assert took < 10
     assert [(w.problem, w.seconds) for w in waits] == [("connection lost", 2.0)]
@@ -197,7 +200,7 @@ def test_a_dovecot_restart_is_waited_out_with_growing_pauses(
     delivered meanwhile is read on the first try after it is back."""
     configure(ctx, mail)
     ctx.settings.set_text("imap.poll_seconds", str(POLL))
-    checker = InboxChecker(ctx, factory=factory(watched))
+    watcher = InboxWatcher(InboxChecker(ctx, factory=factory(watched)))
 
     def restart() -> None:
         mail.stop_dovecot()
@@ -207,9 +210,65 @@ def test_a_dovecot_restart_is_waited_out_with_growing_pauses(
         finally:
             mail.start_dovecot()
 
-    _reports, waits, took = watch(ctx, checker, restart, lambda rs: sum(r.new for r in rs) >= 1, deadline=20)
+    _reports, waits, took = watch(ctx, watcher, restart, lambda rs: sum(r.new for r in rs) >= 1, deadline=20)
     assert took < 20
     problems = [w.problem for w in waits]
     assert problems[0] == "connection lost" and "cannot be reached" in problems, waits
     seconds = [w.seconds for w in waits]
     assert seconds == [2.0 * 2**i for i in range(len(seconds))] and max(seconds) <= 16, waits
+
+
+@pytest.mark.slow_on_postgresql
+@pytest.mark.timeout(90)
+def test_inbox_check_says_what_it_waits_for_after_the_connection_drops(
+    ctx: AppContext, mail: MailServers
+) -> None:
+    """``tabmail inbox check`` (reading until stopped) prints the wait after a kick, then the
+    next check, which reads what was delivered meanwhile."""
+    configure(ctx, mail)
+    ctx.settings.set_text("imap.poll_seconds", str(POLL))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "TABMAIL_IMAP_PASSWORD": ctx.secrets.get("imap-password") or "",
+        "TABMAIL_THREAD_KEY": ctx.secrets.get("thread-key") or "",
+    }
+    env.pop("TABMAIL_DB", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tabmail", "--db", ctx.db.url, "inbox", "check"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+
+    def read_until(words: str, seconds: float) -> str:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+            if words in line:
+                return line
+        raise AssertionError(f"no line with {words!r} within {seconds:.0f} s: {lines}")
+
+    try:
+        read_until("new message(s) in the mailbox", 30)
+        deadline = time.monotonic() + 10
+        while len(mail.doveadm("who", "-1", "tab").splitlines()) < 2:  # IDLE's connection
+            assert time.monotonic() < deadline, "inbox check never waited in IDLE"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        mail.kick("tab")
+        mail.append("tab", note(4))
+        said = read_until("retrying in", 10)
+        assert said.split(" ", 1)[1].startswith("Mailbox connection lost (127.0.0.1 closed the connection")
+        assert said.rstrip().endswith("; retrying in 2 s.")
+        read_until("1 new message(s) in the mailbox", 10)
+    finally:
+        proc.terminate()
+        proc.wait(10)

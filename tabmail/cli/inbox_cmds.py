@@ -62,6 +62,7 @@ def _check(args: argparse.Namespace) -> int:
     from tabmail.domain.events import InboxWaiting
     from tabmail.services.election import INBOX, Duty
     from tabmail.services.inbox import InboxChecker
+    from tabmail.services.inbox_watch import InboxWatcher
 
     ctx = open_context(args, writes=True)
     ctx.bus.subscribe(InboxWaiting, _waiting)  # "Mailbox connection lost (…); retrying in 2 s."
@@ -77,7 +78,8 @@ def _check(args: argparse.Namespace) -> int:
             if not report.enabled or report.reason:
                 return 1
             return 0 if report.online else 3
-        last = run_async(checker.run_forever(on_report=_print, duty=duty, on_standby=_standby))
+        watcher = InboxWatcher(checker)
+        last = run_async(watcher.run_forever(on_report=_print, duty=duty, on_standby=_standby))
         return 1 if last is not None and (not last.enabled or last.reason) else 0
     finally:
         duty.release()

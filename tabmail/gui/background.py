@@ -1,5 +1,5 @@
 """Work that goes on while the window is open: the outbox, the delivery-status poller and the
-tab room's mailbox (``InboxChecker``, IDLE when the server offers it).
+tab room's mailbox (``InboxWatcher``, IDLE when the server offers it).
 
 One ``BackgroundWorker`` per app, owning the app's one ``Outbox`` and one ``Poller``, both run
 as asyncio tasks on the qasync loop (so nothing here blocks the window: the backends and the
@@ -42,7 +42,8 @@ from tabmail.services.sending import default_outbox, is_practice
 from tabmail.store.db import DatabaseUnreachable
 
 if TYPE_CHECKING:  # the IMAP reader and bounce parsers load when the mailbox is first checked
-    from tabmail.services.inbox import InboxChecker, InboxReport
+    from tabmail.services.inbox import InboxReport
+    from tabmail.services.inbox_watch import InboxWatcher
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class BackgroundWorker(QObject):
         self._stopped = False
         self._wake: asyncio.Event | None = None
         self.last_report: OutboxReport | None = None
-        self._inbox: InboxChecker | None = None
+        self._inbox: InboxWatcher | None = None
         self._inbox_task: asyncio.Task[None] | None = None
         self._inbox_wake: asyncio.Event | None = None
         self._schedule_task: asyncio.Task[None] | None = None
@@ -376,11 +377,12 @@ class BackgroundWorker(QObject):
 
     # -- the tab room's mailbox ------------------------------------------------------------
     @property
-    def inbox(self) -> InboxChecker:
+    def inbox(self) -> InboxWatcher:
         if self._inbox is None:
             from tabmail.services.inbox import InboxChecker
+            from tabmail.services.inbox_watch import InboxWatcher
 
-            self._inbox = InboxChecker(self.ctx)
+            self._inbox = InboxWatcher(InboxChecker(self.ctx))
         return self._inbox
 
     def inbox_enabled(self) -> bool:
@@ -392,7 +394,7 @@ class BackgroundWorker(QObject):
 
     async def check_inbox_now(self) -> InboxReport:
         """Read the mailbox once now; trouble is in the report, not raised."""
-        report = await self.inbox.check_once()
+        report = await self.inbox.checker.check_once()
         self.inbox_completed.emit(report)
         return report
 
@@ -403,7 +405,7 @@ class BackgroundWorker(QObject):
             return 60.0
 
     async def _inbox_loop(self) -> None:
-        """Check the mailbox, then wait for news (``InboxChecker.wait_for_news``): IMAP IDLE
+        """Check the mailbox, then wait for news (``InboxWatcher.wait_for_news``): IMAP IDLE
         when the server offers it (a bounce shows within seconds), otherwise
         ``imap.poll_seconds``; after trouble (a dropped connection, the server out of reach) a
         few seconds, growing while it lasts, shown in the status bar (``inbox_waiting``)."""
@@ -412,17 +414,17 @@ class BackgroundWorker(QObject):
             self._inbox_wake.clear()  # settings saved from here on end the wait below
             pause = self.inbox_interval()
             if self.inbox_enabled() and await self._duty_is_mine(self.inbox_duty):
-                checker = self.inbox
+                watcher = self.inbox
                 try:
                     report = await self.check_inbox_now()
                     if self._stopped:
                         break
-                    pause = await checker.wait_for_news(report, pause)
+                    pause = await watcher.wait_for_news(report, pause)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the database away, settings half-typed
                     log.info("the inbox check or its IDLE wait failed", exc_info=True)
-                    pause = checker.retry_after("check failed", type(exc).__name__, pause)
+                    pause = watcher.retry_after("check failed", type(exc).__name__, pause)
             if pause <= 0 or self._stopped:
                 continue
             with contextlib.suppress(TimeoutError):

@@ -159,13 +159,14 @@ def _idle_latency(db: Path, mail: MailServers, key: bytes) -> float:
     ctx.secrets.set("thread-key", key.hex())
     from tabmail.domain.events import StatusesChanged
     from tabmail.services.inbox import InboxChecker
+    from tabmail.services.inbox_watch import InboxWatcher
 
     seen = threading.Event()
     ctx.bus.subscribe(StatusesChanged, lambda e: seen.set() if _tid(IDLE_ID) in e.message_ids else None)
-    checker = InboxChecker(ctx)
+    watcher = InboxWatcher(InboxChecker(ctx))
     idling = threading.Event()
     runner = threading.Thread(
-        target=lambda: asyncio.run(checker.run_forever(max_checks=2, on_report=lambda _r: idling.set()))
+        target=lambda: asyncio.run(watcher.run_forever(max_checks=2, on_report=lambda _r: idling.set()))
     )
     runner.start()
     assert idling.wait(30), "the first check did not finish"
@@ -179,7 +180,7 @@ def _idle_latency(db: Path, mail: MailServers, key: bytes) -> float:
         smtp.sendmail(f"tab@{DOMAIN}", [GHOST], msg)
     ok = seen.wait(30)
     elapsed = time.perf_counter() - t0
-    checker.stop()
+    watcher.stop()
     runner.join(30)
     ctx.close()
     return elapsed if ok else float("inf")

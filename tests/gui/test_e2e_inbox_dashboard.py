@@ -17,6 +17,7 @@ from tabmail.gui.rounds import Column
 from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
+from tabmail.services.inbox import InboxReport
 from tests.gui.test_e2e_dashboard import (
     assert_highlighted,
     close_dialog,
@@ -97,4 +98,35 @@ def test_postfix_dsns_and_a_reply_reach_the_round_view_through_idle(
     assert people.select_person(person_id)
     assert "Reply: Running late, sorry." in people.replies.text() and "(new)" not in people.replies.text()
     assert ctx.tournaments.get_person(person_id).email == addresses["alice"]
+    window.close()
+
+
+def test_a_dropped_mailbox_connection_is_said_in_the_status_bar_and_mail_still_arrives(
+    qtbot: QtBot, ctx: AppContext, qsettings: QSettings, qloop: asyncio.AbstractEventLoop, mail: MailServers
+) -> None:
+    """The server drops the worker's IDLE connection: the status bar says what the inbox waits
+    for, and a message delivered meanwhile is read within seconds, not after imap.poll_seconds."""
+    configure(ctx, mail)
+    ctx.settings.set_text("imap.poll_seconds", "300")
+    window = open_window(qtbot, ctx, qsettings)
+    reports: list[InboxReport] = []
+    shown: list[str] = []
+    window.worker.inbox_completed.connect(reports.append)
+    window.worker.inbox_waiting.connect(lambda _e: shown.append(window.status.inbox.text()))
+    window.start_background()
+    qtbot.waitUntil(lambda: window.status.inbox.text().startswith("Inbox read "), timeout=15000)
+    # the check's connection is closed before its result shows: the one left is IDLE's
+    qtbot.waitUntil(lambda: len(mail.doveadm("who", "-1", "tab").splitlines()) > 1, timeout=10000)
+    qtbot.wait(500)
+    mail.kick("tab")
+    qtbot.waitUntil(lambda: bool(shown), timeout=5000)
+    assert shown[0] == "Inbox: connection lost; retrying in 2 s"
+    mail.append(
+        "tab",
+        b"From: someone@example.org\r\nTo: tab@tab.example\r\nSubject: hello\r\n"
+        b"Message-ID: <dropped-1@example.org>\r\n\r\nhello\r\n",
+    )
+    qtbot.waitUntil(lambda: sum(r.new for r in reports) == 1, timeout=10000)
+    qtbot.waitUntil(lambda: window.status.inbox.text().startswith("Inbox read "), timeout=5000)
+    assert reports[-1].ok and len(shown) == 1
     window.close()
