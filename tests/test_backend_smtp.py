@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,7 @@ from tabmail.backends.smtp import (
     is_loopback_host,
     refuse_unsafe_settings,
 )
+from tabmail.backends.smtp_pacing import DailyCap, Slot
 from tabmail.domain.errors import TabmailError
 from tests.servers.smtp import SmtpTestServer, iter_recorded
 
@@ -559,16 +561,20 @@ def test_rate_limiter_gives_concurrent_callers_evenly_spaced_slots() -> None:
 
 
 def test_daily_cap(server: SmtpTestServer) -> None:
+    # Two connections, 3 of 5 left today. The refused message is answered late, so the other
+    # connection asks for slots while it is still in its transaction: that must not refuse a
+    # message "daily limit reached" (the refused message gives its slot back).
     today = datetime(2025, 3, 1, 23, 0, tzinfo=UTC)
     now = [today]
     cfg = config(server, connections=2, daily_cap=5, sent_today=2)
     backend = SmtpBackend(cfg, utcnow=lambda: now[0])
-    server.script("nobody@example.org", rcpt="550 5.1.1 User unknown")
+    server.script("nobody@example.org", data="550 5.1.1 User unknown", delay=1.0)
     messages = [make_message(0, to="nobody@example.org"), *(make_message(i) for i in range(1, 6))]
 
     hooks = send(backend, messages)
 
     assert hooks.outcomes() == {Outcome.PERMANENT: 1, Outcome.SENT: 3, Outcome.TRANSIENT: 2}
+    assert hooks.results["m00000"].outcome is Outcome.PERMANENT
     capped = [r for r in hooks.results.values() if r.outcome is Outcome.TRANSIENT]
     assert all(r.retry_after == 3600.0 and "daily limit of 5" in r.detail for r in capped)
     assert not {r.message_id for r in capped} & set(hooks.handed)  # never offered to the server
@@ -579,6 +585,82 @@ def test_daily_cap(server: SmtpTestServer) -> None:
     again = send(backend, [m for m in messages if m.id in {r.message_id for r in capped}])
     assert again.outcomes() == {Outcome.SENT: 2}
     assert backend.sent_today == 2
+
+
+def test_cancelling_while_a_connection_waits_for_the_daily_cap(server: SmtpTestServer) -> None:
+    # 3 of 5 left today. Connection A: m0 in its transaction (refused after 2 s), m1 claimed
+    # ahead. Connection B sends m2, then waits: the cap is reached only if m0 counts. Cancelled
+    # then, B takes nothing more and the run ends as soon as m0 is answered.
+    hooks = RecordingHooks()
+    server.script("nobody@example.org", data="550 5.1.1 User unknown", delay=2.0)
+    messages = [make_message(0, to="nobody@example.org"), *(make_message(i) for i in range(1, 6))]
+    backend = SmtpBackend(config(server, connections=2, daily_cap=5, sent_today=2))
+    took: list[float] = []
+
+    async def main() -> None:
+        task = asyncio.create_task(backend.send(messages, hooks))
+        await asyncio.to_thread(server.wait_for, lambda s: len(s.messages) == 1)
+        await asyncio.sleep(0.5)  # B is waiting by now
+        cancelled = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        took.append(time.monotonic() - cancelled)
+
+    asyncio.run(main())
+
+    assert {m.tabmail_id for m in server.received} == {"m00000", "m00002"}
+    assert sorted(hooks.handed) == ["m00000", "m00001", "m00002"]
+    assert hooks.withdrawn == ["m00001"]
+    assert {i: r.outcome for i, r in hooks.results.items()} == {
+        "m00000": Outcome.PERMANENT,
+        "m00002": Outcome.SENT,
+    }
+    assert took[0] < 2.0  # m0's answer, not a second wait
+    assert backend.sent_today == 3
+
+
+def test_daily_cap_is_full_only_when_settled_sends_reach_it() -> None:
+    now = [datetime(2025, 3, 1, 23, 59, tzinfo=UTC)]
+    cap = DailyCap(4, 1, utcnow=lambda: now[0])
+    assert [cap.try_reserve() for _ in range(3)] == [Slot.GRANTED] * 3
+    assert (cap.try_reserve(), cap.exhausted(), cap.count) == (Slot.UNDECIDED, False, 4)
+    cap.release()  # refused by the server
+    assert cap.try_reserve() is Slot.GRANTED
+    cap.settle()
+    cap.settle()
+    assert (cap.try_reserve(), cap.exhausted(), cap.count) == (Slot.UNDECIDED, False, 4)
+    cap.settle()
+    assert (cap.try_reserve(), cap.exhausted(), cap.count) == (Slot.FULL, True, 4)
+    assert cap.reserve(lambda: False) is Slot.FULL  # decided: no wait
+    now[0] = datetime(2025, 3, 2, 0, 0, 1, tzinfo=UTC)
+    assert (cap.exhausted(), cap.count) == (False, 0)
+    assert DailyCap(0, 9, utcnow=lambda: now[0]).try_reserve() is Slot.GRANTED  # no cap
+
+
+def test_waiting_for_the_daily_cap_decides_when_a_message_in_flight_settles() -> None:
+    cap = DailyCap(2, 0, utcnow=lambda: datetime(2025, 3, 1, tzinfo=UTC))
+    assert [cap.try_reserve(), cap.try_reserve()] == [Slot.GRANTED, Slot.GRANTED]
+    answers: list[Slot | None] = []
+    waiting = threading.Thread(target=lambda: answers.append(cap.reserve(lambda: False)))
+    waiting.start()
+    time.sleep(0.3)
+    assert answers == []  # undecided while both are in flight
+    cap.release()
+    waiting.join(timeout=5)
+    assert answers == [Slot.GRANTED]
+    assert cap.count == 2
+
+    stop = threading.Event()
+    waiting = threading.Thread(target=lambda: answers.append(cap.reserve(stop.is_set)))
+    waiting.start()
+    time.sleep(0.3)
+    stopped = time.monotonic()
+    stop.set()  # nothing in flight will ever settle: the stop alone ends the wait
+    waiting.join(timeout=5)
+    assert answers == [Slot.GRANTED, None]
+    assert time.monotonic() - stopped < 1.0
+    assert cap.count == 2
 
 
 def test_handing_over_false_skips_the_message(server: SmtpTestServer) -> None:

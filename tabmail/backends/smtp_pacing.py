@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from enum import Enum
 
 from tabmail.backends.base import Outcome, SendResult
 
@@ -45,44 +46,80 @@ class RateLimiter:
             await self._sleep(slot - now)
 
 
+class Slot(Enum):
+    """A daily cap's answer to a request for one more message."""
+
+    GRANTED = "granted"  # reserved: settle or release it
+    FULL = "full"  # settled sends reach the cap: nothing more today, whatever is in flight
+    UNDECIDED = "undecided"  # the cap is reached only with messages still in their transaction
+
+
 class DailyCap:
-    """Messages per UTC day: ``sent_today`` plus every message handed over since, reserved before
-    the transaction and given back unless it was SENT or UNCERTAIN (the provider may count those).
-    The count restarts at 0 when the UTC date changes. ``cap`` 0: no cap. Safe from any thread
-    (connections' threads reserve and release)."""
+    """Messages per UTC day: ``sent_today`` plus every message handed over since. A slot is
+    reserved before the transaction and, once the server answered, settled (SENT or UNCERTAIN:
+    the provider may count those) or released. Only settled sends make the cap "full"; while
+    the cap is reached only by counting reservations still in flight, a new request is
+    "undecided" (one of them may be given back). Settled sends restart at 0 when the UTC date
+    changes (reservations in flight then count for the new day). ``cap`` 0: no cap. Safe from
+    any thread (connections' threads reserve, settle and release)."""
+
+    WAIT_STEP = 0.1  # seconds between looks at ``stopping`` while waiting for a decision
 
     def __init__(self, cap: int, sent_today: int, utcnow: Callable[[], datetime]) -> None:
         self.cap = cap
         self._utcnow = utcnow
         self._day: date = utcnow().date()
-        self._count = sent_today
-        self._lock = threading.Lock()
+        self._settled = sent_today
+        self._in_flight = 0
+        self._changed = threading.Condition(threading.Lock())  # notified on each settle/release
 
     @property
     def count(self) -> int:
-        with self._lock:
+        """Sends settled today plus reservations in flight."""
+        with self._changed:
             self._roll()
-            return self._count
+            return self._settled + self._in_flight
 
     def exhausted(self) -> bool:
+        """The definitive answer: settled sends already reach the cap."""
         if not self.cap:
             return False
-        with self._lock:
+        with self._changed:
             self._roll()
-            return self._count >= self.cap
+            return self._settled >= self.cap
 
-    def try_reserve(self) -> bool:
-        with self._lock:
-            if self.cap:
-                self._roll()
-                if self._count >= self.cap:
-                    return False
-            self._count += 1
-            return True
+    def try_reserve(self) -> Slot:
+        """A slot for one more message, without waiting."""
+        with self._changed:
+            return self._decide()
+
+    def reserve(self, stopping: Callable[[], bool]) -> Slot | None:
+        """A slot for one more message: while undecided, waits in the calling thread until the
+        messages in flight settle or are released, then decides (GRANTED or FULL). None when
+        ``stopping()`` turns true meanwhile (looked at every ``WAIT_STEP`` seconds, so a stop
+        never waits for a transaction). The caller must hold no reservation of its own: then
+        every reservation waited for belongs to a transaction that ends without waiting for
+        this cap, so callers cannot wait for each other."""
+        with self._changed:
+            while (slot := self._decide()) is Slot.UNDECIDED:
+                if stopping():
+                    return None
+                self._changed.wait(self.WAIT_STEP)
+            return slot
+
+    def settle(self) -> None:
+        """A reserved message was handed over (SENT or UNCERTAIN): it counts for today."""
+        with self._changed:
+            self._roll()
+            self._in_flight -= 1
+            self._settled += 1
+            self._changed.notify_all()
 
     def release(self) -> None:
-        with self._lock:
-            self._count = max(0, self._count - 1)
+        """A reserved message was not handed over: its slot is free again."""
+        with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
 
     def refusal(self, message_id: str) -> SendResult:
         return SendResult(
@@ -96,7 +133,17 @@ class DailyCap:
             attempted=False,
         )
 
+    def _decide(self) -> Slot:
+        if self.cap:
+            self._roll()
+            if self._settled >= self.cap:
+                return Slot.FULL
+            if self._settled + self._in_flight >= self.cap:
+                return Slot.UNDECIDED
+        self._in_flight += 1
+        return Slot.GRANTED
+
     def _roll(self) -> None:
         today = self._utcnow().date()
         if today != self._day:
-            self._day, self._count = today, 0
+            self._day, self._settled = today, 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tabmail.backends.base import ClaimTicket, Outcome, OutgoingMessage, SendHooks, SendResult
+from tabmail.backends.smtp_pacing import Slot
 from tabmail.domain.errors import TabmailError
 
 if TYPE_CHECKING:
@@ -149,7 +150,11 @@ class SmtpRun:
         still durable before its transaction starts. A result is written with the next write of
         any lane, at the latest with the claim its lane asks for after it (the claim of the
         message after next). A claim granted but not used (the run stops, the connection must
-        be replaced) is withdrawn: the message is queued again."""
+        be replaced) is withdrawn: the message is queued again.
+
+        The daily cap: a message claimed ahead needs a slot free at once; the lane's current
+        message, taken while the lane holds no slot, waits for the messages in flight when only
+        they fill the cap (one of them may be refused and give its slot back)."""
         backend, hooks, cap = self.backend, self.hooks, self.backend._cap
         limit = backend.config.messages_per_connection
         ahead: tuple[OutgoingMessage, ClaimTicket] | None = None
@@ -161,7 +166,7 @@ class SmtpRun:
                 if ahead is not None:
                     (msg, ticket), ahead = ahead, None
                 else:
-                    taken = self._take()
+                    taken = self._take(wait=True)
                     if taken is None:
                         return
                     msg, ticket = taken
@@ -169,13 +174,15 @@ class SmtpRun:
                     cap.release()
                     continue
                 if not once and conn.used + 1 < limit:
-                    ahead = self._take()
+                    ahead = self._take(wait=False)
                 result, usable = backend._transact(conn.smtp, msg)
                 conn.used += 1
                 conn.last_used = backend._clock()
                 if not usable:
                     lane.conn = None
-                if result.outcome not in (Outcome.SENT, Outcome.UNCERTAIN):
+                if result.outcome in (Outcome.SENT, Outcome.UNCERTAIN):
+                    cap.settle()
+                else:
                     cap.release()
                 hooks.finished_from_thread(result)
                 if once:
@@ -184,18 +191,30 @@ class SmtpRun:
             if ahead is not None:
                 self._give_back(*ahead)
 
-    def _take(self) -> tuple[OutgoingMessage, ClaimTicket] | None:
+    def _take(self, *, wait: bool) -> tuple[OutgoingMessage, ClaimTicket] | None:
         """In a lane's thread: the next message within the daily cap, its claim asked for (not
-        waited for); None when the queue is empty."""
+        waited for); None when the queue is empty, or the cap is undecided (reached only by
+        counting messages still in their transaction): without ``wait``, the message stays
+        first in the queue; with ``wait`` (only while the lane holds no slot: see
+        ``DailyCap.reserve``), the lane waits until they settle, or until the run stops."""
         cap = self.backend._cap
-        while True:
+        while self.queue:
+            slot = cap.reserve(self._ending) if wait else cap.try_reserve()
+            if slot is None or slot is Slot.UNDECIDED:
+                return None
             try:
                 msg = self.queue.popleft()
-            except IndexError:
+            except IndexError:  # another lane took the last one meanwhile
+                if slot is Slot.GRANTED:
+                    cap.release()
                 return None
-            if cap.try_reserve():
+            if slot is Slot.GRANTED:
                 return msg, self.hooks.claim_ahead_from_thread([msg.id])
             self.hooks.finished_from_thread(cap.refusal(msg.id))
+        return None
+
+    def _ending(self) -> bool:
+        return self.stopping or self.refused is not None
 
     def _give_back(self, msg: OutgoingMessage, ticket: ClaimTicket) -> None:
         """A message claimed ahead that its lane will not send: if the claim was granted, it is
