@@ -75,7 +75,6 @@ def test_the_wait_after_trouble_doubles_up_to_the_poll_interval_and_says_so() ->
     )
 
 
-@pytest.mark.slow_on_postgresql  # IMAP timing, not the store
 @pytest.mark.timeout(60)
 def test_mail_that_lands_just_before_idle_starts_is_news_at_once(
     ctx: AppContext, mail: MailServers, watched: type[WatchedMailbox]
@@ -94,7 +93,6 @@ def test_mail_that_lands_just_before_idle_starts_is_news_at_once(
     assert checker.check_blocking().new == 1
 
 
-@pytest.mark.slow_on_postgresql
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("how", ["kick", "kill"])
 def test_idle_ends_at_once_when_the_server_drops_the_connection(
@@ -169,7 +167,6 @@ def watch(
     return reports, waits, took
 
 
-@pytest.mark.slow_on_postgresql
 @pytest.mark.timeout(90)
 def test_after_a_kick_mail_is_read_within_seconds_and_the_wait_is_announced(
     ctx: AppContext, mail: MailServers, watched: type[WatchedMailbox]
@@ -191,7 +188,6 @@ def test_after_a_kick_mail_is_read_within_seconds_and_the_wait_is_announced(
     assert reports[-1].ok and sum(r.new for r in reports) == 1
 
 
-@pytest.mark.slow_on_postgresql
 @pytest.mark.timeout(120)
 def test_a_dovecot_restart_is_waited_out_with_growing_pauses(
     ctx: AppContext, mail: MailServers, watched: type[WatchedMailbox]
@@ -218,7 +214,6 @@ def test_a_dovecot_restart_is_waited_out_with_growing_pauses(
     assert seconds == [2.0 * 2**i for i in range(len(seconds))] and max(seconds) <= 16, waits
 
 
-@pytest.mark.slow_on_postgresql
 @pytest.mark.timeout(90)
 def test_inbox_check_says_what_it_waits_for_after_the_connection_drops(
     ctx: AppContext, mail: MailServers
