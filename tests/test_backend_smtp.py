@@ -609,14 +609,16 @@ def test_cancelling_while_a_connection_waits_for_the_daily_cap(server: SmtpTestS
 
     asyncio.run(main())
 
-    assert {m.tabmail_id for m in server.received} == {"m00000", "m00002"}
-    assert sorted(hooks.handed) == ["m00000", "m00001", "m00002"]
-    assert hooks.withdrawn == ["m00001"]
+    sent = {m.tabmail_id for m in server.messages}  # m2 (m1 if B was first to claim ahead)
+    assert len(sent) == 1
+    assert {m.tabmail_id for m in server.received} == {"m00000"} | sent
+    assert len(hooks.handed) == 3 and len(hooks.withdrawn) == 1  # A's message claimed ahead
+    assert set(hooks.handed) == {"m00000"} | sent | set(hooks.withdrawn)
     assert {i: r.outcome for i, r in hooks.results.items()} == {
         "m00000": Outcome.PERMANENT,
-        "m00002": Outcome.SENT,
+        **dict.fromkeys(sent, Outcome.SENT),
     }
-    assert took[0] < 2.0  # m0's answer, not a second wait
+    assert took[0] < 3.0  # m0's answer (at most 1.5 s away), then nothing more
     assert backend.sent_today == 3
 
 
