@@ -12,19 +12,11 @@ import os
 import secrets
 import socket
 import sqlite3
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import ARRAY, Connection, Engine, any_, bindparam, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
-from sqlalchemy.pool import QueuePool, StaticPool
-from sqlalchemy.sql import ColumnElement
 
 from tabmail.domain.actor import Actor, local_actor
 from tabmail.store.dbfile import (
@@ -38,25 +30,43 @@ from tabmail.store.dbfile import (
     read_revision,
     scan_revisions,
 )
+from tabmail.store.reading import sqlite_file
+from tabmail.store.sql import (
+    LOCK_POLL_MS,
+    SQLITE_BUSY_TIMEOUT_MS,
+    DatabaseBusy,
+    DatabaseLocked,
+    SessionSql,
+    Sql,
+    SqliteConnections,
+    begin_immediate,
+    holds_nul,
+    is_lock_error,
+    without_nul,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.orm import InstrumentedAttribute, Session
+    from sqlalchemy.sql import ColumnElement
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30000  # SQLite's own wait for a lock, for statements outside the outbox
-LOCK_POLL_MS = 250  # one try for the write lock while waiting with a visible message
 
-__all__ = ["Database", "DatabaseError", "DatabaseUnreachable", "default_database_path", "resolve_url"]
-
-
-class DatabaseLocked(DatabaseError):
-    """Another connection holds SQLite's write lock right now; the caller may wait and retry."""
-
-
-class DatabaseBusy(DatabaseError):
-    """Another process kept the database locked for longer than tabmail waits."""
+__all__ = [
+    "LOCK_POLL_MS",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "Database",
+    "DatabaseBusy",
+    "DatabaseError",
+    "DatabaseLocked",
+    "DatabaseUnreachable",
+    "default_database_path",
+    "is_lock_error",
+    "resolve_url",
+]
 
 
 class DatabaseUnreachable(DatabaseError):
@@ -84,15 +94,6 @@ LOCK_WAIT_ENV = "TABMAIL_LOCK_WAIT"
 WAITING_FOR_LOCK = "waiting for the database: another tabmail process is writing…"
 
 
-def is_lock_error(exc: BaseException) -> bool:
-    """SQLITE_BUSY / SQLITE_LOCKED, raw or wrapped by SQLAlchemy."""
-    orig = exc.orig if isinstance(exc, OperationalError) else exc
-    if not isinstance(orig, sqlite3.OperationalError):
-        return False
-    code = getattr(orig, "sqlite_errorcode", None)
-    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(orig)
-
-
 def lock_wait_from_env() -> float:
     text = os.environ.get(LOCK_WAIT_ENV, "")
     try:
@@ -110,6 +111,9 @@ def resolve_url(target: str | os.PathLike[str] | None) -> str:
     if text == ":memory:":
         return "sqlite://"
     if "://" in text:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             make_url(text)
         except ArgumentError as exc:
@@ -141,41 +145,14 @@ def _alembic_config(url: str) -> Config:
 
 
 def _driver_missing(url: str, exc: ImportError) -> DatabaseError:
+    from sqlalchemy.engine import make_url
+
     backend = make_url(url).get_backend_name()
     module = exc.name or str(exc)
     return DatabaseError(
         f"the {backend} database URL needs the Python driver {module!r}, which is not installed "
         f"(install it into tabmail's environment, e.g. pip install {module})"
     )
-
-
-NUL_STORED_AS = "\ufffd"  # U+FFFD REPLACEMENT CHARACTER
-
-
-def _holds_nul(value: Any) -> bool:
-    # A loop over a stack, not recursion through generators: a 1,150-message batch is some
-    # 30,000 values, looked at on every write.
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
-
-
-def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", NUL_STORED_AS)
-    if isinstance(value, dict):
-        return {k: _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_without_nul(v) for v in value)
-    return value
 
 
 def _no_nul_in_text(
@@ -186,13 +163,17 @@ def _no_nul_in_text(
     would fail that import or poll every time it is tried. SQLite's text can. On both engines a
     NUL in a string written is stored as U+FFFD, so both keep the same values (bytes, such as a
     message's raw body, are untouched). Parameters come as one row or many, dicts or tuples."""
-    if _holds_nul(parameters):
-        return statement, _without_nul(parameters)
+    if holds_nul(parameters):
+        return statement, without_nul(parameters)
     return statement, parameters
 
 
 class Database:
     """Owns the engine and hands out short sessions. Call ``migrate()`` once at start-up.
+
+    On a SQLite file, SQLAlchemy's engine is made (and SQLAlchemy imported) only when a session
+    is first asked for: the statements a send runs are plain SQL (``sql()``, store/sql.py) on
+    connections of the database's own.
 
     ``read_only``: open without writing even when the file could be written (offline review).
     A file this process cannot write is opened read-only whatever is asked; see ``read_only``.
@@ -207,6 +188,54 @@ class Database:
         password: str | None = None,
     ) -> None:
         self.url = resolve_url(target)
+        self.origin = f"tabmail {socket.gethostname()[:30]} {os.getpid()} {secrets.token_hex(3)}"
+        self.path: Path | None = sqlite_file(self.url)
+        self.is_sqlite = self.path is not None
+        self.read_only = read_only
+        self._state: FileState | None = None
+        self._echo = echo
+        self._engine: Engine | None = None
+        self._sessions: Any = None
+        self._connect_args: dict[str, Any] = {}
+        # A write waits this long for another process's lock, calling on_lock_wait once first.
+        self.lock_wait: float = lock_wait_from_env()
+        self.on_lock_wait: Callable[[str], None] | None = None
+        # Who this process acts for, and on which machine: stamped on each batch, resend,
+        # address change and setting change (the context sets it from the user.name setting).
+        self.actor: Actor = local_actor()
+        self._files: SqliteConnections | None = None
+        if self.path is None:
+            database = self._check_url(password)
+            if not self.is_sqlite or database in (None, "", ":memory:"):
+                self._make_engine()
+                return
+            self.path = Path(database)  # a sqlite URL with options
+        self._state = inspect_file(self.path, self._revisions().known)
+        self.read_only = read_only or not self._state.writable
+        if self.read_only and not self._state.exists:
+            raise DatabaseError(
+                f"there is no database at {self.path} to open read-only"
+                if read_only
+                else f"cannot create the database at {self.path}: the folder is read-only"
+            )
+        if not self.read_only:
+            try:
+                _create_private_file(self.path)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create the database at {self.path}: {exc.strerror}") from exc
+        self._files = SqliteConnections(
+            self.path,
+            read_only=self.read_only,
+            lock_wait=lambda: self.lock_wait,
+            waiting=self.waiting,
+            busy=self.busy,
+        )
+
+    def _check_url(self, password: str | None) -> str | None:
+        """Check a URL that is not a plain SQLite file; the database it names."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             parsed = make_url(self.url)
         except ArgumentError as exc:
@@ -219,27 +248,22 @@ class Database:
                 "store it with: tabmail secret set db-password (or set TABMAIL_DB_PASSWORD)"
             )
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        self.origin = f"tabmail {socket.gethostname()[:30]} {os.getpid()} {secrets.token_hex(3)}"
-        self.path: Path | None = None
-        self.read_only = read_only
-        self._state: FileState | None = None
-        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            self.path = Path(parsed.database)
-            self._state = inspect_file(self.path, self._revisions().known)
-            self.read_only = read_only or not self._state.writable
-            if self.read_only and not self._state.exists:
-                raise DatabaseError(
-                    f"there is no database at {self.path} to open read-only"
-                    if read_only
-                    else f"cannot create the database at {self.path}: the folder is read-only"
-                )
-            if not self.read_only:
-                try:
-                    _create_private_file(self.path)
-                except OSError as exc:
-                    raise DatabaseError(f"cannot create the database at {self.path}: {exc.strerror}") from exc
-        connect_args: dict[str, Any] = {}
+        if self.is_sqlite:
+            return parsed.database
+        # Who wrote a change, as the live-change triggers put it in their notifications: this
+        # process ignores its own (store/live.py). Never a secret: host and process id.
+        self._connect_args = {"application_name": self.origin}
+        if password:  # handed to the driver only, never part of self.url
+            self._connect_args["password"] = password
+        return parsed.database
+
+    def _make_engine(self) -> Engine:
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.orm import sessionmaker
+        from sqlalchemy.pool import QueuePool, StaticPool
+
         extra: dict[str, Any] = {}
+        connect_args = dict(self._connect_args)
         if self.is_sqlite:
             connect_args = {"timeout": 30, "check_same_thread": False}
             if self.path is None:  # in memory: one connection, or every session sees its own database
@@ -249,29 +273,36 @@ class Database:
                 extra["creator"] = lambda: connect_readonly(path, check_same_thread=False)
                 extra["poolclass"] = QueuePool
         else:
-            # Who wrote a change, as the live-change triggers put it in their notifications: this
-            # process ignores its own (store/live.py). Never a secret: host and process id.
-            connect_args = {"application_name": self.origin}
-            if password:  # handed to the driver only, never part of self.url
-                connect_args["password"] = password
             extra["pool_pre_ping"] = True  # a server restarted meanwhile: a fresh connection
-        self._connect_args = connect_args
         try:
-            self.engine: Engine = create_engine(self.url, echo=echo, connect_args=connect_args, **extra)
+            engine = create_engine(self.url, echo=self._echo, connect_args=connect_args, **extra)
         except ImportError as exc:
             raise _driver_missing(self.url, exc) from exc
         if self.is_sqlite:
             event.listen(
-                self.engine, "connect", _sqlite_readonly_on_connect if self.read_only else _sqlite_on_connect
+                engine, "connect", _sqlite_readonly_on_connect if self.read_only else _sqlite_on_connect
             )
-        event.listen(self.engine, "before_cursor_execute", _no_nul_in_text, retval=True)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # A write waits this long for another process's lock, calling on_lock_wait once first.
-        self.lock_wait: float = lock_wait_from_env()
-        self.on_lock_wait: Callable[[str], None] | None = None
-        # Who this process acts for, and on which machine: stamped on each batch, resend,
-        # address change and setting change (the context sets it from the user.name setting).
-        self.actor: Actor = local_actor()
+        event.listen(engine, "before_cursor_execute", _no_nul_in_text, retval=True)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._engine = engine
+        return engine
+
+    @property
+    def engine(self) -> Engine:
+        """SQLAlchemy's engine, made on first use."""
+        return self._engine if self._engine is not None else self._make_engine()
+
+    @contextmanager
+    def sql(self, *, write: bool = False) -> Iterator[Sql]:
+        """One unit of work in plain SQL (store/sql.py): committed on success, rolled back on
+        any exception. ``write``: it writes (on a SQLite file the write lock is taken first,
+        waiting visibly for another process's as ``write_session`` does)."""
+        if self._files is not None:
+            with self._files.unit(write=write) as q:
+                yield q
+            return
+        with self.write_session() if write else self.session() as s:
+            yield SessionSql(s)
 
     def busy(self, waited: float) -> DatabaseBusy:
         return DatabaseBusy(
@@ -311,7 +342,11 @@ class Database:
 
     def describe(self) -> str:
         """Where the database is, safe to show (no password)."""
-        return str(self.path) if self.path else make_url(self.url).render_as_string(hide_password=True)
+        if self.path is not None:
+            return str(self.path)
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
 
     def one_of(self, column: InstrumentedAttribute[Any], values: Sequence[Any]) -> ColumnElement[bool]:
         """``column IN (values)``. On PostgreSQL, ``column = ANY(:array)``: the values travel as one
@@ -319,12 +354,18 @@ class Database:
         their SQL text, its parsing by psycopg and 2,000 binds at every read)."""
         if self.is_sqlite:
             return column.in_(list(values))
+        from sqlalchemy import ARRAY, any_, bindparam
+
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One unit of work: committed on success, rolled back on any exception. A lock another
         process held beyond busy_timeout is one plain DatabaseBusy, never the SQL it stopped."""
+        from sqlalchemy.exc import OperationalError
+
+        if self._sessions is None:
+            self._make_engine()
         session = self._sessions()
         session.info["actor"] = self.actor
         try:
@@ -355,26 +396,8 @@ class Database:
 
     def _begin_immediate(self, session: Session) -> None:
         raw = session.connection().connection.dbapi_connection
-        assert raw is not None
-        start = time.monotonic()
-        said = False
-        raw.execute(f"PRAGMA busy_timeout={LOCK_POLL_MS}")
-        try:
-            while True:
-                try:
-                    raw.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as exc:
-                    if not is_lock_error(exc):
-                        raise
-                waited = time.monotonic() - start
-                if waited >= self.lock_wait:
-                    raise self.busy(waited)
-                if not said:
-                    said = True
-                    self.waiting()
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        assert isinstance(raw, sqlite3.Connection)
+        begin_immediate(raw, self.lock_wait, self.waiting, self.busy)
 
     # -- schema -----------------------------------------------------------------
     @staticmethod
@@ -496,7 +519,10 @@ class Database:
         return backup
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        if self._files is not None:
+            self._files.close()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 @contextmanager

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-
-from sqlalchemy import select
+from typing import Any
 
 from tabmail.domain.addresses import address_key
 from tabmail.domain.notification import AddressFlag, FlagKind
 from tabmail.store.db import Database
-from tabmail.store.models import AddressFlagRow
+from tabmail.store.sql import Sql, as_time
+
+_COLUMNS = "address_key, address, kind, since, diagnostic, source, cleared_at, cleared_reason"
 
 
-def flag_from_row(r: AddressFlagRow) -> AddressFlag:
-    return AddressFlag(r.address_key, r.address, FlagKind(r.kind), r.since, r.diagnostic, r.source)
+def _flag(r: Sequence[Any]) -> AddressFlag:
+    """An AddressFlag from a row of ``_COLUMNS``."""
+    since = as_time(r[3])
+    assert since is not None
+    return AddressFlag(r[0], r[1], FlagKind(r[2]), since, r[4], r[5])
 
 
 class FlagRepository:
@@ -23,17 +27,16 @@ class FlagRepository:
 
     def active(self, keys: Iterable[str] | None = None) -> dict[str, AddressFlag]:
         """Active flags by address key (all of them when keys is None)."""
-        with self._db.session() as s:
-            q = select(AddressFlagRow).where(AddressFlagRow.cleared_at.is_(None))
+        params: dict[str, Any] = {}
+        sql = f"SELECT {_COLUMNS} FROM address_flags WHERE cleared_at IS NULL"
+        with self._db.sql() as q:
             if keys is not None:
                 wanted = list(set(keys))
                 if not wanted:
                     return {}
-                q = q.where(self._db.one_of(AddressFlagRow.address_key, wanted))
-            out: dict[str, AddressFlag] = {}
-            for r in s.scalars(q.order_by(AddressFlagRow.since)):
-                out[r.address_key] = flag_from_row(r)
-            return out
+                sql += " AND " + q.one_of("address_key", "keys", wanted, params)
+            rows = q.rows(sql + " ORDER BY since, id", params)
+        return {r[0]: _flag(r) for r in rows}
 
     def add(
         self, address: str, kind: FlagKind, diagnostic: str, source: str, since: datetime | None = None
@@ -42,67 +45,55 @@ class FlagRepository:
         key = address_key(address)
         if key is None:
             return False
-        with self._db.session() as s:
-            existing = s.scalar(
-                select(AddressFlagRow).where(
-                    AddressFlagRow.address_key == key,
-                    AddressFlagRow.cleared_at.is_(None),
-                    AddressFlagRow.kind == kind.value,
-                )
+        with self._db.sql(write=True) as q:
+            existing = q.one(
+                "SELECT id FROM address_flags WHERE address_key = :key AND cleared_at IS NULL AND kind = :kind",
+                {"key": key, "kind": kind.value},
             )
             if existing is not None:
                 return False
-            s.add(
-                AddressFlagRow(
-                    address_key=key,
-                    address=address,
-                    kind=kind.value,
-                    since=since or datetime.now(UTC),
-                    diagnostic=diagnostic[:2000],
-                    source=source,
-                )
+            q.run(
+                "INSERT INTO address_flags (address_key, address, kind, since, diagnostic, source) "
+                "VALUES (:key, :address, :kind, :since, :diagnostic, :source)",
+                {
+                    "key": key,
+                    "address": address,
+                    "kind": kind.value,
+                    "since": since or datetime.now(UTC),
+                    "diagnostic": diagnostic[:2000],
+                    "source": source,
+                },
             )
             return True
 
+    @staticmethod
+    def _clear(q: Sql, where: str, params: dict[str, Any], reason: str) -> list[str]:
+        """Clear the active flags ``where`` picks; their address keys."""
+        where = f"cleared_at IS NULL AND {where}"
+        keys = [r[0] for r in q.rows(f"SELECT address_key FROM address_flags WHERE {where}", params)]
+        if keys:
+            q.run(
+                f"UPDATE address_flags SET cleared_at = :now, cleared_reason = :reason WHERE {where}",
+                {**params, "now": datetime.now(UTC), "reason": reason},
+            )
+        return keys
+
     def clear(self, address: str, reason: str) -> int:
         """Clear every active flag of an address (an explicit act, recorded with its reason)."""
-        key = address_key(address)
-        with self._db.session() as s:
-            rows = list(
-                s.scalars(
-                    select(AddressFlagRow).where(
-                        AddressFlagRow.address_key == key, AddressFlagRow.cleared_at.is_(None)
-                    )
-                )
-            )
-            now = datetime.now(UTC)
-            for r in rows:
-                r.cleared_at = now
-                r.cleared_reason = reason
-            return len(rows)
+        with self._db.sql(write=True) as q:
+            return len(self._clear(q, "address_key = :key", {"key": address_key(address)}, reason))
 
     def clear_source(self, source: str, reason: str) -> list[str]:
         """Clear every active flag ``source`` set (recorded with the reason); their address keys."""
-        with self._db.session() as s:
-            rows = list(
-                s.scalars(
-                    select(AddressFlagRow).where(
-                        AddressFlagRow.source == source, AddressFlagRow.cleared_at.is_(None)
-                    )
-                )
-            )
-            now = datetime.now(UTC)
-            for r in rows:
-                r.cleared_at = now
-                r.cleared_reason = reason
-            return sorted({r.address_key for r in rows})
+        with self._db.sql(write=True) as q:
+            return sorted(set(self._clear(q, "source = :source", {"source": source}, reason)))
 
     def history(self, address: str | None = None) -> list[tuple[AddressFlag, datetime | None, str | None]]:
-        with self._db.session() as s:
-            q = select(AddressFlagRow)
-            if address is not None:
-                q = q.where(AddressFlagRow.address_key == address_key(address))
-            return [
-                (flag_from_row(r), r.cleared_at, r.cleared_reason)
-                for r in s.scalars(q.order_by(AddressFlagRow.since))
-            ]
+        sql = f"SELECT {_COLUMNS} FROM address_flags"
+        params: dict[str, Any] = {}
+        if address is not None:
+            sql += " WHERE address_key = :key"
+            params["key"] = address_key(address)
+        with self._db.sql() as q:
+            rows = q.rows(sql + " ORDER BY since, id", params)
+        return [(_flag(r), as_time(r[6]), r[7]) for r in rows]

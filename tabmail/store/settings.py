@@ -13,7 +13,15 @@ from typing import Any
 from tabmail.domain.actor import USER_NAME_SETTING, local_actor
 from tabmail.domain.config import SETTINGS, parse_setting
 from tabmail.store.db import Database
-from tabmail.store.models import SettingRow
+from tabmail.store.sql import Json, as_time, in_list
+
+# One statement for a new setting and a changed one (SQLite and PostgreSQL both take it).
+_WRITE = (
+    "INSERT INTO settings (key, value, changed_by, changed_on, changed_at) "
+    "VALUES (:key, :value, :who, :machine, :at) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, changed_by = excluded.changed_by, "
+    "changed_on = excluded.changed_on, changed_at = excluded.changed_at"
+)
 
 
 class SettingsRepository:
@@ -24,36 +32,42 @@ class SettingsRepository:
         spec = SETTINGS.get(key)
         return f"{key}@{self._db.actor.machine}" if spec is not None and spec.per_machine else key
 
+    def _row(self, stored_key: str) -> tuple[bool, Any]:
+        """(stored at all, its value)."""
+        with self._db.sql() as q:
+            row = q.one("SELECT value FROM settings WHERE key = :key", {"key": stored_key})
+            return (False, None) if row is None else (True, q.json(row[0]))
+
     def get(self, key: str) -> Any:
-        with self._db.session() as s:
-            row = s.get(SettingRow, self._stored(key))
-            if row is not None:
-                return row.value
+        found, value = self._row(self._stored(key))
+        if found:
+            return value
         spec = SETTINGS.get(key)
         return spec.default if spec else None
 
     def is_set(self, key: str) -> bool:
         """True when ``key`` was stored (even with its default value), False when it is a default."""
-        with self._db.session() as s:
-            return s.get(SettingRow, self._stored(key)) is not None
+        return self._row(self._stored(key))[0]
+
+    def _stored_rows(self) -> list[tuple[str, Any, str | None, str | None, datetime | None]]:
+        """(setting, value, who, machine, when) of every setting stored."""
+        stored = {self._stored(k): k for k in SETTINGS}
+        params: dict[str, Any] = {}
+        sql = "SELECT key, value, changed_by, changed_on, changed_at FROM settings WHERE key "
+        with self._db.sql() as q:
+            rows = q.rows(sql + in_list("k", list(stored), params), params)
+            return [(stored[r[0]], q.json(r[1]), r[2], r[3], as_time(r[4])) for r in rows]
 
     def all(self) -> dict[str, Any]:
         values = {k: spec.default for k, spec in SETTINGS.items()}
-        stored = {self._stored(k): k for k in SETTINGS}
-        with self._db.session() as s:
-            for row in s.query(SettingRow).filter(SettingRow.key.in_(list(stored))):
-                values[stored[row.key]] = row.value
+        for key, value, *_ in self._stored_rows():
+            values[key] = value
         return values
 
     def changes(self) -> dict[str, tuple[str | None, str | None, datetime | None]]:
         """key -> (who, machine, when) of the last change of each stored setting (None: before
         tabmail kept it)."""
-        stored = {self._stored(k): k for k in SETTINGS}
-        with self._db.session() as s:
-            return {
-                stored[r.key]: (r.changed_by, r.changed_on, r.changed_at)
-                for r in s.query(SettingRow).filter(SettingRow.key.in_(list(stored)))
-            }
+        return {key: (who, machine, at) for key, _value, who, machine, at in self._stored_rows()}
 
     def set_text(self, key: str, text: str) -> Any:
         """Parse and store a setting given as text; raises SettingError naming the problem."""
@@ -68,20 +82,20 @@ class SettingsRepository:
 
     def _write(self, stored_key: str, value: Any) -> None:
         actor = self._db.actor
-        with self._db.session() as s:
-            row = s.get(SettingRow, stored_key)
-            if row is None:
-                row = SettingRow(key=stored_key, value=value)
-                s.add(row)
-            else:
-                row.value = value
-            row.changed_by, row.changed_on, row.changed_at = actor.who, actor.machine, datetime.now(UTC)
+        params = {
+            "key": stored_key,
+            "value": Json(value),
+            "who": actor.who,
+            "machine": actor.machine,
+            "at": datetime.now(UTC),
+        }
+        with self._db.sql(write=True) as q:
+            q.run(_WRITE, params)
 
     # State (poll cursors and the like) shares the table under a "state." prefix.
     def get_state(self, key: str, default: Any = None) -> Any:
-        with self._db.session() as s:
-            row = s.get(SettingRow, "state." + key)
-            return default if row is None else row.value
+        found, value = self._row("state." + key)
+        return value if found else default
 
     def set_state(self, key: str, value: Any) -> None:
         self._write("state." + key, value)
