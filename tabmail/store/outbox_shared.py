@@ -18,12 +18,10 @@ while some sender runs). SQLite (one laptop) does not use this.
 from __future__ import annotations
 
 from datetime import datetime
-
-from sqlalchemy import bindparam, text
+from typing import Any
 
 from tabmail.store.db import Database
-from tabmail.store.models import MessageRow, UTCDateTime
-from tabmail.store.outbox_state import OutboxItem, outbox_item, outbox_items_query
+from tabmail.store.outbox_state import OUTBOX_ITEMS_SQL, OutboxItem, outbox_item
 
 _RESERVE_SQL = """
 UPDATE messages SET lease_owner = :owner, lease_expires_at = :lease
@@ -39,13 +37,6 @@ WHERE id IN (
 )
 RETURNING id
 """
-_TIMES = (
-    bindparam("lease", type_=UTCDateTime()),
-    bindparam("due", type_=UTCDateTime()),
-    bindparam("now", type_=UTCDateTime()),
-)
-_RESERVE = text(_RESERVE_SQL.format(batch="")).bindparams(*_TIMES)
-_RESERVE_BATCH = text(_RESERVE_SQL.format(batch="AND batch_id = :batch")).bindparams(*_TIMES)
 
 
 class Reservations:
@@ -69,17 +60,22 @@ class Reservations:
         """Reserve up to ``limit`` messages due at ``due`` that no other sender holds a live
         reservation on (``now``: the wall clock the leases are judged by), and return them with
         their bytes, oldest first. Empty: nothing left that is not someone else's."""
-        params = {"owner": owner, "lease": lease_until, "due": due, "now": now, "limit": limit}
-        statement = _RESERVE if batch_id is None else _RESERVE_BATCH
+        params: dict[str, Any] = {
+            "owner": owner,
+            "lease": lease_until,
+            "due": due,
+            "now": now,
+            "limit": limit,
+        }
+        batch = ""
         if batch_id is not None:
+            batch = "AND batch_id = :batch"
             params["batch"] = batch_id
-        with self._db.engine.begin() as conn:
-            ids = [r[0] for r in conn.execute(statement, params)]
+        with self._db.sql(write=True) as q:
+            ids = [r[0] for r in q.rows(_RESERVE_SQL.format(batch=batch), params)]
             if not ids:
                 return []
-            q = (
-                outbox_items_query()
-                .where(MessageRow.id.in_(ids))
-                .order_by(MessageRow.created_at, MessageRow.id)
-            )
-            return [outbox_item(r) for r in conn.execute(q)]
+            found: dict[str, Any] = {}
+            where = q.one_of("m.id", "ids", ids, found)
+            rows = q.rows(f"{OUTBOX_ITEMS_SQL} WHERE {where} ORDER BY m.created_at, m.id", found)
+            return [outbox_item(r) for r in rows]

@@ -12,22 +12,21 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select, text, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from tabmail.domain.notification import MessageState
 from tabmail.store.db import (
     LOCK_POLL_MS,
-    SQLITE_BUSY_TIMEOUT_MS,
     Database,
     DatabaseLocked,
     is_connection_error,
     is_lock_error,
 )
-from tabmail.store.models import AddressFlagRow, MessageBodyRow, MessageRow, UTCDateTime
+from tabmail.store.sql import SessionSql, Sql, as_time, in_list, sqlite_time
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 PENDING = (MessageState.QUEUED.value, MessageState.RETRYING.value)
 WAL_AUTOCHECKPOINT_PAGES = 10_000  # SQLite's default is 1,000
@@ -67,12 +66,11 @@ _MARK_WAITING_SQL = (
     "attempts = COALESCE(:attempts, attempts) WHERE id = :id AND state IN ('queued', 'retrying')"
 )
 _RENEW_SQL = "UPDATE messages SET lease_expires_at = :lease WHERE state = 'sending' AND lease_owner = :owner"
-_CLAIM_ONE = text(_CLAIM_ONE_SQL).bindparams(bindparam("lease", type_=UTCDateTime()))
-_SKIP_ONE = text(_SKIP_ONE_SQL)
-_MARK_SENT = text(_MARK_SENT_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
-_MARK_UNSENT = text(_MARK_UNSENT_SQL).bindparams(bindparam("next", type_=UTCDateTime()))
-_MARK_WAITING = text(_MARK_WAITING_SQL).bindparams(bindparam("next", type_=UTCDateTime()))
-_RENEW = text(_RENEW_SQL).bindparams(bindparam("lease", type_=UTCDateTime()))
+# What the outbox needs of each message it may send: its ids, envelope, bytes and backend.
+OUTBOX_ITEMS_SQL = (
+    "SELECT m.id, m.batch_id, m.envelope_from, m.envelope_to, m.address_key, b.raw, m.attempts, "
+    "m.backend FROM messages m JOIN message_bodies b ON b.message_id = m.id"
+)
 _SKIPPED_FLAGGED = "skipped: the address is flagged as bouncing (checked just before sending)"
 ABANDONED = (
     "tabmail stopped while this message was being handed to the server; "
@@ -80,19 +78,12 @@ ABANDONED = (
 )
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
-    """A time as SQLAlchemy stores it in SQLite (UTCDateTime: naive UTC, microseconds)."""
-    if value is None:
-        return None
-    # isoformat writes the same text as strftime("%Y-%m-%d %H:%M:%S.%f") in half the time
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
 def _update_params(
     updates: Sequence[StateUpdate], owner: str | None, *, sqlite: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Parameters for _MARK_SENT, _MARK_UNSENT (claimed) and _MARK_WAITING (never claimed)."""
-    when = _sqlite_time if sqlite else (lambda t: t)
+    """Parameters for _MARK_SENT, _MARK_UNSENT (claimed) and _MARK_WAITING (never claimed);
+    ``sqlite``: times already as SQLite's text (the outbox's own connection, no conversion)."""
+    when = sqlite_time if sqlite else (lambda t: t)
     sent: list[dict[str, Any]] = []
     unsent: list[dict[str, Any]] = []
     waiting: list[dict[str, Any]] = []
@@ -168,22 +159,8 @@ class OutboxItem:
     backend: str = ""
 
 
-def outbox_items_query() -> Select[str, int, str, str, str, bytes, int, str]:
-    """What the outbox needs of each message it may send: its ids, envelope, backend and bytes."""
-    return select(
-        MessageRow.id,
-        MessageRow.batch_id,
-        MessageRow.envelope_from,
-        MessageRow.envelope_to,
-        MessageRow.address_key,
-        MessageBodyRow.raw,
-        MessageRow.attempts,
-        MessageRow.backend,
-    ).join(MessageBodyRow, MessageBodyRow.message_id == MessageRow.id)
-
-
 def outbox_item(r: Any) -> OutboxItem:
-    """A row of outbox_items_query() as an OutboxItem."""
+    """A row of OUTBOX_ITEMS_SQL as an OutboxItem."""
     return OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5] or b"", r[6], r[7])
 
 
@@ -200,27 +177,29 @@ class OutboxStore:
 
     def in_flight(self) -> list[InFlight]:
         """Messages in 'sending', with who holds them and until when."""
-        with self._db.session() as s:
-            q = select(MessageRow.id, MessageRow.lease_owner, MessageRow.lease_expires_at).where(
-                MessageRow.state == MessageState.SENDING.value
-            )
-            return [InFlight(*r) for r in s.execute(q)]
+        with self._db.sql() as q:
+            rows = q.rows("SELECT id, lease_owner, lease_expires_at FROM messages WHERE state = 'sending'")
+        return [InFlight(r[0], r[1], as_time(r[2])) for r in rows]
 
     def mark_abandoned(self, owner: str | None, expired_before: datetime | None = None) -> list[str]:
         """'sending' -> uncertain for the messages ``owner`` holds (None: those with no lease, from
         before leases existed), only those whose lease ended before ``expired_before`` when given.
         The same condition is checked again in the update, so a lease renewed meanwhile stands."""
-        cond: list[ColumnElement[bool]] = [MessageRow.state == MessageState.SENDING.value]
-        cond.append(MessageRow.lease_owner.is_(None) if owner is None else MessageRow.lease_owner == owner)
+        where = "state = 'sending' AND " + (
+            "lease_owner IS NULL" if owner is None else "lease_owner = :owner"
+        )
+        params: dict[str, Any] = {"owner": owner}
         if expired_before is not None:
-            cond.append(MessageRow.lease_expires_at < expired_before)
-        with self._db.write_session() as s:
-            ids = list(s.scalars(select(MessageRow.id).where(*cond)))
+            where += " AND lease_expires_at < :before"
+            params["before"] = expired_before
+        with self._db.sql(write=True) as q:
+            ids = [r[0] for r in q.rows(f"SELECT id FROM messages WHERE {where}", params)]
             if ids:
-                s.execute(
-                    update(MessageRow)
-                    .where(MessageRow.id.in_(ids), *cond)
-                    .values(state=MessageState.UNCERTAIN.value, last_error=ABANDONED)
+                params["error"] = ABANDONED
+                q.run(
+                    "UPDATE messages SET state = 'uncertain', last_error = :error "
+                    f"WHERE {where} AND " + q.one_of("id", "ids", ids, params),
+                    params,
                 )
             return ids
 
@@ -234,59 +213,56 @@ class OutboxStore:
 
     def renew_leases(self, owner: str, lease_until: datetime) -> int:
         """Extend the lease on every message ``owner`` is sending."""
-        params = {"owner": owner, "lease": lease_until}
         if self._db.path is not None:
             con = self._outbox_connection()
             with self._sqlite_lock:
                 try:
-                    cur = con.execute(_RENEW_SQL, {"owner": owner, "lease": _sqlite_time(lease_until)})
+                    cur = con.execute(_RENEW_SQL, {"owner": owner, "lease": sqlite_time(lease_until)})
                 except sqlite3.OperationalError as exc:
                     raise self._locked(exc) from None
             return int(cur.rowcount)
         try:
-            with self._db.engine.begin() as conn:
-                return int(conn.execute(_RENEW, params).rowcount)
-        except OperationalError as exc:
+            with self._db.sql(write=True) as q:
+                return q.run(_RENEW_SQL, {"owner": owner, "lease": lease_until})
+        except Exception as exc:
             raise self._locked(exc) from None
 
     def due(self, now: datetime, limit: int = 500, batch_id: int | None = None) -> list[OutboxItem]:
-        with self._db.session() as s:
-            q = outbox_items_query().where(
-                (MessageRow.state == MessageState.QUEUED.value)
-                | ((MessageRow.state == MessageState.RETRYING.value) & (MessageRow.next_attempt_at <= now))
-            )
-            if batch_id is not None:
-                q = q.where(MessageRow.batch_id == batch_id)
-            q = q.order_by(MessageRow.created_at, MessageRow.id).limit(limit)
-            return [outbox_item(r) for r in s.execute(q)]
+        sql = (
+            OUTBOX_ITEMS_SQL
+            + " WHERE (m.state = 'queued' OR (m.state = 'retrying' AND m.next_attempt_at <= :now))"
+        )
+        params: dict[str, Any] = {"now": now, "limit": limit}
+        if batch_id is not None:
+            sql += " AND m.batch_id = :batch"
+            params["batch"] = batch_id
+        with self._db.sql() as q:
+            return [outbox_item(r) for r in q.rows(sql + " ORDER BY m.created_at, m.id LIMIT :limit", params)]
+
+    @staticmethod
+    def _retrying(batch_id: int | None) -> tuple[str, dict[str, Any]]:
+        if batch_id is None:
+            return "state = 'retrying'", {}
+        return "state = 'retrying' AND batch_id = :batch", {"batch": batch_id}
 
     def next_retry_at(self, batch_id: int | None = None) -> datetime | None:
-        with self._db.session() as s:
-            q = select(func.min(MessageRow.next_attempt_at)).where(
-                MessageRow.state == MessageState.RETRYING.value
-            )
-            if batch_id is not None:
-                q = q.where(MessageRow.batch_id == batch_id)
-            return s.scalar(q)
+        where, params = self._retrying(batch_id)
+        with self._db.sql() as q:
+            return as_time(q.scalar(f"SELECT min(next_attempt_at) FROM messages WHERE {where}", params))
 
     def retry_summary(self, batch_id: int | None = None) -> tuple[datetime | None, int, str]:
         """(the earliest retry, how many messages wait for one, the error of the earliest)."""
-        with self._db.session() as s:
-            q = select(MessageRow.next_attempt_at, MessageRow.last_error).where(
-                MessageRow.state == MessageState.RETRYING.value
+        where, params = self._retrying(batch_id)
+        with self._db.sql() as q:
+            first = q.one(
+                f"SELECT next_attempt_at, last_error FROM messages WHERE {where} "
+                "ORDER BY next_attempt_at LIMIT 1",
+                params,
             )
-            c = (
-                select(func.count())
-                .select_from(MessageRow)
-                .where(MessageRow.state == MessageState.RETRYING.value)
-            )
-            if batch_id is not None:
-                q = q.where(MessageRow.batch_id == batch_id)
-                c = c.where(MessageRow.batch_id == batch_id)
-            first = s.execute(q.order_by(MessageRow.next_attempt_at).limit(1)).first()
             if first is None:
                 return None, 0, ""
-            return first[0], int(s.scalar(c) or 0), first[1] or ""
+            count = q.scalar(f"SELECT count(*) FROM messages WHERE {where}", params)
+        return as_time(first[0]), int(count or 0), first[1] or ""
 
     def commit(
         self, updates: Sequence[StateUpdate], claim: Sequence[str] = (), *, by: Claim | None = None
@@ -307,42 +283,34 @@ class OutboxStore:
             except sqlite3.OperationalError as exc:
                 raise self._locked(exc) from None
         if not self._db.is_sqlite:
+            from sqlalchemy.exc import DBAPIError
+
             # A server database: every statement here is atomic and idempotent on its own, so
             # each commits by itself (no BEGIN/COMMIT round trips; several senders on one
             # database spend most of their time waiting for the server's answers).
             with self._server_lock:
                 try:  # connecting too: after a failure the next call makes a new connection
-                    return self._commit_portable(self._server_connection(), updates, claim, by)
+                    return self._commit_portable(SessionSql(self._server_connection()), updates, claim, by)
                 except DBAPIError as exc:
                     self._drop_server_connection()  # the next call connects afresh
                     raise self._locked(exc) from None  # a server gone: one plain line
-        try:
-            with self._db.engine.begin() as conn:
-                short = self._db.path is not None  # the outbox waits for a lock itself, visibly
-                if short:
-                    conn.exec_driver_sql(f"PRAGMA busy_timeout={LOCK_POLL_MS}")
-                try:
-                    return self._commit_portable(conn, updates, claim, by)
-                finally:
-                    if short:
-                        conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        except OperationalError as exc:
+        try:  # an in-memory database
+            with self._db.sql(write=True) as q:
+                return self._commit_portable(q, updates, claim, by)
+        except Exception as exc:
             raise self._locked(exc) from None
 
     def _commit_portable(
-        self, conn: Connection, updates: Sequence[StateUpdate], claim: Sequence[str], by: Claim | None
+        self, q: Sql, updates: Sequence[StateUpdate], claim: Sequence[str], by: Claim | None
     ) -> tuple[list[bool], list[str]]:
         sent, unsent, waiting = _update_params(updates, by.owner if by else None, sqlite=False)
-        if sent:
-            conn.execute(_MARK_SENT, sent)
-        if unsent:
-            conn.execute(_MARK_UNSENT, unsent)
-        if waiting:
-            conn.execute(_MARK_WAITING, waiting)
+        q.many(_MARK_SENT_SQL, sent)
+        q.many(_MARK_UNSENT_SQL, unsent)
+        q.many(_MARK_WAITING_SQL, waiting)
         if not claim:
             return [], []
         assert by is not None
-        return self._claim(conn, claim, by)
+        return self._claim(q, claim, by)
 
     def claim(self, ids: Sequence[str], by: Claim) -> tuple[list[bool], list[str]]:
         return self.commit((), claim=ids, by=by)
@@ -415,7 +383,7 @@ class OutboxStore:
         """The lease time as stored, formatted once per lease (a claim per message reuses it)."""
         cached = self._lease_cache
         if cached is None or cached[0] != lease_until:
-            cached = (lease_until, _sqlite_time(lease_until))
+            cached = (lease_until, sqlite_time(lease_until))
             self._lease_cache = cached
         return cached[1]
 
@@ -462,60 +430,45 @@ class OutboxStore:
             finally:
                 conn.close()
 
-    def _claim(self, conn: Connection, ids: Sequence[str], by: Claim) -> tuple[list[bool], list[str]]:
+    def _claim(self, q: Sql, ids: Sequence[str], by: Claim) -> tuple[list[bool], list[str]]:
         """Atomically move pending messages to 'sending' (attempts + 1) under ``by``'s lease,
         checking address flags and the backend in the same statement. Returns one bool per id,
         and the ids skipped because their address is flagged (now 'skipped'; the director's
         explicit override is respected).
 
-        One short Core transaction: this runs once per message, right before it is handed over.
+        One short transaction: this runs once per message, right before it is handed over.
         """
         wanted = list(ids)
         lease = {"owner": by.owner, "lease": by.lease_until, "backend": by.backend}
         if len(wanted) == 1:
-            if conn.execute(_CLAIM_ONE, {"id": wanted[0], **lease}).rowcount == 1:
+            if q.run(_CLAIM_ONE_SQL, {"id": wanted[0], **lease}) == 1:
                 return [True], []
-            if conn.execute(_SKIP_ONE, {"id": wanted[0], "error": _SKIPPED_FLAGGED}).rowcount == 1:
+            if q.run(_SKIP_ONE_SQL, {"id": wanted[0], "error": _SKIPPED_FLAGGED}) == 1:
                 return [False], wanted
             return [False], []
-        flagged = select(AddressFlagRow.address_key).where(AddressFlagRow.cleared_at.is_(None))
+        params: dict[str, Any] = dict(lease)
         claimed = {
             r[0]
-            for r in conn.execute(
-                update(MessageRow)
-                .where(
-                    MessageRow.id.in_(wanted),
-                    MessageRow.state.in_(PENDING),
-                    MessageRow.backend == by.backend,
-                    MessageRow.send_despite_flag.is_(True) | MessageRow.address_key.not_in(flagged),
-                )
-                .values(
-                    state=MessageState.SENDING.value,
-                    attempts=MessageRow.attempts + 1,
-                    lease_owner=by.owner,
-                    lease_expires_at=by.lease_until,
-                )
-                .returning(MessageRow.id)
+            for r in q.rows(
+                "UPDATE messages SET state = 'sending', attempts = attempts + 1, "
+                "lease_owner = :owner, lease_expires_at = :lease "
+                f"WHERE {q.one_of('id', 'ids', wanted, params)} AND state IN ('queued', 'retrying') "
+                f"AND backend = :backend AND (send_despite_flag = TRUE OR address_key NOT IN ({_FLAGGED})) "
+                "RETURNING id",
+                params,
             )
         }
         rest = [i for i in wanted if i not in claimed]
         skipped: list[str] = []
         if rest:
+            params = {"error": _SKIPPED_FLAGGED}
             skipped = [
                 r[0]
-                for r in conn.execute(
-                    update(MessageRow)
-                    .where(
-                        MessageRow.id.in_(rest),
-                        MessageRow.state.in_(PENDING),
-                        MessageRow.send_despite_flag.is_(False),
-                        MessageRow.address_key.in_(flagged),
-                    )
-                    .values(
-                        state=MessageState.SKIPPED.value,
-                        last_error=_SKIPPED_FLAGGED,
-                    )
-                    .returning(MessageRow.id)
+                for r in q.rows(
+                    "UPDATE messages SET state = 'skipped', last_error = :error "
+                    f"WHERE {q.one_of('id', 'ids', rest, params)} AND state IN ('queued', 'retrying') "
+                    f"AND send_despite_flag = FALSE AND address_key IN ({_FLAGGED}) RETURNING id",
+                    params,
                 )
             ]
         return [i in claimed for i in wanted], skipped
@@ -537,37 +490,31 @@ class OutboxStore:
         being sent never does). Returns the ids re-queued."""
         if message_ids is None and batch_id is None:
             raise ValueError("say which messages: ids or a batch")
-        cond: list[ColumnElement[bool]] = [
-            MessageRow.state.in_([x.value for x in states if x is not MessageState.SENDING])
-        ]
+        params: dict[str, Any] = {"backend": backend}
+        where = "state " + in_list(
+            "state", [x.value for x in states if x is not MessageState.SENDING], params
+        )
         if message_ids is not None:
-            cond.append(MessageRow.id.in_(list(message_ids)))
+            where += " AND id " + in_list("id", list(message_ids), params)
         if batch_id is not None:
-            cond.append(MessageRow.batch_id == batch_id)
-        with self._db.write_session() as s:
-            ids = list(s.scalars(select(MessageRow.id).where(*cond)))
+            where += " AND batch_id = :batch"
+            params["batch"] = batch_id
+        with self._db.sql(write=True) as q:
+            ids = [r[0] for r in q.rows(f"SELECT id FROM messages WHERE {where}", params)]
             if ids:
-                s.execute(
-                    update(MessageRow)
-                    .where(MessageRow.id.in_(ids), *cond)
-                    .values(
-                        state=MessageState.QUEUED.value,
-                        next_attempt_at=None,
-                        attempts=0,
-                        backend=backend,
-                        last_error=None,
-                    )
+                q.run(
+                    "UPDATE messages SET state = 'queued', next_attempt_at = NULL, attempts = 0, "
+                    f"backend = :backend, last_error = NULL WHERE {where}",
+                    params,
                 )
             return ids
 
     def pending_backends(self, batch_id: int | None = None) -> dict[str, int]:
         """Pending messages per backend they are queued for."""
-        with self._db.session() as s:
-            q = (
-                select(MessageRow.backend, func.count())
-                .where(MessageRow.state.in_(PENDING))
-                .group_by(MessageRow.backend)
-            )
-            if batch_id is not None:
-                q = q.where(MessageRow.batch_id == batch_id)
-            return {b: int(n) for b, n in s.execute(q)}
+        sql = "SELECT backend, count(*) FROM messages WHERE state IN ('queued', 'retrying')"
+        params: dict[str, Any] = {}
+        if batch_id is not None:
+            sql += " AND batch_id = :batch"
+            params["batch"] = batch_id
+        with self._db.sql() as q:
+            return {b: int(n) for b, n in q.rows(sql + " GROUP BY backend", params)}

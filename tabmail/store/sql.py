@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from tabmail.store.dbfile import DatabaseError, connect_readonly
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30000  # SQLite's own wait for a lock, for statements outside the outbox
@@ -204,13 +205,14 @@ class SqliteSql(Sql):
 
 
 class SessionSql(Sql):
-    """Through SQLAlchemy's session (PostgreSQL, an in-memory SQLite database)."""
+    """Through SQLAlchemy's session or connection (PostgreSQL, an in-memory SQLite database)."""
 
-    def __init__(self, session: Session) -> None:
-        from sqlalchemy import text
+    def __init__(self, session: Session | Connection) -> None:
+        from sqlalchemy import Connection, text
 
         self.session = session
-        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        bind = session if isinstance(session, Connection) else session.get_bind()
+        self.sqlite = bind.dialect.name == "sqlite"
         self._text = text
         self._convert = _sqlite_value if self.sqlite else _server_value
 
