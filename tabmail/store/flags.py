@@ -9,16 +9,14 @@ from typing import Any
 from tabmail.domain.addresses import address_key
 from tabmail.domain.notification import AddressFlag, FlagKind
 from tabmail.store.db import Database
-from tabmail.store.sql import Sql, as_time
+from tabmail.store.sql import Sql, as_required_time, as_time
 
 _COLUMNS = "address_key, address, kind, since, diagnostic, source, cleared_at, cleared_reason"
 
 
 def _flag(r: Sequence[Any]) -> AddressFlag:
     """An AddressFlag from a row of ``_COLUMNS``."""
-    since = as_time(r[3])
-    assert since is not None
-    return AddressFlag(r[0], r[1], FlagKind(r[2]), since, r[4], r[5])
+    return AddressFlag(r[0], r[1], FlagKind(r[2]), as_required_time(r[3]), r[4], r[5])
 
 
 class FlagRepository:

@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tabmail.domain.actor import Actor
 from tabmail.domain.imported import ImportBundle, ImportResult
 from tabmail.store.models import (
+    AddressChangeRow,
     BallotRow,
     DebateAdjudicatorRow,
     DebateRow,
@@ -26,7 +28,29 @@ from tabmail.store.models import (
     TournamentRow,
     VenueRow,
 )
-from tabmail.store.tournaments import set_person_email
+from tabmail.store.tournaments import address_fields
+
+
+def set_person_email(
+    session: Session, row: PersonRow, email: str | None, source: str, *, record: bool = True
+) -> bool:
+    """Set an address, validating it and recording the change (as the director's edit does,
+    TournamentRepository.set_person_email). True when it changed."""
+    fields = address_fields(email)
+    if fields["email"] == row.email:
+        return False
+    if record:
+        actor: Actor | None = session.info.get("actor")
+        stamp = {"changed_by": actor.who, "changed_on": actor.machine} if actor else {}
+        session.add(
+            AddressChangeRow(
+                person_id=row.id, old_address=row.email, new_address=fields["email"], source=source, **stamp
+            )
+        )
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.updated_at = datetime.now(UTC)
+    return True
 
 
 class ImportUpsert:

@@ -34,7 +34,7 @@ from tabmail.store.outbox_state import OutboxItem as OutboxItem
 from tabmail.store.outbox_state import OutboxStore
 from tabmail.store.outbox_state import StateUpdate as StateUpdate
 from tabmail.store.reading import MESSAGE_FIELDS, message_from_record, messages_sql
-from tabmail.store.sql import Sql, as_time
+from tabmail.store.sql import Sql, as_required_time, as_time
 
 # States that count as "already got this event" for the default selection of a later send.
 RECEIVED_OR_ON_ITS_WAY = (
@@ -105,15 +105,13 @@ _BATCH_FIELDS = (
 
 def batch_from_record(r: Sequence[Any]) -> BulkNotification:
     """A batch from a row of ``_BATCH_FIELDS``."""
-    created_at = as_time(r[5])
-    assert created_at is not None
     return BulkNotification(
         id=r[0],
         tournament_id=r[1] or 0,
         round_id=r[2],
         event=Event(r[3]),
         audience=Audience(r[4]) if r[4] else None,
-        created_at=created_at,
+        created_at=as_required_time(r[5]),
         templates=Templates(r[6], r[7], r[8]),
         backend=r[9],
         triggered_by=r[10],

@@ -83,6 +83,14 @@ def as_time(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+def as_required_time(value: datetime | str | None) -> datetime:
+    """A stored time of a NOT NULL column as aware UTC."""
+    found = as_time(value)
+    if found is None:
+        raise ValueError("a time the schema requires is missing")
+    return found
+
+
 def holds_nul(value: Any) -> bool:
     # A loop over a stack, not recursion through generators: a 1,150-message batch is some
     # 30,000 values, looked at on every write.

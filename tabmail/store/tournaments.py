@@ -1,14 +1,15 @@
-"""Tournament data read back as domain objects; an import is applied by store/import_apply.py."""
+"""Tournament data read back as domain objects; an import is applied by store/import_apply.py.
+
+Plain SQL (store/sql.py): a send reads its round through here without importing SQLAlchemy.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from tabmail.domain.actor import Actor, AddressChange
+from tabmail.domain.actor import AddressChange
 from tabmail.domain.addresses import address_key, validate_address
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import Templates
@@ -32,17 +33,7 @@ from tabmail.domain.tournament import (
     Venue,
 )
 from tabmail.store.db import Database
-from tabmail.store.models import (
-    AddressChangeRow,
-    BallotRow,
-    DebateRow,
-    InstitutionRow,
-    PersonRow,
-    RoundRow,
-    TeamRow,
-    TournamentRow,
-    VenueRow,
-)
+from tabmail.store.sql import Json, Sql, as_required_time, as_time
 
 if TYPE_CHECKING:  # an import's bundle: store/import_apply.py
     from tabmail.domain.imported import ImportBundle, ImportResult
@@ -56,65 +47,75 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def tournament_from_row(r: TournamentRow) -> Tournament:
-    public = (r.details or {}).get("public_team_standings")
+def address_fields(email: str | None) -> dict[str, Any]:
+    """What a person's row keeps of an address: it (stripped; None when empty), whether it is
+    valid, the problem with it, and its key (an import and an edit set the same)."""
+    email = (email.strip() if email else None) or None
+    valid, normalised, problem = validate_address(email)
+    return {
+        "email": email,
+        "email_valid": valid,
+        "email_problem": problem if email else None,
+        "email_key": address_key(normalised if valid else email),
+    }
+
+
+# The columns each domain object is made of, in the order its function below reads them.
+_TOURNAMENT = "id, slug, name, short_name, source, source_url, details"
+_ROUND = (
+    "id, tournament_id, seq, name, abbreviation, stage, draw_status, starts_at, motions, "
+    "motions_released, available_teams"
+)
+_PERSON = (
+    "p.id, p.tournament_id, p.name, p.role, p.email, p.email_valid, p.email_key, p.team_id, "
+    "p.institution_id, p.url_key, p.key, p.active, p.details"
+)
+_TEAM = "id, tournament_id, name, short_name, code_name, institution_id, emoji, break_categories"
+
+
+def _tournament(q: Sql, r: Sequence[Any]) -> Tournament:
+    public = (q.json(r[6]) or {}).get("public_team_standings")
     return Tournament(
-        r.id,
-        r.slug,
-        r.name,
-        r.short_name or r.name,
-        r.source,
-        r.source_url,
-        public if isinstance(public, bool) else None,
+        r[0], r[1], r[2], r[3] or r[2], r[4], r[5], public if isinstance(public, bool) else None
     )
 
 
-# The columns a Person and a Team are made of: reads select these as plain rows (same attribute
-# names), not ORM objects: building 1,150 PersonRow objects (identity map, instrumentation)
-# cost more than the rest of a BP round's draw load.
-PERSON_COLUMNS = (
-    PersonRow.id,
-    PersonRow.tournament_id,
-    PersonRow.name,
-    PersonRow.role,
-    PersonRow.email,
-    PersonRow.email_valid,
-    PersonRow.email_key,
-    PersonRow.team_id,
-    PersonRow.institution_id,
-    PersonRow.url_key,
-    PersonRow.key,
-    PersonRow.active,
-    PersonRow.details,
-)
-TEAM_COLUMNS = (
-    TeamRow.id,
-    TeamRow.tournament_id,
-    TeamRow.name,
-    TeamRow.short_name,
-    TeamRow.code_name,
-    TeamRow.institution_id,
-    TeamRow.emoji,
-    TeamRow.break_categories,
-)
+def _round(q: Sql, r: Sequence[Any]) -> Round:
+    motions = tuple(
+        Motion(int(m[0]), str(m[1]), str(m[2] if len(m) > 2 else ""), str(m[3] if len(m) > 3 else ""))
+        for m in q.json(r[8]) or []
+    )
+    available = q.json(r[10])
+    return Round(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        as_time(r[7]),
+        motions,
+        None if r[9] is None else bool(r[9]),
+        tuple(int(t) for t in available) if available is not None else None,
+    )
 
 
-def person_from_row(r: Any, team_name: str | None = None, inst_name: str | None = None) -> Person:
-    """A Person from its ORM row or a row of ``PERSON_COLUMNS``."""
-    details = r.details or {}
+def _person(q: Sql, r: Sequence[Any], team_name: str | None = None, inst_name: str | None = None) -> Person:
+    details = q.json(r[12]) or {}
     return Person(
-        id=r.id,
-        tournament_id=r.tournament_id,
-        name=r.name,
-        role=Role(r.role),
-        email=r.email,
-        email_valid=r.email_valid,
-        email_key=r.email_key,
-        team_id=r.team_id,
-        institution_id=r.institution_id,
-        url_key=r.url_key,
-        external_id=r.key,
-        active=r.active,
+        id=r[0],
+        tournament_id=r[1],
+        name=r[2],
+        role=Role(r[3]),
+        email=r[4],
+        email_valid=bool(r[5]),
+        email_key=r[6],
+        team_id=r[7],
+        institution_id=r[8],
+        url_key=r[9],
+        external_id=r[10],
+        active=bool(r[11]),
         team_name=team_name,
         institution_name=inst_name,
         independent=bool(details.get("independent", False)),
@@ -123,67 +124,8 @@ def person_from_row(r: Any, team_name: str | None = None, inst_name: str | None 
     )
 
 
-def round_from_row(r: RoundRow) -> Round:
-    motions = tuple(
-        Motion(int(m[0]), str(m[1]), str(m[2] if len(m) > 2 else ""), str(m[3] if len(m) > 3 else ""))
-        for m in r.motions or []
-    )
-    return Round(
-        r.id,
-        r.tournament_id,
-        r.seq,
-        r.name,
-        r.abbreviation,
-        r.stage,
-        r.draw_status,
-        r.starts_at,
-        motions,
-        r.motions_released,
-        tuple(int(t) for t in r.available_teams) if r.available_teams is not None else None,
-    )
-
-
-def team_from_row(r: Any) -> Team:
-    """A Team from its ORM row or a row of ``TEAM_COLUMNS``."""
-    return Team(
-        r.id,
-        r.tournament_id,
-        r.name,
-        r.short_name or r.name,
-        r.code_name,
-        r.institution_id,
-        r.emoji,
-        tuple(r.break_categories or ()),
-    )
-
-
-def _stamp(session: Session) -> dict[str, str | None]:
-    """Who makes this change, on which machine (the database's actor, see Database.actor)."""
-    actor: Actor | None = session.info.get("actor")
-    return {"changed_by": actor.who, "changed_on": actor.machine} if actor else {}
-
-
-def set_person_email(
-    session: Session, row: PersonRow, email: str | None, source: str, *, record: bool = True
-) -> bool:
-    """Set an address, validating it and recording the change. True when it changed."""
-    email = email.strip() if email else None
-    email = email or None
-    if email == row.email:
-        return False
-    if record:
-        session.add(
-            AddressChangeRow(
-                person_id=row.id, old_address=row.email, new_address=email, source=source, **_stamp(session)
-            )
-        )
-    row.email = email
-    valid, normalised, problem = validate_address(email)
-    row.email_valid = valid
-    row.email_problem = problem if email else None
-    row.email_key = address_key(normalised if valid else email)
-    row.updated_at = _now()
-    return True
+def _team(q: Sql, r: Sequence[Any]) -> Team:
+    return Team(r[0], r[1], r[2], r[3] or r[2], r[4], r[5], r[6], tuple(q.json(r[7]) or ()))
 
 
 class TournamentRepository:
@@ -200,242 +142,249 @@ class TournamentRepository:
 
     # -- reading ------------------------------------------------------------------
     def list_all(self) -> list[Tournament]:
-        with self._db.session() as s:
+        with self._db.sql() as q:
             return [
-                tournament_from_row(r) for r in s.scalars(select(TournamentRow).order_by(TournamentRow.name))
+                _tournament(q, r) for r in q.rows(f"SELECT {_TOURNAMENT} FROM tournaments ORDER BY name, id")
             ]
 
     def get(self, slug: str) -> Tournament:
-        with self._db.session() as s:
-            row = s.scalar(select(TournamentRow).where(TournamentRow.slug == slug))
+        with self._db.sql() as q:
+            row = q.one(f"SELECT {_TOURNAMENT} FROM tournaments WHERE slug = :slug", {"slug": slug})
             if row is None:
-                known = ", ".join(s.scalars(select(TournamentRow.slug))) or "none imported yet"
-                raise NotFound(f"no tournament with slug {slug!r} (known: {known})")
-            return tournament_from_row(row)
+                known = ", ".join(r[0] for r in q.rows("SELECT slug FROM tournaments ORDER BY id"))
+                raise NotFound(f"no tournament with slug {slug!r} (known: {known or 'none imported yet'})")
+            return _tournament(q, row)
+
+    def _tournament_row(self, q: Sql, tournament_id: int, columns: str) -> Sequence[Any]:
+        row = q.one(f"SELECT {columns} FROM tournaments WHERE id = :id", {"id": tournament_id})
+        if row is None:
+            raise NotFound(f"no tournament with id {tournament_id}")
+        return row
 
     def get_by_id(self, tournament_id: int) -> Tournament:
-        with self._db.session() as s:
-            row = s.get(TournamentRow, tournament_id)
-            if row is None:
-                raise NotFound(f"no tournament with id {tournament_id}")
-            return tournament_from_row(row)
+        with self._db.sql() as q:
+            return _tournament(q, self._tournament_row(q, tournament_id, _TOURNAMENT))
 
     def rounds(self, tournament_id: int) -> list[Round]:
-        with self._db.session() as s:
-            rows = s.scalars(
-                select(RoundRow).where(RoundRow.tournament_id == tournament_id).order_by(RoundRow.seq)
+        with self._db.sql() as q:
+            rows = q.rows(
+                f"SELECT {_ROUND} FROM rounds WHERE tournament_id = :t ORDER BY seq", {"t": tournament_id}
             )
-            return [round_from_row(r) for r in rows]
+            return [_round(q, r) for r in rows]
 
     def rounds_by_tournament(self) -> dict[int, list[Round]]:
         """Every tournament's rounds in order, in one query (the window's tree at start-up)."""
         out: dict[int, list[Round]] = {}
-        with self._db.session() as s:
-            for r in s.scalars(select(RoundRow).order_by(RoundRow.tournament_id, RoundRow.seq)):
-                out.setdefault(r.tournament_id, []).append(round_from_row(r))
+        with self._db.sql() as q:
+            for r in q.rows(f"SELECT {_ROUND} FROM rounds ORDER BY tournament_id, seq"):
+                out.setdefault(r[1], []).append(_round(q, r))
         return out
 
     def get_round(self, tournament_id: int, seq: int) -> Round:
-        with self._db.session() as s:
-            row = s.scalar(
-                select(RoundRow).where(RoundRow.tournament_id == tournament_id, RoundRow.seq == seq)
+        with self._db.sql() as q:
+            return self._round(q, tournament_id, seq)
+
+    @staticmethod
+    def _round(q: Sql, tournament_id: int, seq: int) -> Round:
+        params = {"t": tournament_id, "seq": seq}
+        row = q.one(f"SELECT {_ROUND} FROM rounds WHERE tournament_id = :t AND seq = :seq", params)
+        if row is None:
+            seqs = ", ".join(
+                str(r[0])
+                for r in q.rows("SELECT seq FROM rounds WHERE tournament_id = :t ORDER BY seq", params)
             )
-            if row is None:
-                seqs = ", ".join(
-                    str(x)
-                    for x in s.scalars(
-                        select(RoundRow.seq)
-                        .where(RoundRow.tournament_id == tournament_id)
-                        .order_by(RoundRow.seq)
-                    )
-                )
-                raise NotFound(f"no round {seq} in this tournament (rounds: {seqs or 'none'})")
-            return round_from_row(row)
+            raise NotFound(f"no round {seq} in this tournament (rounds: {seqs or 'none'})")
+        return _round(q, row)
 
     def people(self, tournament_id: int, include_inactive: bool = True) -> list[Person]:
-        with self._db.session() as s:
-            teams = {
-                i: n
-                for i, n in s.execute(
-                    select(TeamRow.id, TeamRow.name).where(TeamRow.tournament_id == tournament_id)
-                )
-            }
-            insts = {
-                i: n
-                for i, n in s.execute(
-                    select(InstitutionRow.id, InstitutionRow.name).where(
-                        InstitutionRow.tournament_id == tournament_id
-                    )
-                )
-            }
-            q = select(*PERSON_COLUMNS).where(PersonRow.tournament_id == tournament_id)
-            if not include_inactive:
-                q = q.where(PersonRow.active.is_(True))
-            rows = s.execute(q.order_by(PersonRow.role, PersonRow.name))
-            return [
-                person_from_row(r, teams.get(r.team_id or -1), insts.get(r.institution_id or -1))
-                for r in rows
-            ]
+        sql = (
+            f"SELECT {_PERSON}, t.name, i.name FROM people p LEFT JOIN teams t ON t.id = p.team_id "
+            "LEFT JOIN institutions i ON i.id = p.institution_id WHERE p.tournament_id = :t"
+        )
+        if not include_inactive:
+            sql += " AND p.active = TRUE"
+        with self._db.sql() as q:
+            rows = q.rows(sql + " ORDER BY p.role, p.name, p.id", {"t": tournament_id})
+            return [_person(q, r, r[13], r[14]) for r in rows]
 
     def teams(self, tournament_id: int) -> dict[int, Team]:
-        with self._db.session() as s:
-            rows = s.scalars(select(TeamRow).where(TeamRow.tournament_id == tournament_id))
-            return {r.id: team_from_row(r) for r in rows}
+        with self._db.sql() as q:
+            rows = q.rows(f"SELECT {_TEAM} FROM teams WHERE tournament_id = :t", {"t": tournament_id})
+            return {r[0]: _team(q, r) for r in rows}
 
     def institutions(self, tournament_id: int) -> dict[int, Institution]:
-        with self._db.session() as s:
-            rows = s.scalars(select(InstitutionRow).where(InstitutionRow.tournament_id == tournament_id))
-            return {r.id: Institution(r.id, r.name, r.code) for r in rows}
+        with self._db.sql() as q:
+            rows = q.rows(
+                "SELECT id, name, code FROM institutions WHERE tournament_id = :t", {"t": tournament_id}
+            )
+        return {r[0]: Institution(r[0], r[1], r[2]) for r in rows}
 
     def team_standings(self, tournament_id: int) -> dict[int, dict[str, float]] | None:
         """The site's team standings as last imported (team id -> {"points": n, "wins": n}),
         None when the site never answered."""
-        with self._db.session() as s:
-            row = s.get(TournamentRow, tournament_id)
-            if row is None:
-                raise NotFound(f"no tournament with id {tournament_id}")
-            raw = (row.details or {}).get("team_standings")
-            if not isinstance(raw, dict):
-                return None
-            return {int(k): {m: float(v) for m, v in metrics.items()} for k, metrics in raw.items()}
+        with self._db.sql() as q:
+            details = q.json(self._tournament_row(q, tournament_id, "details")[0])
+        raw = (details or {}).get("team_standings")
+        if not isinstance(raw, dict):
+            return None
+        return {int(k): {m: float(v) for m, v in metrics.items()} for k, metrics in raw.items()}
 
     def get_person(self, person_id: int) -> Person:
-        with self._db.session() as s:
-            row = s.get(PersonRow, person_id)
-            if row is None:
-                raise NotFound(f"no person with id {person_id}")
-            return person_from_row(row)
+        with self._db.sql() as q:
+            return self._person(q, person_id)
+
+    @staticmethod
+    def _person(q: Sql, person_id: int) -> Person:
+        row = q.one(f"SELECT {_PERSON} FROM people p WHERE p.id = :id", {"id": person_id})
+        if row is None:
+            raise NotFound(f"no person with id {person_id}")
+        return _person(q, row)
 
     # -- per-tournament templates --------------------------------------------------------
     def saved_templates(self, tournament_id: int, key: str) -> Templates | None:
         """The director's edited templates for this tournament and kind (e.g. "draw:all")."""
-        with self._db.session() as s:
-            row = s.get(TournamentRow, tournament_id)
-            if row is None:
-                raise NotFound(f"no tournament with id {tournament_id}")
-            saved = (row.settings or {}).get("templates", {}).get(key)
-            if not saved:
-                return None
-            return Templates(saved["subject"], saved["text"], saved.get("html"))
+        with self._db.sql() as q:
+            settings = q.json(self._tournament_row(q, tournament_id, "settings")[0])
+        saved = (settings or {}).get("templates", {}).get(key)
+        if not saved:
+            return None
+        return Templates(saved["subject"], saved["text"], saved.get("html"))
 
     def save_templates(self, tournament_id: int, key: str, templates: Templates | None) -> None:
         """Keep edited templates for the tournament; None goes back to the shipped defaults."""
-        with self._db.session() as s:
-            row = s.get(TournamentRow, tournament_id)
-            if row is None:
-                raise NotFound(f"no tournament with id {tournament_id}")
-            settings = dict(row.settings or {})
+        with self._db.sql(write=True) as q:
+            settings = dict(q.json(self._tournament_row(q, tournament_id, "settings")[0]) or {})
             stored = dict(settings.get("templates", {}))
             if templates is None:
                 stored.pop(key, None)
             else:
                 stored[key] = {"subject": templates.subject, "text": templates.text, "html": templates.html}
             settings["templates"] = stored
-            row.settings = settings  # a new dict, so the JSON column is written
+            q.run(
+                "UPDATE tournaments SET settings = :s WHERE id = :id",
+                {"s": Json(settings), "id": tournament_id},
+            )
 
     def set_person_email(self, person_id: int, email: str | None, source: str) -> Person:
         """Change an address (validated; the change is recorded). Returns the updated person."""
-        with self._db.session() as s:
-            row = s.get(PersonRow, person_id)
-            if row is None:
-                raise NotFound(f"no person with id {person_id}")
-            set_person_email(s, row, email, source)
-            s.flush()
-            return person_from_row(row)
+        with self._db.sql(write=True) as q:
+            old = self._person(q, person_id)
+            fields = address_fields(email)
+            if fields["email"] != old.email:
+                self._record_change(q, person_id, old.email, fields["email"], source)
+                q.run(
+                    "UPDATE people SET email = :email, email_valid = :email_valid, email_problem = :email_problem, "
+                    "email_key = :email_key, updated_at = :now WHERE id = :id",
+                    {**fields, "now": _now(), "id": person_id},
+                )
+            return self._person(q, person_id)
+
+    def _record_change(self, q: Sql, person_id: int, old: str | None, new: str | None, source: str) -> None:
+        """The address history's row, stamped with who made the change on which machine."""
+        actor = self._db.actor
+        q.run(
+            "INSERT INTO address_changes (person_id, old_address, new_address, changed_at, source, changed_by, "
+            "changed_on) VALUES (:person, :old, :new, :now, :source, :who, :machine)",
+            {
+                "person": person_id,
+                "old": old,
+                "new": new,
+                "now": _now(),
+                "source": source,
+                "who": actor.who,
+                "machine": actor.machine,
+            },
+        )
 
     def record_write_back(self, person_id: int, address: str) -> None:
         """Note in the address history that ``address`` was written back to the source."""
-        with self._db.session() as s:
-            s.add(
-                AddressChangeRow(
-                    person_id=person_id,
-                    old_address=address,
-                    new_address=address,
-                    source="tabbycat",
-                    **_stamp(s),
-                )
-            )
+        with self._db.sql(write=True) as q:
+            self._record_change(q, person_id, address, address, "tabbycat")
 
     def address_history(self, person_id: int) -> list[AddressChange]:
-        with self._db.session() as s:
-            rows = s.scalars(
-                select(AddressChangeRow)
-                .where(AddressChangeRow.person_id == person_id)
-                .order_by(AddressChangeRow.changed_at)
+        with self._db.sql() as q:
+            rows = q.rows(
+                "SELECT changed_at, old_address, new_address, source, changed_by, changed_on FROM address_changes "
+                "WHERE person_id = :id ORDER BY changed_at, id",
+                {"id": person_id},
             )
-            return [
-                AddressChange(
-                    r.changed_at, r.old_address, r.new_address, r.source, r.changed_by, r.changed_on
-                )
-                for r in rows
-            ]
+        return [AddressChange(as_required_time(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def draw(self, tournament_id: int, seq: int) -> Draw:
         """The round's debates with every team, person, venue and institution they mention."""
-        with self._db.session() as s:
-            trow = s.get(TournamentRow, tournament_id)
-            if trow is None:
-                raise NotFound(f"no tournament with id {tournament_id}")
-            rnd = self.get_round(tournament_id, seq)
-            debate_rows = list(
-                s.scalars(select(DebateRow).where(DebateRow.round_id == rnd.id).order_by(DebateRow.id))
+        t = {"t": tournament_id}
+        with self._db.sql() as q:
+            tournament = _tournament(q, self._tournament_row(q, tournament_id, _TOURNAMENT))
+            rnd = self._round(q, tournament_id, seq)
+            r = {"r": rnd.id}
+            debate_rows = q.rows(
+                "SELECT id, round_id, venue_id, key, sides_confirmed FROM debates WHERE round_id = :r ORDER BY id",
+                r,
             )
+            sides: dict[int, list[DebateTeam]] = {}
+            for debate_id, team_id, side in q.rows(
+                "SELECT dt.debate_id, dt.team_id, dt.side FROM debate_teams dt JOIN debates d ON d.id = dt.debate_id "
+                "WHERE d.round_id = :r ORDER BY dt.id",
+                r,
+            ):
+                sides.setdefault(debate_id, []).append(DebateTeam(team_id, side))
+            panels: dict[int, list[DebateAdjudicator]] = {}
+            for debate_id, person_id, position in q.rows(
+                "SELECT da.debate_id, da.person_id, da.position FROM debate_adjudicators da "
+                "JOIN debates d ON d.id = da.debate_id WHERE d.round_id = :r ORDER BY da.id",
+                r,
+            ):
+                panels.setdefault(debate_id, []).append(DebateAdjudicator(person_id, Position(position)))
             debates = tuple(
                 Debate(
-                    id=d.id,
-                    round_id=d.round_id,
-                    venue_id=d.venue_id,
-                    teams=tuple(DebateTeam(t.team_id, t.side) for t in d.teams),
-                    adjudicators=tuple(
-                        DebateAdjudicator(a.person_id, Position(a.position)) for a in d.adjudicators
-                    ),
-                    external_id=d.key,
-                    sides_confirmed=d.sides_confirmed,
+                    id=d[0],
+                    round_id=d[1],
+                    venue_id=d[2],
+                    teams=tuple(sides.get(d[0], ())),
+                    adjudicators=tuple(panels.get(d[0], ())),
+                    external_id=d[3],
+                    sides_confirmed=bool(d[4]),
                 )
                 for d in debate_rows
             )
             teams = {
-                r.id: team_from_row(r)
-                for r in s.execute(select(*TEAM_COLUMNS).where(TeamRow.tournament_id == tournament_id))
+                row[0]: _team(q, row)
+                for row in q.rows(f"SELECT {_TEAM} FROM teams WHERE tournament_id = :t", t)
             }
             insts = {
-                r.id: Institution(r.id, r.name, r.code)
-                for r in s.scalars(
-                    select(InstitutionRow).where(InstitutionRow.tournament_id == tournament_id)
-                )
+                row[0]: Institution(row[0], row[1], row[2])
+                for row in q.rows("SELECT id, name, code FROM institutions WHERE tournament_id = :t", t)
             }
-            people = {
-                r.id: person_from_row(
-                    r,
-                    teams[r.team_id].name if r.team_id in teams else None,
-                    insts[r.institution_id].name if r.institution_id in insts else None,
-                )
-                for r in s.execute(select(*PERSON_COLUMNS).where(PersonRow.tournament_id == tournament_id))
-            }
+            people = {}
+            for row in q.rows(f"SELECT {_PERSON} FROM people p WHERE p.tournament_id = :t", t):
+                team = teams.get(row[7]) if row[7] is not None else None
+                inst = insts.get(row[8]) if row[8] is not None else None
+                people[row[0]] = _person(q, row, team.name if team else None, inst.name if inst else None)
             venues = {
-                r.id: Venue(r.id, r.name)
-                for r in s.scalars(select(VenueRow).where(VenueRow.tournament_id == tournament_id))
+                row[0]: Venue(row[0], row[1])
+                for row in q.rows("SELECT id, name FROM venues WHERE tournament_id = :t", t)
             }
             ballots: dict[int, Ballot] = {}
-            if debate_rows:
-                ids = [d.id for d in debate_rows]
-                rows = s.scalars(
-                    select(BallotRow).where(BallotRow.debate_id.in_(ids)).order_by(BallotRow.version)
-                )
-                for b in rows:
-                    ballot = _ballot_from_row(b)
-                    current = ballots.get(b.debate_id)
-                    # The current ballot: confirmed and not discarded beats anything else; then newest.
-                    if b.discarded:
-                        if current is None:
-                            continue
-                        continue
-                    if current is None or (b.confirmed, b.version) >= (current.confirmed, current.version):
-                        ballots[b.debate_id] = ballot
-            return Draw(tournament_from_row(trow), rnd, debates, teams, people, venues, insts, ballots)
+            for row in q.rows(
+                "SELECT b.id, b.debate_id, b.confirmed, b.discarded, b.version, b.motion_text, b.sheets, b.key "
+                "FROM ballots b JOIN debates d ON d.id = b.debate_id WHERE d.round_id = :r ORDER BY b.version, b.id",
+                r,
+            ):
+                if row[3]:  # discarded
+                    continue
+                ballot = _ballot(q, row)
+                current = ballots.get(ballot.debate_id)
+                # The current ballot: confirmed and not discarded beats anything else; then newest.
+                if current is None or (ballot.confirmed, ballot.version) >= (
+                    current.confirmed,
+                    current.version,
+                ):
+                    ballots[ballot.debate_id] = ballot
+        return Draw(tournament, rnd, debates, teams, people, venues, insts, ballots)
 
 
-def _ballot_from_row(b: BallotRow) -> Ballot:
+def _ballot(q: Sql, r: Sequence[Any]) -> Ballot:
+    """A ballot from its row: id, debate_id, confirmed, discarded, version, motion_text, sheets, key."""
     sheets = tuple(
         BallotSheet(
             adjudicator_id=sh.get("adjudicator_id"),
@@ -454,6 +403,6 @@ def _ballot_from_row(b: BallotRow) -> Ballot:
                 for t in sh.get("teams", [])
             ),
         )
-        for sh in b.sheets or []
+        for sh in q.json(r[6]) or []
     )
-    return Ballot(b.id, b.debate_id, b.confirmed, b.discarded, b.version, b.motion_text, sheets, b.key)
+    return Ballot(r[0], r[1], bool(r[2]), bool(r[3]), r[4], r[5], sheets, r[7])
