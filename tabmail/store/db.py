@@ -111,6 +111,8 @@ def resolve_url(target: str | os.PathLike[str] | None) -> str:
     if text == ":memory:":
         return "sqlite://"
     if "://" in text:
+        if sqlite_file(text) is not None:  # a plain SQLite file's URL: nothing to check
+            return text
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
-
-from tabmail.domain.notification import MessageState
 from tabmail.store.db import Database
-from tabmail.store.models import BatchRow, MessageRow
+from tabmail.store.sql import as_required_time
 
 CANCELLED = "cancelled before its scheduled time"
 
@@ -32,46 +30,36 @@ class ScheduleRepository:
 
     def waiting(self, batch_id: int | None = None) -> list[ScheduledBatch]:
         """Batches with messages still waiting for their time, earliest first."""
-        with self._db.session() as s:
-            q = (
-                select(
-                    BatchRow.id,
-                    BatchRow.tournament_slug,
-                    BatchRow.round_seq,
-                    BatchRow.event,
-                    BatchRow.audience,
-                    BatchRow.scheduled_at,
-                    func.count(MessageRow.id),
-                )
-                .join(MessageRow, MessageRow.batch_id == BatchRow.id)
-                .where(MessageRow.state == MessageState.SCHEDULED.value, BatchRow.scheduled_at.is_not(None))
-                .group_by(BatchRow.id)
-                .order_by(BatchRow.scheduled_at, BatchRow.id)
-            )
-            if batch_id is not None:
-                q = q.where(BatchRow.id == batch_id)
-            return [
-                ScheduledBatch(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]))
-                for r in s.execute(q)
-                if r[5] is not None
-            ]
+        sql = (
+            "SELECT b.id, b.tournament_slug, b.round_seq, b.event, b.audience, b.scheduled_at, count(m.id) "
+            "FROM batches b JOIN messages m ON m.batch_id = b.id "
+            "WHERE m.state = 'scheduled' AND b.scheduled_at IS NOT NULL"
+        )
+        params: dict[str, Any] = {}
+        if batch_id is not None:
+            sql += " AND b.id = :batch"
+            params["batch"] = batch_id
+        sql += (
+            " GROUP BY b.id, b.tournament_slug, b.round_seq, b.event, b.audience, b.scheduled_at"
+            " ORDER BY b.scheduled_at, b.id"
+        )
+        with self._db.sql() as q:
+            rows = q.rows(sql, params)
+        return [ScheduledBatch(r[0], r[1], r[2], r[3], r[4], as_required_time(r[5]), int(r[6])) for r in rows]
 
     def release(self, batch_id: int) -> int:
         """The batch's waiting messages become queued (the outbox sends them). Returns how many."""
-        with self._db.write_session() as s:
-            result = s.execute(
-                update(MessageRow)
-                .where(MessageRow.batch_id == batch_id, MessageRow.state == MessageState.SCHEDULED.value)
-                .values(state=MessageState.QUEUED.value)
+        with self._db.sql(write=True) as q:
+            return q.run(
+                "UPDATE messages SET state = 'queued' WHERE batch_id = :batch AND state = 'scheduled'",
+                {"batch": batch_id},
             )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def cancel(self, batch_id: int) -> int:
         """The batch's waiting messages become skipped (never sent). Returns how many."""
-        with self._db.write_session() as s:
-            result = s.execute(
-                update(MessageRow)
-                .where(MessageRow.batch_id == batch_id, MessageRow.state == MessageState.SCHEDULED.value)
-                .values(state=MessageState.SKIPPED.value, last_error=CANCELLED)
+        with self._db.sql(write=True) as q:
+            return q.run(
+                "UPDATE messages SET state = 'skipped', last_error = :error "
+                "WHERE batch_id = :batch AND state = 'scheduled'",
+                {"batch": batch_id, "error": CANCELLED},
             )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
