@@ -96,6 +96,22 @@ def test_queueing_a_batch_loads_neither_sending_nor_tracking(tmp_path: Path) -> 
     assert loaded_after("--db", db, "outbox", modules=("tabmail.store.notifications",)) == []
 
 
+# SQLAlchemy's import alone is ~0.3 s of a fresh process (issue 9, item 21): on a SQLite file
+# the send path is plain SQL (store/sql.py). The import and the schema's creation use it.
+ORM = ("sqlalchemy", "tabmail.store.models", "alembic")
+
+
+def test_sending_on_a_current_sqlite_file_loads_no_sqlalchemy(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.sqlite3")
+    demo = str(REPO / "resources" / "demo")
+    assert loaded_after("--db", db, "import", "csv", demo, "--tournament", "Demo Open", modules=ORM) != []
+    assert loaded_after("--db", db, "config", "set", "file.directory", str(tmp_path / "out"), modules=ORM) == []
+    send = ["send", "draw", "--tournament", "demo-open", "--round", "1", "--yes"]
+    assert loaded_after("--db", db, *send, modules=ORM) == []
+    assert len(list((tmp_path / "out").glob("*.eml"))) > 10  # it did send
+    assert loaded_after("--db", db, "outbox", "run", modules=ORM) == []
+
+
 WINDOW_BUILT = """
 import json, sys
 from PySide6.QtWidgets import QApplication

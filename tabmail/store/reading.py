@@ -16,12 +16,12 @@ import json
 import os
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from tabmail.domain.notification import DeliveryStatus, Message, MessageState
 from tabmail.store.dbfile import connect_readonly, inspect_file, scan_revisions
+from tabmail.store.sql import as_time, in_list
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30  # as the full path's connections (db.SQLITE_BUSY_TIMEOUT_MS)
@@ -54,15 +54,6 @@ MESSAGE_FIELDS = (
 )
 
 
-def _in(name: str, values: Sequence[Any], params: dict[str, Any]) -> str:
-    """``IN (:name_0, :name_1, …)`` with the values put in ``params``; ``IN (NULL)`` when empty."""
-    if not values:
-        return "IN (NULL)"
-    keys = [f"{name}_{i}" for i in range(len(values))]
-    params.update(zip(keys, values, strict=True))
-    return "IN (" + ", ".join(f":{k}" for k in keys) + ")"
-
-
 def messages_sql(
     *,
     batch_id: int | None = None,
@@ -77,14 +68,14 @@ def messages_sql(
     params: dict[str, Any] = {}
     where: list[str] = []
     if ids is not None:
-        where.append("id " + _in("id", list(ids), params))
+        where.append("id " + in_list("id", list(ids), params))
     if batch_id is not None:
         where.append("batch_id = :batch_id")
         params["batch_id"] = batch_id
     if batch_ids is not None:
-        where.append("batch_id " + _in("batch", list(batch_ids), params))
+        where.append("batch_id " + in_list("batch", list(batch_ids), params))
     if states:
-        where.append("state " + _in("state", [s.value for s in states], params))
+        where.append("state " + in_list("state", [s.value for s in states], params))
     if person_id is not None:
         where.append("person_id = :person_id")
         params["person_id"] = person_id
@@ -96,15 +87,6 @@ def messages_sql(
         sql += " LIMIT :limit"
         params["limit"] = limit
     return sql, params
-
-
-def _time(value: datetime | str | None) -> datetime | None:
-    """Naive UTC as stored (SQLite: text, as SQLAlchemy writes it; PostgreSQL: a datetime)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC)
 
 
 def _json(value: Any) -> Any:
@@ -127,14 +109,14 @@ def message_from_record(r: Sequence[Any]) -> Message:
         provider_message_id=r[9],
         sg_message_id=r[10],
         delivery_status=DeliveryStatus(r[11]),
-        status_at=_time(r[12]),
+        status_at=as_time(r[12]),
         status_reason=r[13],
         resend_of=r[14],
         reasons=tuple(_json(r[15]) or ()),
         context=dict(_json(r[16]) or {}),
-        created_at=_time(r[17]),
-        sent_at=_time(r[18]),
-        next_attempt_at=_time(r[19]),
+        created_at=as_time(r[17]),
+        sent_at=as_time(r[18]),
+        next_attempt_at=as_time(r[19]),
         role=r[20],
         made_by=r[21],
         made_on=r[22],

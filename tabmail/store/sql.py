@@ -368,26 +368,32 @@ class SqliteConnections:
         if conn is None:
             conn = self._connect()
         try:
+            if write:
+                begin_immediate(conn, self._lock_wait(), self._waiting, self._busy)
+            else:
+                conn.execute("BEGIN")
+            yield SqliteSql(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            healthy = not isinstance(exc, sqlite3.Error)
             try:
-                if write:
-                    begin_immediate(conn, self._lock_wait(), self._waiting, self._busy)
-                else:
-                    conn.execute("BEGIN")
-                yield SqliteSql(conn)
-                conn.execute("COMMIT")
-            except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError) and is_lock_error(exc):
-                    raise self._busy(SQLITE_BUSY_TIMEOUT_MS / 1000) from None
-                raise
-        except BaseException:
-            conn.close()  # a connection that failed is not kept
+            except sqlite3.Error:
+                healthy = False
+            self._release(conn, healthy)
+            if isinstance(exc, sqlite3.OperationalError) and is_lock_error(exc):
+                raise self._busy(SQLITE_BUSY_TIMEOUT_MS / 1000) from None
             raise
-        with self._lock:
-            if len(self._idle) < _IDLE_CONNECTIONS:
-                self._idle.append(conn)
-                return
+        self._release(conn, True)
+
+    def _release(self, conn: sqlite3.Connection, healthy: bool) -> None:
+        """Keep a connection for the next unit of work (a few at most), or close it."""
+        if healthy:
+            with self._lock:
+                if len(self._idle) < _IDLE_CONNECTIONS:
+                    self._idle.append(conn)
+                    return
         conn.close()
 
     def close(self) -> None:
