@@ -1,6 +1,6 @@
-"""The message listing is one SQL text (store/reading.py): the repository runs it through
-SQLAlchemy on both engines, ``SqliteReader`` through sqlite3 alone. Both must give what the ORM
-gives for the same messages: every field, every filter, the same order."""
+"""The message listing is one SQL text (store/reading.py), run through sqlite3 on a SQLite file
+and through SQLAlchemy's text() on PostgreSQL (store/sql.py). Both must give what the ORM reads
+from the same rows: every field, every filter, the same order."""
 
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from tabmail.domain.notification import Audience, Event, Message, MessageState
+from tabmail.domain.notification import Audience, DeliveryStatus, Event, Message, MessageState
 from tabmail.services import notify
 from tabmail.services.context import AppContext
 from tabmail.store.db import default_database_path, resolve_url
-from tabmail.store.dbfile import scan_revisions
 from tabmail.store.models import MessageRow
-from tabmail.store.reading import MIGRATIONS_DIR, SqliteReader, sqlite_file
-from tests.test_store import database_with_a_tournament
+from tabmail.store.reading import sqlite_file
 
 
 def varied_outbox(ctx: AppContext) -> list[Message]:
@@ -69,6 +67,38 @@ FILTERS: list[dict[str, Any]] = [
 ]
 
 
+def as_the_orm_reads_it(ctx: AppContext, message_id: str) -> Message:
+    """The message as SQLAlchemy's ORM reads its row (column types convert each value)."""
+    with ctx.db.session() as s:
+        r = s.get(MessageRow, message_id)
+        assert r is not None
+        return Message(
+            id=r.id,
+            batch_id=r.batch_id,
+            person_id=r.person_id,
+            recipient_name=r.recipient_name,
+            address=r.address,
+            state=MessageState(r.state),
+            attempts=r.attempts,
+            last_error=r.last_error,
+            message_id_header=r.message_id_header,
+            provider_message_id=r.provider_message_id,
+            sg_message_id=r.sg_message_id,
+            delivery_status=DeliveryStatus(r.delivery_status),
+            status_at=r.status_at,
+            status_reason=r.status_reason,
+            resend_of=r.resend_of,
+            reasons=tuple(r.reasons or ()),
+            context=dict(r.context or {}),
+            created_at=r.created_at,
+            sent_at=r.sent_at,
+            next_attempt_at=r.next_attempt_at,
+            role=r.role,
+            made_by=r.made_by,
+            made_on=r.made_on,
+        )
+
+
 def expected(every: list[Message], f: dict[str, Any]) -> list[str]:
     def keep(m: Message) -> bool:
         return (
@@ -88,6 +118,7 @@ def test_the_listing_gives_what_the_orm_rows_hold_for_every_filter(practice_demo
     ctx = practice_demo
     every = varied_outbox(ctx)
     # Each message as the ORM reads its row (typed columns: aware UTC times, decoded JSON).
+    assert every == [as_the_orm_reads_it(ctx, m.id) for m in every]
     assert every == [ctx.notifications.get(m.id) for m in every]
     assert [m.state for m in every[:4]] == [
         MessageState.SENT,
@@ -109,58 +140,6 @@ def test_the_listing_gives_what_the_orm_rows_hold_for_every_filter(practice_demo
     assert [(m.batch_id, m.created_at, m.id) for m in every] == sorted(
         (m.batch_id, m.created_at, m.id) for m in every
     )
-
-
-def test_sqlite3_alone_reads_what_the_repository_reads(practice_demo: AppContext) -> None:
-    ctx = practice_demo
-    every = varied_outbox(ctx)
-    assert ctx.db.path is not None
-    reader = SqliteReader.open(ctx.db.path)
-    assert reader is not None and not reader.read_only
-    try:
-        person = next(m.person_id for m in every if m.person_id is not None)
-        for f in [*FILTERS, {"person_id": person}, {"ids": [every[3].id, every[-1].id]}]:
-            assert reader.messages(**f) == ctx.notifications.messages(**f), f
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):  # it never writes
-            reader._conn.execute("DELETE FROM messages")
-    finally:
-        reader.close()
-    assert len(ctx.notifications.messages()) == len(every)
-    read_only = SqliteReader.open(ctx.db.path, read_only=True)
-    assert read_only is not None and read_only.read_only
-    assert read_only.messages() == every
-    read_only.close()
-
-
-def test_only_a_current_tabmail_file_is_read_without_the_full_path(tmp_path: Path, db_target: str) -> None:
-    """A new file, an older schema or a server URL: None, and the command opens the full path
-    (which makes or upgrades the schema); a current file is read directly."""
-    new = tmp_path / "new.sqlite3"
-    assert SqliteReader.open(new) is None and not new.exists()
-    older = tmp_path / "older.sqlite3"
-    head = database_with_a_tournament(older)
-    reader = SqliteReader.open(older)
-    assert reader is not None
-    reader.close()
-    previous = next(iter(scan_revisions(MIGRATIONS_DIR / "versions").known - {head}))
-    with sqlite3.connect(older) as conn:  # as a tabmail from before the last migration left it
-        conn.execute("UPDATE alembic_version SET version_num = ?", (previous,))
-    conn.close()
-    assert SqliteReader.open(older) is None
-    unmarked = tmp_path / "unmarked.sqlite3"
-    database_with_a_tournament(unmarked)
-    with sqlite3.connect(unmarked) as conn:  # as a tabmail from before the mark left it
-        conn.execute("PRAGMA application_id = 0")
-    conn.close()
-    assert SqliteReader.open(unmarked) is None
-    assert SqliteReader.open("postgresql+psycopg://localhost/tabmail") is None
-    assert SqliteReader.open(":memory:") is None
-    ctx = AppContext.open(db_target)
-    ctx.close()
-    for target in (db_target, f"sqlite:///{db_target}"):
-        reader = SqliteReader.open(target)
-        assert reader is not None and reader.messages() == []
-        reader.close()
 
 
 def test_the_file_is_named_as_the_full_path_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

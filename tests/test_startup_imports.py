@@ -63,8 +63,8 @@ def test_version_and_help_load_nothing_heavy() -> None:
 
 
 def test_reading_the_outbox_of_a_current_sqlite_file_loads_nothing_heavy(tmp_path: Path) -> None:
-    """At head, ``tabmail outbox`` reads the file through sqlite3 alone (store/reading.py): no
-    SQLAlchemy (~0.4 s of a fresh process), no Alembic, templates, HTTP or keyring."""
+    """At head, ``tabmail outbox`` reads the file through sqlite3 alone (store/sql.py): no
+    SQLAlchemy (~0.3 s of a fresh process), no Alembic, templates, HTTP or keyring."""
     db = str(tmp_path / "t.sqlite3")
     assert "alembic" in loaded_after("--db", db, "outbox")  # a new database: the schema is made
     assert loaded_after("--db", db, "outbox") == []
@@ -93,7 +93,6 @@ def test_queueing_a_batch_loads_neither_sending_nor_tracking(tmp_path: Path) -> 
     assert loaded_after("--db", db, "import", "csv", demo, "--tournament", "Demo Open") != []
     queue = ["send", "draw", "--tournament", "demo-open", "--round", "1", "--queue-only", "--yes"]
     assert loaded_after("--db", db, *queue, modules=NOT_FOR_QUEUEING) == []
-    assert loaded_after("--db", db, "outbox", modules=("tabmail.store.notifications",)) == []
 
 
 # SQLAlchemy's import alone is ~0.3 s of a fresh process (issue 9, item 21): on a SQLite file
@@ -105,7 +104,9 @@ def test_sending_on_a_current_sqlite_file_loads_no_sqlalchemy(tmp_path: Path) ->
     db = str(tmp_path / "t.sqlite3")
     demo = str(REPO / "resources" / "demo")
     assert loaded_after("--db", db, "import", "csv", demo, "--tournament", "Demo Open", modules=ORM) != []
-    assert loaded_after("--db", db, "config", "set", "file.directory", str(tmp_path / "out"), modules=ORM) == []
+    assert (
+        loaded_after("--db", db, "config", "set", "file.directory", str(tmp_path / "out"), modules=ORM) == []
+    )
     send = ["send", "draw", "--tournament", "demo-open", "--round", "1", "--yes"]
     assert loaded_after("--db", db, *send, modules=ORM) == []
     assert len(list((tmp_path / "out").glob("*.eml"))) > 10  # it did send
@@ -160,16 +161,16 @@ def test_the_collector_is_paused_only_while_a_command_starts(
 
     def spy(args: Any) -> Any:
         seen.append(gc.isenabled())
-        reading = common.open_reading(args)
+        ctx = common.open_context(args)
         seen.append(gc.isenabled())
         frozen.append(gc.get_freeze_count())
-        return reading
+        return ctx
 
     db = str(tmp_path / "t.sqlite3")
     assert gc.isenabled()
     assert main(["--db", db, "outbox"]) == 0  # a new database: made through the full path
     assert gc.isenabled()
-    monkeypatch.setattr(send_cmds, "open_reading", spy)
+    monkeypatch.setattr(send_cmds, "open_context", spy)
     assert main(["--db", db, "outbox"]) == 0
     assert gc.isenabled()
     assert main(["--db", str(tmp_path), "outbox"]) == 1  # a folder: refused in one line

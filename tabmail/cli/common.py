@@ -6,14 +6,13 @@ import argparse
 import gc
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tabmail.domain.errors import TabmailError
 
 if TYPE_CHECKING:  # the database layer is imported by the commands that open it
     from tabmail.services.context import AppContext
-    from tabmail.store.reading import MessageReader
 
 
 READ_ONLY_SENDING = "read-only database: sending disabled"
@@ -73,31 +72,6 @@ def open_context(args: argparse.Namespace, *, sends: bool = False, writes: bool 
             raise TabmailError(f"{what} ({where} is opened read-only)")
         print(f"tabmail: {READ_ONLY_SENDING} ({where} is opened read-only)", file=sys.stderr)
     return ctx
-
-
-class Reading:
-    """What a command that only lists messages holds: ``messages`` and ``close``."""
-
-    def __init__(self, reader: MessageReader, close: Callable[[], None]) -> None:
-        self.messages = reader.messages
-        self.close = close
-
-
-def open_reading(args: argparse.Namespace) -> Reading:
-    """For a command that only reads: a SQLite file whose schema is current is read through
-    sqlite3 alone (no SQLAlchemy: a fresh process answers in a third of the time); anything
-    else is opened as ``open_context`` does (a server database; a new or older file, whose
-    schema is made or upgraded first). A read-only database is said once on stderr, as there."""
-    from tabmail.store.reading import SqliteReader
-
-    reader = SqliteReader.open(args.db, read_only=bool(getattr(args, "read_only", False)))
-    resume_gc()
-    if reader is None:
-        ctx = open_context(args)
-        return Reading(ctx.notifications, ctx.close)
-    if reader.read_only:
-        print(f"tabmail: {READ_ONLY_SENDING} ({reader.describe()} is opened read-only)", file=sys.stderr)
-    return Reading(reader, reader.close)
 
 
 T = TypeVar("T")

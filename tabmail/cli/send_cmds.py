@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabmail.cli.common import confirm, open_context, open_reading, print_json, run_async
+from tabmail.cli.common import confirm, open_context, print_json, run_async
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import Audience, Event, MessageState, Templates
 
@@ -429,7 +429,7 @@ def _outbox_requeue(args: argparse.Namespace) -> int:
 
 
 def _outbox_show(args: argparse.Namespace) -> int:
-    reading = open_reading(args)
+    ctx = open_context(args)
     try:
         states = None if args.all else [s for s in MessageState if s is not MessageState.SENT]
         rows = [
@@ -443,7 +443,7 @@ def _outbox_show(args: argparse.Namespace) -> int:
                 "last_error": m.last_error,
                 "next_attempt_at": m.next_attempt_at.isoformat() if m.next_attempt_at else None,
             }
-            for m in reading.messages(states=states)
+            for m in ctx.notifications.messages(states=states)
         ]
         if args.json:
             print_json(rows)
@@ -457,4 +457,4 @@ def _outbox_show(args: argparse.Namespace) -> int:
                 )
         return 0
     finally:
-        reading.close()
+        ctx.close()

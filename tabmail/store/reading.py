@@ -1,30 +1,19 @@
-"""Reads written as plain SQL, shared by both ways tabmail reaches its database.
+"""The message listing, written as plain SQL, and where a SQLite file lives.
 
-``messages_sql`` is the one definition of the message listing: ``NotificationRepository.messages``
-runs it through SQLAlchemy (SQLite or PostgreSQL), and ``SqliteReader`` runs it through the
-standard library's sqlite3 alone. A command that only looks at a SQLite file whose schema is
-current (``tabmail outbox``) opens a ``SqliteReader`` and never imports SQLAlchemy (~0.4 s of a
-fresh process's start); anything else (a server database, a new or older file) takes the full
-path, which creates or upgrades the schema first.
-
-Nothing here imports SQLAlchemy: the start-up test (tests/test_startup_imports.py) checks it.
+``messages_sql`` is the one definition of the message listing (``NotificationRepository``
+runs it on either engine, store/sql.py). Nothing here imports SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tabmail.domain.notification import DeliveryStatus, Message, MessageState
-from tabmail.store.dbfile import connect_readonly, inspect_file, scan_revisions
 from tabmail.store.sql import as_time, in_list
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_S = 30  # as the full path's connections (db.SQLITE_BUSY_TIMEOUT_MS)
 
 # The columns a Message is made of, in the order ``message_from_record`` reads them.
 MESSAGE_FIELDS = (
@@ -123,22 +112,6 @@ def message_from_record(r: Sequence[Any]) -> Message:
     )
 
 
-class MessageReader(Protocol):
-    """What a command that lists messages needs: ``SqliteReader``, or the full path's
-    ``NotificationRepository``."""
-
-    def messages(
-        self,
-        *,
-        batch_id: int | None = None,
-        batch_ids: Sequence[int] | None = None,
-        states: Sequence[MessageState] | None = None,
-        person_id: int | None = None,
-        ids: Sequence[str] | None = None,
-        limit: int | None = None,
-    ) -> list[Message]: ...
-
-
 def sqlite_file(target: str | os.PathLike[str] | None) -> Path | None:
     """The SQLite file ``target`` names (as ``db.resolve_url`` reads it), or None for anything
     else: a server URL, an in-memory database, a URL with options."""
@@ -159,54 +132,3 @@ def sqlite_file(target: str | os.PathLike[str] | None) -> Path | None:
             return None
         return Path(rest).absolute()
     return Path(text).expanduser().absolute()
-
-
-class SqliteReader:
-    """Reads a current tabmail SQLite file through sqlite3 alone; it never writes."""
-
-    def __init__(self, path: Path, conn: sqlite3.Connection, read_only: bool) -> None:
-        self.path = path
-        self.read_only = read_only  # asked for, or the file cannot be written: sending is disabled
-        self._conn = conn
-
-    @classmethod
-    def open(cls, target: str | os.PathLike[str] | None, *, read_only: bool = False) -> SqliteReader | None:
-        """A reader for ``target``, or None when the full path must open it: not a SQLite file,
-        no schema yet, a schema that is not the scripts' head (it is upgraded first, or refused),
-        or a file from before tabmail marked its databases (the full path marks it). A file that
-        is not tabmail's is refused (DatabaseError) as the full path would, changing nothing."""
-        path = sqlite_file(target)
-        if path is None:
-            return None
-        revisions = scan_revisions(MIGRATIONS_DIR / "versions")
-        state = inspect_file(path, revisions.known)
-        if state.empty or not state.marked or revisions.head is None or state.revision != revisions.head:
-            return None
-        read_only = read_only or not state.writable
-        if read_only:
-            conn = connect_readonly(path)
-        else:
-            conn = sqlite3.connect(str(path), timeout=SQLITE_BUSY_TIMEOUT_S)
-            conn.execute("PRAGMA query_only=ON")
-        return cls(path, conn, read_only)
-
-    def describe(self) -> str:
-        return str(self.path)
-
-    def messages(
-        self,
-        *,
-        batch_id: int | None = None,
-        batch_ids: Sequence[int] | None = None,
-        states: Sequence[MessageState] | None = None,
-        person_id: int | None = None,
-        ids: Sequence[str] | None = None,
-        limit: int | None = None,
-    ) -> list[Message]:
-        sql, params = messages_sql(
-            batch_id=batch_id, batch_ids=batch_ids, states=states, person_id=person_id, ids=ids, limit=limit
-        )
-        return [message_from_record(r) for r in self._conn.execute(sql, params)]
-
-    def close(self) -> None:
-        self._conn.close()
