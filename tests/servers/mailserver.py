@@ -306,9 +306,11 @@ class MailServers:
         """Delete every message waiting in Postfix's queue."""
         self._run("postsuper", "-c", str(self.root / "postfix" / "conf"), "-d", "ALL", check=False)
 
-    def kick(self, local: str) -> None:
-        """Drop every IMAP connection of ``local`` (a server-side disconnect)."""
-        self.doveadm("kick", local)
+    def kick(self, local: str, *, none_ok: bool = False) -> None:
+        """Drop every IMAP connection of ``local`` (a server-side disconnect). ``none_ok``: it
+        may have none at the moment (doveadm then exits 68)."""
+        conf = str(self.root / "dovecot" / "dovecot.conf")
+        self._run("doveadm", "-c", conf, "kick", local, check=not none_ok)
 
     def kill_imap(self, local: str) -> int:
         """SIGKILL every IMAP process serving ``local``: the connection ends without a BYE, as
