@@ -388,8 +388,8 @@ class NotificationRepository:
         ids: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> list[Message]:
-        """Messages as ``reading.messages_sql`` lists them (the one definition, shared with the
-        commands that read a SQLite file through sqlite3 alone)."""
+        """Messages as ``reading.messages_sql`` lists them: oldest batch first, then by creation
+        time and id."""
         sql, params = messages_sql(
             batch_id=batch_id, batch_ids=batch_ids, states=states, person_id=person_id, ids=ids, limit=limit
         )
