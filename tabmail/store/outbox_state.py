@@ -65,6 +65,20 @@ _MARK_WAITING_SQL = (
     "UPDATE messages SET state = :state, last_error = COALESCE(:error, last_error), next_attempt_at = :next, "
     "attempts = COALESCE(:attempts, attempts) WHERE id = :id AND state IN ('queued', 'retrying')"
 )
+# On a SQLite file the claim reads the flags first, in the same write transaction (_claim_sqlite).
+_FLAGGED_AMONG_SQL = (
+    "SELECT m.id FROM messages m WHERE m.id IN ({}) AND m.send_despite_flag = FALSE AND EXISTS "
+    "(SELECT 1 FROM address_flags f WHERE f.address_key = m.address_key AND f.cleared_at IS NULL)"
+)
+_CLAIM_UNFLAGGED_SQL = (
+    "UPDATE messages SET state = 'sending', attempts = attempts + 1, "
+    "lease_owner = :owner, lease_expires_at = :lease "
+    "WHERE id = :id AND state IN ('queued', 'retrying') AND backend = :backend"
+)
+_SKIP_FLAGGED_SQL = (
+    "UPDATE messages SET state = 'skipped', last_error = :error "
+    "WHERE id = :id AND state IN ('queued', 'retrying') AND send_despite_flag = FALSE"
+)
 _RENEW_SQL = "UPDATE messages SET lease_expires_at = :lease WHERE state = 'sending' AND lease_owner = :owner"
 # What the outbox needs of each message it may send: its ids, envelope, bytes and backend.
 OUTBOX_ITEMS_SQL = (
@@ -332,10 +346,11 @@ class OutboxStore:
         con = self._outbox_connection()
         # One transaction for all of it (one WAL commit instead of one per statement): the
         # results and the next claim are durable together, before the message is handed over.
-        several = len(updates) + len(claim) > 1
+        # A claim reads the flags, then writes: one transaction whenever there is one.
+        transaction = bool(claim) or len(updates) > 1
         sent, unsent, waiting = _update_params(updates, by.owner if by else None, sqlite=True)
         with self._sqlite_lock:
-            if several:
+            if transaction:
                 con.execute("BEGIN IMMEDIATE")
             try:
                 if sent:
@@ -345,10 +360,10 @@ class OutboxStore:
                 if waiting:
                     con.executemany(_MARK_WAITING_SQL, waiting)
                 outcome = self._claim_sqlite(con, claim, by)
-                if several:
+                if transaction:
                     con.execute("COMMIT")
             except BaseException:
-                if several and con.in_transaction:
+                if transaction and con.in_transaction:
                     con.execute("ROLLBACK")
                 raise
             return outcome
@@ -356,11 +371,17 @@ class OutboxStore:
     def _claim_sqlite(
         self, con: sqlite3.Connection, claim: Sequence[str], by: Claim | None
     ) -> tuple[list[bool], list[str]]:
-        """The claim of ``_claim``, one compare-and-set per message (in the caller's
-        transaction when there are several)."""
+        """The claim of ``_claim`` in the caller's write transaction: which of the messages have
+        a flagged address (one SELECT), then one compare-and-set per message. Holding the write
+        lock, nobody flags an address in between. (The portable statement checks the flag in
+        the UPDATE itself; on SQLite that subquery made each claim ~4x slower: ~230 against
+        ~57 us for the bench round's 1,150 claims in groups of 8.)"""
         if not claim:
             return [], []
         assert by is not None
+        flagged = {
+            r[0] for r in con.execute(_FLAGGED_AMONG_SQL.format(", ".join("?" * len(claim))), list(claim))
+        }
         params = {
             "id": "",
             "owner": by.owner,
@@ -370,13 +391,13 @@ class OutboxStore:
         ok: list[bool] = []
         skipped: list[str] = []
         for mid in claim:
-            params["id"] = mid
-            if con.execute(_CLAIM_ONE_SQL, params).rowcount == 1:
-                ok.append(True)
+            if mid in flagged:
+                ok.append(False)
+                if con.execute(_SKIP_FLAGGED_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
+                    skipped.append(mid)
                 continue
-            ok.append(False)
-            if con.execute(_SKIP_ONE_SQL, {"error": _SKIPPED_FLAGGED, "id": mid}).rowcount == 1:
-                skipped.append(mid)
+            params["id"] = mid
+            ok.append(con.execute(_CLAIM_UNFLAGGED_SQL, params).rowcount == 1)
         return ok, skipped
 
     def _lease_text(self, lease_until: datetime) -> str | None:
