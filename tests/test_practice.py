@@ -179,6 +179,29 @@ def test_a_correction_made_in_practice_never_changes_the_participant(practice_de
     assert ctx.tournaments.get_person(other.person_id or 0).email == other.address
 
 
+def test_a_practice_resend_to_an_address_corrected_in_participants_says_nothing_false(
+    practice_demo: AppContext,
+) -> None:
+    """Found in the window: a director corrects a bounced person's address in Participants (a real
+    edit, even in practice) and resends to it; the resend must not claim "the address in
+    Participants is unchanged" (it is the address in Participants)."""
+    ctx, t = practice_demo, FakeTime()
+    batch_id = send_demo_round(ctx, t)
+    t.advance(SPAN.total_seconds())
+    poll(ctx, t)
+    bounced = next(
+        m
+        for m in ctx.notifications.messages(batch_id=batch_id)
+        if m.delivery_status is DeliveryStatus.BOUNCED and m.person_id is not None
+    )
+    fixed_address = "fixed." + bounced.address
+    ctx.tournaments.set_person_email(bounced.person_id or 0, fixed_address, source="director")
+    result = asyncio.run(resend(ctx, bounced.id, fixed_address, now=t.now))
+    assert result.address == fixed_address
+    assert PRACTICE_ONLY not in result.notes and "unchanged" not in result.words
+    assert ctx.tournaments.get_person(bounced.person_id or 0).email == fixed_address
+
+
 def test_leaving_practice_clears_the_pretend_bounces(practice_demo: AppContext) -> None:
     ctx, t = practice_demo, FakeTime()
     send_demo_round(ctx, t)

@@ -155,24 +155,28 @@ async def resend(
                 requester.client.close()
 
     practising = is_practice(ctx) or batch.backend == PRACTICE
-    if target != old.address and old.person_id is not None and practising:
-        # A pretend bounce says nothing true about the address: the correction goes into this
-        # practice resend only, never into Participants (nor back to Tabbycat).
-        notes.append(PRACTICE_ONLY)
-    elif target != old.address and old.person_id is not None:
+    person = None
+    if target != old.address and old.person_id is not None:
         try:
             person = ctx.tournaments.get_person(old.person_id)
         except NotFound:
             person = None
-        if person is not None and address_key(person.email) != key:
-            ctx.tournaments.set_person_email(old.person_id, target, source="resend")
-            ctx.bus.publish(PersonChanged(old.person_id))
-            notes.append(f"{person.name}'s address is now {target}")
-            if ctx.settings.get("tabbycat.write_back") and can_write_back(ctx, person.tournament_id):
-                try:  # best effort: the resend goes out whether or not the site takes it
-                    notes.append(await asyncio.to_thread(write_back_email, ctx, old.person_id))
-                except TabmailError as exc:
-                    notes.append(f"could not write the address back to Tabbycat: {exc}")
+    in_participants = person is not None and address_key(person.email) == key  # corrected there
+    if target != old.address and old.person_id is not None and practising:
+        # A pretend bounce says nothing true about the address: the correction goes into this
+        # practice resend only, never into Participants (nor back to Tabbycat). An address the
+        # director corrected in Participants is already there: nothing to say.
+        if not in_participants:
+            notes.append(PRACTICE_ONLY)
+    elif person is not None and old.person_id is not None and not in_participants:
+        ctx.tournaments.set_person_email(old.person_id, target, source="resend")
+        ctx.bus.publish(PersonChanged(old.person_id))
+        notes.append(f"{person.name}'s address is now {target}")
+        if ctx.settings.get("tabbycat.write_back") and can_write_back(ctx, person.tournament_id):
+            try:  # best effort: the resend goes out whether or not the site takes it
+                notes.append(await asyncio.to_thread(write_back_email, ctx, old.person_id))
+            except TabmailError as exc:
+                notes.append(f"could not write the address back to Tabbycat: {exc}")
     recipient = Recipient(
         person_id=old.person_id or 0,
         name=old.recipient_name,

@@ -464,6 +464,40 @@ def test_an_address_fixed_in_participants_shows_as_corrected_in_the_round(
     assert model.index_of_message(mid, Column.STATUS).data() == "Bounced · corrected"
 
 
+def test_the_problems_view_resends_to_an_address_corrected_in_participants(
+    qtbot: QtBot,
+    demo: AppContext,
+    mixed: dict[str, object],
+    qsettings: QSettings,
+    qloop: asyncio.AbstractEventLoop,
+) -> None:
+    """Found in the window: after a bounced person's address was corrected in Participants, the
+    Problems view still showed the old address and its one-click Resend went to it (flagged,
+    "sending anyway"). It shows the corrected address, as the round view does, and resends to it."""
+    demo.settings.set("backend", "file")
+    mid = mixed["kinds"]["bounced"][0]  # type: ignore[index]
+    old = demo.notifications.get(mid)
+    assert old.person_id is not None
+    fixed = "fixed.in.participants@example.org"
+    demo.tournaments.set_person_email(old.person_id, fixed, source="director")
+    window = MainWindow(demo, qsettings=qsettings)
+    qtbot.addWidget(window)
+    tournament = demo.tournaments.list_all()[0]
+    assert window.select_problems(tournament.id)
+    page = window.problems_page
+    row = page.model.row_of(mid)
+    assert row is not None
+    assert page.model.index(row, 3).data() == fixed
+    assert page.model.draft(mid) == fixed
+    assert page.select_message(mid)
+    page.resend_current()
+    qtbot.waitUntil(lambda: page.notice.text().startswith("Queued a resend"), timeout=10000)
+    assert page.notice.text().startswith(f"Queued a resend to {fixed}")
+    resent = next(m for m in demo.notifications.messages(batch_id=old.batch_id) if m.resend_of == mid)
+    assert resent.address == fixed
+    window.close()
+
+
 def test_good_news_goes_away_by_itself(qtbot: QtBot) -> None:
     from tabmail.gui.widgets import MessageStrip
 

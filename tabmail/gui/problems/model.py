@@ -1,7 +1,9 @@
 """The Problems view's rows: every unresolved problem with where, who, what, why and how long ago.
 
 One row per problem (``services.problems.Problem``); the address cell takes a corrected
-address (validated before it is kept), which the page's Resend uses.
+address (validated before it is kept), which the page's Resend uses. An address corrected in
+Participants since the message was sent shows the same way (as the round view does), so Resend
+goes to it rather than to the address that failed.
 """
 
 from __future__ import annotations
@@ -76,15 +78,19 @@ class ProblemsModel(QAbstractTableModel):
         self._italic = QFont()
         self._italic.setItalic(True)
         self._rows: list[Problem] = []
-        self._drafts: dict[str, str] = {}
+        self._drafts: dict[str, str] = {}  # typed here
+        self._corrected: dict[str, str] = {}  # the person's address in Participants, where it differs
         self.read_only = False  # a read-only database: addresses cannot be corrected
         self._sort: tuple[Column, Qt.SortOrder] = (Column.AGE, Qt.SortOrder.AscendingOrder)
 
-    def set_problems(self, problems: list[Problem]) -> None:
+    def set_problems(self, problems: list[Problem], corrected: dict[str, str] | None = None) -> None:
+        """Show ``problems``; ``corrected``: message id -> its person's address in Participants,
+        for the messages sent to another address."""
         self.beginResetModel()
         self._rows = list(problems)
         ids = {p.message.id for p in problems}
         self._drafts = {k: v for k, v in self._drafts.items() if k in ids}
+        self._corrected = {k: v for k, v in (corrected or {}).items() if k in ids}
         self._order_rows()
         self.endResetModel()
 
@@ -138,7 +144,8 @@ class ProblemsModel(QAbstractTableModel):
         return next((i for i, p in enumerate(self._rows) if p.message.id == message_id), None)
 
     def draft(self, message_id: str) -> str | None:
-        return self._drafts.get(message_id)
+        """The address a resend goes to: typed here, else corrected in Participants (None: the same)."""
+        return self._drafts.get(message_id) or self._corrected.get(message_id)
 
     def set_draft(self, message_id: str, text: str | None) -> str | None:
         """Keep a corrected address for a resend. Returns why it cannot be used, or None."""
@@ -204,7 +211,7 @@ class ProblemsModel(QAbstractTableModel):
             if column == Column.RECIPIENT:
                 return m.recipient_name
             if column == Column.ADDRESS:
-                return self._drafts.get(m.id) or m.address
+                return self.draft(m.id) or m.address
             if column == Column.PROBLEM:
                 return category_look(p.category).label
             if column == Column.REASON:
@@ -222,15 +229,15 @@ class ProblemsModel(QAbstractTableModel):
             return self._theme.icon(category_look(p.category))
         if role == Qt.ItemDataRole.ForegroundRole and column in (Column.PROBLEM, Column.ADDRESS):
             return self._theme.foreground(category_look(p.category).tone)
-        if role == Qt.ItemDataRole.FontRole and column == Column.ADDRESS and m.id in self._drafts:
+        if role == Qt.ItemDataRole.FontRole and column == Column.ADDRESS and self.draft(m.id):
             return self._italic
         if role == Qt.ItemDataRole.ToolTipRole:
             look = category_look(p.category)
             lines = [f"{look.label}: {look.description}"]
             if p.reason:
                 lines.append(f"Reason: {p.reason}")
-            if m.id in self._drafts:
-                lines.append(f"Corrected to {self._drafts[m.id]} (was {m.address}): press Resend.")
+            if (draft := self.draft(m.id)) is not None:
+                lines.append(f"Corrected to {draft} (was {m.address}): press Resend.")
             else:
                 lines.append("Double-click the address to correct it, then Resend.")
             if p.since:

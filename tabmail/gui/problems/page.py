@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tabmail.domain.addresses import address_key
 from tabmail.domain.errors import TabmailError
 from tabmail.domain.notification import TOURNAMENT_WIDE_NAME
 from tabmail.domain.problems import counts_text
@@ -217,7 +218,7 @@ class ProblemsPage(QWidget):
 
     def _show(self, problems: list[service.Problem]) -> None:
         selected = self.current_message_id()
-        self.model.set_problems(problems)
+        self.model.set_problems(problems, self._corrected_in_participants(problems))
         counts = Counter(p.category for p in problems)
         n = len(problems)
         self.summary.setText(
@@ -230,6 +231,20 @@ class ProblemsPage(QWidget):
             self.select_message(selected)
         self._update_actions()
         self._update_empty()
+
+    def _corrected_in_participants(self, problems: list[service.Problem]) -> dict[str, str]:
+        """Message id -> its person's address today, for messages sent to another address (an
+        address corrected in Participants, or by an import, since): what Resend sends to."""
+        people = {p.message.person_id for p in problems if p.message.person_id}
+        if not people:
+            return {}
+        current = self._ctx.problems.current_addresses(sorted(people))
+        corrected = {}
+        for p in problems:
+            address, key = current.get(p.message.person_id or 0, ("", None))
+            if address and key != address_key(p.message.address):
+                corrected[p.message.id] = address
+        return corrected
 
     def _on_hub_problems_changed(self) -> None:
         if self.shown_for is None:
