@@ -28,6 +28,7 @@ from tabmail.store.models import (
     RoundRow,
     TournamentRow,
 )
+from tabmail.store.sql import as_time
 
 _COLUMNS = (
     MessageRow.id,
@@ -51,18 +52,6 @@ _COLUMNS = (
 )
 
 
-def _time(value: Any) -> datetime | None:
-    """A stored time read as text (thousands of rows: SQLAlchemy's per-value processing cost
-    more than the query), as UTCDateTime would return it."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        at = value
-    else:
-        at = datetime.fromisoformat(str(value))
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
 def _message(r: Any) -> Message:
     return Message(
         id=r.id,
@@ -74,12 +63,12 @@ def _message(r: Any) -> Message:
         attempts=r.attempts,
         last_error=r.last_error,
         delivery_status=DeliveryStatus(r.delivery_status),
-        status_at=_time(r.status_at),
+        status_at=as_time(r.status_at),
         status_reason=r.status_reason,
         resend_of=r.resend_of,
-        created_at=_time(r.created_at),
-        sent_at=_time(r.sent_at),
-        next_attempt_at=_time(r.next_attempt_at),
+        created_at=as_time(r.created_at),
+        sent_at=as_time(r.sent_at),
+        next_attempt_at=as_time(r.next_attempt_at),
         role=r.role,
         made_by=r.made_by,
         made_on=r.made_on,

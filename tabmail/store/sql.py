@@ -75,12 +75,12 @@ def sqlite_time(value: datetime | None) -> str | None:
 
 
 def as_time(value: datetime | str | None) -> datetime | None:
-    """A stored time as aware UTC (SQLite: text; PostgreSQL: a naive datetime)."""
+    """A stored time as aware UTC (SQLite: text; PostgreSQL: a naive datetime, naive UTC)."""
     if value is None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def as_required_time(value: datetime | str | None) -> datetime:

@@ -182,10 +182,10 @@ class TournamentRepository:
 
     def get_round(self, tournament_id: int, seq: int) -> Round:
         with self._db.sql() as q:
-            return self._round(q, tournament_id, seq)
+            return self._find_round(q, tournament_id, seq)
 
     @staticmethod
-    def _round(q: Sql, tournament_id: int, seq: int) -> Round:
+    def _find_round(q: Sql, tournament_id: int, seq: int) -> Round:
         params = {"t": tournament_id, "seq": seq}
         row = q.one(f"SELECT {_ROUND} FROM rounds WHERE tournament_id = :t AND seq = :seq", params)
         if row is None:
@@ -231,10 +231,10 @@ class TournamentRepository:
 
     def get_person(self, person_id: int) -> Person:
         with self._db.sql() as q:
-            return self._person(q, person_id)
+            return self._find_person(q, person_id)
 
     @staticmethod
-    def _person(q: Sql, person_id: int) -> Person:
+    def _find_person(q: Sql, person_id: int) -> Person:
         row = q.one(f"SELECT {_PERSON} FROM people p WHERE p.id = :id", {"id": person_id})
         if row is None:
             raise NotFound(f"no person with id {person_id}")
@@ -268,7 +268,7 @@ class TournamentRepository:
     def set_person_email(self, person_id: int, email: str | None, source: str) -> Person:
         """Change an address (validated; the change is recorded). Returns the updated person."""
         with self._db.sql(write=True) as q:
-            old = self._person(q, person_id)
+            old = self._find_person(q, person_id)
             fields = address_fields(email)
             if fields["email"] != old.email:
                 self._record_change(q, person_id, old.email, fields["email"], source)
@@ -277,7 +277,7 @@ class TournamentRepository:
                     "email_key = :email_key, updated_at = :now WHERE id = :id",
                     {**fields, "now": _now(), "id": person_id},
                 )
-            return self._person(q, person_id)
+            return self._find_person(q, person_id)
 
     def _record_change(self, q: Sql, person_id: int, old: str | None, new: str | None, source: str) -> None:
         """The address history's row, stamped with who made the change on which machine."""
@@ -315,7 +315,7 @@ class TournamentRepository:
         t = {"t": tournament_id}
         with self._db.sql() as q:
             tournament = _tournament(q, self._tournament_row(q, tournament_id, _TOURNAMENT))
-            rnd = self._round(q, tournament_id, seq)
+            rnd = self._find_round(q, tournament_id, seq)
             r = {"r": rnd.id}
             debate_rows = q.rows(
                 "SELECT id, round_id, venue_id, key, sides_confirmed FROM debates WHERE round_id = :r ORDER BY id",

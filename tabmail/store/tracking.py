@@ -31,6 +31,7 @@ from tabmail.domain.practice import PracticeSend
 from tabmail.store.db import Database
 from tabmail.store.event_matching import EventMatcher, IncomingEvent, chunks
 from tabmail.store.models import AddressFlagRow, MessageRow, PersonRow, StatusEventRow, UTCDateTime
+from tabmail.store.sql import as_required_time
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +336,7 @@ class TrackingRepository:
                 for mid, at in s.execute(q):
                     if mid is not None and at is not None:
                         # func.max bypasses the column type on SQLite: normalise to aware UTC
-                        out[mid] = _aware(at)
+                        out[mid] = as_required_time(at)
             return out
 
     def earliest_sent(self, since: datetime, statuses: Collection[str] | None = None) -> datetime | None:
@@ -345,12 +346,12 @@ class TrackingRepository:
             if statuses is not None:
                 q = q.where(MessageRow.delivery_status.in_(list(statuses)))
             value = s.scalar(q)
-            return _aware(value) if value is not None else None
+            return as_required_time(value) if value is not None else None
 
     def latest_sent(self) -> datetime | None:
         with self._db.session() as s:
             value = s.scalar(select(func.max(MessageRow.sent_at)))
-            return _aware(value) if value is not None else None
+            return as_required_time(value) if value is not None else None
 
     def batches_with_events_from(self, provider: str, batch_ids: Collection[int]) -> set[int]:
         """The batches among ``batch_ids`` with at least one status event from ``provider``."""
@@ -417,18 +418,11 @@ class TrackingRepository:
                 PracticeSend(
                     message_id=mid,
                     address=address,
-                    sent_at=_aware(sent_at),
+                    sent_at=as_required_time(sent_at),
                     corrected=previous is not None and previous != address_key(address),
                 )
                 for mid, address, sent_at, previous in s.execute(q)
             ]
-
-
-def _aware(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _row(ev: IncomingEvent, message_id: str | None, now: datetime) -> dict[str, Any]:
