@@ -171,9 +171,10 @@ def start_server() -> Iterator[Callable[..., SmtpTestServer]]:
         server.stop()
 
 
-@pytest.fixture
-def server(start_server: Callable[..., SmtpTestServer]) -> SmtpTestServer:
-    return start_server()
+@pytest.fixture(params=[False, True], ids=["stepwise", "pipelining"])
+def server(start_server: Callable[..., SmtpTestServer], request: pytest.FixtureRequest) -> SmtpTestServer:
+    """The server, offering PIPELINING or not: every transaction path runs both ways."""
+    return start_server(pipelining=request.param)
 
 
 def test_sends_each_message_once_with_exact_bytes_over_three_parallel_connections(
@@ -198,6 +199,65 @@ def test_sends_each_message_once_with_exact_bytes_over_three_parallel_connection
     assert server.max_concurrent == 3
     assert len({m.connection_id for m in received}) == 3
     server.wait_for(lambda s: s.active == 0)  # every connection was closed at the end
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_mail_rcpt_and_data_go_in_one_write_when_the_server_offers_pipelining(
+    start_server: Callable[..., SmtpTestServer], pipelining: bool
+) -> None:
+    server = start_server(pipelining=pipelining)
+    messages = [make_message(i) for i in range(20)]
+
+    hooks = send(SmtpBackend(config(server, connections=2)), messages)
+
+    assert hooks.outcomes() == {Outcome.SENT: 20}
+    assert sorted(m.raw for m in server.messages) == sorted(m.raw for m in messages)
+    # RFC 2920: one round trip for MAIL FROM, RCPT TO and DATA, only where it is offered.
+    assert server.transactions == (20, 20 if pipelining else 0)
+
+
+def test_a_refused_sender_is_permanent_and_the_connection_carries_on(server: SmtpTestServer) -> None:
+    reply = "553 5.7.1 <bounces@tournament.test>: Sender address rejected: not owned by user"
+    server.script("bounces@tournament.test", mail=reply, times=1)
+
+    hooks = send(SmtpBackend(config(server, connections=1)), [make_message(0), make_message(1)])
+
+    result = hooks.results["m00000"]
+    assert (result.outcome, result.code, result.flag_address) == (Outcome.PERMANENT, 553, False)
+    assert result.detail == f"sender refused: {reply}"
+    assert hooks.results["m00001"].outcome is Outcome.SENT
+    assert [m.tabmail_id for m in server.received] == ["m00001"]
+    assert server.connections == 1  # the refused transaction's replies were all read, then RSET
+
+
+def test_a_pipelined_data_the_server_takes_despite_a_refused_recipient_carries_no_message(
+    start_server: Callable[..., SmtpTestServer],
+) -> None:
+    # RFC 2920 3.1: a server should refuse DATA when no recipient was accepted; one that says
+    # 354 anyway gets an empty message's ending, so it refuses it, and the stream stays in step.
+    server = start_server(pipelining=True)
+    reply = "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown"
+    server.script(
+        "nobody@example.org", rcpt=reply, data="554 5.5.1 No valid recipients", data_despite_refusal=True
+    )
+
+    hooks = send(
+        SmtpBackend(config(server, connections=1)),
+        [make_message(0, to="nobody@example.org"), make_message(1)],
+    )
+
+    result = hooks.results["m00000"]
+    assert (result.outcome, result.flag_address, result.detail) == (
+        Outcome.PERMANENT,
+        True,
+        f"recipient refused: {reply}",
+    )
+    assert [(m.raw, m.reply) for m in server.received if m.tabmail_id is None] == [
+        (b"", "554 5.5.1 No valid recipients")
+    ]
+    assert hooks.results["m00001"].outcome is Outcome.SENT
+    assert [m.tabmail_id for m in server.messages] == ["m00001"]
+    assert server.connections == 1
 
 
 def test_connections_the_server_turns_away_leave_the_others_sending(

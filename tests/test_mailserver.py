@@ -64,3 +64,35 @@ def test_imap_starttls_verifies_against_the_test_ca_only(mail: MailServers) -> N
         IMAPClient(
             "127.0.0.1", port=mail.imaps_port, ssl=True, ssl_context=ssl.create_default_context(), timeout=10
         )
+
+
+def test_tabmail_pipelines_to_postfix_and_keeps_step_when_a_recipient_is_refused(mail: MailServers) -> None:
+    # Real Postfix offers PIPELINING: MAIL FROM, RCPT TO and DATA go in one write. A refused
+    # recipient's pipelined DATA is answered "554 no valid recipients"; the connection carries on.
+    import asyncio
+
+    from tabmail.backends.base import Outcome
+    from tabmail.backends.smtp import SmtpBackend, SmtpConfig
+    from tests.test_backend_smtp import RecordingHooks, make_message
+
+    with smtplib.SMTP("127.0.0.1", mail.smtp_port, timeout=10) as smtp:
+        smtp.ehlo()
+        assert smtp.has_extn("pipelining")
+    messages = [
+        make_message(1, to="alice@tab.example"),
+        make_message(2, to="ghost@tab.example"),
+        make_message(3, to="bob@tab.example"),
+    ]
+    backend = SmtpBackend(
+        SmtpConfig("127.0.0.1", mail.smtp_port, "none", connections=1, local_hostname="laptop.tab.example")
+    )
+    hooks = RecordingHooks()
+
+    asyncio.run(backend.send(messages, hooks))
+
+    sent, ghost, also_sent = (hooks.results[m.id] for m in messages)
+    assert sent.outcome is also_sent.outcome is Outcome.SENT
+    assert (ghost.outcome, ghost.code, ghost.flag_address) == (Outcome.PERMANENT, 550, True)
+    assert ghost.detail.startswith("recipient refused: 550 5.1.1")
+    mail.wait_for_messages("alice", 1)
+    mail.wait_for_messages("bob", 1)

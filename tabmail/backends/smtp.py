@@ -8,7 +8,9 @@ event loop; then the worker's thread takes messages by itself: it asks for a mes
 (``hooks.claim_ahead_from_thread``) one message ahead, before the current transaction, and waits
 for it (``hooks.claimed_from_thread``) right before that message's transaction, runs MAIL FROM /
 RCPT TO / DATA with the message's ``raw`` bytes and reports one ``SendResult`` through
-``hooks.finished_from_thread``. A claim granted but not used (the run stops, the connection
+``hooks.finished_from_thread``. When the server offers PIPELINING (RFC 2920; Postfix and the big
+providers do), MAIL FROM, RCPT TO and DATA go in one write and their replies are read in order:
+two round trips per message instead of four, which matters most on a slow link. A claim granted but not used (the run stops, the connection
 breaks) is withdrawn (``hooks.withdraw_from_thread``) and the message goes back to the queue. With
 a rate limit (backends/smtp_pacing.py) the worker waits for each message's slot on the event loop
 and its thread claims and sends that one message (no claim ahead).
@@ -198,6 +200,14 @@ def _quoted_unchanged(address: str) -> bool:
         and not any(c.isspace() for c in address)
         and smtplib.quoteaddr(address) == f"<{address}>"
     )
+
+
+# A transaction's commands before the payload: (stage, what a refusal says, the codes that accept).
+_STAGES = (
+    ("MAIL FROM", "sender refused", (250,)),
+    ("RCPT TO", "recipient refused", (250, 251)),
+    ("DATA", "DATA refused", (354,)),
+)
 
 
 def _dot_stuffed(raw: bytes) -> bytes:
@@ -392,20 +402,24 @@ class SmtpBackend:
             # are plain (checked above), so smtplib's quoteaddr() would give <address>.
             if "SMTPUTF8" in options:
                 smtp.command_encoding = "utf-8"
-            smtp.putcmd("mail", f"FROM:<{msg.envelope_from}>{' ' + ' '.join(options) if options else ''}")
-            code, reply = smtp.getreply()
-            if code != 250:
-                return self._refused(smtp, msg, "sender refused", code, reply)
-            stage = "RCPT TO"
-            smtp.putcmd("rcpt", f"TO:<{msg.envelope_to}>")
-            code, reply = smtp.getreply()
-            if code not in (250, 251):
-                return self._refused(smtp, msg, "recipient refused", code, reply)
-            stage = "DATA"
-            smtp.putcmd("data")
-            code, reply = smtp.getreply()
-            if code != 354:
-                return self._refused(smtp, msg, "DATA refused", code, reply)
+            commands = [
+                f"MAIL FROM:<{msg.envelope_from}>{' ' + ' '.join(options) if options else ''}\r\n",
+                f"RCPT TO:<{msg.envelope_to}>\r\n",
+                "DATA\r\n",
+            ]
+            # With PIPELINING (RFC 2920) the three go in one write and their replies are read
+            # in order: one round trip instead of three.
+            pipelined = smtp.has_extn("pipelining")
+            if pipelined:
+                smtp.send("".join(commands))
+            for n, (step, what, accepted) in enumerate(_STAGES):
+                stage = step  # where a broken connection broke (the except below)
+                if not pipelined:
+                    smtp.send(commands[n])
+                code, reply = smtp.getreply()
+                if code not in accepted:
+                    unanswered = len(_STAGES) - 1 - n if pipelined else 0
+                    return self._refused(smtp, msg, what, code, reply, unanswered)
             stage = "sending the message"
             # If send() fails, the final "." never left: the server cannot have accepted it.
             smtp.send(_dot_stuffed(msg.raw))
@@ -437,8 +451,18 @@ class SmtpBackend:
         return SendResult(msg.id, Outcome.UNCERTAIN, detail, code), False
 
     def _refused(
-        self, smtp: smtplib.SMTP, msg: OutgoingMessage, what: str, code: int, reply: bytes
+        self,
+        smtp: smtplib.SMTP,
+        msg: OutgoingMessage,
+        what: str,
+        code: int,
+        reply: bytes,
+        unanswered: int = 0,
     ) -> tuple[SendResult, bool]:
+        """The result of a refused MAIL, RCPT or DATA, and whether the connection can carry on
+        (RSET). ``unanswered``: pipelined commands sent after the refused one, whose replies
+        are read first (a DATA the server took anyway gets an empty message's ending, so the
+        server refuses it: the transaction has no valid sender or recipient)."""
         words = self._scrub(_text(reply))
         detail = f"{what}: {code} {words}"
         if 500 <= code < 600:
@@ -450,6 +474,14 @@ class SmtpBackend:
             smtp.close()
             return result, False
         try:
+            for _ in range(unanswered):
+                later, _reply = smtp.getreply()
+                if later == 354:
+                    smtp.send(".\r\n")
+                    later, _reply = smtp.getreply()
+                if later == 421:
+                    smtp.close()
+                    return result, False
             usable = smtp.rset()[0] == 250
         except (smtplib.SMTPException, OSError):
             usable = False

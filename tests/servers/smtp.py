@@ -63,10 +63,13 @@ class ReceivedMessage:
 @dataclass(slots=True)
 class Script:
     rcpt_reply: str | None = None  # e.g. "550 5.1.1 User unknown"; a 421 also closes the connection
+    mail_reply: str | None = None  # the answer to MAIL FROM with this address as the sender
     data_reply: str | None = None  # the answer to the end of DATA, e.g. "554 5.6.0 Rejected"
     drop: Drop | None = None
     delay: float = 0.0  # seconds before answering the end of DATA
     times: int | None = None  # applies to the next N messages for the address; None: always
+    # A broken server: a refused recipient still counts, so a DATA that follows gets 354.
+    data_despite_refusal: bool = False
 
 
 class _State:
@@ -77,6 +80,8 @@ class _State:
         self.record_dir = record_dir
         self.received: list[ReceivedMessage] = []
         self.scripts: dict[str, Script] = {}
+        self.transactions = 0  # MAIL FROM commands
+        self.pipelined = 0  # MAIL FROM commands that arrived with their RCPT TO and DATA
         self.connections = 0
         self.login_connections: set[int] = set()  # connections that tried AUTH
         self.active = 0
@@ -189,6 +194,15 @@ class _ScriptedSMTP(SMTP):
             return
         await super().smtp_STARTTLS(arg)
 
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        # What the client sent after MAIL FROM before waiting for its reply (RFC 2920).
+        waiting = bytes(self._reader._buffer).upper()  # type: ignore[attr-defined]
+        with self.state.cond:
+            self.state.transactions += 1
+            if waiting.startswith(b"RCPT TO:") and b"\r\nDATA\r\n" in waiting:
+                self.state.pipelined += 1
+        await super().smtp_MAIL(arg)
+
     async def smtp_DATA(self, arg: str) -> None:
         if self.current is not None and self.current.drop == "at_data_command":
             _abort(self)
@@ -206,7 +220,26 @@ class _Handler:
         self.ehlo_delay = 0.0
         self.ehlo_started: list[float] = []  # time.monotonic() as each EHLO came in
         self.on_message: Callable[[str | None], None] | None = None
+        self.pipelining = False
         self._queue_ids = itertools.count(1)
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        script = self.state.take_script(address)
+        if script is not None and script.mail_reply is not None:
+            return script.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -242,6 +275,8 @@ class _Handler:
                 assert server.transport is not None
                 server.transport.close()
                 await _hang()
+            if script.data_despite_refusal:
+                envelope.rcpt_tos.append(address)
             return script.rcpt_reply
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -305,9 +340,11 @@ class SmtpTestServer:
         max_connections: int | None = None,
         record_dir: Path | None = None,
         port: int = 0,
+        pipelining: bool = False,
     ) -> None:
         """``max_connections``: answer EHLO with 421 and close on any connection beyond this many
-        open at once (as Gmail does)."""
+        open at once (as Gmail does). ``pipelining``: offer PIPELINING (RFC 2920) in EHLO, as
+        Postfix and the big providers do."""
         if tls != "none" and cert is None:
             raise ValueError("TLS needs a certificate (a trustme LeafCert)")
         self.host = "127.0.0.1"
@@ -316,6 +353,7 @@ class SmtpTestServer:
         self._state = _State(record_dir)
         self._handler = _Handler(self._state, data_delay, auth)
         self._handler.max_connections = max_connections
+        self._handler.pipelining = pipelining
         server_ctx: ssl.SSLContext | None = None
         if cert is not None:
             server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -367,10 +405,15 @@ class SmtpTestServer:
         drop: Drop | None = None,
         delay: float = 0.0,
         times: int | None = None,
+        mail: str | None = None,
+        data_despite_refusal: bool = False,
     ) -> None:
-        """Script how the server treats messages to ``address`` (case-insensitive)."""
+        """Script how the server treats messages to ``address`` (case-insensitive); ``mail``:
+        the answer to MAIL FROM from ``address``."""
         with self._state.cond:
-            self._state.scripts[address.lower()] = Script(rcpt, data, drop, delay, times)
+            self._state.scripts[address.lower()] = Script(
+                rcpt, mail, data, drop, delay, times, data_despite_refusal
+            )
 
     def refuse_starttls(self, reply: str = "454 4.7.0 TLS not available due to temporary reason") -> None:
         self._handler.starttls_reply = reply
@@ -428,6 +471,12 @@ class SmtpTestServer:
         """Logins the server saw, accepted or refused: connections that sent AUTH."""
         with self._state.cond:
             return len(self._state.login_connections)
+
+    @property
+    def transactions(self) -> tuple[int, int]:
+        """(MAIL FROM commands, those that came with their RCPT TO and DATA in one go)."""
+        with self._state.cond:
+            return self._state.transactions, self._state.pipelined
 
     @property
     def max_concurrent(self) -> int:
