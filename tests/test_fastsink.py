@@ -52,3 +52,22 @@ def test_an_unknown_command_gets_500_and_the_session_goes_on(sink: tuple[Sink, i
     with smtplib.SMTP("127.0.0.1", port, local_hostname="test.tabmail") as smtp:
         assert smtp.docmd("VRFY", "x")[0] == 500
         assert smtp.noop()[0] == 250
+
+
+def test_the_sink_offers_pipelining_unless_told_not_to() -> None:
+    async def ehlo(sink: Sink) -> bytes:
+        server = await asyncio.start_server(sink.session, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readline()
+        writer.write(b"EHLO test.tabmail\r\n")
+        lines = [await reader.readline()]
+        while lines[-1][3:4] == b"-":
+            lines.append(await reader.readline())
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return b"".join(lines)
+
+    assert b"PIPELINING" in asyncio.run(ehlo(Sink()))
+    assert b"PIPELINING" not in asyncio.run(ehlo(Sink(pipelining=False)))

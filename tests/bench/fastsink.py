@@ -3,9 +3,11 @@
 aiosmtpd parses and dispatches every line through a general-purpose session and tops out near
 the client's speed here; this sink does only what a benchmark needs: EHLO/HELO, MAIL, RCPT, DATA
 (end detected on the dot line; the body is counted, not kept), RSET, NOOP, QUIT, and an optional
-delay before the end-of-DATA reply (a real server's latency). It counts accepted messages.
+delay before the end-of-DATA reply (a real server's latency). It counts accepted messages. It
+offers PIPELINING (RFC 2920), as Postfix and the big providers do, unless told not to.
 
-Run in its own process: ``python -m tests.bench.fastsink [--port 0] [--latency 0.02]`` prints
+Run in its own process: ``python -m tests.bench.fastsink [--port 0] [--latency 0.02]
+[--no-pipelining]`` prints
 ``PORT n`` and serves until killed; ``python -m tests.bench.fastsink --self-measure`` prints the
 messages/s it takes from 8 smtplib connections.
 """
@@ -29,8 +31,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Sink:
-    def __init__(self, latency: float = 0.0, keep: bool = False) -> None:
+    def __init__(self, latency: float = 0.0, keep: bool = False, pipelining: bool = True) -> None:
         self.latency = latency
+        self.ehlo = b"250-fastsink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n" + (
+            b"250 PIPELINING\r\n" if pipelining else b"250 HELP\r\n"
+        )
         self.keep = keep  # keep the unstuffed bodies (for the sink's own test)
         self.received: list[bytes] = []
         self.messages = 0
@@ -45,7 +50,7 @@ class Sink:
                     return
                 verb = line[:4].upper()
                 if verb == b"EHLO":
-                    writer.write(b"250-fastsink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING\r\n")
+                    writer.write(self.ehlo)
                 elif verb in (b"HELO", b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                     writer.write(b"250 OK\r\n")
                 elif verb == b"DATA":
@@ -83,8 +88,8 @@ class Sink:
             writer.close()
 
 
-async def serve(port: int, latency: float) -> None:
-    sink = Sink(latency)
+async def serve(port: int, latency: float, pipelining: bool = True) -> None:
+    sink = Sink(latency, pipelining=pipelining)
     server = await asyncio.start_server(sink.session, "127.0.0.1", port, limit=1 << 20)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
@@ -92,10 +97,13 @@ async def serve(port: int, latency: float) -> None:
 
 
 @contextmanager
-def sink_process(latency: float = 0.0) -> Iterator[int]:
-    """The sink in its own process (its own GIL, as a real server would be); yields its port."""
+def sink_process(latency: float = 0.0, pipelining: bool = True) -> Iterator[int]:
+    """The sink in its own process (its own GIL, as a real server would be); yields its port.
+    ``pipelining``: offer PIPELINING in EHLO (as Postfix and the big providers do)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "tests.bench.fastsink", "--port", "0", "--latency", str(latency)]
+    if not pipelining:
+        cmd.append("--no-pipelining")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -150,12 +158,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--self-measure", action="store_true")
+    parser.add_argument("--no-pipelining", action="store_true", help="do not offer PIPELINING")
     args = parser.parse_args(argv)
     if args.self_measure:
         print(f"fastsink takes {self_measure():.0f} messages/s from 8 smtplib connections")
         return 0
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # nothing to flush: counts only
-    asyncio.run(serve(args.port, args.latency))
+    asyncio.run(serve(args.port, args.latency, pipelining=not args.no_pipelining))
     return 0
 
 
