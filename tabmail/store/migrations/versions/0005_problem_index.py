@@ -12,12 +12,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tabmail.store.models import MAYBE_PROBLEM_SQL
-
 revision = "0005_problem_index"
 down_revision = "0004_outbox"
 branch_labels = None
 depends_on = None
+
+# As this migration wrote it (0011 rewrote it without IN lists).
+MAYBE_PROBLEM_SQL = (
+    "(state IN ('failed', 'uncertain', 'skipped') "
+    "OR delivery_status IN ('bounced', 'blocked', 'dropped', 'spam_report', 'unsubscribed') "
+    "OR resend_of IS NOT NULL)"
+)
 
 
 def upgrade() -> None:
