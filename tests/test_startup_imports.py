@@ -113,6 +113,31 @@ def test_sending_on_a_current_sqlite_file_loads_no_sqlalchemy(tmp_path: Path) ->
     assert loaded_after("--db", db, "outbox", "run", modules=ORM) == []
 
 
+def imported_with(module: str, modules: tuple[str, ...] = ORM) -> list[str]:
+    """Which of ``modules`` a fresh Python has loaded after importing ``module``."""
+    code = (
+        f"import json, sys, {module}; print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=BASE_ENV,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_the_inbox_repository_is_plain_sql() -> None:
+    """store/inbox.py (the mailbox's messages, the replies' counts ``tabmail status`` shows) runs
+    through store/sql.py: importing it loads neither SQLAlchemy nor the ORM models."""
+    assert imported_with("tabmail.store.inbox") == []
+
+
 WINDOW_BUILT = """
 import json, sys
 from PySide6.QtWidgets import QApplication

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,9 +20,7 @@ from sqlalchemy.orm import Session
 from tabmail.domain.addresses import address_key
 from tabmail.domain.notification import DeliveryStatus, FlagKind
 from tabmail.store.models import MessageRow
-
-CHUNK = 2000  # ids per IN (...): far below SQLite's 32,766 bound variables
-T = TypeVar("T")
+from tabmail.store.sql import chunks as chunks
 
 
 class IncomingEvent(Protocol):
@@ -63,11 +60,6 @@ class Candidate:
     address_key: str
     sent_at: datetime | None
     sg_message_id: str | None
-
-
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 class EventMatcher:

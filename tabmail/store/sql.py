@@ -18,12 +18,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tabmail.store.dbfile import DatabaseError, connect_readonly
 
@@ -35,6 +35,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30000  # SQLite's own wait for a lock, for statements o
 LOCK_POLL_MS = 250  # one try for the write lock while waiting with a visible message
 NUL_STORED_AS = "\ufffd"  # U+FFFD REPLACEMENT CHARACTER
 _IDLE_CONNECTIONS = 4  # kept open between units of work (the GUI's workers, the outbox's threads)
+CHUNK = 2000  # ids per IN (...): far below SQLite's 32,766 bound variables
+T = TypeVar("T")
 
 
 class DatabaseLocked(DatabaseError):
@@ -283,6 +285,12 @@ class SessionSql(Sql):
     def many(self, sql: str, params: Sequence[Mapping[str, Any]]) -> None:
         if params:
             self.session.execute(self._text(sql), [_params(p, self._convert) for p in params])
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
+    """``items`` in slices of ``size``: one IN list each."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def in_list(name: str, values: Sequence[Any], params: dict[str, Any]) -> str:
