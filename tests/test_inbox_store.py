@@ -4,6 +4,8 @@ inbound matching makes, the reply counts, and times handed back as aware UTC."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from tabmail.services.context import AppContext
 from tabmail.store.models import StatusEventRow
 from tests.inbox_support import T0, add_inbox, two_team_sent
+from tests.keyrings import MemoryKeyring
 
 BOTH_ENGINES = True
 
@@ -41,7 +44,40 @@ def test_add_stores_a_key_once_with_the_models_defaults(ctx: AppContext) -> None
 
     with pytest.raises(ValueError, match="inbox_messages has no column colour"):
         ctx.inbox.add([{"key": "k4", "kind": "reply", "colour": "red"}])
+    with pytest.raises(ValueError, match="an inbox row needs its key and kind"):
+        ctx.inbox.add([{"key": "k4", "kind": "reply"}, {"key": "k5"}])
     assert ctx.inbox.known_keys(["k4"]) == set()
+
+
+def test_a_key_another_process_is_storing_meanwhile_is_skipped(ctx: AppContext, db_target: str) -> None:
+    """Two readers of one mailbox (two laptops on PostgreSQL, or a CLI check beside the GUI): the
+    one that looked first and stores second skips the other's key, without an error."""
+    other = AppContext.open(db_target, keyring_backend=MemoryKeyring())
+    outcome: list[object] = []
+
+    def add() -> None:
+        try:
+            outcome.append(ctx.inbox.add([{"key": "k9", "kind": "reply"}, {"key": "k10", "kind": "dsn"}]))
+        except Exception as exc:
+            outcome.append(exc)
+
+    try:
+        with other.db.sql(write=True) as q:
+            q.run(
+                "INSERT INTO inbox_messages (key, folder, uidvalidity, uid, kind, processed_at, from_name, "
+                "subject, different_sender, detail, truncated) "
+                "VALUES ('k9', '', 0, 0, 'reply', :now, 'other', '', false, '{}', false)",
+                {"now": T0},
+            )
+            adding = threading.Thread(target=add)
+            adding.start()
+            time.sleep(0.5)
+            assert adding.is_alive()  # it waits for the other's transaction (or SQLite's lock)
+        adding.join(30)
+    finally:
+        other.close()
+    assert outcome and not isinstance(outcome[0], Exception), outcome
+    assert sorted((e.kind, e.from_name) for e in ctx.inbox.entries()) == [("dsn", ""), ("reply", "other")]
 
 
 def test_entries_filter_and_come_newest_first_with_aware_times(ctx: AppContext) -> None:

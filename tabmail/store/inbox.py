@@ -172,7 +172,8 @@ class InboxRepository:
     def add(self, rows: Sequence[dict[str, Any]]) -> int:
         """Insert new inbox rows (columns of ``inbox_messages``; one left out gets the model's
         default); a key already stored (read twice, or by another process) is skipped. One
-        transaction. Returns how many rows were new."""
+        transaction. Returns how many rows' keys were not stored yet (on PostgreSQL a key another
+        process stores at the same instant is skipped by the INSERT, yet counted here)."""
         if not rows:
             return 0
         fresh_by_key: dict[str, dict[str, Any]] = {}
@@ -180,6 +181,8 @@ class InboxRepository:
             unknown = set(r) - set(_NEW_ROW)
             if unknown:
                 raise ValueError(f"inbox_messages has no column {', '.join(sorted(unknown))}")
+            if not r.get("key") or not r.get("kind"):
+                raise ValueError("an inbox row needs its key and kind")
             fresh_by_key[str(r["key"])] = r
         now = datetime.now(UTC)
         with self._db.sql(write=True) as q:
