@@ -138,6 +138,13 @@ def test_the_inbox_repository_is_plain_sql() -> None:
     assert imported_with("tabmail.store.inbox") == []
 
 
+def test_the_tracking_repository_reads_without_sqlalchemy() -> None:
+    """Its reads (``tabmail status``'s sources and latest events) are plain SQL; only storing
+    events (store/tracking_ingest.py, made on the first ingest) loads the ORM."""
+    assert imported_with("tabmail.store.tracking") == []
+    assert imported_with("tabmail.store.tracking_ingest") == ["sqlalchemy", "tabmail.store.models"]
+
+
 WINDOW_BUILT = """
 import json, sys
 from PySide6.QtWidgets import QApplication

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -297,3 +298,99 @@ def test_earliest_and_latest_sent_and_status_lookup(
         hours=1
     )
     assert repo.statuses_by_sg_id(["XA.r.0", "nope"]) == {"XA.r.0": "delivered"}
+
+
+def test_timeline_gives_back_each_event_as_written(
+    ctx: AppContext, repo: TrackingRepository, people: dict[str, int]
+) -> None:
+    sent_batch(ctx, [("m1", ADDRS[0], "X1")], T0, people=people)
+    written = replace(
+        ev("bounce", S.BOUNCED, 5, eid="b1", tabmail_id="m1", address=ADDRS[0], reason="550 gone"),
+        raw={"event": "bounce", "nested": {"codes": [550, 5.1], "ok": None}, "text": "ünïcode"},
+    )
+    ingest(repo, [written])
+    (got,) = repo.timeline("m1")
+    assert (got.message_id, got.provider, got.provider_event_id, got.event) == (
+        "m1",
+        "sendgrid",
+        "b1",
+        "bounce",
+    )
+    assert (got.status, got.address, got.reason) == (S.BOUNCED, ADDRS[0], "550 gone")
+    assert got.event_time == T0 + timedelta(minutes=5) and got.event_time.tzinfo is not None
+    assert got.received_at == T0 + timedelta(hours=1)
+    assert got.raw == written.raw
+    assert repo.timeline("no-such-message") == []
+
+
+def test_status_sources_take_the_latest_event_with_the_current_status(
+    ctx: AppContext, repo: TrackingRepository, people: dict[str, int]
+) -> None:
+    sent_batch(
+        ctx, [("m1", ADDRS[0], "X1"), ("m2", ADDRS[1], "X2"), ("m3", ADDRS[2], "X3")], T0, people=people
+    )
+    ingest(
+        repo,
+        [
+            ev("delivered", S.DELIVERED, 1, eid="d1", tabmail_id="m1"),
+            ev("bounce", S.BOUNCED, 5, eid="sg-b1", tabmail_id="m1"),  # stored first, the latest
+            replace(ev("bounce", S.BOUNCED, 4, eid="in-b2", tabmail_id="m2"), provider="inbox"),
+        ],
+    )
+    ingest(
+        repo,
+        [
+            replace(ev("bounce", S.BOUNCED, 3, eid="in-b1", tabmail_id="m1"), provider="inbox"),
+            ev("bounce", S.BOUNCED, 4, eid="sg-b2", tabmail_id="m2"),  # the same time, stored later
+            replace(ev("delivered", S.DELIVERED, 2, eid="in-d3", tabmail_id="m3"), provider="inbox"),
+        ],
+    )
+    assert [ctx.notifications.get(m).delivery_status for m in ("m1", "m2", "m3")] == [S.BOUNCED] * 2 + [
+        S.DELIVERED
+    ]
+    assert repo.status_sources(["m1", "m2", "m3", "nothing"]) == {
+        "m1": "sendgrid",
+        "m2": "sendgrid",
+        "m3": "inbox",
+    }
+    assert repo.status_sources([]) == {}
+
+
+def test_batches_with_events_from_a_provider(
+    ctx: AppContext, repo: TrackingRepository, people: dict[str, int]
+) -> None:
+    first = sent_batch(ctx, [("a", ADDRS[0], "XA")], T0, people=people)
+    second = sent_batch(ctx, [("b", ADDRS[1], "XB"), ("c", ADDRS[2], "XC")], T0, people=people)
+    third = sent_batch(ctx, [("d", ADDRS[3], "XD")], T0, people=people)
+    ingest(
+        repo,
+        [
+            ev("delivered", S.DELIVERED, 1, tabmail_id="a"),
+            replace(ev("bounce", S.BOUNCED, 2, tabmail_id="b"), provider="inbox"),
+            replace(ev("bounce", S.BOUNCED, 3, tabmail_id="c"), provider="inbox"),
+        ],
+    )
+    assert repo.batches_with_events_from("inbox", [first, second, third]) == {second}
+    assert repo.batches_with_events_from("sendgrid", [first, second, third]) == {first}
+    assert repo.batches_with_events_from("inbox", [first, third]) == set()
+
+
+def test_sent_through_lists_the_sends_of_a_backend_and_marks_corrections(
+    ctx: AppContext, repo: TrackingRepository, people: dict[str, int]
+) -> None:
+    sent_batch(ctx, [("old", ADDRS[0], None)], T0 - timedelta(days=1), people=people)
+    sent_batch(ctx, [("first", ADDRS[0], None), ("other", ADDRS[1], None)], T0, people=people)
+    later = T0 + timedelta(minutes=10)
+    sent_batch(ctx, [("fixed", ADDRS[2], None), ("again", ADDRS[1].upper(), None)], later, people=people)
+    with ctx.db.sql(write=True) as q:
+        q.run("UPDATE messages SET resend_of = 'first' WHERE id = 'fixed'")  # to another address
+        q.run("UPDATE messages SET resend_of = 'other' WHERE id = 'again'")  # to the same one
+        q.run("UPDATE messages SET state = 'failed' WHERE id = 'other'")
+    sends = repo.sent_through("sendgrid", T0)
+    assert [(s.message_id, s.address, s.sent_at, s.corrected) for s in sends] == [
+        ("first", ADDRS[0], T0, False),
+        ("again", ADDRS[1].upper(), later, False),
+        ("fixed", ADDRS[2], later, True),
+    ]
+    assert all(s.sent_at.tzinfo is not None for s in sends)
+    assert repo.sent_through("practice", T0 - timedelta(days=2)) == []

@@ -3,7 +3,10 @@
 ``ingest`` is set-based so a poll of tens of thousands of events is a handful of queries: it
 bulk-loads the event ids already stored (dedupe on the (provider, provider_event_id) unique
 constraint), matches new events to messages in bulk, bulk-inserts them, recomputes the status of
-every touched message from all its events, and adds address flags, all in one transaction.
+every touched message from all its events, and adds address flags, all in one transaction. That
+is store/tracking_ingest.py's ``EventIngest``, which the repository owns and makes on the first
+``ingest``: it runs on SQLAlchemy, so a command that only reads (``tabmail status``) never loads
+it. The reads here are plain SQL (store/sql.py).
 
 Matching new events to messages (tabmail's id, then sg_message_id, then address and time) is
 store/event_matching.py's ``EventMatcher``. Events that match nothing are kept with message_id
@@ -15,29 +18,27 @@ import): the caller passes the ``derive`` function and events that fit ``Incomin
 
 from __future__ import annotations
 
-import logging
-from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
-
-from sqlalchemy import Table, bindparam, func, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tabmail.domain.addresses import address_key
 from tabmail.domain.notification import DeliveryStatus, MessageState, StatusEvent
 from tabmail.domain.practice import PracticeSend
 from tabmail.store.db import Database
-from tabmail.store.event_matching import EventMatcher, IncomingEvent, chunks
-from tabmail.store.models import AddressFlagRow, MessageRow, PersonRow, StatusEventRow, UTCDateTime
-from tabmail.store.sql import as_required_time
+from tabmail.store.sql import Sql, as_required_time, chunks
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from tabmail.store.event_matching import IncomingEvent
+    from tabmail.store.tracking_ingest import EventIngest
 
-MESSAGES = cast(Table, MessageRow.__table__)
-EVENTS = cast(Table, StatusEventRow.__table__)
 FLAG_SOURCE = "sendgrid"
+
+EVENT_COLUMNS = (
+    "id, message_id, provider, provider_event_id, event, status, event_time, received_at, "
+    "address, reason, raw"
+)
 
 
 class DerivedStatus(Protocol):
@@ -66,29 +67,31 @@ class IngestResult:
     learned_sg_ids: int = 0
 
 
-def event_from_row(r: StatusEventRow) -> StatusEvent:
+def event_from_row(q: Sql, r: Sequence[Any]) -> StatusEvent:
+    """A StatusEvent from a row of ``EVENT_COLUMNS`` read through ``q``."""
     try:
-        status = DeliveryStatus(r.status)
+        status = DeliveryStatus(r[5])
     except ValueError:
         status = DeliveryStatus.UNKNOWN
     return StatusEvent(
-        id=r.id,
-        message_id=r.message_id,
-        provider=r.provider,
-        provider_event_id=r.provider_event_id,
-        event=r.event,
+        id=r[0],
+        message_id=r[1],
+        provider=r[2],
+        provider_event_id=r[3],
+        event=r[4],
         status=status,
-        event_time=r.event_time,
-        received_at=r.received_at,
-        address=r.address,
-        reason=r.reason,
-        raw=dict(r.raw or {}),
+        event_time=as_required_time(r[6]),
+        received_at=as_required_time(r[7]),
+        address=r[8],
+        reason=r[9],
+        raw=dict(q.json(r[10]) or {}),
     )
 
 
 class TrackingRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._ingest: EventIngest | None = None
 
     # -- ingest ---------------------------------------------------------------------------
     def ingest(
@@ -107,282 +110,106 @@ class TrackingRepository:
         asynchronous bounce) still belongs to that send. ``skew``: tolerated clock difference
         between this laptop and SendGrid.
         """
-        now = now or datetime.now(UTC)
-        unique: dict[tuple[str, str], IncomingEvent] = {}
-        received = 0
-        for ev in events:
-            received += 1
-            unique.setdefault((ev.provider, ev.provider_event_id), ev)
-        result = IngestResult(received=received)
-        if not unique:
-            return result
-        with self._db.session() as s:
-            existing = self._existing_ids(s, list(unique))
-            new = [ev for key, ev in unique.items() if key not in existing]
-            result.duplicates = received - len(new)
-            if not new:
-                return result
-            matches, how, learned = EventMatcher(s, window, skew).match(new)
-            rows = [_row(ev, mid, now) for ev, mid in zip(new, matches, strict=True)]
-            result.inserted = self._insert(s, rows)
-            for method in how:
-                if method:
-                    result.matched_by[method] = result.matched_by.get(method, 0) + 1
-            result.matched = sum(1 for m in matches if m is not None)
-            result.unmatched = len(new) - result.matched
-            result.learned_sg_ids = self._learn(s, learned)
-            touched = sorted({m for m in matches if m is not None})
-            result.touched_message_ids = touched
-            result.changed_message_ids = self._recompute(s, touched, derive)
-            result.flagged_keys = self._flag(s, new, matches, flag_source)
-        if result.unmatched:
-            log.info(
-                "%d new %s event(s) matched no message; kept as unmatched (tabmail events --unmatched)",
-                result.unmatched,
-                new[0].provider,
-            )
-        return result
+        if self._ingest is None:
+            from tabmail.store.tracking_ingest import EventIngest
 
-    def _existing_ids(self, s: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        by_provider: dict[str, list[str]] = defaultdict(list)
-        for provider, event_id in keys:
-            by_provider[provider].append(event_id)
-        found: set[tuple[str, str]] = set()
-        for provider, ids in by_provider.items():
-            for part in chunks(ids):
-                q = select(StatusEventRow.provider_event_id).where(
-                    StatusEventRow.provider == provider, StatusEventRow.provider_event_id.in_(part)
-                )
-                found.update((provider, i) for i in s.scalars(q))
-        return found
-
-    def _insert(self, s: Session, rows: list[dict[str, Any]]) -> int:
-        """Bulk insert; a row another process stored meanwhile is skipped by the constraint."""
-        dialect = self._db.engine.dialect.name
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            stmt: Any = sqlite_insert(EVENTS).on_conflict_do_nothing()
-        elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            stmt = pg_insert(EVENTS).on_conflict_do_nothing()
-        else:  # pragma: no cover - other databases: plain insert (dedupe above suffices)
-            stmt = insert(EVENTS)
-        # Core executemany on the connection: one prepared statement, no ORM bookkeeping
-        conn = s.connection()
-        for part in chunks(rows, 5000):
-            conn.execute(stmt, list(part))
-        return len(rows)
-
-    def _learn(self, s: Session, learned: dict[str, str]) -> int:
-        """Store sg_message_ids learned from events on messages that did not have one."""
-        if not learned:
-            return 0
-        ids = list(learned)
-        missing: list[str] = []
-        for part in chunks(ids):
-            missing.extend(
-                s.scalars(
-                    select(MessageRow.id).where(MessageRow.id.in_(part), MessageRow.sg_message_id.is_(None))
-                )
-            )
-        if missing:
-            stmt = (
-                update(MESSAGES)
-                .where(MESSAGES.c.id == bindparam("m_id"))
-                .values(sg_message_id=bindparam("m_sg"))
-            )
-            s.connection().execute(stmt, [{"m_id": i, "m_sg": learned[i]} for i in missing])
-        return len(missing)
-
-    def _recompute(self, s: Session, message_ids: list[str], derive: Derive) -> list[str]:
-        if not message_ids:
-            return []
-        per: dict[str, list[tuple[str, datetime, str | None]]] = defaultdict(list)
-        current: dict[str, tuple[str, datetime | None, str | None]] = {}
-        for part in chunks(message_ids):
-            q = select(
-                StatusEventRow.message_id,
-                StatusEventRow.status,
-                StatusEventRow.event_time,
-                StatusEventRow.reason,
-            ).where(StatusEventRow.message_id.in_(part))
-            for mid, status, at, reason in s.execute(q):
-                if mid is not None:
-                    per[mid].append((status, at, reason))
-            q2 = select(
-                MessageRow.id, MessageRow.delivery_status, MessageRow.status_at, MessageRow.status_reason
-            ).where(MessageRow.id.in_(part))
-            for mid, cur, cur_at, cur_reason in s.execute(q2):
-                current[mid] = (cur, cur_at, cur_reason)
-        changes: list[dict[str, Any]] = []
-        for mid in message_ids:
-            if mid not in current:
-                continue
-            d = derive(per.get(mid, []))
-            new = (d.status.value, d.at, d.reason)
-            if new != current[mid]:
-                changes.append({"m_id": mid, "m_status": new[0], "m_at": new[1], "m_reason": new[2]})
-        if changes:
-            stmt = (
-                update(MESSAGES)
-                .where(MESSAGES.c.id == bindparam("m_id"))
-                .values(
-                    delivery_status=bindparam("m_status"),
-                    status_at=bindparam("m_at", type_=UTCDateTime()),
-                    status_reason=bindparam("m_reason"),
-                )
-            )
-            s.connection().execute(stmt, changes)
-        return [str(c["m_id"]) for c in changes]
-
-    def _flag(
-        self, s: Session, events: list[IncomingEvent], matches: list[str | None], source: str
-    ) -> list[str]:
-        """Flag addresses the events condemn: only addresses we sent to or know as a person's,
-        never over a flag of that kind the director cleared after the event happened."""
-        first: dict[tuple[str, str], IncomingEvent] = {}
-        matched: set[tuple[str, str]] = set()
-        for ev, mid in zip(events, matches, strict=True):
-            key = address_key(ev.address)
-            if ev.flag is None or key is None:
-                continue
-            slot = (key, ev.flag.value)
-            if slot not in first or ev.event_time < first[slot].event_time:
-                first[slot] = ev
-            if mid is not None:
-                matched.add(slot)
-        if not first:
-            return []
-        keys = sorted({k for k, _ in first})
-        active: set[tuple[str, str]] = set()
-        cleared: dict[tuple[str, str], datetime] = {}
-        known_people: set[str] = set()
-        for part in chunks(keys):
-            q = select(AddressFlagRow.address_key, AddressFlagRow.kind, AddressFlagRow.cleared_at).where(
-                AddressFlagRow.address_key.in_(part)
-            )
-            for key, kind, cleared_at in s.execute(q):
-                if cleared_at is None:
-                    active.add((key, kind))
-                else:
-                    cleared[(key, kind)] = max(cleared_at, cleared.get((key, kind), cleared_at))
-            known_people.update(
-                k for k in s.scalars(select(PersonRow.email_key).where(PersonRow.email_key.in_(part))) if k
-            )
-        rows = []
-        for (key, kind), ev in sorted(first.items()):
-            if (key, kind) in active or not ((key, kind) in matched or key in known_people):
-                continue
-            if (key, kind) in cleared and cleared[(key, kind)] >= ev.event_time:
-                continue  # old news: the director cleared this after it happened
-            rows.append(
-                {
-                    "address_key": key,
-                    "address": (ev.address or key).strip(),
-                    "kind": kind,
-                    "since": ev.event_time,
-                    "diagnostic": (ev.reason or ev.name)[:2000],
-                    "source": source,
-                }
-            )
-        if rows:
-            s.execute(insert(AddressFlagRow), rows)
-        return sorted({str(r["address_key"]) for r in rows})
+            self._ingest = EventIngest(self._db)
+        return self._ingest.ingest(
+            events, derive=derive, now=now, window=window, skew=skew, flag_source=flag_source
+        )
 
     # -- reading ---------------------------------------------------------------------------
     def timeline(self, message_id: str) -> list[StatusEvent]:
         """A message's events, oldest first."""
-        with self._db.session() as s:
-            q = (
-                select(StatusEventRow)
-                .where(StatusEventRow.message_id == message_id)
-                .order_by(StatusEventRow.event_time, StatusEventRow.id)
+        with self._db.sql() as q:
+            rows = q.rows(
+                f"SELECT {EVENT_COLUMNS} FROM status_events WHERE message_id = :mid ORDER BY event_time, id",
+                {"mid": message_id},
             )
-            return [event_from_row(r) for r in s.scalars(q)]
+            return [event_from_row(q, r) for r in rows]
 
     def unmatched(self, limit: int | None = 1000) -> list[StatusEvent]:
         """Events that matched no message, newest first."""
-        with self._db.session() as s:
-            q = (
-                select(StatusEventRow)
-                .where(StatusEventRow.message_id.is_(None))
-                .order_by(StatusEventRow.event_time.desc(), StatusEventRow.id.desc())
-            )
-            if limit:
-                q = q.limit(limit)
-            return [event_from_row(r) for r in s.scalars(q)]
+        sql = (
+            f"SELECT {EVENT_COLUMNS} FROM status_events WHERE message_id IS NULL "
+            "ORDER BY event_time DESC, id DESC"
+        )
+        params: dict[str, Any] = {}
+        if limit:
+            sql += " LIMIT :limit"
+            params["limit"] = limit
+        with self._db.sql() as q:
+            return [event_from_row(q, r) for r in q.rows(sql, params)]
 
     def unmatched_count(self) -> int:
-        with self._db.session() as s:
-            q = select(func.count()).select_from(StatusEventRow).where(StatusEventRow.message_id.is_(None))
-            return int(s.scalar(q) or 0)
+        with self._db.sql() as q:
+            return int(q.scalar("SELECT count(*) FROM status_events WHERE message_id IS NULL") or 0)
 
     def event_count(self) -> int:
-        with self._db.session() as s:
-            return int(s.scalar(select(func.count()).select_from(StatusEventRow)) or 0)
+        with self._db.sql() as q:
+            return int(q.scalar("SELECT count(*) FROM status_events") or 0)
 
     def latest_event_times(self, message_ids: Collection[str]) -> dict[str, datetime]:
         """The provider time of each message's latest event (messages without events left out)."""
         out: dict[str, datetime] = {}
-        with self._db.session() as s:
+        with self._db.sql() as q:
             for part in chunks(list(set(message_ids))):
-                q = (
-                    select(StatusEventRow.message_id, func.max(StatusEventRow.event_time))
-                    .where(StatusEventRow.message_id.in_(part))
-                    .group_by(StatusEventRow.message_id)
+                params: dict[str, Any] = {}
+                where = q.one_of("message_id", "mid", part, params)
+                sql = (
+                    f"SELECT message_id, max(event_time) FROM status_events WHERE {where} GROUP BY message_id"
                 )
-                for mid, at in s.execute(q):
+                for mid, at in q.rows(sql, params):
                     if mid is not None and at is not None:
-                        # func.max bypasses the column type on SQLite: normalise to aware UTC
+                        # SQLite: the stored text; PostgreSQL: naive UTC. Both as aware UTC
                         out[mid] = as_required_time(at)
-            return out
+        return out
 
     def earliest_sent(self, since: datetime, statuses: Collection[str] | None = None) -> datetime | None:
         """The earliest send at or after ``since`` (of messages in ``statuses`` when given)."""
-        with self._db.session() as s:
-            q = select(func.min(MessageRow.sent_at)).where(MessageRow.sent_at >= since)
+        params: dict[str, Any] = {"since": since}
+        sql = "SELECT min(sent_at) FROM messages WHERE sent_at >= :since"
+        with self._db.sql() as q:
             if statuses is not None:
-                q = q.where(MessageRow.delivery_status.in_(list(statuses)))
-            value = s.scalar(q)
-            return as_required_time(value) if value is not None else None
+                sql += " AND " + q.one_of("delivery_status", "statuses", list(statuses), params)
+            value = q.scalar(sql, params)
+        return as_required_time(value) if value is not None else None
 
     def latest_sent(self) -> datetime | None:
-        with self._db.session() as s:
-            value = s.scalar(select(func.max(MessageRow.sent_at)))
-            return as_required_time(value) if value is not None else None
+        with self._db.sql() as q:
+            value = q.scalar("SELECT max(sent_at) FROM messages")
+        return as_required_time(value) if value is not None else None
 
     def batches_with_events_from(self, provider: str, batch_ids: Collection[int]) -> set[int]:
         """The batches among ``batch_ids`` with at least one status event from ``provider``."""
         out: set[int] = set()
-        with self._db.session() as s:
+        with self._db.sql() as q:
             for part in chunks(list(set(batch_ids))):
-                q = (
-                    select(MessageRow.batch_id)
-                    .join(StatusEventRow, StatusEventRow.message_id == MessageRow.id)
-                    .where(MessageRow.batch_id.in_(part), StatusEventRow.provider == provider)
-                    .distinct()
+                params: dict[str, Any] = {"provider": provider}
+                where = q.one_of("m.batch_id", "batches", part, params)
+                sql = (
+                    "SELECT DISTINCT m.batch_id FROM messages m "
+                    "JOIN status_events e ON e.message_id = m.id "
+                    f"WHERE {where} AND e.provider = :provider"
                 )
-                out.update(s.scalars(q))
+                out.update(int(r[0]) for r in q.rows(sql, params))
         return out
 
     def status_sources(self, message_ids: Collection[str]) -> dict[str, str]:
         """Which source (provider: "sendgrid", "inbox") gave each message its current status: the
         provider of its latest event with that status. Messages without events are left out."""
         out: dict[str, str] = {}
-        with self._db.session() as s:
+        with self._db.sql() as q:
             for part in chunks(list(set(message_ids))):
-                q = (
-                    select(StatusEventRow.message_id, StatusEventRow.provider)
-                    .join(MessageRow, MessageRow.id == StatusEventRow.message_id)
-                    .where(
-                        StatusEventRow.message_id.in_(part),
-                        StatusEventRow.status == MessageRow.delivery_status,
-                    )
-                    .order_by(StatusEventRow.event_time, StatusEventRow.id)
+                params: dict[str, Any] = {}
+                where = q.one_of("e.message_id", "mid", part, params)
+                sql = (
+                    "SELECT e.message_id, e.provider FROM status_events e "
+                    "JOIN messages m ON m.id = e.message_id "
+                    f"WHERE {where} AND e.status = m.delivery_status "
+                    "ORDER BY e.event_time, e.id"
                 )
-                for mid, provider in s.execute(q):
+                for mid, provider in q.rows(sql, params):
                     if mid is not None:
                         out[mid] = provider  # the latest wins
         return out
@@ -390,53 +217,32 @@ class TrackingRepository:
     def statuses_by_sg_id(self, sg_message_ids: Collection[str]) -> dict[str, str]:
         """Our current delivery status of the messages with these sg_message_ids."""
         out: dict[str, str] = {}
-        with self._db.session() as s:
+        with self._db.sql() as q:
             for part in chunks(list(set(sg_message_ids))):
-                q = select(MessageRow.sg_message_id, MessageRow.delivery_status).where(
-                    MessageRow.sg_message_id.in_(part)
-                )
-                out.update({sid: st for sid, st in s.execute(q) if sid})
+                params: dict[str, Any] = {}
+                where = q.one_of("sg_message_id", "sg", part, params)
+                rows = q.rows(f"SELECT sg_message_id, delivery_status FROM messages WHERE {where}", params)
+                out.update({sid: st for sid, st in rows if sid})
         return out
 
     def sent_through(self, backend: str, since: datetime) -> list[PracticeSend]:
         """Messages queued for ``backend`` and sent at or after ``since``, oldest first, each
         marked ``corrected`` when it resends a message that went to a different address."""
-        original = aliased(MessageRow)
-        with self._db.session() as s:
-            q = (
-                select(MessageRow.id, MessageRow.address, MessageRow.sent_at, original.address_key)
-                .outerjoin(original, original.id == MessageRow.resend_of)
-                .where(
-                    MessageRow.backend == backend,
-                    MessageRow.state == MessageState.SENT.value,
-                    MessageRow.sent_at.is_not(None),
-                    MessageRow.sent_at >= since,
-                )
-                .order_by(MessageRow.sent_at, MessageRow.id)
+        sql = (
+            "SELECT m.id, m.address, m.sent_at, o.address_key FROM messages m "
+            "LEFT OUTER JOIN messages o ON o.id = m.resend_of "
+            "WHERE m.backend = :backend AND m.state = :sent AND m.sent_at IS NOT NULL "
+            "AND m.sent_at >= :since ORDER BY m.sent_at, m.id"
+        )
+        params = {"backend": backend, "sent": MessageState.SENT.value, "since": since}
+        with self._db.sql() as q:
+            rows = q.rows(sql, params)
+        return [
+            PracticeSend(
+                message_id=mid,
+                address=address,
+                sent_at=as_required_time(sent_at),
+                corrected=previous is not None and previous != address_key(address),
             )
-            return [
-                PracticeSend(
-                    message_id=mid,
-                    address=address,
-                    sent_at=as_required_time(sent_at),
-                    corrected=previous is not None and previous != address_key(address),
-                )
-                for mid, address, sent_at, previous in s.execute(q)
-            ]
-
-
-def _row(ev: IncomingEvent, message_id: str | None, now: datetime) -> dict[str, Any]:
-    return {
-        "message_id": message_id,
-        "provider": ev.provider,
-        "provider_event_id": ev.provider_event_id[:300],
-        "event": ev.name[:50],
-        "status": ev.status.value,
-        "source": ev.source[:30],
-        "event_time": ev.event_time,
-        "received_at": now,
-        "address": ev.address[:320] if ev.address else None,
-        "address_key": address_key(ev.address),
-        "reason": ev.reason,
-        "raw": ev.raw,
-    }
+            for mid, address, sent_at, previous in rows
+        ]
