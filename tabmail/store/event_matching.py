@@ -2,8 +2,9 @@
 
 The order: tabmail's own id from custom_args / unique_args; then the sg_message_id (exact, then
 its X-Message-Id prefix, which is what the send stored); then the address and time: the latest
-message to that address sent before the event, within a window. ``TrackingRepository.ingest``
-(store/tracking.py) owns an ``EventMatcher`` per ingest and stores what it found.
+message to that address sent before the event, within a window. ``EventIngest.ingest``
+(store/tracking_ingest.py, behind ``TrackingRepository.ingest``) owns an ``EventMatcher`` per
+ingest and stores what it found.
 """
 
 from __future__ import annotations
