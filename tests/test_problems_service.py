@@ -13,7 +13,8 @@ from tabmail.domain.problems import Category, category_of
 from tabmail.services import problems as service
 from tabmail.services.context import AppContext
 from tabmail.services.demo import load_demo_if_empty
-from tabmail.store.models import MAYBE_PROBLEM_SQL
+from tabmail.store.problem_index import MAYBE_PROBLEM_SQL
+from tabmail.store.problems import CANDIDATES_SQL
 
 BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/conftest.py)
 
@@ -28,7 +29,10 @@ def test_the_problem_query_reads_through_the_partial_index(ctx: AppContext) -> N
         else:
             explain = "EXPLAIN QUERY PLAN"
         plan = conn.execute(text(f"{explain} SELECT id FROM messages WHERE {MAYBE_PROBLEM_SQL}")).all()
-    assert any("ix_messages_maybe_problem" in str(row) for row in plan), plan
+        assert any("ix_messages_maybe_problem" in str(row) for row in plan), plan
+        # the repository's own query (store/problems.py)
+        plan = conn.execute(text(f"{explain} {CANDIDATES_SQL}")).all()
+        assert any("ix_messages_maybe_problem" in str(row) for row in plan), plan
 
 
 def test_categories_fold_state_status_and_flag() -> None:
@@ -111,3 +115,76 @@ def test_smtp_batches_count_as_tracked_once_the_inbox_is_read(ctx: AppContext) -
     assert service.tracked_batch_ids(ctx, [(batch, "smtp")]) == set()
     ctx.settings.set("imap.host", "imap.tab.example")
     assert service.tracked_batch_ids(ctx, [(batch, "smtp")]) == {batch}
+
+
+def _failed_messages(ctx: AppContext, count: int) -> list[str]:
+    """A draw queued for the demo's first round, its first ``count`` messages failed."""
+    assert load_demo_if_empty(ctx) is not None
+    from tabmail.domain.notification import Audience, Event
+    from tabmail.services import notify
+
+    slug = ctx.tournaments.list_all()[0].slug
+    plan = notify.plan(ctx, slug, Event.DRAW, round_seq=1, audience=Audience.TEAMS)
+    batch = notify.enqueue(ctx, plan).batch_id
+    ids = [m.id for m in ctx.notifications.messages(batch_id=batch)][:count]
+    assert len(ids) == count
+    for i in ids:
+        ctx.notifications.mark_unsent(i, MessageState.FAILED, "550 no such user")
+    return ids
+
+
+def test_candidates_come_in_chunks_of_the_size_asked_in_order(ctx: AppContext) -> None:
+    ids = _failed_messages(ctx, 5)
+    chunks = list(ctx.problems.candidate_chunks(2))
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    found = [m for c in chunks for m in c]
+    assert sorted(m.id for m in found) == sorted(ids)
+    assert [(m.batch_id, m.created_at, m.id) for m in found] == sorted(
+        (m.batch_id, m.created_at, m.id) for m in found
+    )
+    assert all(m.state is MessageState.FAILED and m.last_error == "550 no such user" for m in found)
+    assert all(m.created_at is not None and m.created_at.tzinfo is UTC for m in found)
+    assert [m.id for m in ctx.problems.candidates().messages] == [m.id for m in found]
+    sent = ctx.problems.sent_for([found[0].batch_id])[found[0].batch_id]
+    assert (sent.round_name, sent.event, sent.tournament_name) == ("Round 1", "draw", "Demo Open")
+
+
+def test_sql_chunks_are_read_as_they_are_asked_for(ctx: AppContext) -> None:
+    """Sql.chunks (store/sql.py): ``size`` rows at a time; on PostgreSQL through a server-side
+    cursor, open between chunks; a caller that stops early leaves the connection usable."""
+    _failed_messages(ctx, 5)
+    sql = "SELECT id FROM messages ORDER BY id"
+    with ctx.db.sql() as q:
+        every = [r[0] for r in q.rows(sql)]
+        parts = q.chunks(sql, None, 3)
+        first = next(parts)
+        if not q.sqlite:
+            assert q.scalar("SELECT count(*) FROM pg_cursors") == 1
+        rest = list(parts)
+        sizes = [len(first)] + [len(part) for part in rest]
+        assert sizes[:-1] == [3] * (len(sizes) - 1) and 1 <= sizes[-1] <= 3, sizes
+        assert [r[0] for part in [first, *rest] for r in part] == every
+        for part in q.chunks(sql, None, 2):
+            assert len(part) == 2
+            break
+        assert q.scalar("SELECT count(*) FROM messages") == len(every)
+
+
+def test_resolving_twice_keeps_the_last_reason(ctx: AppContext) -> None:
+    (first,) = _failed_messages(ctx, 1)
+    at = datetime(2026, 12, 3, 18, 30, 5, 123456, tzinfo=UTC)
+    ctx.problems.resolve(first, "phoned him", by="Ann", at=at)
+    later = datetime(2026, 12, 3, 19, 0, tzinfo=UTC)
+    assert ctx.problems.resolve(first, "wrote to his coach", by="Bo", at=later).reason == "wrote to his coach"
+    (found,) = ctx.problems.resolutions().values()
+    assert (found.message_id, found.reason, found.at, found.by) == (
+        first,
+        "wrote to his coach",
+        later,
+        "Bo",
+    )
+    assert ctx.problems.resolutions([first]) == {first: found}
+    assert ctx.problems.resolutions(["nobody"]) == {} and ctx.problems.resolutions([]) == {}
+    assert ctx.problems.unresolve(first) is True
+    assert ctx.problems.unresolve(first) is False
+    assert ctx.problems.resolutions() == {}

@@ -145,6 +145,37 @@ def test_the_tracking_repository_reads_without_sqlalchemy() -> None:
     assert imported_with("tabmail.store.tracking_ingest") == ["sqlalchemy", "tabmail.store.models"]
 
 
+def test_the_problem_repository_and_service_load_no_sqlalchemy() -> None:
+    """``tabmail problems`` and the Problems view read through plain SQL (store/problems.py);
+    the partial index's condition lives in store/problem_index.py, not in the models."""
+    assert imported_with("tabmail.store.problems, tabmail.services.problems") == []
+
+
+def test_listing_and_resolving_problems_on_a_current_sqlite_file_loads_no_sqlalchemy(tmp_path: Path) -> None:
+    from tabmail.domain.notification import MessageState
+    from tabmail.services.context import AppContext
+
+    db = str(tmp_path / "t.sqlite3")
+    demo = str(REPO / "resources" / "demo")
+    assert loaded_after("--db", db, "import", "csv", demo, "--tournament", "Demo Open", modules=ORM) != []
+    queue = ["send", "draw", "--tournament", "demo-open", "--round", "1", "--queue-only", "--yes"]
+    assert loaded_after("--db", db, *queue, modules=ORM) == []
+    ctx = AppContext.open(db)
+    try:
+        failed = ctx.notifications.messages()[0].id
+        ctx.notifications.mark_unsent(failed, MessageState.FAILED, "550 no such user")
+        # no mailbox read: whether the inbox reported on the file batch is the tracking store's read
+        assert loaded_after("--db", db, "problems", "--json", modules=ORM) == []
+        assert (
+            loaded_after("--db", db, "problems", "resolve", failed, "--reason", "phoned", modules=ORM) == []
+        )
+        assert ctx.problems.resolutions()[failed].reason == "phoned"  # it did resolve
+        assert loaded_after("--db", db, "problems", "unresolve", failed, modules=ORM) == []
+        assert ctx.problems.resolutions() == {}
+    finally:
+        ctx.close()
+
+
 WINDOW_BUILT = """
 import json, sys
 from PySide6.QtWidgets import QApplication

@@ -30,6 +30,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from tabmail.store.problem_index import MAYBE_PROBLEM_SQL
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -244,24 +246,6 @@ class BatchRow(Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-# Messages that may be a problem (or resend one): the Problems view and the problem counts read
-# exactly these through a partial index, a few thousand rows out of a season's 100,000. A query
-# must use this very text for SQLite to pick the index (store/problems.py does). Equalities, not
-# IN lists: SQLite checks the condition on every UPDATE of a message's state (the row before and
-# after), and each IN list built a lookup table each time, about half of what each outbox write
-# cost per message (migration 0011).
-MAYBE_PROBLEM_SQL = "({})".format(
-    " OR ".join(
-        [f"state = '{s}'" for s in ("failed", "uncertain", "skipped")]
-        + [
-            f"delivery_status = '{d}'"
-            for d in ("bounced", "blocked", "dropped", "spam_report", "unsubscribed")
-        ]
-        + ["resend_of IS NOT NULL"]
-    )
-)
-
-
 class MessageRow(Base):
     __tablename__ = "messages"
     __table_args__ = (
@@ -270,7 +254,8 @@ class MessageRow(Base):
         Index(
             "ix_messages_maybe_problem",
             "batch_id",
-            # The migration (0005) gives PostgreSQL the same WHERE; naming postgresql_where here
+            # Messages that may be a problem or resend one (store/problem_index.py, migration
+            # 0011). The migrations give PostgreSQL the same WHERE; naming postgresql_where here
             # would import SQLAlchemy's PostgreSQL dialect (~30 ms) in every start-up on SQLite.
             sqlite_where=text(MAYBE_PROBLEM_SQL),
         ),
@@ -416,7 +401,6 @@ class ResolutionRow(Base):
 
 
 __all__ = [name for name in dir() if name.endswith("Row")] + [
-    "MAYBE_PROBLEM_SQL",
     "Base",
     "UTCDateTime",
     "utcnow",

@@ -4,6 +4,9 @@
 be a problem (by state or delivery status) or resends one (a delivered resend resolves its
 original), through a partial index, together with where it was sent. Which of them are unresolved
 problems is the domain's call (``tabmail.domain.problems``), made in ``services/problems.py``.
+
+Plain SQL through ``Database.sql()`` (store/sql.py): on a SQLite file ``tabmail problems`` loads
+no SQLAlchemy (the start-up test checks it).
 """
 
 from __future__ import annotations
@@ -13,70 +16,59 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, delete, select, text, type_coerce
-from sqlalchemy.orm import Session
-
 from tabmail.domain.notification import TOURNAMENT_WIDE_NAME, DeliveryStatus, Message, MessageState
 from tabmail.domain.problems import Resolution
 from tabmail.store.db import Database
-from tabmail.store.models import (
-    MAYBE_PROBLEM_SQL,
-    BatchRow,
-    MessageRow,
-    PersonRow,
-    ResolutionRow,
-    RoundRow,
-    TournamentRow,
-)
-from tabmail.store.sql import as_time
+from tabmail.store.problem_index import MAYBE_PROBLEM_SQL
+from tabmail.store.sql import Sql, as_required_time, as_time
 
-_COLUMNS = (
-    MessageRow.id,
-    MessageRow.batch_id,
-    MessageRow.person_id,
-    MessageRow.recipient_name,
-    MessageRow.address,
-    MessageRow.state,
-    MessageRow.attempts,
-    MessageRow.last_error,
-    MessageRow.delivery_status,
-    type_coerce(MessageRow.status_at, String).label("status_at"),
-    MessageRow.status_reason,
-    MessageRow.resend_of,
-    type_coerce(MessageRow.created_at, String).label("created_at"),
-    type_coerce(MessageRow.sent_at, String).label("sent_at"),
-    type_coerce(MessageRow.next_attempt_at, String).label("next_attempt_at"),
-    MessageRow.role,
-    MessageRow.made_by,
-    MessageRow.made_on,
+# The problem query: everything but the bodies and contexts nobody shows here, in the order
+# ``_message`` reads them. Its WHERE is the partial index's condition word for word: SQLite
+# picks the index only for that very text (store/problem_index.py).
+CANDIDATES_SQL = (
+    "SELECT id, batch_id, person_id, recipient_name, address, state, attempts, last_error, "
+    "delivery_status, status_at, status_reason, resend_of, created_at, sent_at, next_attempt_at, "
+    f"role, made_by, made_on FROM messages WHERE {MAYBE_PROBLEM_SQL} "
+    "ORDER BY batch_id, created_at, id"
+)
+
+_SENT = (
+    "SELECT b.id, b.tournament_id, t.name, b.tournament_slug, b.round_id, r.name, b.round_seq, "
+    "b.event, b.audience, b.backend FROM batches b "
+    "LEFT OUTER JOIN tournaments t ON t.id = b.tournament_id "
+    "LEFT OUTER JOIN rounds r ON r.id = b.round_id WHERE "
+)
+
+# One statement for a new resolution and a changed one (SQLite and PostgreSQL both take it).
+_RESOLVE = (
+    "INSERT INTO problem_resolutions (message_id, reason, resolved_at, resolved_by) "
+    "VALUES (:message_id, :reason, :at, :by) "
+    "ON CONFLICT (message_id) DO UPDATE SET reason = excluded.reason, "
+    "resolved_at = excluded.resolved_at, resolved_by = excluded.resolved_by"
 )
 
 
-def _message(r: Any) -> Message:
+def _message(r: Sequence[Any]) -> Message:
     return Message(
-        id=r.id,
-        batch_id=r.batch_id,
-        person_id=r.person_id,
-        recipient_name=r.recipient_name,
-        address=r.address,
-        state=MessageState(r.state),
-        attempts=r.attempts,
-        last_error=r.last_error,
-        delivery_status=DeliveryStatus(r.delivery_status),
-        status_at=as_time(r.status_at),
-        status_reason=r.status_reason,
-        resend_of=r.resend_of,
-        created_at=as_time(r.created_at),
-        sent_at=as_time(r.sent_at),
-        next_attempt_at=as_time(r.next_attempt_at),
-        role=r.role,
-        made_by=r.made_by,
-        made_on=r.made_on,
+        id=r[0],
+        batch_id=r[1],
+        person_id=r[2],
+        recipient_name=r[3],
+        address=r[4],
+        state=MessageState(r[5]),
+        attempts=r[6],
+        last_error=r[7],
+        delivery_status=DeliveryStatus(r[8]),
+        status_at=as_time(r[9]),
+        status_reason=r[10],
+        resend_of=r[11],
+        created_at=as_time(r[12]),
+        sent_at=as_time(r[13]),
+        next_attempt_at=as_time(r[14]),
+        role=r[15],
+        made_by=r[16],
+        made_on=r[17],
     )
-
-
-def _stamp(at: datetime | None) -> float:
-    return 0.0 if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,44 +110,26 @@ class ProblemRepository:
 
     def candidate_chunks(self, size: int = 500) -> Iterator[list[Message]]:
         """``candidates``' messages, ``size`` at a time (ordered by batch, then time), so a caller
-        on the GUI thread can do other work between chunks."""
-        with self._db.session() as s:
-            q = (
-                select(*_COLUMNS)
-                .where(text(MAYBE_PROBLEM_SQL))
-                .order_by(MessageRow.batch_id, MessageRow.created_at, MessageRow.id)
-            )
-            for part in s.execute(q.execution_options(yield_per=size)).partitions(size):
+        on the GUI thread can do other work between chunks: each chunk is read when asked for."""
+        with self._db.sql() as q:
+            for part in q.chunks(CANDIDATES_SQL, None, size):
                 yield [_message(r) for r in part]
 
     def sent_for(self, batch_ids: Sequence[int]) -> dict[int, Sent]:
         """Where each batch was sent from (tournament, round, backend)."""
         if not batch_ids:
             return {}
-        with self._db.session() as s:
-            return self._batches(s, list(batch_ids))
+        with self._db.sql() as q:
+            return self._batches(q, list(batch_ids))
 
-    def _batches(self, s: Session, ids: list[int]) -> dict[int, Sent]:
+    def _batches(self, q: Sql, ids: list[int]) -> dict[int, Sent]:
         batches: dict[int, Sent] = {}
         for part in range(0, len(ids), 900):
-            q = (
-                select(
-                    BatchRow.id,
-                    BatchRow.tournament_id,
-                    TournamentRow.name,
-                    BatchRow.tournament_slug,
-                    BatchRow.round_id,
-                    RoundRow.name,
-                    BatchRow.round_seq,
-                    BatchRow.event,
-                    BatchRow.audience,
-                    BatchRow.backend,
-                )
-                .outerjoin(TournamentRow, TournamentRow.id == BatchRow.tournament_id)
-                .outerjoin(RoundRow, RoundRow.id == BatchRow.round_id)
-                .where(BatchRow.id.in_(ids[part : part + 900]))
-            )
-            for bid, tid, tname, slug, rid, rname, rseq, event, audience, backend in s.execute(q):
+            params: dict[str, Any] = {}
+            where = q.one_of("b.id", "batch", ids[part : part + 900], params)
+            for bid, tid, tname, slug, rid, rname, rseq, event, audience, backend in q.rows(
+                _SENT + where, params
+            ):
                 batches[bid] = Sent(
                     batch_id=bid,
                     tournament_id=tid or 0,
@@ -172,37 +146,33 @@ class ProblemRepository:
         """Person id -> (address, address key) for people whose address is valid today."""
         if not person_ids:
             return {}
-        with self._db.session() as s:
-            q = select(PersonRow.id, PersonRow.email, PersonRow.email_key).where(
-                self._db.one_of(PersonRow.id, list(set(person_ids))), PersonRow.email_valid.is_(True)
-            )
-            return {pid: (email, key) for pid, email, key in s.execute(q) if email}
+        params: dict[str, Any] = {}
+        with self._db.sql() as q:
+            where = q.one_of("id", "person", list(set(person_ids)), params)
+            sql = f"SELECT id, email, email_key FROM people WHERE {where} AND email_valid = TRUE"
+            return {pid: (email, key) for pid, email, key in q.rows(sql, params) if email}
 
     # -- the director's resolutions -------------------------------------------------------------
     def resolve(self, message_id: str, reason: str, by: str = "", at: datetime | None = None) -> Resolution:
+        """Mark a message resolved by hand; resolving it again replaces the reason, time and who."""
         when = at or datetime.now(UTC)
-        with self._db.session() as s:
-            row = s.get(ResolutionRow, message_id)
-            if row is None:
-                row = ResolutionRow(message_id=message_id, reason=reason, resolved_at=when, resolved_by=by)
-                s.add(row)
-            else:
-                row.reason, row.resolved_at, row.resolved_by = reason, when, by
+        with self._db.sql(write=True) as q:
+            q.run(_RESOLVE, {"message_id": message_id, "reason": reason, "at": when, "by": by})
         return Resolution(message_id, reason, when, by)
 
     def unresolve(self, message_id: str) -> bool:
-        with self._db.session() as s:
-            res = s.execute(delete(ResolutionRow).where(ResolutionRow.message_id == message_id))
-            return bool(res.rowcount)  # type: ignore[attr-defined]
+        with self._db.sql(write=True) as q:
+            return q.run("DELETE FROM problem_resolutions WHERE message_id = :id", {"id": message_id}) > 0
 
     def resolutions(self, ids: Sequence[str] | None = None) -> dict[str, Resolution]:
-        with self._db.session() as s:
-            q = select(ResolutionRow)
+        sql = "SELECT message_id, reason, resolved_at, resolved_by FROM problem_resolutions"
+        params: dict[str, Any] = {}
+        if ids is not None and not ids:
+            return {}
+        with self._db.sql() as q:
             if ids is not None:
-                if not ids:
-                    return {}
-                q = q.where(self._db.one_of(ResolutionRow.message_id, ids))
+                sql += " WHERE " + q.one_of("message_id", "id", list(ids), params)
             return {
-                r.message_id: Resolution(r.message_id, r.reason, r.resolved_at, r.resolved_by)
-                for r in s.scalars(q)
+                mid: Resolution(mid, reason, as_required_time(at), by)
+                for mid, reason, at, by in q.rows(sql, params)
             }

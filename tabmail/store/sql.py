@@ -161,6 +161,11 @@ class Sql:
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         raise NotImplementedError
 
+    def chunks(self, sql: str, params: Mapping[str, Any] | None, size: int) -> Iterator[list[Sequence[Any]]]:
+        """A SELECT's rows ``size`` at a time, each chunk read from the database when it is asked
+        for (a server-side cursor on PostgreSQL), so the caller can do other work in between."""
+        raise NotImplementedError
+
     def run(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement that writes; how many rows it changed."""
         raise NotImplementedError
@@ -222,6 +227,14 @@ class SqliteSql(Sql):
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         return self.conn.execute(sql, _params(params, _sqlite_value)).fetchall()
 
+    def chunks(self, sql: str, params: Mapping[str, Any] | None, size: int) -> Iterator[list[Sequence[Any]]]:
+        cursor = self.conn.execute(sql, _params(params, _sqlite_value))
+        try:
+            while part := cursor.fetchmany(size):
+                yield part
+        finally:
+            cursor.close()
+
     def run(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         return int(self.conn.execute(sql, _params(params, _sqlite_value)).rowcount)
 
@@ -277,6 +290,16 @@ class SessionSql(Sql):
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         return [tuple(r) for r in self.session.execute(self._text(sql), _params(params, self._convert))]
+
+    def chunks(self, sql: str, params: Mapping[str, Any] | None, size: int) -> Iterator[list[Sequence[Any]]]:
+        result = self.session.execute(
+            self._text(sql), _params(params, self._convert), execution_options={"yield_per": size}
+        )
+        try:
+            for part in result.partitions(size):
+                yield [tuple(r) for r in part]
+        finally:
+            result.close()
 
     def run(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         result: Any = self.session.execute(self._text(sql), _params(params, self._convert))

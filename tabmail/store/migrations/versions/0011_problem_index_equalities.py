@@ -7,7 +7,7 @@ SQLite evaluates a partial index's condition on every UPDATE of a column it name
 before and after. Migration 0005 wrote ``ix_messages_maybe_problem``'s condition with IN lists,
 and SQLite built a temporary lookup table for each list on each evaluation: about half of what
 each claim and each result the outbox writes cost (1,150 claims and results: ~75 against ~45 ms
-of CPU). The same condition as a chain of equalities (``models.MAYBE_PROBLEM_SQL``) selects the
+of CPU). The same condition as a chain of equalities (``problem_index.MAYBE_PROBLEM_SQL``) selects the
 same rows through the same index.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tabmail.store.models import MAYBE_PROBLEM_SQL
+from tabmail.store.problem_index import MAYBE_PROBLEM_SQL
 
 revision = "0011_problem_index_equalities"
 down_revision = "0010_replies_detached"
