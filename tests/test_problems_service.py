@@ -149,14 +149,14 @@ def test_candidates_come_in_chunks_of_the_size_asked_in_order(ctx: AppContext) -
     assert (sent.round_name, sent.event, sent.tournament_name) == ("Round 1", "draw", "Demo Open")
 
 
-def test_sql_chunks_are_read_as_they_are_asked_for(ctx: AppContext) -> None:
-    """Sql.chunks (store/sql.py): ``size`` rows at a time; on PostgreSQL through a server-side
+def test_sql_stream_reads_chunks_as_they_are_asked_for(ctx: AppContext) -> None:
+    """Sql.stream (store/sql.py): ``size`` rows at a time; on PostgreSQL through a server-side
     cursor, open between chunks; a caller that stops early leaves the connection usable."""
     _failed_messages(ctx, 5)
     sql = "SELECT id FROM messages ORDER BY id"
     with ctx.db.sql() as q:
         every = [r[0] for r in q.rows(sql)]
-        parts = q.chunks(sql, None, 3)
+        parts = q.stream(sql, None, 3)
         first = next(parts)
         if not q.sqlite:
             assert q.scalar("SELECT count(*) FROM pg_cursors") == 1
@@ -164,7 +164,7 @@ def test_sql_chunks_are_read_as_they_are_asked_for(ctx: AppContext) -> None:
         sizes = [len(first)] + [len(part) for part in rest]
         assert sizes[:-1] == [3] * (len(sizes) - 1) and 1 <= sizes[-1] <= 3, sizes
         assert [r[0] for part in [first, *rest] for r in part] == every
-        for part in q.chunks(sql, None, 2):
+        for part in q.stream(sql, None, 2):
             assert len(part) == 2
             break
         assert q.scalar("SELECT count(*) FROM messages") == len(every)

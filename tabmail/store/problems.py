@@ -20,7 +20,7 @@ from tabmail.domain.notification import TOURNAMENT_WIDE_NAME, DeliveryStatus, Me
 from tabmail.domain.problems import Resolution
 from tabmail.store.db import Database
 from tabmail.store.problem_index import MAYBE_PROBLEM_SQL
-from tabmail.store.sql import Sql, as_required_time, as_time
+from tabmail.store.sql import Sql, as_required_time, as_time, chunks
 
 # The problem query: everything but the bodies and contexts nobody shows here, in the order
 # ``_message`` reads them. Its WHERE is the partial index's condition word for word: SQLite
@@ -112,7 +112,7 @@ class ProblemRepository:
         """``candidates``' messages, ``size`` at a time (ordered by batch, then time), so a caller
         on the GUI thread can do other work between chunks: each chunk is read when asked for."""
         with self._db.sql() as q:
-            for part in q.chunks(CANDIDATES_SQL, None, size):
+            for part in q.stream(CANDIDATES_SQL, None, size):
                 yield [_message(r) for r in part]
 
     def sent_for(self, batch_ids: Sequence[int]) -> dict[int, Sent]:
@@ -124,9 +124,9 @@ class ProblemRepository:
 
     def _batches(self, q: Sql, ids: list[int]) -> dict[int, Sent]:
         batches: dict[int, Sent] = {}
-        for part in range(0, len(ids), 900):
+        for part in chunks(ids):
             params: dict[str, Any] = {}
-            where = q.one_of("b.id", "batch", ids[part : part + 900], params)
+            where = q.one_of("b.id", "batch", part, params)
             for bid, tid, tname, slug, rid, rname, rseq, event, audience, backend in q.rows(
                 _SENT + where, params
             ):

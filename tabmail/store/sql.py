@@ -161,7 +161,7 @@ class Sql:
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         raise NotImplementedError
 
-    def chunks(self, sql: str, params: Mapping[str, Any] | None, size: int) -> Iterator[list[Sequence[Any]]]:
+    def stream(self, sql: str, params: Mapping[str, Any] | None, size: int) -> Iterator[list[Sequence[Any]]]:
         """A SELECT's rows ``size`` at a time, each chunk read from the database when it is asked
         for (a server-side cursor on PostgreSQL), so the caller can do other work in between."""
         raise NotImplementedError
@@ -227,7 +227,7 @@ class SqliteSql(Sql):
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         return self.conn.execute(sql, _params(params, _sqlite_value)).fetchall()
 
-    def chunks(self, sql: str, params: Mapping[str, Any] | None, size: int) -> Iterator[list[Sequence[Any]]]:
+    def stream(self, sql: str, params: Mapping[str, Any] | None, size: int) -> Iterator[list[Sequence[Any]]]:
         cursor = self.conn.execute(sql, _params(params, _sqlite_value))
         try:
             while part := cursor.fetchmany(size):
@@ -291,7 +291,7 @@ class SessionSql(Sql):
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         return [tuple(r) for r in self.session.execute(self._text(sql), _params(params, self._convert))]
 
-    def chunks(self, sql: str, params: Mapping[str, Any] | None, size: int) -> Iterator[list[Sequence[Any]]]:
+    def stream(self, sql: str, params: Mapping[str, Any] | None, size: int) -> Iterator[list[Sequence[Any]]]:
         result = self.session.execute(
             self._text(sql), _params(params, self._convert), execution_options={"yield_per": size}
         )
