@@ -1,8 +1,9 @@
 """Start-up: how long the director waits for a fresh ``tabmail`` process.
 
 - ``tabmail --version``; target < 0.15 s.
-- ``tabmail outbox`` (a read-only command) on a small database: the demo tournament imported
-  and one round's draw queued; target < 0.5 s.
+- read-only commands on a small database (the demo tournament imported and one round's draw
+  queued): ``tabmail outbox``, ``tabmail status`` for the tournament and ``tabmail problems``;
+  target < 0.5 s.
 - the window: ``tabmail --smoke-test`` on the same database, until it reports the window shown,
   painted and the Qt+asyncio loop turning ("smoke test: window shown"); target < 1 s. The whole
   smoke test (background work started, a worker-thread query, the window closed) beside it.
@@ -126,6 +127,12 @@ def main() -> str:
                 "< 0.5 s",
                 best_of([*tabmail, "--db", str(db), "outbox"], env),
             ),
+            (
+                "tabmail status --tournament demo-open (same)",
+                "< 0.5 s",
+                best_of([*tabmail, "--db", str(db), "status", "--tournament", "demo-open"], env),
+            ),
+            ("tabmail problems (same)", "< 0.5 s", best_of([*tabmail, "--db", str(db), "problems"], env)),
             (
                 "window shown, painted, loop turning",
                 "< 1 s",
