@@ -5,23 +5,25 @@ own and keeps that connection (the lock is the session's) for as long as the pro
 duty; every later ``hold()`` checks the connection is still there. When the process ends, is
 killed or loses the network, the server ends its session and releases the lock, and another
 process's next ``hold()`` gets it. On SQLite (one laptop) there is no election: ``hold()`` is
-always True, as before (each process that polls, polls).
+always True, as before (each process that polls, polls), and SQLAlchemy is not imported:
+`tabmail status` loads this module (through services/election.py) to say who last checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING
 
 from tabmail.store.db import Database
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
 log = logging.getLogger(__name__)
 
-_TRY = text("SELECT pg_try_advisory_lock(:key)")
-_ALIVE = text("SELECT 1")
+_TRY = "SELECT pg_try_advisory_lock(:key)"
+_ALIVE = "SELECT 1"
 
 
 def lock_key(duty: str) -> int:
@@ -48,9 +50,12 @@ class DutyLock:
         Never raises for a database it cannot reach (then it does not hold the lock)."""
         if not self.elected:
             return True
+        from sqlalchemy import text  # a server database: the engine has loaded it already
+        from sqlalchemy.exc import DBAPIError
+
         if self._conn is not None:
             try:
-                self._conn.execute(_ALIVE)
+                self._conn.execute(text(_ALIVE))
                 return True
             except DBAPIError:
                 log.info("lost the %s lock: the database connection ended", self.duty)
@@ -60,7 +65,7 @@ class DutyLock:
         except DBAPIError:
             return False
         try:
-            got = bool(conn.execute(_TRY, {"key": self.key}).scalar())
+            got = bool(conn.execute(text(_TRY), {"key": self.key}).scalar())
         except DBAPIError:
             got = False
         if not got:
@@ -78,6 +83,8 @@ class DutyLock:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        from sqlalchemy.exc import DBAPIError
+
         try:
             conn.invalidate()  # the DBAPI connection is closed, never handed back holding the lock
         except DBAPIError:
