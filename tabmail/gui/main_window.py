@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self.round_view.unmatched_mail_requested.connect(self.open_unmatched_mail)
         self.problems_page = ProblemsPage(ctx, self.problems_hub, self.theme, self.worker, self)
         self.problems_page.round_requested.connect(self._on_problems_page_round_requested)
+        self.bridge.person_changed.connect(self.problems_page.on_person_changed)
         self.problems_page.tournament_wide_requested.connect(self._on_problems_page_tournament_wide_requested)
         for page in (self.welcome_page, self.participants_page, self.round_view, self.problems_page):
             self.stack.addWidget(page)

@@ -498,6 +498,43 @@ def test_the_problems_view_resends_to_an_address_corrected_in_participants(
     window.close()
 
 
+def test_an_address_corrected_while_the_problems_view_is_open_is_what_resend_uses(
+    qtbot: QtBot,
+    demo: AppContext,
+    mixed: dict[str, object],
+    qsettings: QSettings,
+    qloop: asyncio.AbstractEventLoop,
+) -> None:
+    """Found walking the window: with the Problems view already open, an address corrected in
+    Participants did not reach its row; the one-click Resend went to the old, flagged address
+    ("sending anyway, as asked") and bounced again. The row follows the edit, and so does Resend."""
+    demo.settings.set("backend", "file")
+    mid = mixed["kinds"]["bounced"][0]  # type: ignore[index]
+    old = demo.notifications.get(mid)
+    assert old.person_id is not None
+    window = MainWindow(demo, qsettings=qsettings)
+    qtbot.addWidget(window)
+    tournament = demo.tournaments.list_all()[0]
+    assert window.select_problems(tournament.id)
+    page = window.problems_page
+    row = page.model.row_of(mid)
+    assert row is not None
+    assert page.model.index(row, 3).data() == old.address
+    fixed = "fixed.while.open@example.org"
+    participants = window.participants_page.model
+    participants.load(tournament.id)
+    assert participants.apply_address(old.person_id, fixed)  # what an edit in Participants does
+    qtbot.waitUntil(lambda: page.model.index(page.model.row_of(mid) or 0, 3).data() == fixed, timeout=5000)
+    assert page.select_message(mid)
+    page.resend_current()
+    qtbot.waitUntil(lambda: page.notice.text().startswith("Queued a resend"), timeout=10000)
+    assert page.notice.text().startswith(f"Queued a resend to {fixed}")
+    assert "sending anyway" not in page.notice.text()
+    resent = next(m for m in demo.notifications.messages(batch_id=old.batch_id) if m.resend_of == mid)
+    assert resent.address == fixed
+    window.close()
+
+
 def test_good_news_goes_away_by_itself(qtbot: QtBot) -> None:
     from tabmail.gui.widgets import MessageStrip
 

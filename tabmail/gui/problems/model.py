@@ -94,6 +94,16 @@ class ProblemsModel(QAbstractTableModel):
         self._order_rows()
         self.endResetModel()
 
+    def set_corrected(self, corrected: dict[str, str]) -> None:
+        """New addresses in Participants (message id -> the person's address where it differs):
+        the Address column shows them, and Resend goes to them, unless one was typed here."""
+        ids = {p.message.id for p in self._rows}
+        self._corrected = {k: v for k, v in corrected.items() if k in ids}
+        if self._rows:
+            self.dataChanged.emit(
+                self.index(0, Column.ADDRESS), self.index(len(self._rows) - 1, Column.ADDRESS), []
+            )
+
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sorting happens here with key functions (the proxy hands it over): a Python lessThan
         would be called tens of thousands of times for a season's problems."""

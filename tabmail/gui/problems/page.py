@@ -246,6 +246,14 @@ class ProblemsPage(QWidget):
                 corrected[p.message.id] = address
         return corrected
 
+    def on_person_changed(self, person_id: int) -> None:
+        """An address edited in Participants, here or on another laptop, while this view holds
+        problems of that person: their rows show, and Resend goes to, the address as it is now
+        (it went to the old, bouncing one until the view was read again)."""
+        problems = self.model.problems
+        if any(p.message.person_id == person_id for p in problems):
+            self.model.set_corrected(self._corrected_in_participants(problems))
+
     def _on_hub_problems_changed(self) -> None:
         if self.shown_for is None:
             return
