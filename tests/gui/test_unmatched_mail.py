@@ -202,3 +202,25 @@ def test_the_round_views_unmatched_events_lead_to_the_unmatched_mail(
     window.bridge.replies_changed.emit([])  # would raise on a deleted window
     window.menus.unmatched_mail_action.trigger()
     assert len(rows(window.unmatched_mail)) == 4
+
+
+def test_an_empty_list_says_why_it_is_empty(qtbot: QtBot, ctx: AppContext, tmp_path: Path) -> None:
+    """Found walking the window: with no mailbox set up, the empty list said every message read
+    from the mailbox had matched, when nothing had been read at all."""
+    sent = two_team_sent(ctx)
+    window = window_for(qtbot, ctx, tmp_path)
+    window.menus.unmatched_mail_action.trigger()
+    dialog = window.unmatched_mail
+    assert isinstance(dialog, UnmatchedMailDialog)
+    assert rows(dialog) == []
+    assert dialog.note.text().startswith("No mailbox is set up (Settings → Inbox)")
+
+    ctx.settings.set("imap.host", "imap.example.org")
+    dialog.reload()
+    assert dialog.note.text() == "Nothing has been read from the tab room's mailbox yet."
+
+    add_inbox(ctx, sent["draw"][0])  # read, and matched
+    dialog.reload()
+    assert dialog.note.text() == (
+        "Every message read from the tab room's mailbox matched one of ours: nothing to show."
+    )

@@ -206,7 +206,7 @@ class UnmatchedMailDialog(QDialog):
             "a bounce or spam report that does not return our message, or mail about another tool's "
             "sending. Attach a reply to the message it answers by hand."
             if n
-            else "Every message read from the tab room's mailbox matched one of ours: nothing to show."
+            else self._nothing_unmatched()
         )
         rows = [i for i, e in enumerate(self.entries) if e.id == keep]
         if n:
@@ -215,6 +215,22 @@ class UnmatchedMailDialog(QDialog):
             self.current = None
             self._show_current()
         return n
+
+    def _nothing_unmatched(self) -> str:
+        """Why the list is empty, truly: no mailbox set up, nothing read yet, or all matched."""
+        try:
+            read = sum(self._ctx.inbox.counts().values())
+        except TabmailError as exc:
+            log.warning("could not count the mailbox's messages: %s", exc)
+            read = 0
+        if read:
+            return "Every message read from the tab room's mailbox matched one of ours: nothing to show."
+        if not str(self._ctx.settings.get("imap.host") or "").strip():
+            return (
+                "No mailbox is set up (Settings → Inbox), so nothing has been read from the tab "
+                "room's mailbox: bounces and replies that arrive there are not seen."
+            )
+        return "Nothing has been read from the tab room's mailbox yet."
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         row = current.row()
