@@ -24,12 +24,13 @@ import socket
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from tests.datafiles import DATA_DIR
+from tests.servers.web import LoopbackHTTPServer
 
 PLACEHOLDER = "http://tabbycat.test"
 RECORDINGS = DATA_DIR / "tabbycat-api"
@@ -160,7 +161,7 @@ class TabbycatServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._cut = threading.Condition(self._lock)
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: LoopbackHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -197,8 +198,7 @@ class TabbycatServer:
                 pass
 
         self._stopping.clear()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="tabbycat-server", daemon=True
         )

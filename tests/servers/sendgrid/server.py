@@ -36,6 +36,7 @@ from tests.servers.sendgrid.timeline import (
     dropped,
     iso,
 )
+from tests.servers.web import LoopbackHTTPServer
 
 DEFAULT_KEY = "SG.tabmail-test-key.0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
 LISTS = ("bounces", "blocks", "invalid_emails", "spam_reports", "unsubscribes")
@@ -159,7 +160,7 @@ class SendGridTestServer:
         self._activity_calls: list[float] = []
         self._serial = itertools.count(1)
         self._lock = threading.RLock()
-        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._httpd: LoopbackHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -177,8 +178,7 @@ class SendGridTestServer:
         class Handler(_Handler):
             owner = server
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="sendgrid-test", daemon=True
         )
