@@ -274,3 +274,67 @@ def test_inbox_check_says_what_it_waits_for_after_the_connection_drops(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.timeout(60)
+def test_a_refused_login_is_not_tried_again_until_the_settings_change(
+    ctx: AppContext, mail: MailServers
+) -> None:
+    """A provider locks an account whose login keeps failing: a refused login was tried again
+    every ``imap.poll_seconds``, forever. Now the watcher says it waits for the settings, looks
+    at them (no connection) every interval, and logs in again once the password changed."""
+    configure(ctx, mail)
+    ctx.secrets.set("imap-password", "not-the-password")
+    logins: list[str] = []
+
+    def counting(settings: ImapSettings) -> ImapMailbox:
+        logins.append(settings.username)
+        return ImapMailbox(settings)
+
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 4:  # the director fixes the password after a few intervals
+            ctx.secrets.set("imap-password", mail.password)
+
+    waits: list[InboxWaiting] = []
+    ctx.bus.subscribe(InboxWaiting, waits.append)
+    reports: list[InboxReport] = []
+    watcher = InboxWatcher(InboxChecker(ctx, factory=counting), sleep=sleep)
+
+    asyncio.run(watcher.run_forever(max_checks=2, on_report=reports.append))
+
+    refused, fixed = reports
+    assert refused.must_fix and "refused the login" in refused.reason
+    assert fixed.ok
+    assert len(sleeps) == 4  # one after the refusal, then three looks at unchanged settings
+    assert len(logins) == 2  # the refused login once, then the fixed one: none in between
+    (waiting,) = waits
+    assert waiting.seconds is None and "refused the login" in waiting.detail
+    assert waiting_short(waiting) == "cannot be read; waiting for the settings to change"
+    assert waiting_words(waiting).endswith(
+        "tabmail tries again when the inbox settings or the IMAP password change."
+    )
+    assert mail.password not in waiting_words(waiting)
+
+
+@pytest.mark.timeout(60)
+def test_a_busy_database_during_a_check_is_not_taken_for_a_refused_login(
+    ctx: AppContext, mail: MailServers
+) -> None:
+    """Only what the director must fix waits for new settings; other reasons are tried again
+    at the next interval, as before."""
+    from tabmail.domain.errors import TabmailError
+
+    configure(ctx, mail)
+
+    class Busy(ImapMailbox):
+        def open(self) -> Any:
+            raise TabmailError("the database is locked by another process")
+
+    report = InboxChecker(ctx, factory=factory(Busy)).check_blocking()
+    assert report.reason and not report.must_fix
+    watcher = InboxWatcher(InboxChecker(ctx, factory=factory(Busy)))
+    assert asyncio.run(watcher.wait_for_news(report, 30)) == 30
+    assert watcher.may_check()

@@ -78,11 +78,14 @@ class InboxChecked:
 @dataclass(frozen=True, slots=True)
 class InboxWaiting:
     """The mailbox is read again in ``seconds`` after trouble: ``problem`` in a few words
-    ("connection lost"), ``detail`` what the server or the connection said."""
+    ("connection lost"), ``detail`` what the server or the connection said. ``seconds`` None:
+    not before the inbox settings or the IMAP password change (a refused login, a missing
+    folder: trying the same again cannot help, and a provider locks an account that keeps
+    failing its login)."""
 
     problem: str
     detail: str
-    seconds: float
+    seconds: float | None
 
 
 @dataclass(frozen=True, slots=True)

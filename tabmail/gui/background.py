@@ -413,7 +413,7 @@ class BackgroundWorker(QObject):
         while not self._stopped:
             self._inbox_wake.clear()  # settings saved from here on end the wait below
             pause = self.inbox_interval()
-            if self.inbox_enabled() and await self._duty_is_mine(self.inbox_duty):
+            if self.inbox_enabled() and self.inbox.may_check() and await self._duty_is_mine(self.inbox_duty):
                 watcher = self.inbox
                 try:
                     report = await self.check_inbox_now()

@@ -49,6 +49,7 @@ from tabmail.status.imap import (
     FetchedMessage,
     ImapMailbox,
     ImapOffline,
+    ImapProblem,
     ImapSettings,
 )
 from tabmail.status.inbound import (
@@ -74,6 +75,7 @@ class InboxReport:
     online: bool = True
     offline: str = ""  # why the server could not be reached (when not online)
     reason: str = ""  # why the inbox is not read, or what must be fixed
+    must_fix: bool = False  # the reason is a setting only the director can fix (login, folder)
     read: int = 0  # messages fetched
     new: int = 0  # not seen before
     kinds: dict[str, int] = field(default_factory=dict)
@@ -115,6 +117,16 @@ class InboxReport:
         return text + "."
 
 
+class ImapSettingMissing(TabmailError):
+    """A setting the mailbox needs is not set (server, login or password)."""
+
+
+def _must_fix(exc: TabmailError) -> bool:
+    """Only the director can fix it: the server refused the login or the folder, or a setting
+    is missing. (Anything else, a busy database for one, may pass by itself.)"""
+    return isinstance(exc, ImapProblem | ImapSettingMissing)
+
+
 def imap_settings(ctx: AppContext) -> ImapSettings:
     """The configured mailbox. Raises TabmailError naming what is missing."""
     return imap_settings_from(ctx.settings.all(), ctx.secrets.get("imap-password"))
@@ -124,12 +136,12 @@ def imap_settings_from(values: Mapping[str, Any], password: str | None) -> ImapS
     """A mailbox from settings values (saved, or as typed in the settings dialog)."""
     host = str(values["imap.host"] or "").strip()
     if not host:
-        raise TabmailError("no IMAP server is set: tabmail config set imap.host mail.example.org")
+        raise ImapSettingMissing("no IMAP server is set: tabmail config set imap.host mail.example.org")
     username = str(values["imap.username"] or "").strip()
     if not username:
-        raise TabmailError("no IMAP login is set: tabmail config set imap.username tab@example.org")
+        raise ImapSettingMissing("no IMAP login is set: tabmail config set imap.username tab@example.org")
     if not password:
-        raise TabmailError(
+        raise ImapSettingMissing(
             "the IMAP password is not set: store it with `tabmail secret set imap-password` "
             "(or TABMAIL_IMAP_PASSWORD where no keyring exists)"
         )
@@ -230,6 +242,7 @@ class InboxChecker:
                     log.info("inbox: %s", exc)
                 except TabmailError as exc:  # ImapProblem included: something to fix
                     report.reason = str(exc)
+                    report.must_fix = _must_fix(exc)
             self._finish(report)
             return report
 
@@ -244,6 +257,7 @@ class InboxChecker:
             log.info("inbox: %s", exc)
         except TabmailError as exc:
             report.reason = str(exc)
+            report.must_fix = _must_fix(exc)
         self._finish(report)
         return report
 

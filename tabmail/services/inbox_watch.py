@@ -8,11 +8,17 @@ interval: once there, the mailbox is simply read every ``imap.poll_seconds``, as
 without IDLE, and no faster. A round that ends cleanly (an IDLE wait that returned, a timed
 check) starts again from a few seconds. Each wait is announced (``InboxWaiting`` on the bus):
 the window's status bar and ``tabmail inbox check`` say what the inbox waits for, and until when.
+
+What only the director can fix (the server refused the login or the folder, a setting is
+missing) is not tried again with the same settings: a provider locks an account whose login
+keeps failing. The watcher says so, looks at the settings and the password (no network) every
+``imap.poll_seconds``, and checks again as soon as they change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -55,12 +61,19 @@ def _seconds(value: float) -> str:
 
 def waiting_short(event: InboxWaiting) -> str:
     """ "connection lost; retrying in 4 s" (a status bar's width)."""
+    if event.seconds is None:
+        return f"{event.problem}; waiting for the settings to change"
     return f"{event.problem}; retrying in {_seconds(event.seconds)}"
 
 
 def waiting_words(event: InboxWaiting) -> str:
     """The whole sentence, with what the server or the connection said."""
     detail = f" ({event.detail})" if event.detail else ""
+    if event.seconds is None:
+        return (
+            f"Mailbox {event.problem}{detail}; tabmail tries again when the inbox settings or the "
+            "IMAP password change."
+        )
     return f"Mailbox {event.problem}{detail}; retrying in {_seconds(event.seconds)}."
 
 
@@ -77,6 +90,7 @@ class InboxWatcher:
         self._halt = threading.Event()  # read by the IDLE thread
         self._idle_done = threading.Event()  # set while no IDLE wait is running
         self._idle_done.set()
+        self._refused: tuple[object, ...] | None = None  # settings a check was refused with
 
     def stop(self) -> None:
         """End ``run_forever`` (and an IDLE wait) after what is in progress."""
@@ -110,6 +124,9 @@ class InboxWatcher:
                 await self.sleep(max(float(self.ctx.settings.get("imap.poll_seconds")), 1.0))
                 continue
             standing_by = False
+            if not self.may_check():
+                await self.sleep(max(float(self.ctx.settings.get("imap.poll_seconds")), 1.0))
+                continue
             last = await self.checker.check_once()
             checks += 1
             if on_report is not None:
@@ -129,12 +146,21 @@ class InboxWatcher:
         """After the check ``last``: wait in IMAP IDLE when it worked and the server offers it,
         and answer how long to sleep before the next check (0: check now).
 
-        ``poll`` (``imap.poll_seconds``) after a clean check without IDLE, or when something
-        must be fixed first (``last.reason``). After trouble (the server out of reach, the IDLE
+        ``poll`` (``imap.poll_seconds``) after a clean check without IDLE, or when the check
+        gave a reason (``last.reason``). When only the director can fix it (``last.must_fix``),
+        the wait is announced as lasting until the settings change, and ``may_check`` answers
+        False until they do. After trouble (the server out of reach, the IDLE
         connection dropped or refused) a few seconds, doubling while it lasts, at most ``poll``
         (``Reconnect``); each such wait is announced with ``InboxWaiting`` on the bus. The next
         check reads everything that arrived meanwhile (UIDs above the last one seen)."""
         poll = max(poll, 1.0)
+        if last.enabled and last.must_fix:
+            self._refused = self.settings_seen()
+            waiting = InboxWaiting(problem="cannot be read", detail=last.reason, seconds=None)
+            log.info("inbox: %s", waiting_words(waiting))
+            self.ctx.bus.publish(waiting)
+            self.reconnect.clear()
+            return poll
         if not last.enabled or last.reason:
             return poll
         if not last.online:
@@ -151,11 +177,33 @@ class InboxWatcher:
         self.reconnect.clear()
         return 0.0
 
+    def may_check(self) -> bool:
+        """False while the settings a check was refused with (a login, a folder, a missing
+        setting) are unchanged: trying them again cannot help. Looks at the settings and the
+        password only, without connecting."""
+        if self._refused is None:
+            return True
+        if self.settings_seen() == self._refused:
+            return False
+        self._refused = None
+        return True
+
+    def settings_seen(self) -> tuple[object, ...]:
+        """What a check's outcome depends on that the director can change: the inbox and TLS
+        settings, and the password (as a digest: nothing here keeps it)."""
+        values = self.ctx.settings.all()
+        password = self.ctx.secrets.get("imap-password") or ""
+        return (
+            tuple(sorted((k, str(v)) for k, v in values.items() if k.startswith(("imap.", "tls.")))),
+            hashlib.sha256(password.encode()).hexdigest(),
+        )
+
     def retry_after(self, problem: str, detail: str, poll: float) -> float:
         """One more trouble: announce the wait before the next try and answer it (seconds)."""
         waiting = self.reconnect.trouble(problem, detail, max(poll, 1.0))
         log.info("inbox: %s", waiting_words(waiting))
         self.ctx.bus.publish(waiting)
+        assert waiting.seconds is not None
         return waiting.seconds
 
     def idle(self, seconds: float) -> bool:

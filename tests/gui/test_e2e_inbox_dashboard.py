@@ -133,3 +133,28 @@ def test_a_dropped_mailbox_connection_is_said_in_the_status_bar_and_mail_still_a
     qtbot.waitUntil(lambda: window.status.inbox.text().startswith("Inbox read "), timeout=5000)
     assert reports[-1].ok and len(shown) == 1
     window.close()
+
+
+def test_a_refused_mailbox_login_waits_for_new_settings_and_says_so(
+    qtbot: QtBot, ctx: AppContext, qsettings: QSettings, qloop: asyncio.AbstractEventLoop, mail: MailServers
+) -> None:
+    """A refused login is not tried again every interval (a provider would lock the account):
+    the status bar says the inbox waits for the settings, the next intervals do not log in, and
+    the right password is used at the next interval after it is stored."""
+    configure(ctx, mail)
+    ctx.secrets.set("imap-password", "not-the-password")
+    ctx.settings.set_text("imap.poll_seconds", "5")  # the window's shortest interval
+    window = open_window(qtbot, ctx, qsettings)
+    reports: list[InboxReport] = []
+    window.worker.inbox_completed.connect(reports.append)
+    window.start_background()
+    waiting = "Inbox: cannot be read; waiting for the settings to change"
+    qtbot.waitUntil(lambda: window.status.inbox.text() == waiting, timeout=15000)
+    assert "refused the login" in window.status.inbox.toolTip()
+    qtbot.wait(11000)  # two intervals: the loop looks at the settings, and does not log in
+    assert len(reports) == 1 and reports[0].must_fix
+    assert window.status.inbox.text() == waiting
+    ctx.secrets.set("imap-password", mail.password)
+    qtbot.waitUntil(lambda: window.status.inbox.text().startswith("Inbox read "), timeout=15000)
+    assert len(reports) == 2 and reports[-1].ok
+    window.close()
