@@ -12,7 +12,7 @@ import pytest
 from tabmail.cli.main import main as cli_main
 from tabmail.domain.addresses import address_key
 from tabmail.domain.events import PollFinished, StatusesChanged
-from tabmail.domain.notification import DeliveryStatus, MessageState
+from tabmail.domain.notification import DeliveryStatus, Message, MessageState
 from tabmail.domain.practice import LABEL, SPAN, Fate, fate_of
 from tabmail.domain.problems import Category, category_of
 from tabmail.services import problems
@@ -28,6 +28,19 @@ BOTH_ENGINES = True  # every db/ctx test here also runs on PostgreSQL (tests/con
 
 def categories(ctx: AppContext, batch_id: int) -> dict[str, Category]:
     return {m.address: category_of(m) for m in ctx.notifications.messages(batch_id=batch_id)}
+
+
+def bounced_in_a_practice_round(ctx: AppContext, t: FakeTime) -> tuple[int, Message]:
+    """The demo round sent in practice and its fates polled; a bounced message to a person."""
+    batch_id = send_demo_round(ctx, t)
+    t.advance(SPAN.total_seconds())
+    poll(ctx, t)
+    bounced = next(
+        m
+        for m in ctx.notifications.messages(batch_id=batch_id)
+        if m.delivery_status is DeliveryStatus.BOUNCED and m.person_id is not None
+    )
+    return batch_id, bounced
 
 
 def test_a_fresh_database_opens_the_demo_in_practice_mode(ctx: AppContext) -> None:
@@ -139,14 +152,7 @@ def test_a_correction_made_in_practice_never_changes_the_participant(practice_de
     the person's address in Participants (and its history) stays as it was, during practice and
     after leaving it; "Resend all corrected" finds nothing corrected."""
     ctx, t = practice_demo, FakeTime()
-    batch_id = send_demo_round(ctx, t)
-    t.advance(SPAN.total_seconds())
-    poll(ctx, t)
-    bounced = next(
-        m
-        for m in ctx.notifications.messages(batch_id=batch_id)
-        if m.delivery_status is DeliveryStatus.BOUNCED and m.person_id is not None
-    )
+    batch_id, bounced = bounced_in_a_practice_round(ctx, t)
     person_id = bounced.person_id or 0
     before = ctx.tournaments.get_person(person_id)
     history = ctx.tournaments.address_history(person_id)
@@ -186,14 +192,7 @@ def test_a_practice_resend_to_an_address_corrected_in_participants_says_nothing_
     edit, even in practice) and resends to it; the resend must not claim "the address in
     Participants is unchanged" (it is the address in Participants)."""
     ctx, t = practice_demo, FakeTime()
-    batch_id = send_demo_round(ctx, t)
-    t.advance(SPAN.total_seconds())
-    poll(ctx, t)
-    bounced = next(
-        m
-        for m in ctx.notifications.messages(batch_id=batch_id)
-        if m.delivery_status is DeliveryStatus.BOUNCED and m.person_id is not None
-    )
+    _, bounced = bounced_in_a_practice_round(ctx, t)
     fixed_address = "fixed." + bounced.address
     ctx.tournaments.set_person_email(bounced.person_id or 0, fixed_address, source="director")
     result = asyncio.run(resend(ctx, bounced.id, fixed_address, now=t.now))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
-from tests.test_cli_foundation import BASE_ENV
+from tests.test_cli_foundation import BASE_ENV, tabmail
 
 HEAVY = (
     "sqlalchemy",
@@ -172,15 +172,8 @@ def test_status_and_problems_on_a_current_sqlite_file_load_no_sqlalchemy(tmp_pat
         status = ["--db", db, "status", "--tournament", "demo-open"]
         assert loaded_after(*status, modules=ORM) == []
         assert loaded_after(*status, "--json", modules=ORM) == []
-        shown = subprocess.run(
-            [sys.executable, "-m", "tabmail", *status, "--json"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env=BASE_ENV,
-            timeout=60,
-            check=True,
-        )
+        shown = tabmail(*status, "--json")
+        assert shown.returncode == 0, shown.stderr
         (batch,) = json.loads(shown.stdout)["batches"]
         assert [m["state"] for m in batch["messages"] if m["id"] == failed] == ["failed"]
         assert (

@@ -16,20 +16,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tabmail.domain.notification import TOURNAMENT_WIDE_NAME, DeliveryStatus, Message, MessageState
+from tabmail.domain.notification import TOURNAMENT_WIDE_NAME, Message
 from tabmail.domain.problems import Resolution
 from tabmail.store.db import Database
 from tabmail.store.problem_index import MAYBE_PROBLEM_SQL
-from tabmail.store.sql import Sql, as_required_time, as_time, chunks
+from tabmail.store.reading import MESSAGE_FIELDS, message_from_record
+from tabmail.store.sql import Sql, as_required_time, chunks
 
-# The problem query: everything but the bodies and contexts nobody shows here, in the order
-# ``_message`` reads them. Its WHERE is the partial index's condition word for word: SQLite
-# picks the index only for that very text (store/problem_index.py).
+# The problem query: the message listing's columns (read by ``message_from_record``) but the
+# contexts, reasons and header ids nobody shows here, left NULL. Its WHERE is the partial
+# index's condition word for word: SQLite picks the index only for that very text
+# (store/problem_index.py).
+_NOT_SHOWN = {"message_id_header", "provider_message_id", "sg_message_id", "reasons", "context"}
 CANDIDATES_SQL = (
-    "SELECT id, batch_id, person_id, recipient_name, address, state, attempts, last_error, "
-    "delivery_status, status_at, status_reason, resend_of, created_at, sent_at, next_attempt_at, "
-    f"role, made_by, made_on FROM messages WHERE {MAYBE_PROBLEM_SQL} "
-    "ORDER BY batch_id, created_at, id"
+    f"SELECT {', '.join('NULL' if f in _NOT_SHOWN else f for f in MESSAGE_FIELDS)} FROM messages "
+    f"WHERE {MAYBE_PROBLEM_SQL} ORDER BY batch_id, created_at, id"
 )
 
 _SENT = (
@@ -46,29 +47,6 @@ _RESOLVE = (
     "ON CONFLICT (message_id) DO UPDATE SET reason = excluded.reason, "
     "resolved_at = excluded.resolved_at, resolved_by = excluded.resolved_by"
 )
-
-
-def _message(r: Sequence[Any]) -> Message:
-    return Message(
-        id=r[0],
-        batch_id=r[1],
-        person_id=r[2],
-        recipient_name=r[3],
-        address=r[4],
-        state=MessageState(r[5]),
-        attempts=r[6],
-        last_error=r[7],
-        delivery_status=DeliveryStatus(r[8]),
-        status_at=as_time(r[9]),
-        status_reason=r[10],
-        resend_of=r[11],
-        created_at=as_time(r[12]),
-        sent_at=as_time(r[13]),
-        next_attempt_at=as_time(r[14]),
-        role=r[15],
-        made_by=r[16],
-        made_on=r[17],
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +91,7 @@ class ProblemRepository:
         on the GUI thread can do other work between chunks: each chunk is read when asked for."""
         with self._db.sql() as q:
             for part in q.stream(CANDIDATES_SQL, None, size):
-                yield [_message(r) for r in part]
+                yield [message_from_record(r) for r in part]
 
     def sent_for(self, batch_ids: Sequence[int]) -> dict[int, Sent]:
         """Where each batch was sent from (tournament, round, backend)."""
